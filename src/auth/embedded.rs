@@ -1,0 +1,166 @@
+//! The default auth core: accounts in the local sled store.
+//!
+//! A new number gets a random password (65 bits) stored only as an Argon2id hash. Hashing
+//! costs tens of milliseconds of CPU, so it runs on the blocking pool, never on the runtime,
+//! and only for numbers that have no account yet: a returning user costs no hashing.
+
+use argon2::Argon2;
+use argon2::password_hash::PasswordHasher;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{AuthAnswer, AuthCore, AuthError, AuthRequest};
+use crate::clock::Clock;
+use crate::store::{NewLogin, Store};
+
+/// Password alphabet: Crockford base32 in lower case, readable and GSM-7 safe.
+const PASSWORD_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const PASSWORD_LEN: usize = 13;
+
+pub struct EmbeddedAuth {
+    store: Store,
+    clock: Clock,
+    session_ttl_secs: u64,
+    send_credentials: bool,
+}
+
+impl EmbeddedAuth {
+    pub fn new(store: Store, clock: Clock, session_ttl_secs: u64, send_credentials: bool) -> Self {
+        EmbeddedAuth {
+            store,
+            clock,
+            session_ttl_secs,
+            send_credentials,
+        }
+    }
+
+    async fn login_inner(&self, request: &AuthRequest) -> Result<AuthAnswer, AuthError> {
+        if let Some(answer) = self.store.accounts.answer(request.request_id)? {
+            return Ok(answer);
+        }
+        let (password_hash_if_new, password_if_new) =
+            if self.store.accounts.get(&request.msisdn)?.is_some() {
+                (None, None)
+            } else {
+                let password = random_password();
+                let hash = hash_password(password.clone()).await?;
+                (Some(hash), self.send_credentials.then_some(password))
+            };
+        let now = self.clock.now();
+        Ok(self.store.accounts.login(NewLogin {
+            request_id: request.request_id,
+            msisdn: &request.msisdn,
+            password_hash_if_new,
+            password_if_new,
+            session: random_session(),
+            session_expires_at: now + self.session_ttl_secs,
+            now,
+        })?)
+    }
+}
+
+impl AuthCore for EmbeddedAuth {
+    fn login<'a>(
+        &'a self,
+        request: &'a AuthRequest,
+    ) -> BoxFuture<'a, Result<AuthAnswer, AuthError>> {
+        self.login_inner(request).boxed()
+    }
+
+    fn settle(&self, request_id: u64) -> Result<(), AuthError> {
+        Ok(self.store.accounts.settle(request_id)?)
+    }
+}
+
+fn random_password() -> String {
+    let mut bytes = [0u8; PASSWORD_LEN];
+    rand::fill(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| PASSWORD_ALPHABET[usize::from(b % 32)] as char)
+        .collect()
+}
+
+/// 256 random bits, base64url: opaque to everyone but this core.
+fn random_session() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn hash_password(password: String) -> Result<String, AuthError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| AuthError::Unavailable(format!("argon2: {e}")))
+    })
+    .await
+    .map_err(|e| AuthError::Unavailable(format!("hashing task: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msisdn::Msisdn;
+    use crate::token::{Token, Verifier};
+    use argon2::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+
+    fn request(id: u64, number: &str) -> AuthRequest {
+        AuthRequest {
+            request_id: id,
+            msisdn: Msisdn::parse(number).unwrap(),
+            token: Token::for_verifier(&Verifier::random(), 1_700_000_000),
+            received_at: 1_700_000_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn new_number_gets_account_whose_hash_verifies_the_sent_password() {
+        let store = crate::store::temporary();
+        let auth = EmbeddedAuth::new(store.clone(), Clock::manual(1_700_000_000), 60, true);
+        let answer = auth.login(&request(1, "+8613800138000")).await.unwrap();
+        assert!(answer.created);
+        let credentials = answer.credentials.unwrap();
+        assert_eq!(credentials.login, "+8613800138000");
+        assert_eq!(credentials.password.len(), PASSWORD_LEN);
+        let account = store
+            .accounts
+            .get(&Msisdn::parse("+8613800138000").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(!account.password_hash.contains(&credentials.password));
+        let parsed = PasswordHash::new(&account.password_hash).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(credentials.password.as_bytes(), &parsed)
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn returning_number_keeps_account_and_gets_no_credentials() {
+        let store = crate::store::temporary();
+        let auth = EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true);
+        let first = auth.login(&request(1, "+8613800138000")).await.unwrap();
+        let second = auth.login(&request(2, "+8613800138000")).await.unwrap();
+        assert_eq!(first.account_id, second.account_id);
+        assert!(!second.created && second.credentials.is_none());
+        assert_ne!(first.session, second.session);
+    }
+
+    #[tokio::test]
+    async fn retried_request_gets_the_same_answer_until_settled() {
+        let store = crate::store::temporary();
+        let auth = EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true);
+        let first = auth.login(&request(7, "+8613800138000")).await.unwrap();
+        let again = auth.login(&request(7, "+8613800138000")).await.unwrap();
+        assert_eq!(first, again);
+        auth.settle(7).unwrap();
+        let after = auth.login(&request(7, "+8613800138000")).await.unwrap();
+        assert!(!after.created);
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP API for app backends (protocol/openapi.yaml) and for operators' probes.
+//!
+//! Every client mistake is a JSON `{error, message}` with a 4xx status; nothing here panics on
+//! input. Handlers are thin: the poll logic lives in `login::poll`.
+
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub use error::ApiError;
+
+use crate::login::poll::{PollAnswer, Poller};
+use crate::smpp::link::LinkStates;
+use crate::token::{Token, Verifier};
+
+/// Long-polls wait at most this long (protocol/openapi.yaml).
+pub const MAX_WAIT_MS: u64 = 30_000;
+const BODY_LIMIT: usize = 4 * 1024;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub poller: Poller,
+    pub links: LinkStates,
+    /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
+    pub api_key_hashes: Arc<Vec<[u8; 32]>>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/logins/poll", post(poll))
+        .route("/v1/logins/{token}", get(get_login))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollRequest {
+    verifier: String,
+    token: String,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+async fn poll(
+    State(state): State<ApiState>,
+    body: Result<Json<PollRequest>, JsonRejection>,
+) -> Result<Json<PollAnswer>, ApiError> {
+    let Json(request) = body.map_err(ApiError::from_json)?;
+    let verifier = Verifier::from_base64url(&request.verifier)
+        .map_err(|e| ApiError::bad_request("bad_verifier", e.to_string()))?;
+    let token = parse_token(&request.token)?;
+    // The SMS text alone never grants a session: only the holder of V can redeem T.
+    if !token.verifies(&verifier) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "verifier_mismatch",
+            "the verifier does not belong to this token",
+        ));
+    }
+    answer(&state, &token, request.wait_ms).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+async fn get_login(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PollAnswer>, ApiError> {
+    if state.api_key_hashes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "token lookup is switched off",
+        ));
+    }
+    authorize(&state, &headers)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
+    let token = parse_token(&token)?;
+    answer(&state, &token, query.wait_ms).await
+}
+
+fn parse_token(text: &str) -> Result<Token, ApiError> {
+    Token::parse(text).map_err(|e| ApiError::bad_request("bad_token", e.to_string()))
+}
+
+async fn answer(
+    state: &ApiState,
+    token: &Token,
+    wait_ms: u64,
+) -> Result<Json<PollAnswer>, ApiError> {
+    if wait_ms > MAX_WAIT_MS {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            format!("wait_ms must be at most {MAX_WAIT_MS}"),
+        ));
+    }
+    let answer = state
+        .poller
+        .poll(token, Duration::from_millis(wait_ms))
+        .await
+        .map_err(ApiError::internal)?;
+    // A `complete` answer was flushed as `consumed` inside `poll` before we return it.
+    Ok(Json(answer))
+}
+
+/// Compares against every configured hash without stopping early, so timing does not tell
+/// which prefix matched.
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <api key>` header is required",
+        )
+    };
+    let key = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    let presented: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
+    let matched = state.api_key_hashes.iter().fold(false, |found, hash| {
+        let diff = hash
+            .iter()
+            .zip(presented)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        found | (diff == 0)
+    });
+    if matched { Ok(()) } else { Err(unauthorized()) }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::Value>) {
+    let bound = state.links.bound();
+    let status = if bound.is_empty() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    // The store is open for as long as this process serves requests.
+    (
+        status,
+        Json(json!({ "store": "open", "smsc_bound": bound })),
+    )
+}

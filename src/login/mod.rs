@@ -1,0 +1,185 @@
+//! The MO → session pipeline: one worker drains the durable inbox in arrival order.
+//!
+//! For each MO: decode the text, parse the body, [`decide`](decide::decide), ask the auth
+//! core when the token is fresh, then commit the login state, the replies and the MO's removal
+//! from the inbox in one transaction. An MO leaves the inbox only with its outcome, so a crash
+//! at any point means it is processed again, and the auth core's request-id deduplication
+//! makes the second pass give the same answer.
+
+pub mod decide;
+pub mod ingest;
+pub mod poll;
+pub mod replies;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::auth::{AuthCore, AuthError, AuthRequest};
+use crate::clock::Clock;
+use crate::msisdn::Msisdn;
+use crate::smpp::{text, udh};
+use crate::store::{MoMessage, Outbound, Store, StoreError};
+use crate::token::parse_body;
+use decide::{Decision, Window};
+use replies::{Replies, Reply};
+
+/// MOs taken from the inbox per round; one flush covers them all.
+const BATCH: usize = 64;
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+pub struct LoginPipeline {
+    pub store: Store,
+    pub auth: Arc<dyn AuthCore>,
+    pub replies: Replies,
+    pub window: Window,
+    pub keywords: Vec<String>,
+    pub default_country_code: String,
+    pub clock: Clock,
+}
+
+impl LoginPipeline {
+    /// Runs until `stop` is cancelled, finishing the MO in hand first.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut backoff = Duration::from_millis(100);
+        while !stop.is_cancelled() {
+            let arrived = self.store.inbox.arrived();
+            match self.drain_batch().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = arrived => {}
+                        _ = sweep.tick() => self.sweep(),
+                        _ = stop.cancelled() => {}
+                    }
+                }
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "login pipeline paused");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Processes up to one batch; returns how many MOs were finished.
+    pub async fn drain_batch(&self) -> Result<usize, PipelineError> {
+        let batch = self.store.inbox.oldest(BATCH)?;
+        let mut done = 0;
+        let mut result = Ok(());
+        for (id, mo) in batch {
+            if let Err(e) = self.process(id, &mo).await {
+                result = Err(e);
+                break;
+            }
+            done += 1;
+        }
+        if done > 0 {
+            self.store.flush().await?;
+        }
+        result.map(|()| done)
+    }
+
+    async fn process(&self, id: u64, mo: &MoMessage) -> Result<(), PipelineError> {
+        let sender =
+            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
+                Ok(sender) => sender,
+                Err(e) => {
+                    warn!(mo = id, error = %e, "MO from a sender that cannot be answered; dropped");
+                    self.store.commit_outcome(id, None, &[])?;
+                    return Ok(());
+                }
+            };
+        let text = match decode_text(mo) {
+            Ok(text) => text,
+            Err(reason) => {
+                warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; dropped");
+                self.store.commit_outcome(id, None, &[])?;
+                return Ok(());
+            }
+        };
+        let body = parse_body(&text, &self.keywords);
+        let prior = match &body {
+            crate::token::Body::Login(token) => self.store.logins.get(&token.challenge())?,
+            crate::token::Body::Bad {
+                claimed: Some(c), ..
+            } => self.store.logins.get(c)?,
+            _ => None,
+        };
+        let decision = decide::decide(&body, &sender, mo.received_at, prior.as_ref(), &self.window);
+        debug!(mo = id, ?decision, "decided");
+        let (record, reply) = match decision {
+            Decision::Answer { record, reply } => {
+                if let Some((_, r)) = &record {
+                    info!(mo = id, from = %sender.masked(), state = ?r.state, "login refused");
+                }
+                (record, reply)
+            }
+            Decision::LogIn(token) => {
+                let request = AuthRequest {
+                    request_id: id,
+                    msisdn: sender.clone(),
+                    token,
+                    received_at: mo.received_at,
+                };
+                let answer = self.auth.login(&request).await?;
+                info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
+                let (record, reply) =
+                    decide::completed(&token, &sender, answer, self.clock.now(), &self.window);
+                (Some((token.challenge(), record)), reply)
+            }
+        };
+        let replies: Vec<Outbound> = reply
+            .iter()
+            .map(|r| self.outbound(mo, &sender, r))
+            .collect();
+        self.store.commit_outcome(id, record, &replies)?;
+        self.auth.settle(id)?;
+        Ok(())
+    }
+
+    fn outbound(&self, mo: &MoMessage, to: &Msisdn, reply: &Reply) -> Outbound {
+        Outbound {
+            smsc: mo.smsc.clone(),
+            from: mo.destination_addr.clone(),
+            to: to.clone(),
+            text: self.replies.render(reply),
+            created_at: self.clock.now(),
+        }
+    }
+
+    fn sweep(&self) {
+        match self.store.logins.sweep(self.clock.now()) {
+            Ok(0) => {}
+            Ok(n) => debug!(removed = n, "swept finished logins"),
+            Err(e) => warn!(error = %e, "sweep failed"),
+        }
+    }
+}
+
+/// SMPP esm_class bit saying the user data starts with a UDH.
+const ESM_UDHI: u8 = 0x40;
+
+fn decode_text(mo: &MoMessage) -> Result<String, String> {
+    let data = if mo.esm_class & ESM_UDHI != 0 {
+        udh::split(&mo.user_data).map_err(|e| e.to_string())?.1
+    } else {
+        &mo.user_data[..]
+    };
+    text::decode(mo.data_coding, data).map_err(|e| e.to_string())
+}

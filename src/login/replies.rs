@@ -1,0 +1,135 @@
+//! The texts moauth sends back, from config templates with English and Chinese defaults.
+
+use crate::auth::Credentials;
+use crate::ops::config::{Language, Templates};
+
+/// Which reply an MO earned.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Reply {
+    Credentials(Credentials),
+    BadToken,
+    Expired,
+    Replayed,
+    Help,
+    Stop,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reply::Credentials(_) => "Credentials",
+            Reply::BadToken => "BadToken",
+            Reply::Expired => "Expired",
+            Reply::Replayed => "Replayed",
+            Reply::Help => "Help",
+            Reply::Stop => "Stop",
+        })
+    }
+}
+
+/// Resolved templates: config overrides, else the defaults of the configured language.
+#[derive(Debug, Clone)]
+pub struct Replies {
+    app: String,
+    credentials: String,
+    bad_token: String,
+    expired: String,
+    replayed: String,
+    help: String,
+    stop: String,
+}
+
+impl Replies {
+    pub fn from_config(t: &Templates) -> Self {
+        let d = match t.language {
+            Language::En => &EN,
+            Language::Zh => &ZH,
+        };
+        let pick = |set: &Option<String>, default: &str| set.clone().unwrap_or(default.into());
+        Replies {
+            app: pick(&t.app, "moauth"),
+            credentials: pick(&t.credentials, d.credentials),
+            bad_token: pick(&t.bad_token, d.bad_token),
+            expired: pick(&t.expired, d.expired),
+            replayed: pick(&t.replayed, d.replayed),
+            help: pick(&t.help, d.help),
+            stop: pick(&t.stop, d.stop),
+        }
+    }
+
+    pub fn render(&self, reply: &Reply) -> String {
+        let template = match reply {
+            Reply::Credentials(_) => &self.credentials,
+            Reply::BadToken => &self.bad_token,
+            Reply::Expired => &self.expired,
+            Reply::Replayed => &self.replayed,
+            Reply::Help => &self.help,
+            Reply::Stop => &self.stop,
+        };
+        let text = template.replace("{app}", &self.app);
+        match reply {
+            Reply::Credentials(c) => text
+                .replace("{login}", &c.login)
+                .replace("{password}", &c.password),
+            _ => text,
+        }
+    }
+}
+
+struct Defaults {
+    credentials: &'static str,
+    bad_token: &'static str,
+    expired: &'static str,
+    replayed: &'static str,
+    help: &'static str,
+    stop: &'static str,
+}
+
+const EN: Defaults = Defaults {
+    credentials: "{app}: your account is {login}, password {password}. Keep it private.",
+    bad_token: "{app}: the login code in your SMS is not valid. Please start again in the app.",
+    expired: "{app}: this login code has expired. Please start again in the app.",
+    replayed: "{app}: this login code was already used. Please start again in the app.",
+    help: "{app}: to log in, tap \"Log in by SMS\" in the app and send the prepared message.",
+    stop: "{app}: you will get no more messages from us.",
+};
+
+const ZH: Defaults = Defaults {
+    credentials: "【{app}】您的账号已创建：{login}，密码：{password}。请妥善保管。",
+    bad_token: "【{app}】短信中的登录码无效，请在应用中重新发起登录。",
+    expired: "【{app}】登录码已过期，请在应用中重新发起登录。",
+    replayed: "【{app}】该登录码已被使用，请在应用中重新发起登录。",
+    help: "【{app}】在应用中点击“短信登录”并发送预填的短信即可登录。",
+    stop: "【{app}】已退订，您将不再收到我们的消息。",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_template_fills_login_and_password() {
+        let replies = Replies::from_config(&Templates::default());
+        let text = replies.render(&Reply::Credentials(Credentials {
+            login: "+8613800138000".into(),
+            password: "abc".into(),
+        }));
+        assert_eq!(
+            text,
+            "moauth: your account is +8613800138000, password abc. Keep it private."
+        );
+    }
+
+    #[test]
+    fn chinese_defaults_and_overrides() {
+        let templates = Templates {
+            language: Language::Zh,
+            app: Some("商城".into()),
+            expired: Some("{app} expired".into()),
+            ..Templates::default()
+        };
+        let replies = Replies::from_config(&templates);
+        assert!(replies.render(&Reply::BadToken).starts_with("【商城】"));
+        assert_eq!(replies.render(&Reply::Expired), "商城 expired");
+    }
+}

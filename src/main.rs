@@ -1,0 +1,151 @@
+//! The `moauth` command line: parse, then hand over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use moauth::cli;
+use moauth::ops::logging;
+use moauth::sim::{MoRequest, SimConfig, Simulator};
+
+#[derive(Parser)]
+#[command(version, about = "Register or log in to an app by sending one SMS")]
+struct Args {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon; without --config it talks to a built-in SMSC simulator.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The whole story on loopback: token, SMS, account, session, poll.
+    Demo,
+    /// Print a fresh verifier, token and sms: URI, as an app would make them.
+    Token {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = cli::DEFAULT_SHORT_CODE)]
+        short_code: String,
+        #[arg(long, default_value = "LOGIN")]
+        keyword: String,
+    },
+    /// Check a config file; exit code 2 with file, line and key on any mistake.
+    CheckConfig { file: PathBuf },
+    /// The built-in SMSC simulator.
+    Sim {
+        #[command(subcommand)]
+        command: Option<SimCommand>,
+        #[arg(long, default_value = "127.0.0.1:2775")]
+        listen: String,
+        #[arg(long, default_value = "127.0.0.1:2776")]
+        control: String,
+        #[arg(long, default_value = cli::SIM_SYSTEM_ID)]
+        system_id: String,
+        #[arg(long, default_value = cli::SIM_PASSWORD)]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Inject an MO into a running simulator, as a phone would send it.
+    Send {
+        #[arg(long, default_value = "http://127.0.0.1:2776")]
+        control: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        text: String,
+    },
+    /// List what the ESME submitted to a running simulator.
+    Submits {
+        #[arg(long, default_value = "http://127.0.0.1:2776")]
+        control: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let quiet = matches!(args.command, Command::Demo | Command::Token { .. });
+    logging::init(args.json_logs, if quiet { "warn" } else { "info" });
+    let result = match args.command {
+        Command::Run { config } => cli::run(config).await,
+        Command::Demo => moauth::demo::run().await,
+        Command::Token {
+            json,
+            short_code,
+            keyword,
+        } => {
+            cli::token(json, &short_code, &keyword);
+            Ok(())
+        }
+        Command::CheckConfig { file } => match cli::check_config(&file) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Sim {
+            command:
+                Some(SimCommand::Send {
+                    control,
+                    from,
+                    to,
+                    text,
+                }),
+            ..
+        } => cli::sim_send(&control, MoRequest { from, to, text }).await,
+        Command::Sim {
+            command: Some(SimCommand::Submits { control }),
+            ..
+        } => cli::sim_submits(&control).await,
+        Command::Sim {
+            command: None,
+            listen,
+            control,
+            system_id,
+            password,
+        } => run_sim(listen, control, system_id, password).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moauth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_sim(
+    listen: String,
+    control: String,
+    system_id: String,
+    password: String,
+) -> anyhow::Result<()> {
+    let sim = Simulator::start(SimConfig {
+        listen: listen.parse()?,
+        control: Some(control.parse()?),
+        system_id,
+        password,
+    })
+    .await?;
+    eprintln!(
+        "simulator: SMPP {} control http://{}",
+        sim.smpp_addr,
+        sim.control_addr.expect("control")
+    );
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    Ok(())
+}

@@ -1,0 +1,461 @@
+//! The one TOML configuration file, every key documented in `config/moauth.toml`.
+//!
+//! Operators edit this file by hand at 3 a.m., so a mistake is reported with the file, line,
+//! column and key, and unknown keys are errors rather than silently ignored typos.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::token::DEFAULT_KEYWORDS;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub numbering: NumberingConfig,
+    #[serde(default)]
+    pub templates: Templates,
+    #[serde(default)]
+    pub smsc: Vec<SmscConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    #[serde(default = "default_cache_mb")]
+    pub cache_capacity_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    64
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Enables `GET /v1/logins/{token}` for backends holding one of these keys.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    pub name: String,
+    /// Hex SHA-256 of the key, so the file never holds the key itself.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    #[serde(default = "default_keywords")]
+    pub keywords: Vec<String>,
+    #[serde(default = "default_max_age")]
+    pub max_age_secs: u64,
+    #[serde(default = "default_max_future")]
+    pub max_future_secs: u64,
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_secs: u64,
+    /// How long a finished login stays answerable (`complete`, then `consumed`).
+    #[serde(default = "default_result_ttl")]
+    pub result_ttl_secs: u64,
+    #[serde(default = "default_true")]
+    pub send_credentials: bool,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            keywords: default_keywords(),
+            max_age_secs: default_max_age(),
+            max_future_secs: default_max_future(),
+            session_ttl_secs: default_session_ttl(),
+            result_ttl_secs: default_result_ttl(),
+            send_credentials: true,
+        }
+    }
+}
+
+fn default_keywords() -> Vec<String> {
+    DEFAULT_KEYWORDS.iter().map(|k| k.to_string()).collect()
+}
+fn default_max_age() -> u64 {
+    600
+}
+fn default_max_future() -> u64 {
+    120
+}
+fn default_session_ttl() -> u64 {
+    30 * 86_400
+}
+fn default_result_ttl() -> u64 {
+    3_600
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberingConfig {
+    /// Country code prepended to national numbers (TON national or unknown).
+    #[serde(default = "default_cc")]
+    pub default_country_code: String,
+}
+
+impl Default for NumberingConfig {
+    fn default() -> Self {
+        NumberingConfig {
+            default_country_code: default_cc(),
+        }
+    }
+}
+
+fn default_cc() -> String {
+    "86".into()
+}
+
+/// Reply texts. `{login}`, `{password}` and `{app}` are substituted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    #[serde(default = "default_language")]
+    pub language: Language,
+    pub app: Option<String>,
+    pub credentials: Option<String>,
+    pub bad_token: Option<String>,
+    pub expired: Option<String>,
+    pub replayed: Option<String>,
+    pub help: Option<String>,
+    pub stop: Option<String>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates {
+            language: default_language(),
+            app: None,
+            credentials: None,
+            bad_token: None,
+            expired: None,
+            replayed: None,
+            help: None,
+            stop: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    En,
+    Zh,
+}
+
+fn default_language() -> Language {
+    Language::En
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmscConfig {
+    pub name: String,
+    pub address: SocketAddr,
+    pub system_id: String,
+    pub password: String,
+    #[serde(default)]
+    pub system_type: String,
+    /// The number the app's SMS composer sends to; also the source of replies.
+    pub short_code: String,
+    #[serde(default = "default_interface_version")]
+    pub interface_version: String,
+    #[serde(default = "default_enquire_link")]
+    pub enquire_link_secs: u64,
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout_secs: u64,
+    /// Outstanding submit_sm allowed before waiting for responses.
+    #[serde(default = "default_window")]
+    pub window: usize,
+}
+
+fn default_interface_version() -> String {
+    "3.4".into()
+}
+fn default_enquire_link() -> u64 {
+    30
+}
+fn default_response_timeout() -> u64 {
+    10
+}
+fn default_window() -> usize {
+    10
+}
+
+impl Config {
+    /// Every default and no SMSC: the base of the embedded setups (`run` without a file,
+    /// `demo`, tests).
+    pub fn defaults(store_path: PathBuf) -> Config {
+        Config {
+            store: StoreConfig {
+                path: store_path,
+                cache_capacity_mb: default_cache_mb(),
+            },
+            http: HttpConfig::default(),
+            login: LoginConfig::default(),
+            numbering: NumberingConfig::default(),
+            templates: Templates::default(),
+            smsc: Vec::new(),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses and validates; `file` only names the source in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            invalid(file, text, span.start, e.message().to_owned())
+        })?;
+        config.validate(file, text)?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot say, pointing at the offending key.
+    fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let at = |table: &str, key: &str, message: String| {
+            let offset = find_key(text, table, key).unwrap_or(0);
+            Err(invalid(file, text, offset, message))
+        };
+        for smsc in &self.smsc {
+            if !matches!(smsc.interface_version.as_str(), "3.4" | "5.0") {
+                return at(
+                    "smsc",
+                    "interface_version",
+                    "must be \"3.4\" or \"5.0\"".into(),
+                );
+            }
+            if smsc.system_id.len() > 15 {
+                return at(
+                    "smsc",
+                    "system_id",
+                    "SMPP allows at most 15 characters".into(),
+                );
+            }
+            if smsc.password.len() > 8 {
+                return at(
+                    "smsc",
+                    "password",
+                    "SMPP 3.4 allows at most 8 characters".into(),
+                );
+            }
+            if smsc.short_code.is_empty() || smsc.short_code.len() > 20 {
+                return at("smsc", "short_code", "must be 1 to 20 characters".into());
+            }
+            if smsc.window == 0 {
+                return at("smsc", "window", "must be at least 1".into());
+            }
+        }
+        if self.login.keywords.iter().any(|k| k.trim().is_empty()) {
+            return at("login", "keywords", "keywords must not be empty".into());
+        }
+        for key in &self.http.api_keys {
+            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return at("http.api_keys", "sha256", "must be 64 hex digits".into());
+            }
+        }
+        if self.numbering.default_country_code.is_empty()
+            || !self
+                .numbering
+                .default_country_code
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        {
+            return at("numbering", "default_country_code", "must be digits".into());
+        }
+        Ok(())
+    }
+}
+
+/// Builds an error at a byte offset: line and column from the text, the key from the
+/// `key = value` line under its nearest `[table]` header.
+fn invalid(file: &str, text: &str, offset: usize, message: String) -> ConfigError {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .unwrap_or_default();
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let key = match (table, key.is_empty()) {
+        (Some(t), false) => format!("{t}.{key}"),
+        (Some(t), true) => t,
+        (None, _) => key,
+    };
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
+/// Offset of `key =` inside the first `[table]` or `[[table]]` section that has it.
+fn find_key(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut in_table = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_table = trimmed.trim_matches(|c| c == '[' || c == ']').trim() == table;
+        } else if in_table
+            && trimmed
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim() == key)
+        {
+            return Some(offset + line.len() - line.trim_start().len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[store]
+path = "/tmp/x"
+
+[http]
+listen = "127.0.0.1:8080"
+
+[[smsc]]
+name = "main"
+address = "127.0.0.1:2775"
+system_id = "moauth"
+password = "secret"
+short_code = "10690000"
+"#;
+
+    fn error_of(text: &str) -> (usize, String, String) {
+        match Config::parse("moauth.toml", text) {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn documented_example_parses() {
+        let config = Config::parse("moauth.toml", GOOD).unwrap();
+        assert_eq!(config.smsc[0].short_code, "10690000");
+        assert_eq!(config.login.max_age_secs, 600);
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses() {
+        let text = include_str!("../../config/moauth.toml");
+        Config::parse("config/moauth.toml", text).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = GOOD.replace("listen =", "listn =");
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (6, "http.listn"));
+        assert!(message.contains("unknown field"), "{message}");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let text = GOOD.replace("\"127.0.0.1:2775\"", "2775");
+        let (line, key, _) = error_of(&text);
+        assert_eq!((line, key.as_str()), (10, "smsc.address"));
+    }
+
+    #[test]
+    fn bad_address_names_line_and_key() {
+        let text = GOOD.replace("127.0.0.1:8080", "localhost-8080");
+        let (line, key, _) = error_of(&text);
+        assert_eq!((line, key.as_str()), (6, "http.listen"));
+    }
+
+    #[test]
+    fn semantic_error_names_line_and_key() {
+        let text = GOOD.replace("\"secret\"", "\"much-too-long\"");
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (12, "smsc.password"));
+        assert!(message.contains("8 characters"));
+    }
+
+    #[test]
+    fn error_display_is_file_line_column_key() {
+        let text = GOOD.replace("listen =", "listn =");
+        let shown = Config::parse("moauth.toml", &text).unwrap_err().to_string();
+        assert!(
+            shown.starts_with("moauth.toml:6:1: key `http.listn`:"),
+            "{shown}"
+        );
+    }
+}

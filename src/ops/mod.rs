@@ -1,0 +1,4 @@
+//! Operating the daemon: configuration and logging.
+
+pub mod config;
+pub mod logging;

@@ -1,0 +1,539 @@
+//! `SmscLink`: one ESME connection to an SMSC, kept up for the daemon's lifetime.
+//!
+//! The task connects, binds as transceiver, then moves bytes: deliver_sm go to the group
+//! commit and are answered only once durable; outbox messages go out as submit_sm within the
+//! window and leave the outbox only on an OK response; enquire_link keeps the link honest. Any
+//! failure ends the connection and the task reconnects with exponential backoff and jitter.
+//! Bookkeeping (sequence numbers, window, timeouts) lives in the sans-IO [`Session`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
+use rusmpp::pdus::{BindTransceiver, DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp};
+use rusmpp::types::{COctetString, OctetString};
+use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, Ton};
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::frame::{FrameError, Inbound, SmppCodec};
+use super::session::{Pending, Session};
+use super::text;
+use crate::clock::Clock;
+use crate::login::ingest::Ingest;
+use crate::ops::config::SmscConfig;
+use crate::store::{MoMessage, Outbound, Store, StoreError};
+
+/// Largest PDU accepted from an SMSC: a deliver_sm with a full 64 KiB message_payload.
+pub const MAX_PDU: usize = 70_000;
+/// esm_class "message type" bits for an SMSC delivery receipt.
+const ESM_RECEIPT_MASK: u8 = 0x3C;
+const ESM_UDHI: u8 = 0x40;
+
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("bind refused with status {0:?}")]
+    BindRefused(CommandStatus),
+    #[error("connection closed by the SMSC")]
+    Closed,
+    #[error("enquire_link unanswered: link is dead")]
+    Dead,
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("send: {0}")]
+    Send(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which connections are bound, for `/readyz` and status output.
+#[derive(Clone, Default)]
+pub struct LinkStates(Arc<Mutex<BTreeMap<String, bool>>>);
+
+impl LinkStates {
+    pub fn set(&self, name: &str, bound: bool) {
+        self.0
+            .lock()
+            .expect("link state lock")
+            .insert(name.to_owned(), bound);
+    }
+
+    pub fn bound(&self) -> Vec<String> {
+        let states = self.0.lock().expect("link state lock");
+        states
+            .iter()
+            .filter(|(_, b)| **b)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+pub struct SmscLink {
+    pub config: SmscConfig,
+    pub store: Store,
+    pub ingest: Ingest,
+    pub states: LinkStates,
+    pub clock: Clock,
+}
+
+/// How a bound session ended without an error.
+enum Ended {
+    Stopped,
+    UnboundByPeer,
+}
+
+type Framer = Framed<TcpStream, SmppCodec>;
+
+impl SmscLink {
+    /// Keeps the link up until `stop`; then unbinds and returns.
+    pub async fn run(self, stop: CancellationToken) {
+        let name = self.config.name.clone();
+        let mut failures: u32 = 0;
+        loop {
+            let result = self.connect_and_serve(&stop, &mut failures).await;
+            self.states.set(&name, false);
+            match result {
+                Ok(Ended::Stopped) => {
+                    info!(smsc = %name, "unbound");
+                    return;
+                }
+                Ok(Ended::UnboundByPeer) => warn!(smsc = %name, "SMSC unbound"),
+                Err(e) => warn!(smsc = %name, error = %e, "SMSC link down"),
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+            let delay = backoff(failures);
+            failures = failures.saturating_add(1);
+            info!(smsc = %name, delay_ms = delay.as_millis() as u64, "reconnecting");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn connect_and_serve(
+        &self,
+        stop: &CancellationToken,
+        failures: &mut u32,
+    ) -> Result<Ended, LinkError> {
+        let timeout = Duration::from_secs(self.config.response_timeout_secs);
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.config.address))
+            .await
+            .map_err(|_| LinkError::Timeout(timeout))?
+            .map_err(LinkError::Connect)?;
+        stream.set_nodelay(true).map_err(LinkError::Connect)?;
+        let mut framed = Framed::new(stream, SmppCodec::new(MAX_PDU));
+        let mut session = Session::new(self.config.window);
+        self.bind(&mut framed, &mut session, timeout).await?;
+        *failures = 0;
+        self.states.set(&self.config.name, true);
+        info!(smsc = %self.config.name, address = %self.config.address, "bound as transceiver");
+        Served {
+            link: self,
+            framed,
+            session,
+            acks: FuturesUnordered::new(),
+            messages: HashMap::new(),
+            outbox_dirty: true,
+            paused_until: None,
+            unbinding: false,
+        }
+        .serve(stop)
+        .await
+    }
+
+    async fn bind(
+        &self,
+        framed: &mut Framer,
+        session: &mut Session,
+        timeout: Duration,
+    ) -> Result<(), LinkError> {
+        let c = &self.config;
+        let bind = BindTransceiver::builder()
+            .system_id(c_string(&c.system_id))
+            .password(c_string(&c.password))
+            .system_type(c_string(&c.system_type))
+            .interface_version(match c.interface_version.as_str() {
+                "5.0" => InterfaceVersion::Smpp5_0,
+                _ => InterfaceVersion::Smpp3_4,
+            })
+            .build();
+        let seq = session.next_sequence();
+        send(framed, Command::new(CommandStatus::EsmeRok, seq, bind)).await?;
+        let answer = tokio::time::timeout(timeout, framed.next())
+            .await
+            .map_err(|_| LinkError::Timeout(timeout))?;
+        match answer {
+            Some(Ok(Inbound::Command(resp)))
+                if resp.id() == CommandId::BindTransceiverResp && resp.sequence_number() == seq =>
+            {
+                if resp.status() == CommandStatus::EsmeRok {
+                    Ok(())
+                } else {
+                    Err(LinkError::BindRefused(resp.status()))
+                }
+            }
+            Some(Ok(other)) => {
+                warn!(smsc = %c.name, answer = ?other, "unexpected answer to bind");
+                Err(LinkError::Closed)
+            }
+            Some(Err(e)) => Err(e.into()),
+            None => Err(LinkError::Closed),
+        }
+    }
+}
+
+/// A bound connection being served.
+struct Served<'a> {
+    link: &'a SmscLink,
+    framed: Framer,
+    session: Session,
+    /// deliver_sm waiting for their MO to be durable: (sequence number, stored?).
+    acks: FuturesUnordered<BoxFuture<'static, (u32, bool)>>,
+    /// Outbox messages in flight: segments still unanswered, and whether one failed for now.
+    messages: HashMap<u64, InFlight>,
+    outbox_dirty: bool,
+    /// After ESME_RTHROTTLED / ESME_RMSGQFUL nothing is submitted until then.
+    paused_until: Option<tokio::time::Instant>,
+    unbinding: bool,
+}
+
+struct InFlight {
+    unanswered: usize,
+    retry: bool,
+}
+
+const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+const UNBIND_WAIT: Duration = Duration::from_secs(2);
+
+impl Served<'_> {
+    async fn serve(mut self, stop: &CancellationToken) -> Result<Ended, LinkError> {
+        let timeout = Duration::from_secs(self.link.config.response_timeout_secs);
+        let mut housekeeping = tokio::time::interval(Duration::from_millis(500));
+        let enquire_every = Duration::from_secs(self.link.config.enquire_link_secs.max(1));
+        let mut enquire =
+            tokio::time::interval_at(tokio::time::Instant::now() + enquire_every, enquire_every);
+        let mut queued = self.link.store.outbox.subscribe();
+        loop {
+            if stop.is_cancelled() && !self.unbinding && self.acks.is_empty() {
+                self.unbind().await?;
+            }
+            if self.outbox_dirty && !stop.is_cancelled() && self.paused_until.is_none() {
+                self.fill_window().await?;
+            }
+            let pause = self.paused_until;
+            tokio::select! {
+                inbound = self.framed.next() => match inbound {
+                    Some(Ok(inbound)) => {
+                        if let Some(ended) = self.on_inbound(inbound).await? {
+                            return Ok(ended);
+                        }
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(LinkError::Closed),
+                },
+                Some((seq, stored)) = self.acks.next(), if !self.acks.is_empty() => {
+                    // `stored` is true only after the MO's inbox write was flushed by the
+                    // group commit: the SMSC may forget the message once it reads this OK.
+                    // Otherwise it gets a temporary error and redelivers.
+                    let status = if stored { CommandStatus::EsmeRok } else { CommandStatus::EsmeRxTAppn };
+                    send(&mut self.framed, Command::new(status, seq, DeliverSmResp::default())).await?;
+                }
+                Ok(()) = queued.changed() => self.outbox_dirty = true,
+                _ = tokio::time::sleep_until(pause.unwrap_or_else(tokio::time::Instant::now)), if pause.is_some() => {
+                    self.paused_until = None;
+                    self.outbox_dirty = true;
+                }
+                _ = enquire.tick(), if !self.unbinding => {
+                    if !self.session.enquire_outstanding() {
+                        let seq = self.session.request(Pending::EnquireLink, Instant::now());
+                        send(&mut self.framed, Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await?;
+                    }
+                }
+                _ = housekeeping.tick() => {
+                    let wait = if self.unbinding { UNBIND_WAIT } else { timeout };
+                    for overdue in self.session.expire(Instant::now(), wait) {
+                        match overdue {
+                            Pending::Submit { id } => {
+                                warn!(smsc = %self.link.config.name, outbox = id, "submit_sm unanswered; will retry");
+                                self.messages.remove(&id);
+                                self.outbox_dirty = true;
+                            }
+                            Pending::EnquireLink => return Err(LinkError::Dead),
+                            Pending::Unbind => return Ok(Ended::Stopped),
+                        }
+                    }
+                }
+                _ = stop.cancelled(), if !self.unbinding => {}
+            }
+        }
+    }
+
+    async fn unbind(&mut self) -> Result<(), LinkError> {
+        self.unbinding = true;
+        let seq = self.session.request(Pending::Unbind, Instant::now());
+        send(
+            &mut self.framed,
+            Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind),
+        )
+        .await
+    }
+
+    /// Submits outbox messages while the window has room.
+    async fn fill_window(&mut self) -> Result<(), LinkError> {
+        let room = self.session.window_room();
+        if room == 0 {
+            return Ok(());
+        }
+        let in_flight = &self.messages;
+        let batch = self.link.store.outbox.pending_for(
+            &self.link.config.name,
+            |id| in_flight.contains_key(&id),
+            room,
+        )?;
+        self.outbox_dirty = batch.len() == room;
+        for (id, message) in batch {
+            let segments = match submit_sms(id, &message) {
+                Ok(segments) => segments,
+                Err(e) => {
+                    error!(smsc = %self.link.config.name, outbox = id, error = %e, "reply cannot be sent as SMS; dropped");
+                    self.link.store.outbox.remove(id)?;
+                    continue;
+                }
+            };
+            self.messages.insert(
+                id,
+                InFlight {
+                    unanswered: segments.len(),
+                    retry: false,
+                },
+            );
+            for submit in segments {
+                let seq = self.session.request(Pending::Submit { id }, Instant::now());
+                send(
+                    &mut self.framed,
+                    Command::new(CommandStatus::EsmeRok, seq, submit),
+                )
+                .await?;
+            }
+            debug!(smsc = %self.link.config.name, outbox = id, to = %message.to.masked(), "submitted");
+        }
+        Ok(())
+    }
+
+    /// Handles one PDU from the SMSC; Some when the session ends.
+    async fn on_inbound(&mut self, inbound: Inbound) -> Result<Option<Ended>, LinkError> {
+        let command = match inbound {
+            Inbound::Command(command) => command,
+            Inbound::Bad { header, error } => {
+                warn!(smsc = %self.link.config.name, ?header, %error, "malformed PDU");
+                if let Some(answer) = header.reject(error.status()) {
+                    send(&mut self.framed, answer).await?;
+                }
+                return Ok(None);
+            }
+        };
+        let seq = command.sequence_number();
+        match command.pdu() {
+            Some(Pdu::DeliverSm(deliver)) => self.on_deliver_sm(seq, deliver).await?,
+            Some(Pdu::EnquireLink) => {
+                send(
+                    &mut self.framed,
+                    Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp),
+                )
+                .await?;
+            }
+            Some(Pdu::Unbind) => {
+                send(
+                    &mut self.framed,
+                    Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
+                )
+                .await?;
+                return Ok(Some(Ended::UnboundByPeer));
+            }
+            _ if is_response(command.id()) => return self.on_response(&command),
+            _ => {
+                warn!(smsc = %self.link.config.name, id = ?command.id(), "unsupported request");
+                send(
+                    &mut self.framed,
+                    Command::new(CommandStatus::EsmeRinvcmdid, seq, Pdu::GenericNack),
+                )
+                .await?;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn on_deliver_sm(&mut self, seq: u32, deliver: &DeliverSm) -> Result<(), LinkError> {
+        let esm_class = u8::from(deliver.esm_class);
+        if esm_class & ESM_RECEIPT_MASK != 0 {
+            // Delivery receipts report on our own submits; nothing to log a user in with.
+            debug!(smsc = %self.link.config.name, "delivery receipt");
+            return send(
+                &mut self.framed,
+                Command::new(CommandStatus::EsmeRok, seq, DeliverSmResp::default()),
+            )
+            .await;
+        }
+        let short_message = deliver.short_message().as_ref();
+        let user_data = match message_payload(deliver) {
+            Some(payload) if short_message.is_empty() => payload,
+            _ => short_message.to_vec(),
+        };
+        let mo = MoMessage {
+            smsc: self.link.config.name.clone(),
+            source_addr: deliver.source_addr.to_string(),
+            source_ton: u8::from(deliver.source_addr_ton),
+            destination_addr: deliver.destination_addr.to_string(),
+            esm_class,
+            data_coding: u8::from(deliver.data_coding),
+            user_data,
+            received_at: self.link.clock.now(),
+        };
+        let durable = self.link.ingest.store(mo).await;
+        self.acks
+            .push(async move { (seq, durable.await.unwrap_or(false)) }.boxed());
+        Ok(())
+    }
+
+    fn on_response(&mut self, command: &Command) -> Result<Option<Ended>, LinkError> {
+        let name = &self.link.config.name;
+        let Some(pending) = self.session.response(command.sequence_number()) else {
+            warn!(smsc = %name, id = ?command.id(), seq = command.sequence_number(), "response to nothing we sent");
+            return Ok(None);
+        };
+        match pending {
+            Pending::EnquireLink => {}
+            Pending::Unbind => return Ok(Some(Ended::Stopped)),
+            Pending::Submit { id } => self.on_submit_resp(id, command)?,
+        }
+        Ok(None)
+    }
+
+    fn on_submit_resp(&mut self, id: u64, command: &Command) -> Result<(), LinkError> {
+        let name = &self.link.config.name;
+        let status = command.status();
+        let Some(flight) = self.messages.get_mut(&id) else {
+            return Ok(());
+        };
+        flight.unanswered = flight.unanswered.saturating_sub(1);
+        match status {
+            CommandStatus::EsmeRok => {
+                if let Some(Pdu::SubmitSmResp(resp)) = command.pdu() {
+                    debug!(smsc = %name, outbox = id, message_id = %message_id(resp), "accepted");
+                }
+            }
+            CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
+                warn!(smsc = %name, outbox = id, ?status, "SMSC asks us to slow down");
+                flight.retry = true;
+                self.paused_until = Some(tokio::time::Instant::now() + THROTTLE_PAUSE);
+            }
+            _ => error!(smsc = %name, outbox = id, ?status, "SMSC refused the message; dropped"),
+        }
+        if flight.unanswered == 0 {
+            let retry = flight.retry;
+            self.messages.remove(&id);
+            if retry {
+                self.outbox_dirty = true;
+            } else {
+                // Accepted (or refused for good): the SMSC owns it now.
+                self.link.store.outbox.remove(id)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn message_id(resp: &SubmitSmResp) -> String {
+    resp.message_id().to_string()
+}
+
+fn is_response(id: CommandId) -> bool {
+    u32::from(id) & 0x8000_0000 != 0
+}
+
+fn message_payload(deliver: &DeliverSm) -> Option<Vec<u8>> {
+    use rusmpp::tlvs::TlvValue;
+    deliver.tlvs().iter().find_map(|tlv| match tlv.value() {
+        Some(TlvValue::MessagePayload(payload)) => Some(payload.value.as_ref().to_vec()),
+        _ => None,
+    })
+}
+
+/// The submit_sm PDUs for one outbox message: one per segment, all carrying the same
+/// concatenation reference (taken from the outbox id, so a resend reuses it).
+fn submit_sms(id: u64, message: &Outbound) -> Result<Vec<SubmitSm>, text::TextError> {
+    Ok(text::encode_sms(&message.text, id as u8)?
+        .into_iter()
+        .map(|segment| {
+            SubmitSm::builder()
+                .source_addr_ton(Ton::Unknown)
+                .source_addr_npi(Npi::Unknown)
+                .source_addr(c_string(&message.from))
+                .dest_addr_ton(Ton::International)
+                .dest_addr_npi(Npi::Isdn)
+                .destination_addr(c_string(message.to.digits()))
+                .esm_class(EsmClass::from(if segment.esm_class_udhi {
+                    ESM_UDHI
+                } else {
+                    0
+                }))
+                .data_coding(DataCoding::from(segment.data_coding))
+                .short_message(
+                    OctetString::from_vec(segment.short_message)
+                        .expect("segments are at most 140 octets"),
+                )
+                .build()
+        })
+        .collect())
+}
+
+/// Config values are validated for length and ASCII at load time.
+fn c_string<const MIN: usize, const MAX: usize>(s: &str) -> COctetString<MIN, MAX> {
+    COctetString::from_str(s).unwrap_or_else(|_| COctetString::empty())
+}
+
+async fn send(framed: &mut Framer, command: Command) -> Result<(), LinkError> {
+    framed
+        .send(command)
+        .await
+        .map_err(|e| LinkError::Send(e.to_string()))
+}
+
+/// 0.5 s doubling to 60 s, with full jitter so a fleet restarting together spreads out.
+fn backoff(failures: u32) -> Duration {
+    let ceiling = Duration::from_millis(500)
+        .saturating_mul(1u32 << failures.min(7))
+        .min(Duration::from_secs(60));
+    let millis = ceiling.as_millis() as u64;
+    Duration::from_millis(millis / 2 + rand::random_range(0..=millis / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_ceiling_with_jitter() {
+        for failures in 0..20 {
+            let d = backoff(failures);
+            let ceiling =
+                Duration::from_millis(500 * (1u64 << failures.min(7))).min(Duration::from_secs(60));
+            assert!(d <= ceiling && d >= ceiling / 2, "{failures}: {d:?}");
+        }
+    }
+}

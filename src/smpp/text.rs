@@ -1,0 +1,446 @@
+//! Text of a short message: decoding inbound user data and encoding outbound texts into SMS parts.
+//!
+//! Both directions live here because they share the GSM 03.38 tables, and decoding must be the
+//! exact inverse of encoding for `moauth sim` and the tests to prove anything. The tables are
+//! written out rather than taken from rusmpp-extra, which encodes only (there is nothing in rusmpp
+//! to decode with) and whose multipart builder defaults every message to reference 0.
+//!
+//! SMPP carries GSM 7-bit text unpacked, one septet per octet, so no bit packing happens here.
+//! National language shift tables are not applied: `udh::Udh` exposes the shift IEs and the
+//! default tables are used, which is what TS 23.038 asks of a receiver without those tables.
+//!
+//! data_coding values decoded (anything else is `TextError::Unsupported`, e.g. 0x02/0x04 binary):
+//! - 0x00 GSM default alphabet; 0x01 IA5 (ASCII); 0x03 Latin-1; 0x08 UCS-2 (read as UTF-16BE, so
+//!   surrogate pairs from handsets that really send UTF-16 decode too).
+//! - 0x10..=0x1F: reserved by SMPP, but some SMSCs copy the handset's TP-DCS into data_coding
+//!   unchanged; read as TS 23.038's general data coding group with a message class (bits 3..2:
+//!   00 GSM, 10 UCS-2, 01 8-bit and 11 reserved are unsupported).
+//! - 0xC0..=0xDF GSM and 0xE0..=0xEF UCS-2 (TS 23.038 message waiting groups, to which SMPP
+//!   defers for 0xC0 and up); 0xF0..=0xF3 GSM with a message class (0xF4..=0xF7 is 8-bit data).
+
+use thiserror::Error;
+
+/// The escape to the extension table, and also the "display a space" code within it.
+const ESC: u8 = 0x1B;
+
+/// GSM 03.38 default alphabet by septet; the entry at `ESC` is never output or matched.
+const BASIC: [char; 128] = [
+    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
+    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1B}', 'Æ', 'æ', 'ß', 'É', //
+    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
+    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
+    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
+    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
+];
+
+/// GSM 03.38 default extension table: the septet after `ESC`, and the character it stands for.
+const EXTENSION: [(u8, char); 10] = [
+    (0x0A, '\u{0C}'),
+    (0x14, '^'),
+    (0x28, '{'),
+    (0x29, '}'),
+    (0x2F, '\\'),
+    (0x3C, '['),
+    (0x3D, '~'),
+    (0x3E, ']'),
+    (0x40, '|'),
+    (0x65, '€'),
+];
+
+/// Octets of text in one SMS without a UDH: 160 septets, or 70 UCS-2 units of two octets.
+const GSM_SINGLE: usize = 160;
+const UCS2_SINGLE: usize = 140;
+/// Octets of text per part once the 6-octet concatenation UDH takes its share of the 140 octets
+/// (in septets: 48 bits of header round up to 7 septets, 160 - 7 = 153).
+const GSM_PART: usize = 153;
+const UCS2_PART: usize = 134;
+/// Start of the concatenation UDH: UDHL 5, IEI 0x00 (8-bit reference), IE length 3.
+const CONCAT_UDH: [u8; 3] = [0x05, 0x00, 0x03];
+
+/// data_coding values moauth sends.
+const DC_GSM: u8 = 0x00;
+const DC_UCS2: u8 = 0x08;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TextError {
+    #[error("data_coding {0:#04x} is not a text alphabet moauth decodes")]
+    Unsupported(u8),
+    #[error(
+        "octet {octet:#04x} at {index} is outside the 7-bit alphabet of data_coding {data_coding:#04x}"
+    )]
+    NotSevenBit {
+        data_coding: u8,
+        index: usize,
+        octet: u8,
+    },
+    #[error("UCS-2 text has an odd number of octets ({0})")]
+    OddUcs2Length(usize),
+    #[error("UCS-2 text has an unpaired surrogate {0:#06x}")]
+    UnpairedSurrogate(u16),
+    #[error("text needs {parts} SMS parts; concatenation allows at most 255")]
+    TooLong { parts: usize },
+}
+
+/// One SMS of an outbound text, ready for submit_sm's data_coding, esm_class and short_message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub data_coding: u8,
+    /// Set the UDHI bit (0x40) of esm_class: `short_message` starts with a UDH.
+    pub esm_class_udhi: bool,
+    pub short_message: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+enum Alphabet {
+    Gsm,
+    Ascii,
+    Latin1,
+    Ucs2,
+}
+
+fn alphabet(data_coding: u8) -> Result<Alphabet, TextError> {
+    Ok(match data_coding {
+        0x00 | 0xC0..=0xDF | 0xF0..=0xF3 => Alphabet::Gsm,
+        0x01 => Alphabet::Ascii,
+        0x03 => Alphabet::Latin1,
+        0x08 | 0xE0..=0xEF => Alphabet::Ucs2,
+        0x10..=0x1F => match (data_coding >> 2) & 0b11 {
+            0b00 => Alphabet::Gsm,
+            0b10 => Alphabet::Ucs2,
+            _ => return Err(TextError::Unsupported(data_coding)),
+        },
+        _ => return Err(TextError::Unsupported(data_coding)),
+    })
+}
+
+/// Decodes user data (after any UDH has been split off) as the given data_coding says.
+pub fn decode(data_coding: u8, bytes: &[u8]) -> Result<String, TextError> {
+    let seven_bit = |index: usize, octet: u8| {
+        if octet < 0x80 {
+            Ok(octet)
+        } else {
+            Err(TextError::NotSevenBit {
+                data_coding,
+                index,
+                octet,
+            })
+        }
+    };
+    match alphabet(data_coding)? {
+        Alphabet::Gsm => {
+            let mut text = String::with_capacity(bytes.len());
+            let mut septets = bytes.iter().enumerate();
+            while let Some((index, &octet)) = septets.next() {
+                let septet = seven_bit(index, octet)?;
+                if septet != ESC {
+                    text.push(BASIC[usize::from(septet)]);
+                    continue;
+                }
+                let escaped = match septets.next() {
+                    Some((index, &octet)) => seven_bit(index, octet)?,
+                    // A sender never ends on an escape; TS 23.038 renders ESC in the extension
+                    // table as a space, and a dangling one is read the same way.
+                    None => ESC,
+                };
+                text.push(extended(escaped));
+            }
+            Ok(text)
+        }
+        Alphabet::Ascii => bytes
+            .iter()
+            .enumerate()
+            .map(|(index, &octet)| seven_bit(index, octet).map(char::from))
+            .collect(),
+        Alphabet::Latin1 => Ok(bytes.iter().copied().map(char::from).collect()),
+        Alphabet::Ucs2 => {
+            if !bytes.len().is_multiple_of(2) {
+                return Err(TextError::OddUcs2Length(bytes.len()));
+            }
+            let units = bytes
+                .chunks_exact(2)
+                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
+            char::decode_utf16(units)
+                .map(|unit| unit.map_err(|e| TextError::UnpairedSurrogate(e.unpaired_surrogate())))
+                .collect()
+        }
+    }
+}
+
+/// The character for `ESC septet`. TS 23.038: a code missing from the extension table is shown
+/// as the default-alphabet character, and ESC ESC (reserved for a further table) as a space.
+fn extended(septet: u8) -> char {
+    match EXTENSION.iter().find(|(code, _)| *code == septet) {
+        Some(&(_, c)) => c,
+        None if septet == ESC => ' ',
+        None => BASIC[usize::from(septet)],
+    }
+}
+
+/// The unpacked GSM encoding of `text`, or `None` if a character is outside both tables.
+fn encode_gsm(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        if let Some(septet) = (0u8..128).find(|&s| s != ESC && BASIC[usize::from(s)] == c) {
+            out.push(septet);
+        } else {
+            let &(code, _) = EXTENSION.iter().find(|(_, e)| *e == c)?;
+            out.extend([ESC, code]);
+        }
+    }
+    Some(out)
+}
+
+/// Encodes a text into the SMS parts to submit, in order.
+///
+/// GSM 7-bit when every character has a GSM encoding (it fits more per SMS and every handset
+/// renders it), UCS-2 otherwise. A text longer than one SMS is cut into parts carrying an 8-bit
+/// concatenation reference: the caller picks `reference` per message so a handset never merges
+/// parts of two messages. A cut never separates an escape pair or a surrogate pair, which would
+/// leave a handset rendering garbage on both sides of the cut.
+pub fn encode_sms(text: &str, reference: u8) -> Result<Vec<Segment>, TextError> {
+    let (data_coding, octets, single, part, unit) = match encode_gsm(text) {
+        Some(octets) => (DC_GSM, octets, GSM_SINGLE, GSM_PART, 1),
+        None => {
+            let octets = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+            (DC_UCS2, octets, UCS2_SINGLE, UCS2_PART, 2)
+        }
+    };
+    if octets.len() <= single {
+        return Ok(vec![Segment {
+            data_coding,
+            esm_class_udhi: false,
+            short_message: octets,
+        }]);
+    }
+    let mut chunks = Vec::new();
+    let mut rest = octets.as_slice();
+    while !rest.is_empty() {
+        let mut cut = part.min(rest.len());
+        if cut < rest.len() && splits_pair(data_coding, &rest[cut - unit..cut]) {
+            cut -= unit;
+        }
+        let (chunk, tail) = rest.split_at(cut);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    let total = u8::try_from(chunks.len()).map_err(|_| TextError::TooLong {
+        parts: chunks.len(),
+    })?;
+    Ok(chunks
+        .into_iter()
+        .zip(1..=total)
+        .map(|(chunk, seq)| {
+            let mut short_message = Vec::with_capacity(CONCAT_UDH.len() + 3 + chunk.len());
+            short_message.extend(CONCAT_UDH);
+            short_message.extend([reference, total, seq]);
+            short_message.extend_from_slice(chunk);
+            Segment {
+                data_coding,
+                esm_class_udhi: true,
+                short_message,
+            }
+        })
+        .collect())
+}
+
+/// Whether the last unit before a cut opens a pair: an escape (only ever a lead, as no extension
+/// code is `ESC`) or a UTF-16 high surrogate.
+fn splits_pair(data_coding: u8, last_unit: &[u8]) -> bool {
+    match (data_coding, last_unit) {
+        (DC_GSM, &[septet]) => septet == ESC,
+        (_, &[hi, lo]) => (0xD800..=0xDBFF).contains(&u16::from_be_bytes([hi, lo])),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smpp::udh;
+    use proptest::prelude::*;
+
+    /// Reassembles parts the way the MO side does: split each UDH, check numbering, decode.
+    fn reassemble(segments: &[Segment]) -> String {
+        let mut bytes = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            let payload = if segment.esm_class_udhi {
+                let (header, payload) = udh::split(&segment.short_message).unwrap();
+                let concat = header.concat().unwrap();
+                assert_eq!(usize::from(concat.seq), i + 1);
+                assert_eq!(usize::from(concat.total), segments.len());
+                payload
+            } else {
+                assert_eq!(segments.len(), 1);
+                &segment.short_message[..]
+            };
+            bytes.extend_from_slice(payload);
+            assert_eq!(segment.data_coding, segments[0].data_coding);
+        }
+        decode(segments[0].data_coding, &bytes).unwrap()
+    }
+
+    fn assert_part_sizes(segments: &[Segment]) {
+        for segment in segments {
+            let limit = match (segment.data_coding, segment.esm_class_udhi) {
+                (DC_GSM, false) => GSM_SINGLE,
+                (DC_GSM, true) => 6 + GSM_PART,
+                (_, false) => UCS2_SINGLE,
+                (_, true) => 6 + UCS2_PART,
+            };
+            assert!(segment.short_message.len() <= limit);
+        }
+    }
+
+    #[test]
+    fn gsm_default_and_extension_tables() {
+        let text = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./09:;<=>?¡AZÄÖÑÜ§¿azäöñüà";
+        let segments = encode_sms(text, 0).unwrap();
+        assert_eq!(segments[0].data_coding, DC_GSM);
+        assert_eq!(segments[0].short_message.len(), text.chars().count());
+        assert_eq!(reassemble(&segments), text);
+
+        let text = "€[]{}~^\\|\u{0C}";
+        let segments = encode_sms(text, 0).unwrap();
+        assert_eq!(segments[0].data_coding, DC_GSM);
+        assert_eq!(&segments[0].short_message[..2], &[0x1B, 0x65]);
+        assert_eq!(segments[0].short_message.len(), 20);
+        assert_eq!(reassemble(&segments), text);
+    }
+
+    #[test]
+    fn gsm_decoding_is_not_ascii() {
+        assert_eq!(decode(0, b"@$#!%&/:").unwrap(), "¡¤#!%&/:");
+        assert_eq!(decode(1, b"@$#!%&/:").unwrap(), "@$#!%&/:");
+        assert_eq!(decode(0xF1, &[0x00, 0x02]).unwrap(), "@$");
+        assert_eq!(decode(0x11, &[0x00]).unwrap(), "@");
+    }
+
+    #[test]
+    fn escapes_outside_the_table_follow_ts_23_038() {
+        assert_eq!(decode(0, &[0x1B, 0x41]).unwrap(), "A");
+        assert_eq!(decode(0, &[0x1B, 0x1B]).unwrap(), " ");
+        assert_eq!(decode(0, &[0x41, 0x1B]).unwrap(), "A ");
+    }
+
+    #[test]
+    fn other_alphabets() {
+        assert_eq!(decode(3, &[0x74, 0xE4, 0x73, 0x74]).unwrap(), "täst");
+        assert_eq!(decode(8, &[0xD8, 0x3D, 0xDE, 0x00]).unwrap(), "😀");
+        assert_eq!(decode(0x18, &[0x00, 0x41]).unwrap(), "A");
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(decode(4, b"x"), Err(TextError::Unsupported(4)));
+        assert_eq!(decode(2, b"x"), Err(TextError::Unsupported(2)));
+        assert_eq!(decode(0xF4, b"x"), Err(TextError::Unsupported(0xF4)));
+        assert_eq!(decode(0x14, b"x"), Err(TextError::Unsupported(0x14)));
+        assert_eq!(decode(8, &[0, 0x41, 0]), Err(TextError::OddUcs2Length(3)));
+        assert_eq!(
+            decode(8, &[0xD8, 0x3D, 0x00, 0x41]),
+            Err(TextError::UnpairedSurrogate(0xD83D))
+        );
+        assert_eq!(
+            decode(0, &[0x41, 0x80]),
+            Err(TextError::NotSevenBit {
+                data_coding: 0,
+                index: 1,
+                octet: 0x80
+            })
+        );
+        assert!(matches!(
+            decode(1, &[0xE4]),
+            Err(TextError::NotSevenBit { .. })
+        ));
+    }
+
+    #[test]
+    fn single_sms_limits() {
+        let gsm = "a".repeat(160);
+        assert_eq!(encode_sms(&gsm, 1).unwrap().len(), 1);
+        assert_eq!(encode_sms(&format!("{gsm}a"), 1).unwrap().len(), 2);
+        // Escape pairs count twice: 80 euros are 160 septets, 81 are not one SMS.
+        assert_eq!(encode_sms(&"€".repeat(80), 1).unwrap().len(), 1);
+        assert_eq!(encode_sms(&"€".repeat(81), 1).unwrap().len(), 2);
+        let ucs2 = "中".repeat(70);
+        assert_eq!(encode_sms(&ucs2, 1).unwrap().len(), 1);
+        assert_eq!(encode_sms(&format!("{ucs2}中"), 1).unwrap().len(), 2);
+        // An emoji is two UTF-16 units: 35 fit, 36 do not.
+        assert_eq!(encode_sms(&"😀".repeat(35), 1).unwrap().len(), 1);
+        assert_eq!(encode_sms(&"😀".repeat(36), 1).unwrap().len(), 2);
+        assert_eq!(
+            encode_sms("", 1).unwrap()[0].short_message,
+            Vec::<u8>::new()
+        );
+    }
+
+    #[test]
+    fn long_texts_round_trip() {
+        for text in [
+            "The quick brown fox jumps over the lazy dog. ".repeat(9),
+            format!("{}€", "x".repeat(152)).repeat(3),
+            "短信验证码登录，无需密码。".repeat(12),
+            format!("{}😀", "中".repeat(66)).repeat(3),
+        ] {
+            let segments = encode_sms(&text, 0xA5).unwrap();
+            assert!(segments.len() > 1, "{text}");
+            assert_part_sizes(&segments);
+            for segment in &segments {
+                assert!(segment.esm_class_udhi);
+                assert_eq!(segment.short_message[3], 0xA5);
+            }
+            assert_eq!(reassemble(&segments), text);
+        }
+    }
+
+    #[test]
+    fn cuts_keep_pairs_together() {
+        // The escape pair of the euro would straddle septets 153/154.
+        let segments = encode_sms(&format!("{}€{}", "x".repeat(152), "y".repeat(20)), 7).unwrap();
+        assert_eq!(segments[0].short_message.len(), 6 + 152);
+        assert_eq!(&segments[1].short_message[6..8], &[0x1B, 0x65]);
+        // The surrogate pair would straddle units 67/68.
+        let segments = encode_sms(&format!("{}😀{}", "中".repeat(66), "中".repeat(10)), 7).unwrap();
+        assert_eq!(segments[0].short_message.len(), 6 + 132);
+        assert_eq!(&segments[1].short_message[6..8], &[0xD8, 0x3D]);
+    }
+
+    #[test]
+    fn too_many_parts_is_refused() {
+        assert_eq!(
+            encode_sms(&"a".repeat(153 * 256), 0),
+            Err(TextError::TooLong { parts: 256 })
+        );
+        assert_eq!(encode_sms(&"a".repeat(153 * 255), 0).unwrap().len(), 255);
+    }
+
+    fn gsm_char() -> impl Strategy<Value = char> {
+        let table: Vec<char> = BASIC
+            .iter()
+            .copied()
+            .filter(|&c| c != '\u{1B}')
+            .chain(EXTENSION.iter().map(|&(_, c)| c))
+            .collect();
+        proptest::sample::select(table)
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_round_trips(text in any::<String>(), reference in any::<u8>()) {
+            let segments = encode_sms(&text, reference).unwrap();
+            assert_part_sizes(&segments);
+            prop_assert_eq!(reassemble(&segments), text);
+        }
+
+        #[test]
+        fn any_gsm_text_round_trips(chars in proptest::collection::vec(gsm_char(), 0..700)) {
+            let text: String = chars.into_iter().collect();
+            let segments = encode_sms(&text, 9).unwrap();
+            prop_assert!(segments.iter().all(|s| s.data_coding == DC_GSM));
+            assert_part_sizes(&segments);
+            prop_assert_eq!(reassemble(&segments), text);
+        }
+    }
+}

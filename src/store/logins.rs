@@ -1,0 +1,131 @@
+//! Logins keyed by token challenge: the state an app's poll reads.
+//!
+//! A challenge with no record is `pending` (derivable from the token alone, so polls for
+//! logins whose SMS never came write nothing). A record also marks its token as used, which is
+//! how replays are caught: the record outlives the token's acceptance window.
+
+use serde::{Deserialize, Serialize};
+
+use super::{StoreError, decode, encode};
+use crate::clock::UnixSecs;
+use crate::msisdn::Msisdn;
+use crate::token::Challenge;
+
+/// Why a login was refused, as the HTTP API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    BadToken,
+    Replayed,
+    AuthCoreRefused,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::BadToken => "bad_token",
+            RejectReason::Replayed => "replayed",
+            RejectReason::AuthCoreRefused => "auth_core_refused",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LoginState {
+    /// The session waits for its one poll. `session` is a secret: no Debug output.
+    Complete {
+        session: String,
+        account_id: String,
+        created: bool,
+    },
+    Consumed,
+    Expired,
+    Rejected {
+        reason: RejectReason,
+    },
+}
+
+impl std::fmt::Debug for LoginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginState::Complete { created, .. } => write!(f, "Complete {{ created: {created} }}"),
+            LoginState::Consumed => f.write_str("Consumed"),
+            LoginState::Expired => f.write_str("Expired"),
+            LoginState::Rejected { reason } => write!(f, "Rejected({})", reason.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    pub state: LoginState,
+    /// The number whose SMS decided this state, if one did.
+    pub msisdn: Option<Msisdn>,
+    pub issued_at: UnixSecs,
+    pub decided_at: UnixSecs,
+    /// The sweeper removes the record after this.
+    pub keep_until: UnixSecs,
+}
+
+#[derive(Clone)]
+pub struct Logins {
+    pub(super) tree: sled::Tree,
+}
+
+impl Logins {
+    pub(super) fn new(tree: sled::Tree) -> Self {
+        Logins { tree }
+    }
+
+    pub fn get(&self, challenge: &Challenge) -> Result<Option<LoginRecord>, StoreError> {
+        self.tree
+            .get(challenge.as_bytes())?
+            .map(|v| decode("logins", &v))
+            .transpose()
+    }
+
+    /// Hands a completed login's session out exactly once: swaps `Complete` for `Consumed`
+    /// only if the record is still the one read. Returns the record as it was before the swap,
+    /// or None if another poll won the race. Not durable until the store is flushed.
+    pub fn consume(
+        &self,
+        challenge: &Challenge,
+        seen: &LoginRecord,
+    ) -> Result<Option<LoginRecord>, StoreError> {
+        let consumed = LoginRecord {
+            state: LoginState::Consumed,
+            ..seen.clone()
+        };
+        let swapped = self.tree.compare_and_swap(
+            challenge.as_bytes(),
+            Some(encode(seen)),
+            Some(encode(&consumed)),
+        )?;
+        Ok(swapped.is_ok().then(|| seen.clone()))
+    }
+
+    /// Resolves when the record for `challenge` changes. Subscribe before reading the state,
+    /// then await, so no change slips between the read and the wait.
+    pub fn watch(&self, challenge: &Challenge) -> sled::Subscriber {
+        self.tree.watch_prefix(challenge.as_bytes())
+    }
+
+    /// Removes records past their `keep_until`; returns how many.
+    pub fn sweep(&self, now: UnixSecs) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            let record: LoginRecord = decode("logins", &value)?;
+            if record.keep_until < now
+                && self
+                    .tree
+                    .compare_and_swap(&key, Some(value), None as Option<&[u8]>)?
+                    .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,130 @@
+//! The embedded sled store behind a narrow interface.
+//!
+//! Each tree has one owner module (inbox, logins, accounts, outbox); the daemon sees only their
+//! methods, so a shared-database backend can replace sled later without touching SMPP or HTTP.
+//! Changes that span trees (an MO's outcome) go through [`Store::commit_outcome`], one sled
+//! transaction. Nothing is durable until [`Store::flush`] returns: callers that acknowledge
+//! something to the outside flush first and say so in a comment.
+
+mod accounts;
+mod inbox;
+mod logins;
+mod outbox;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use thiserror::Error;
+
+pub use accounts::{Account, Accounts, NewLogin};
+pub use inbox::{Inbox, MoMessage};
+pub use logins::{LoginRecord, LoginState, Logins, RejectReason};
+pub use outbox::{Outbound, Outbox};
+
+use crate::token::Challenge;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store: the account to log in to was not found and none may be created")]
+    AccountVanished,
+    #[error("store: corrupt record in {tree}: {source}")]
+    Corrupt {
+        tree: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+/// Handles to every tree; cheap to clone (sled trees are reference-counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub inbox: Inbox,
+    pub logins: Logins,
+    pub accounts: Accounts,
+    pub outbox: Outbox,
+}
+
+impl Store {
+    pub fn open(path: &Path, cache_capacity_mb: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_mb * 1024 * 1024)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        Ok(Store {
+            inbox: Inbox::new(db.open_tree("inbox")?, db.clone()),
+            logins: Logins::new(db.open_tree("logins")?),
+            accounts: Accounts::new(
+                db.open_tree("accounts")?,
+                db.open_tree("sessions")?,
+                db.open_tree("auth_receipts")?,
+            ),
+            outbox: Outbox::new(db.open_tree("outbox")?),
+            db,
+        })
+    }
+
+    /// Makes every write so far durable; one call covers a whole batch (group commit).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Records what an MO led to, atomically: the login state (if any), the replies to send,
+    /// and the MO's removal from the inbox. Either all of it happens or none.
+    pub fn commit_outcome(
+        &self,
+        mo_id: u64,
+        login: Option<(Challenge, LoginRecord)>,
+        replies: &[Outbound],
+    ) -> Result<(), StoreError> {
+        let login_value = login.as_ref().map(|(c, r)| (*c, encode(r)));
+        let reply_values: Vec<Vec<u8>> = replies.iter().map(encode).collect();
+        (&self.inbox.tree, &self.logins.tree, &self.outbox.tree).transaction(
+            |(inbox, logins, outbox)| {
+                inbox.remove(&mo_id.to_be_bytes())?;
+                if let Some((challenge, value)) = &login_value {
+                    logins.insert(challenge.as_bytes(), value.as_slice())?;
+                }
+                for value in &reply_values {
+                    let id = outbox.generate_id()?;
+                    outbox.insert(&id.to_be_bytes(), value.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
+        self.outbox.wake();
+        Ok(())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialise to JSON")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+#[cfg(test)]
+pub(crate) fn temporary() -> Store {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    Store::from_db(db).unwrap()
+}

@@ -1,0 +1,118 @@
+//! The durable outbox: replies waiting for an SMSC to accept them.
+//!
+//! A message leaves only when its submit_sm_resp says OK (at-least-once: a crash between the
+//! resp and the removal sends it again).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+
+use super::{StoreError, decode};
+use crate::clock::UnixSecs;
+use crate::msisdn::Msisdn;
+
+/// An SMS to send.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    /// The SMSC connection to send through (the one the MO came from).
+    pub smsc: String,
+    pub from: String,
+    pub to: Msisdn,
+    /// May hold a password; never logged.
+    pub text: String,
+    pub created_at: UnixSecs,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("smsc", &self.smsc)
+            .field("to", &self.to)
+            .field("chars", &self.text.chars().count())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    pub(super) tree: sled::Tree,
+    /// Bumped on every enqueue; a receiver never misses that something was queued since it
+    /// last looked, even while it was busy elsewhere.
+    queued: Arc<watch::Sender<u64>>,
+    removed: Arc<Notify>,
+}
+
+impl Outbox {
+    pub(super) fn new(tree: sled::Tree) -> Self {
+        Outbox {
+            tree,
+            queued: Arc::new(watch::channel(0).0),
+            removed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Tells every sender that messages were queued.
+    pub(super) fn wake(&self) {
+        self.queued.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// `changed()` on the receiver resolves whenever messages were queued since it last saw.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.queued.subscribe()
+    }
+
+    /// Up to `limit` messages for one connection, oldest first, skipping ids in `skip`
+    /// (those already in flight).
+    pub fn pending_for(
+        &self,
+        smsc: &str,
+        skip: impl Fn(u64) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, Outbound)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.tree.iter() {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, value) = entry?;
+            let id = u64::from_be_bytes(key.as_ref().try_into().unwrap_or_default());
+            if skip(id) {
+                continue;
+            }
+            let message: Outbound = decode("outbox", &value)?;
+            if message.smsc == smsc {
+                found.push((id, message));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Called once the SMSC has accepted the message (or refused it for good).
+    pub fn remove(&self, id: u64) -> Result<(), StoreError> {
+        self.tree.remove(id.to_be_bytes())?;
+        self.removed.notify_waiters();
+        Ok(())
+    }
+
+    /// Resolves once nothing is waiting to be sent (used by drains and tests).
+    pub async fn wait_empty(&self) {
+        loop {
+            let removed = self.removed.notified();
+            tokio::pin!(removed);
+            removed.as_mut().enable();
+            if self.tree.is_empty() {
+                return;
+            }
+            removed.await;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}

@@ -1,0 +1,143 @@
+//! Test harness: the simulator and the daemon on free loopback ports, a real HTTP client.
+//!
+//! Everything crosses real sockets: MOs go simulator → SMPP → daemon, polls go over HTTP.
+//! The daemon's clock is manual, so token windows are tested without sleeping.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID, embedded_config};
+use moauth::clock::Clock;
+use moauth::daemon::{Daemon, Options};
+use moauth::ops::config::Config;
+use moauth::sim::{MoRequest, MoResult, SimConfig, Simulator, Submitted};
+use moauth::token::{Token, Verifier};
+use serde_json::{Value, json};
+
+pub const ALICE: &str = "+8613800138000";
+pub const BOB: &str = "+8613900139000";
+pub const START: u64 = 1_800_000_000;
+/// Generous bound for things that happen "at once": only reached when something is broken.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub struct Harness {
+    pub sim: Simulator,
+    pub daemon: Option<Daemon>,
+    pub clock: Clock,
+    pub config: Config,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(Options::default(), |_| {}).await
+    }
+
+    pub async fn start_with(options: Options, tweak: impl FnOnce(&mut Config)) -> Harness {
+        let sim = Simulator::start(SimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            control: None,
+            system_id: SIM_SYSTEM_ID.into(),
+            password: SIM_PASSWORD.into(),
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = embedded_config(
+            dir.path().join("store"),
+            "127.0.0.1:0".parse().unwrap(),
+            sim.smpp_addr,
+        );
+        tweak(&mut config);
+        let clock = Clock::manual(START);
+        let mut harness = Harness {
+            sim,
+            daemon: None,
+            clock,
+            config,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        };
+        harness.boot(options).await;
+        harness
+    }
+
+    async fn boot(&mut self, options: Options) {
+        let bound = self.sim.bound_sessions();
+        let daemon = Daemon::start(self.config.clone(), self.clock.clone(), options)
+            .await
+            .unwrap();
+        assert!(
+            self.sim.wait_bound(bound + 1, PATIENCE).await,
+            "daemon did not bind"
+        );
+        self.daemon = Some(daemon);
+    }
+
+    /// Stops the daemon (unbind, flush) and starts it again on the same store.
+    pub async fn restart(&mut self, options: Options) {
+        self.daemon.take().unwrap().shutdown().await;
+        self.config.http.listen = "127.0.0.1:0".parse().unwrap();
+        self.boot(options).await;
+    }
+
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().unwrap()
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://{}{path}", self.daemon().http_addr)
+    }
+
+    /// What an app does: a secret verifier and a token issued `age` seconds ago.
+    pub fn app_token(&self, age: u64) -> (Verifier, Token) {
+        let verifier = Verifier::random();
+        let token = Token::for_verifier(&verifier, self.clock.now() - age);
+        (verifier, token)
+    }
+
+    pub async fn phone_sends(&self, from: &str, text: &str) -> MoResult {
+        self.sim
+            .send_mo(&MoRequest {
+                from: from.into(),
+                to: Some("10690000".into()),
+                text: text.into(),
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn poll(&self, verifier: &Verifier, token: &Token, wait_ms: u64) -> (u16, Value) {
+        self.post(
+            "/v1/logins/poll",
+            json!({ "verifier": verifier.to_base64url(), "token": token.to_string(), "wait_ms": wait_ms }),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.api(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Waits until `count` SMS were submitted and the outbox is empty, so no further SMS can
+    /// be on its way, and checks that exactly `count` were sent.
+    pub async fn settled_submits(&self, count: usize) -> Vec<Submitted> {
+        self.sim.wait_submits(count, PATIENCE).await;
+        tokio::time::timeout(PATIENCE, self.daemon().store.outbox.wait_empty())
+            .await
+            .expect("outbox did not drain");
+        let submits = self.sim.submits();
+        assert_eq!(submits.len(), count, "{submits:?}");
+        submits
+    }
+}
