@@ -1,14 +1,24 @@
-//! The small subcommands: everything `main.rs` hands over that is not the daemon itself.
+//! The subcommands `main.rs` hands over to, and the daemon's main loop.
+//!
+//! `run` owns the process-level concerns the library's [`Daemon`] leaves out: signals, the
+//! systemd notify protocol and the watchdog, and reading the config file again on SIGHUP.
+//! Everything it decides is logged, because under systemd the journal is all an operator sees.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::json;
+use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::daemon::{Daemon, Options};
-use crate::ops::config::{Config, SmscConfig};
+use crate::ops::config::{BindMode, Config, SmscConfig};
+use crate::ops::logging::LogControl;
+use crate::ops::notify::Notifier;
+use crate::ops::signals::{Request, Signals};
+use crate::ops::status::StatusReport;
 use crate::sim::{MoRequest, SimConfig, Simulator};
 use crate::token::{Token, Verifier};
 
@@ -48,9 +58,14 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
 }
 
 /// `moauth run`: with a config file as configured; without one, on the embedded simulator.
-pub async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
-    let (config, _sim) = match config {
-        Some(path) => (Config::load(&path)?, None),
+///
+/// A config mistake comes back as a [`crate::ops::config::ConfigError`] before anything
+/// starts, so `main` can give it the same exit code 2 as `check-config`.
+pub async fn run(config_file: Option<PathBuf>, log: LogControl) -> anyhow::Result<()> {
+    // Installed first: a SIGTERM that arrives while the store opens must drain, not kill.
+    let mut signals = Signals::install()?;
+    let (config, _sim) = match &config_file {
+        Some(path) => (Config::load(path)?, None),
         None => {
             let sim = Simulator::start(SimConfig {
                 listen: "127.0.0.1:2775".parse()?,
@@ -80,12 +95,101 @@ pub async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
             )
         }
     };
+    log.set_level(&config.log.level)?;
+    let notifier = Notifier;
     let daemon = Daemon::start(config, Clock::System, Options::default()).await?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for a signal")?;
+    // The store is open and HTTP listens; SMPP binds follow in the background (see STATUS).
+    let mut last_status = daemon.status().line();
+    notifier.ready(&last_status);
+
+    let watchdog = notifier.watchdog_interval();
+    let mut tick = tokio::time::interval(watchdog.unwrap_or(STATUS_EVERY).min(STATUS_EVERY));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            request = signals.next() => match request {
+                Request::Stop => break,
+                Request::Reload => reload(&daemon, config_file.as_deref(), &log, &notifier),
+            },
+            _ = tick.tick() => {
+                if let Some(interval) = watchdog {
+                    if daemon.healthy(interval).await {
+                        notifier.watchdog();
+                    } else {
+                        error!("health check failed; not feeding the watchdog");
+                    }
+                }
+                let status = daemon.status().line();
+                if status != last_status {
+                    notifier.status(&status);
+                    last_status = status;
+                }
+            }
+        }
+    }
+    info!("stopping: unbinding, finishing in-flight work, flushing the store");
+    notifier.stopping();
     daemon.shutdown().await;
     Ok(())
+}
+
+/// How often STATUS= is refreshed when no watchdog asks for more.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// SIGHUP: read the file again; apply it only if it is entirely valid.
+fn reload(daemon: &Daemon, path: Option<&Path>, log: &LogControl, notifier: &Notifier) {
+    let Some(path) = path else {
+        warn!("SIGHUP ignored: running on the built-in simulator, there is no file to reload");
+        return;
+    };
+    notifier.reloading();
+    match Config::load(path) {
+        Ok(new) => {
+            if let Err(e) = log.set_level(&new.log.level) {
+                warn!(error = %e, "log level kept");
+            }
+            let waiting = daemon.reload(&new);
+            if !waiting.is_empty() {
+                warn!(
+                    settings = %waiting.join(", "),
+                    "reloaded; these changes take effect only at the next restart"
+                );
+            }
+            info!(file = %path.display(), "configuration reloaded");
+            notifier.ready(&daemon.status().line());
+        }
+        Err(e) => {
+            error!(error = %e, "configuration NOT reloaded; the running one stays");
+            notifier.ready(&format!("reload failed, old config kept: {e}"));
+        }
+    }
+}
+
+/// `moauth status`: what the daemon behind `url` reports, as a table or JSON.
+pub async fn status(url: &str, json: bool) -> anyhow::Result<()> {
+    let address = format!("{}/status", url.trim_end_matches('/'));
+    let response = reqwest::get(&address)
+        .await
+        .with_context(|| format!("reaching moauth at {url}; is it running?"))?;
+    if !response.status().is_success() {
+        bail!("{address} answered {}", response.status());
+    }
+    let report: StatusReport = response.json().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// The API's address as a local client reaches it: a wildcard listen means loopback.
+pub fn local_url(config: &Config) -> String {
+    let mut addr = config.http.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
 }
 
 /// The configuration used with the embedded simulator (`run` without a file, `demo`).
@@ -98,11 +202,15 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
         system_id: SIM_SYSTEM_ID.into(),
         password: SIM_PASSWORD.into(),
         system_type: String::new(),
+        address_range: String::new(),
+        bind: BindMode::Transceiver,
         short_code: DEFAULT_SHORT_CODE.into(),
         interface_version: "3.4".into(),
         enquire_link_secs: 30,
         response_timeout_secs: 10,
         window: 10,
+        max_tps: 0,
+        delivery_receipts: true,
     }];
     config
 }

@@ -4,10 +4,14 @@
 //! before `start` returns, links bind in the background. Shutdown runs the other way: links
 //! unbind first (the SMSC stops handing us MOs and redelivers anything unanswered), the
 //! pipeline finishes the MO in hand, HTTP drains, and the store is flushed last.
+//!
+//! The daemon does not read signals or talk to systemd itself (`cli::run` does): it offers
+//! what that loop needs, [`Daemon::reload`], [`Daemon::status`] and [`Daemon::healthy`], so
+//! tests can drive every piece in-process.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -20,12 +24,12 @@ use crate::auth::EmbeddedAuth;
 use crate::clock::Clock;
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
-use crate::login::decide::Window;
 use crate::login::ingest::Ingest;
 use crate::login::poll::Poller;
-use crate::login::replies::Replies;
 use crate::ops::config::Config;
-use crate::smpp::link::{LinkStates, SmscLink};
+use crate::ops::reload::{LiveSettings, needs_restart};
+use crate::ops::status::{self, Rates, StatusReport, StatusSource};
+use crate::smpp::link::{LinkStates, Role, SmscLink};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Error)]
@@ -50,6 +54,10 @@ pub struct Daemon {
     pub http_addr: SocketAddr,
     pub store: Store,
     pub links: LinkStates,
+    live: LiveSettings,
+    /// The configuration started with; what a reload cannot change stays as it says.
+    running: Config,
+    status: StatusSource,
     stop_links: CancellationToken,
     stop_rest: CancellationToken,
     links_done: Vec<JoinHandle<()>>,
@@ -66,11 +74,7 @@ impl Daemon {
         options: Options,
     ) -> Result<Daemon, DaemonError> {
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
-        let window = Window {
-            max_age_secs: config.login.max_age_secs,
-            max_future_secs: config.login.max_future_secs,
-            result_ttl_secs: config.login.result_ttl_secs,
-        };
+        let live = LiveSettings::new(&config);
         let links = LinkStates::default();
         let stop_links = CancellationToken::new();
         let stop_rest = CancellationToken::new();
@@ -92,24 +96,29 @@ impl Daemon {
             poller: Poller {
                 store: store.clone(),
                 clock: clock.clone(),
-                window,
+                window: live.window.clone(),
             },
             links: links.clone(),
-            api_key_hashes: Arc::new(
-                config
-                    .http
-                    .api_keys
-                    .iter()
-                    .filter_map(|k| hex_32(&k.sha256))
-                    .collect(),
-            ),
+            api_key_hashes: live.api_key_hashes.clone(),
         };
+        let status = StatusSource {
+            store: store.clone(),
+            links: links.clone(),
+            smsc_names: Arc::new(config.smsc.iter().map(|s| s.name.clone()).collect()),
+            rates: Rates::default(),
+            started: Instant::now(),
+        };
+        let app = router(api).merge(status::router(status.clone()));
         let stop_http = stop_rest.clone();
         rest_done.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router(api))
-                .with_graceful_shutdown(stop_http.clone().cancelled_owned());
+            let serve =
+                axum::serve(listener, app).with_graceful_shutdown(stop_http.cancelled_owned());
             let _ = serve.await;
         }));
+        rest_done.push(tokio::spawn(sample_rates(
+            status.rates.clone(),
+            stop_rest.clone(),
+        )));
 
         if !options.hold_inbox {
             let pipeline = LoginPipeline {
@@ -120,23 +129,32 @@ impl Daemon {
                     config.login.session_ttl_secs,
                     config.login.send_credentials,
                 )),
-                replies: Replies::from_config(&config.templates),
-                window,
-                keywords: config.login.keywords.clone(),
+                replies: live.replies.clone(),
+                window: live.window.clone(),
+                keywords: live.keywords.clone(),
                 default_country_code: config.numbering.default_country_code.clone(),
+                inbound: config.inbound.clone(),
                 clock: clock.clone(),
+                processed: status.rates.counter.clone(),
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }
 
-        let (ingest, ingest_done) = Ingest::start(store.clone());
+        let (ingest, ingest_done) =
+            Ingest::start(store.clone(), config.inbound.redelivery_window_secs);
         rest_done.push(ingest_done);
         let links_done = config
             .smsc
             .iter()
-            .map(|smsc| {
+            .flat_map(|smsc| {
+                Role::for_mode(smsc.bind)
+                    .iter()
+                    .map(move |role| (smsc, *role))
+            })
+            .map(|(smsc, role)| {
                 let link = SmscLink {
                     config: smsc.clone(),
+                    role,
                     store: store.clone(),
                     ingest: ingest.clone(),
                     states: links.clone(),
@@ -150,11 +168,37 @@ impl Daemon {
             http_addr,
             store,
             links,
+            live,
+            running: config,
+            status,
             stop_links,
             stop_rest,
             links_done,
             rest_done,
         })
+    }
+
+    /// Applies the reloadable part of `new` (templates, limits, keywords, API keys) at once;
+    /// returns the changed settings that wait for a restart.
+    pub fn reload(&self, new: &Config) -> Vec<&'static str> {
+        self.live.apply(new);
+        needs_restart(&self.running, new)
+    }
+
+    pub fn status(&self) -> StatusReport {
+        self.status.report()
+    }
+
+    /// Healthy while every task is running and the store completes a flush within `within`:
+    /// the watchdog is fed only then, so a wedged store or a dead pipeline gets us restarted.
+    pub async fn healthy(&self, within: Duration) -> bool {
+        let running = |tasks: &[JoinHandle<()>]| tasks.iter().all(|t| !t.is_finished());
+        running(&self.links_done)
+            && running(&self.rest_done)
+            && matches!(
+                tokio::time::timeout(within, self.store.flush()).await,
+                Ok(Ok(()))
+            )
     }
 
     /// Drains and stops; every acknowledged MO is durable in the inbox when this returns.
@@ -178,12 +222,14 @@ impl Daemon {
     }
 }
 
-fn hex_32(hex: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+async fn sample_rates(rates: Rates, stop: CancellationToken) {
+    let mut every = tokio::time::interval(status::SAMPLE_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => rates.sample(Instant::now()),
+            _ = stop.cancelled() => return,
+        }
     }
-    Some(out)
 }
 
 /// SHA-256 of an API key as the config expects it, for `moauth hash-key` and tests.

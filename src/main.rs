@@ -1,19 +1,23 @@
 //! The `moauth` command line: parse, then hand over to the library.
+//!
+//! Exit codes: 0 done (a drained stop included), 1 failure, 2 a mistake in the config file
+//! (from `check-config` and from `run` alike, so scripts and systemd see the same thing).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use moauth::cli;
-use moauth::ops::logging;
+use moauth::ops::config::{Config, ConfigError};
+use moauth::ops::logging::{self, LogFormat};
 use moauth::sim::{MoRequest, SimConfig, Simulator};
 
 #[derive(Parser)]
 #[command(version, about = "Register or log in to an app by sending one SMS")]
 struct Args {
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, global = true)]
-    json_logs: bool,
+    /// Log format; `auto` is human text on a terminal and JSON lines otherwise (systemd).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +42,16 @@ enum Command {
     },
     /// Check a config file; exit code 2 with file, line and key on any mistake.
     CheckConfig { file: PathBuf },
+    /// Ask a running daemon for its binds, queue depths and rates.
+    Status {
+        /// The daemon's HTTP API; by default the `http.listen` of --config, else port 8080.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The built-in SMSC simulator.
     Sim {
         #[command(subcommand)]
@@ -77,9 +91,9 @@ enum SimCommand {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let quiet = matches!(args.command, Command::Demo | Command::Token { .. });
-    logging::init(args.json_logs, if quiet { "warn" } else { "info" });
+    let log = logging::init(args.log_format, if quiet { "warn" } else { "info" });
     let result = match args.command {
-        Command::Run { config } => cli::run(config).await,
+        Command::Run { config } => cli::run(config, log).await,
         Command::Demo => moauth::demo::run().await,
         Command::Token {
             json,
@@ -89,13 +103,16 @@ async fn main() -> ExitCode {
             cli::token(json, &short_code, &keyword);
             Ok(())
         }
-        Command::CheckConfig { file } => match cli::check_config(&file) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
+        Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Status { url, config, json } => {
+            let url = match url {
+                Some(url) => url,
+                None => Config::load(&config)
+                    .map(|c| cli::local_url(&c))
+                    .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+            };
+            cli::status(&url, json).await
+        }
         Command::Sim {
             command:
                 Some(SimCommand::Send {
@@ -120,6 +137,10 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("moauth: {e:#}");
             ExitCode::FAILURE

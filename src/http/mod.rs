@@ -5,7 +5,6 @@
 
 mod error;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
@@ -20,6 +19,7 @@ use sha2::{Digest, Sha256};
 pub use error::ApiError;
 
 use crate::login::poll::{PollAnswer, Poller};
+use crate::ops::reload::Live;
 use crate::smpp::link::LinkStates;
 use crate::token::{Token, Verifier};
 
@@ -32,7 +32,8 @@ pub struct ApiState {
     pub poller: Poller,
     pub links: LinkStates,
     /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
-    pub api_key_hashes: Arc<Vec<[u8; 32]>>,
+    /// Reloadable (SIGHUP).
+    pub api_key_hashes: Live<Vec<[u8; 32]>>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -87,7 +88,7 @@ async fn get_login(
     headers: HeaderMap,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PollAnswer>, ApiError> {
-    if state.api_key_hashes.is_empty() {
+    if state.api_key_hashes.load().is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -140,13 +141,17 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(unauthorized)?;
     let presented: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
-    let matched = state.api_key_hashes.iter().fold(false, |found, hash| {
-        let diff = hash
-            .iter()
-            .zip(presented)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        found | (diff == 0)
-    });
+    let matched = state
+        .api_key_hashes
+        .load()
+        .iter()
+        .fold(false, |found, hash| {
+            let diff = hash
+                .iter()
+                .zip(presented)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            found | (diff == 0)
+        });
     if matched { Ok(()) } else { Err(unauthorized()) }
 }
 

@@ -5,13 +5,15 @@
 //! of deliver_sm costs one fsync, and no deliver_sm is acknowledged before it is durable.
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::error;
+use tracing::{error, info};
 
 use crate::store::{MoMessage, Store};
 
 const MAX_BATCH: usize = 1024;
 
-type Job = (MoMessage, oneshot::Sender<bool>);
+/// An MO to store, or (None) only a wait for the next flush, for writes made elsewhere (a
+/// delivery receipt's update) that must be durable before their PDU is answered.
+type Job = (Option<MoMessage>, oneshot::Sender<bool>);
 
 #[derive(Clone)]
 pub struct Ingest {
@@ -20,26 +22,46 @@ pub struct Ingest {
 
 impl Ingest {
     /// Starts the ingest task; it ends when every `Ingest` handle is dropped.
-    pub fn start(store: Store) -> (Ingest, tokio::task::JoinHandle<()>) {
+    /// MOs repeated within `redelivery_window` seconds are acknowledged, not stored again.
+    pub fn start(store: Store, redelivery_window: u64) -> (Ingest, tokio::task::JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 4);
-        (Ingest { jobs }, tokio::spawn(run(store, rx)))
+        (
+            Ingest { jobs },
+            tokio::spawn(run(store, rx, redelivery_window)),
+        )
     }
 
     /// Resolves to true once the MO is durable in the inbox, false if it could not be stored.
     pub async fn store(&self, mo: MoMessage) -> oneshot::Receiver<bool> {
         let (done, durable) = oneshot::channel();
         // A closed channel drops `done`, which the receiver reads as "not stored".
-        let _ = self.jobs.send((mo, done)).await;
+        let _ = self.jobs.send((Some(mo), done)).await;
+        durable
+    }
+
+    /// Resolves to true once everything written to the store so far is durable.
+    pub async fn flushed(&self) -> oneshot::Receiver<bool> {
+        let (done, durable) = oneshot::channel();
+        let _ = self.jobs.send((None, done)).await;
         durable
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, redelivery_window: u64) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (messages, waiters): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
-        let stored = match store.inbox.append(&messages) {
-            Ok(()) => store.flush().await,
+        let (messages, waiters): (Vec<Option<MoMessage>>, Vec<_>) = jobs.drain(..).unzip();
+        let messages: Vec<MoMessage> = messages.into_iter().flatten().collect();
+        let stored = match store.inbox.append(&messages, redelivery_window) {
+            Ok(repeats) => {
+                if repeats > 0 {
+                    info!(
+                        repeats,
+                        "redelivered MOs acknowledged without processing them again"
+                    );
+                }
+                store.flush().await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = &stored {

@@ -6,12 +6,14 @@
 //! at any point means it is processed again, and the auth core's request-id deduplication
 //! makes the second pass give the same answer.
 
+pub mod concat;
 pub mod decide;
 pub mod ingest;
 pub mod poll;
 pub mod replies;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -21,8 +23,10 @@ use tracing::{debug, info, warn};
 use crate::auth::{AuthCore, AuthError, AuthRequest};
 use crate::clock::Clock;
 use crate::msisdn::Msisdn;
+use crate::ops::config::InboundConfig;
+use crate::ops::reload::Live;
 use crate::smpp::{text, udh};
-use crate::store::{MoMessage, Outbound, Store, StoreError};
+use crate::store::{MoMessage, Outbound, PartKey, Store, StoreError};
 use crate::token::parse_body;
 use decide::{Decision, Window};
 use replies::{Replies, Reply};
@@ -42,11 +46,15 @@ pub enum PipelineError {
 pub struct LoginPipeline {
     pub store: Store,
     pub auth: Arc<dyn AuthCore>,
-    pub replies: Replies,
-    pub window: Window,
-    pub keywords: Vec<String>,
+    /// Reloadable (SIGHUP): each MO reads the values current when it is processed.
+    pub replies: Live<Replies>,
+    pub window: Live<Window>,
+    pub keywords: Live<Vec<String>>,
     pub default_country_code: String,
+    pub inbound: InboundConfig,
     pub clock: Clock,
+    /// Counts finished MOs, for the status report's rates.
+    pub processed: Arc<AtomicU64>,
 }
 
 impl LoginPipeline {
@@ -91,11 +99,30 @@ impl LoginPipeline {
         }
         if done > 0 {
             self.store.flush().await?;
+            self.processed.fetch_add(done as u64, Ordering::Relaxed);
         }
         result.map(|()| done)
     }
 
     async fn process(&self, id: u64, mo: &MoMessage) -> Result<(), PipelineError> {
+        match concat::split(mo) {
+            Ok(Some(part)) => {
+                let at = PartKey {
+                    group: &part.group,
+                    seq: part.concat.seq,
+                    total: part.concat.total,
+                };
+                let filed = self.store.file_part(id, at, &part.payload, concat::join)?;
+                debug!(mo = id, concat = ?part.concat, ?filed, "part of a longer SMS");
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(mo = id, error = %e, "MO with a malformed user data header; dropped");
+                self.store.commit_outcome(id, None, &[])?;
+                return Ok(());
+            }
+        }
         let sender =
             match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
                 Ok(sender) => sender,
@@ -113,7 +140,7 @@ impl LoginPipeline {
                 return Ok(());
             }
         };
-        let body = parse_body(&text, &self.keywords);
+        let body = parse_body(&text, &self.keywords.load());
         let prior = match &body {
             crate::token::Body::Login(token) => self.store.logins.get(&token.challenge())?,
             crate::token::Body::Bad {
@@ -121,7 +148,13 @@ impl LoginPipeline {
             } => self.store.logins.get(c)?,
             _ => None,
         };
-        let decision = decide::decide(&body, &sender, mo.received_at, prior.as_ref(), &self.window);
+        let decision = decide::decide(
+            &body,
+            &sender,
+            mo.received_at,
+            prior.as_ref(),
+            &self.window.load(),
+        );
         debug!(mo = id, ?decision, "decided");
         let (record, reply) = match decision {
             Decision::Answer { record, reply } => {
@@ -139,8 +172,13 @@ impl LoginPipeline {
                 };
                 let answer = self.auth.login(&request).await?;
                 info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
-                let (record, reply) =
-                    decide::completed(&token, &sender, answer, self.clock.now(), &self.window);
+                let (record, reply) = decide::completed(
+                    &token,
+                    &sender,
+                    answer,
+                    self.clock.now(),
+                    &self.window.load(),
+                );
                 (Some((token.challenge(), record)), reply)
             }
         };
@@ -158,25 +196,42 @@ impl LoginPipeline {
             smsc: mo.smsc.clone(),
             from: mo.destination_addr.clone(),
             to: to.clone(),
-            text: self.replies.render(reply),
+            text: self.replies.load().render(reply),
             created_at: self.clock.now(),
         }
     }
 
+    /// Removes what has outlived its purpose: finished logins, parts whose siblings never
+    /// came, digests of MOs too old to be redelivered.
     fn sweep(&self) {
-        match self.store.logins.sweep(self.clock.now()) {
-            Ok(0) => {}
-            Ok(n) => debug!(removed = n, "swept finished logins"),
+        let now = self.clock.now();
+        let swept = self.store.logins.sweep(now).and_then(|logins| {
+            let parts = self
+                .store
+                .parts
+                .expire(now.saturating_sub(self.inbound.concat_timeout_secs))?;
+            if parts > 0 {
+                warn!(
+                    parts,
+                    "parts of concatenated SMS expired before the rest arrived; dropped"
+                );
+            }
+            let seen = self
+                .store
+                .inbox
+                .sweep_seen(now, self.inbound.redelivery_window_secs)?;
+            Ok((logins, seen))
+        });
+        match swept {
+            Ok((logins, seen)) => debug!(logins, seen, "swept"),
             Err(e) => warn!(error = %e, "sweep failed"),
         }
     }
 }
 
-/// SMPP esm_class bit saying the user data starts with a UDH.
-const ESM_UDHI: u8 = 0x40;
-
+/// The text of a complete MO; a UDH without concatenation (ports, language shifts) is skipped.
 fn decode_text(mo: &MoMessage) -> Result<String, String> {
-    let data = if mo.esm_class & ESM_UDHI != 0 {
+    let data = if mo.esm_class & concat::ESM_UDHI != 0 {
         udh::split(&mo.user_data).map_err(|e| e.to_string())?.1
     } else {
         &mo.user_data[..]

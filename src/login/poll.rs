@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::login::decide::Window;
+use crate::ops::reload::Live;
 use crate::store::{LoginState, RejectReason, Store, StoreError};
 use crate::token::Token;
 
@@ -54,7 +55,8 @@ impl PollAnswer {
 pub struct Poller {
     pub store: Store,
     pub clock: Clock,
-    pub window: Window,
+    /// Reloadable (SIGHUP).
+    pub window: Live<Window>,
 }
 
 impl Poller {
@@ -69,6 +71,7 @@ impl Poller {
             }
             let until_expiry = self
                 .window
+                .load()
                 .expires_at(token)
                 .saturating_sub(self.clock.now())
                 + 1;
@@ -86,7 +89,7 @@ impl Poller {
         let challenge = token.challenge();
         loop {
             let Some(record) = self.store.logins.get(&challenge)? else {
-                return Ok(if self.clock.now() > self.window.expires_at(token) {
+                return Ok(if self.clock.now() > self.window.load().expires_at(token) {
                     PollAnswer::Expired
                 } else {
                     PollAnswer::Pending

@@ -2,12 +2,20 @@
 //!
 //! Operators edit this file by hand at 3 a.m., so a mistake is reported with the file, line,
 //! column and key, and unknown keys are errors rather than silently ignored typos.
+//!
+//! Secrets need not sit in the file: `password_file` (e.g. a systemd credential) or
+//! `password_env` (an environment variable) stand in for `password`. They are resolved on the
+//! parsed document before it is typed, so the secret takes the span of the key that named it
+//! and every later error still points at the right line.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use crate::token::DEFAULT_KEYWORDS;
 
@@ -26,6 +34,9 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// Several independent mistakes, so one run of `check-config` shows them all.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,7 +52,59 @@ pub struct Config {
     #[serde(default)]
     pub templates: Templates,
     #[serde(default)]
+    pub inbound: InboundConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
     pub smsc: Vec<SmscConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `info,moauth::smpp=debug`); reloaded on SIGHUP.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// How incoming SMS are put together before they reach the login pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// Parts of a concatenated MO still incomplete after this are dropped.
+    #[serde(default = "default_concat_timeout")]
+    pub concat_timeout_secs: u64,
+    /// The same PDU delivered again within this is acknowledged but not processed again.
+    #[serde(default = "default_redelivery_window")]
+    pub redelivery_window_secs: u64,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            concat_timeout_secs: default_concat_timeout(),
+            redelivery_window_secs: default_redelivery_window(),
+        }
+    }
+}
+
+fn default_concat_timeout() -> u64 {
+    600
+}
+fn default_redelivery_window() -> u64 {
+    600
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +270,12 @@ pub struct SmscConfig {
     pub password: String,
     #[serde(default)]
     pub system_type: String,
+    /// address_range sent in the bind, if the carrier routes by it.
+    #[serde(default)]
+    pub address_range: String,
+    /// "transceiver", or "pair" for a receiver and a transmitter connection.
+    #[serde(default)]
+    pub bind: BindMode,
     /// The number the app's SMS composer sends to; also the source of replies.
     pub short_code: String,
     #[serde(default = "default_interface_version")]
@@ -218,6 +287,20 @@ pub struct SmscConfig {
     /// Outstanding submit_sm allowed before waiting for responses.
     #[serde(default = "default_window")]
     pub window: usize,
+    /// submit_sm per second allowed on this connection by the carrier; 0 for no cap.
+    #[serde(default = "default_max_tps")]
+    pub max_tps: u32,
+    /// Ask for delivery receipts (registered_delivery) on every submit_sm.
+    #[serde(default = "default_true")]
+    pub delivery_receipts: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BindMode {
+    #[default]
+    Transceiver,
+    Pair,
 }
 
 fn default_interface_version() -> String {
@@ -231,6 +314,9 @@ fn default_response_timeout() -> u64 {
 }
 fn default_window() -> usize {
     10
+}
+fn default_max_tps() -> u32 {
+    50
 }
 
 impl Config {
@@ -246,6 +332,8 @@ impl Config {
             login: LoginConfig::default(),
             numbering: NumberingConfig::default(),
             templates: Templates::default(),
+            log: LogConfig::default(),
+            inbound: InboundConfig::default(),
             smsc: Vec::new(),
         }
     }
@@ -261,55 +349,77 @@ impl Config {
 
     /// Parses and validates; `file` only names the source in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let at_span = |e: toml::de::Error| {
             let span = e.span().unwrap_or(0..0);
             invalid(file, text, span.start, e.message().to_owned())
-        })?;
+        };
+        let mut document = DeTable::parse(text).map_err(at_span)?;
+        resolve_secrets(file, text, document.get_mut())?;
+        let config =
+            Config::deserialize(toml::de::Deserializer::from(document)).map_err(at_span)?;
         config.validate(file, text)?;
         Ok(config)
     }
 
     /// Checks what types alone cannot say, pointing at the offending key.
     fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
-        let at = |table: &str, key: &str, message: String| {
-            let offset = find_key(text, table, key).unwrap_or(0);
-            Err(invalid(file, text, offset, message))
+        let mut problems = Vec::new();
+        let mut at = |table: &str, key: &str, message: String| {
+            let offset = [key.to_owned(), format!("{key}_file"), format!("{key}_env")]
+                .iter()
+                .find_map(|k| find_key(text, table, k))
+                .unwrap_or(0);
+            problems.push(invalid(file, text, offset, message));
         };
         for smsc in &self.smsc {
             if !matches!(smsc.interface_version.as_str(), "3.4" | "5.0") {
-                return at(
+                at(
                     "smsc",
                     "interface_version",
                     "must be \"3.4\" or \"5.0\"".into(),
                 );
             }
             if smsc.system_id.len() > 15 {
-                return at(
+                at(
                     "smsc",
                     "system_id",
                     "SMPP allows at most 15 characters".into(),
                 );
             }
             if smsc.password.len() > 8 {
-                return at(
+                at(
                     "smsc",
                     "password",
                     "SMPP 3.4 allows at most 8 characters".into(),
                 );
             }
+            if smsc.system_type.len() > 12 {
+                at(
+                    "smsc",
+                    "system_type",
+                    "SMPP allows at most 12 characters".into(),
+                );
+            }
+            if smsc.address_range.len() > 40 || !smsc.address_range.is_ascii() {
+                at(
+                    "smsc",
+                    "address_range",
+                    "at most 40 ASCII characters".into(),
+                );
+            }
             if smsc.short_code.is_empty() || smsc.short_code.len() > 20 {
-                return at("smsc", "short_code", "must be 1 to 20 characters".into());
+                at("smsc", "short_code", "must be 1 to 20 characters".into());
             }
             if smsc.window == 0 {
-                return at("smsc", "window", "must be at least 1".into());
+                at("smsc", "window", "must be at least 1".into());
             }
         }
         if self.login.keywords.iter().any(|k| k.trim().is_empty()) {
-            return at("login", "keywords", "keywords must not be empty".into());
+            at("login", "keywords", "keywords must not be empty".into());
         }
         for key in &self.http.api_keys {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return at("http.api_keys", "sha256", "must be 64 hex digits".into());
+                at("http.api_keys", "sha256", "must be 64 hex digits".into());
             }
         }
         if self.numbering.default_country_code.is_empty()
@@ -319,10 +429,104 @@ impl Config {
                 .bytes()
                 .all(|b| b.is_ascii_digit())
         {
-            return at("numbering", "default_country_code", "must be digits".into());
+            at("numbering", "default_country_code", "must be digits".into());
         }
-        Ok(())
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            at(
+                "log",
+                "level",
+                "not a log filter (try \"info\" or \"info,moauth=debug\")".into(),
+            );
+        }
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(problems.remove(0)),
+            _ => Err(ConfigError::Several(problems)),
+        }
     }
+}
+
+/// Keys that may be given as `KEY_file` (a path to read) or `KEY_env` (a variable to read).
+const SECRET_KEYS: &[&str] = &["password"];
+
+/// Replaces `password_file` / `password_env` in every `[[smsc]]` table by `password`.
+fn resolve_secrets(file: &str, text: &str, root: &mut DeTable<'_>) -> Result<(), ConfigError> {
+    let Some(smsc) = root.get_mut("smsc") else {
+        return Ok(());
+    };
+    // Anything but an array of tables is a type error that serde reports with its span.
+    let DeValue::Array(tables) = smsc.get_mut() else {
+        return Ok(());
+    };
+    for table in tables.iter_mut() {
+        if let DeValue::Table(table) = table.get_mut() {
+            for key in SECRET_KEYS {
+                resolve_secret(file, text, table, key)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve_secret(
+    file: &str,
+    text: &str,
+    table: &mut DeTable<'_>,
+    key: &str,
+) -> Result<(), ConfigError> {
+    let from_file = table.remove_entry(format!("{key}_file").as_str());
+    let from_env = table.remove_entry(format!("{key}_env").as_str());
+    let given = [
+        table.contains_key(key),
+        from_file.is_some(),
+        from_env.is_some(),
+    ];
+    let (name, source, read): (_, _, ReadSecret) = match (from_file, from_env) {
+        (None, None) => return Ok(()),
+        (Some((name, source)), None) => (name, source, read_secret_file),
+        (None, Some((name, source))) => (name, source, read_secret_env),
+        (Some(_), Some((name, _))) => {
+            return Err(invalid(
+                file,
+                text,
+                name.span().start,
+                format!("give only one of {key}, {key}_file and {key}_env"),
+            ));
+        }
+    };
+    let fail = |message: String| invalid(file, text, name.span().start, message);
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(fail(format!(
+            "give only one of {key}, {key}_file and {key}_env"
+        )));
+    }
+    let DeValue::String(reference) = source.get_ref() else {
+        return Err(fail("must be a string".into()));
+    };
+    let secret = read(reference).map_err(fail)?;
+    if secret.is_empty() {
+        return Err(fail(format!("the secret from {reference:?} is empty")));
+    }
+    let span = source.span();
+    table.insert(
+        Spanned::new(name.span(), Cow::Owned(key.to_owned())),
+        Spanned::new(span, DeValue::String(Cow::Owned(secret))),
+    );
+    Ok(())
+}
+
+/// Reads a secret from where its `KEY_file` / `KEY_env` value points; the error says why not.
+type ReadSecret = fn(&str) -> Result<String, String>;
+
+/// The file's content without its trailing newline (editors and `echo` add one).
+fn read_secret_file(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| format!("cannot read secret file {path:?}: {e}"))
+}
+
+fn read_secret_env(variable: &str) -> Result<String, String> {
+    std::env::var(variable).map_err(|_| format!("environment variable {variable} is not set"))
 }
 
 /// Builds an error at a byte offset: line and column from the text, the key from the
@@ -338,16 +542,26 @@ fn invalid(file: &str, text: &str, offset: usize, message: String) -> ConfigErro
         .split_once('=')
         .map(|(k, _)| k.trim().trim_matches('"').to_owned())
         .unwrap_or_default();
-    let table = before[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
+    // A table header on the line itself is the table; else the nearest one above.
+    let table = std::iter::once(line_text.trim())
+        .filter(|l| l.starts_with('['))
+        .chain(before[..line_start].lines().rev().map(str::trim))
         .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     let key = match (table, key.is_empty()) {
         (Some(t), false) => format!("{t}.{key}"),
         (Some(t), true) => t,
         (None, _) => key,
+    };
+    // serde reports a missing key at the table that lacks it; name the key itself.
+    let key = match message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        // At offset 0 the whole document lacks it: a top-level table.
+        Some(field) if key.is_empty() || offset == 0 => field.to_owned(),
+        Some(field) => format!("{key}.{field}"),
+        None => key,
     };
     ConfigError::Invalid {
         file: file.to_owned(),
@@ -447,6 +661,64 @@ short_code = "10690000"
         let (line, key, message) = error_of(&text);
         assert_eq!((line, key.as_str()), (12, "smsc.password"));
         assert!(message.contains("8 characters"));
+    }
+
+    #[test]
+    fn password_file_stands_in_for_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("smsc-main");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let text = GOOD.replace(
+            "password = \"secret\"",
+            &format!("password_file = {:?}", secret.display().to_string()),
+        );
+        let config = Config::parse("moauth.toml", &text).unwrap();
+        assert_eq!(config.smsc[0].password, "s3cret");
+    }
+
+    #[test]
+    fn missing_secrets_name_line_and_key() {
+        let text = GOOD.replace(
+            "password = \"secret\"",
+            "password_file = \"/nonexistent/pw\"",
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (12, "smsc.password_file"));
+        assert!(message.contains("/nonexistent/pw"), "{message}");
+
+        let text = GOOD.replace(
+            "password = \"secret\"",
+            "password_env = \"MOAUTH_TEST_SURELY_UNSET_VARIABLE\"",
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (12, "smsc.password_env"));
+        assert!(message.contains("is not set"), "{message}");
+    }
+
+    #[test]
+    fn a_secret_given_twice_is_an_error() {
+        let text = GOOD.replace(
+            "password = \"secret\"",
+            "password = \"secret\"\npassword_env = \"HOME\"",
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (13, "smsc.password_env"));
+        assert!(message.contains("only one of"), "{message}");
+    }
+
+    #[test]
+    fn several_mistakes_are_all_reported() {
+        let text = GOOD
+            .replace("\"secret\"", "\"much-too-long\"")
+            .replace("[store]", "[log]\nlevel = \"loud=[\"\n\n[store]");
+        let shown = Config::parse("moauth.toml", &text).unwrap_err().to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2, "{shown}");
+        assert!(lines[0].contains("key `smsc.password`"), "{shown}");
+        assert!(
+            lines[1].starts_with("moauth.toml:3:1: key `log.level`"),
+            "{shown}"
+        );
     }
 
     #[test]

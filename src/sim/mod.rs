@@ -11,9 +11,9 @@ mod session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use control::control_router;
+
+use crate::smpp::udh::Concat;
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -57,6 +59,40 @@ pub struct MoRequest {
     pub text: String,
 }
 
+/// One deliver_sm exactly as the SMSC sends it, for tests and integrators who need codings,
+/// part orders or TLVs a phone's plain text does not give.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deliver {
+    pub from: String,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub esm_class: u8,
+    #[serde(default)]
+    pub data_coding: u8,
+    #[serde(default)]
+    pub short_message: Vec<u8>,
+    #[serde(default)]
+    pub message_payload: Option<Vec<u8>>,
+    #[serde(default)]
+    pub sar: Option<Concat>,
+    #[serde(default)]
+    pub receipted_message_id: Option<String>,
+    #[serde(default)]
+    pub message_state: Option<u8>,
+}
+
+/// How the simulator writes the message id in the delivery receipts it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStyle {
+    /// As in submit_sm_resp (hex), in the text and the receipted_message_id TLV.
+    Hex,
+    /// The same number in decimal, in the text only (as some SMSCs do).
+    Decimal,
+}
+
 /// What the ESME answered for each deliver_sm of an injected MO.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MoResult {
@@ -78,18 +114,44 @@ pub struct Submitted {
 /// Shared between the listener, sessions and control API.
 pub(crate) struct SimState {
     config: SimConfig,
-    sessions: Mutex<HashMap<u64, mpsc::Sender<Inject>>>,
+    sessions: Mutex<HashMap<u64, mpsc::Sender<Order>>>,
     next_session: AtomicU64,
     next_message_id: AtomicU64,
     submits: Mutex<Vec<Submitted>>,
     submits_seen: watch::Sender<usize>,
+    /// Arrival time of every submit_sm PDU (each part), for rate measurements.
+    submit_times: Mutex<Vec<Instant>>,
     bound: watch::Sender<usize>,
+    /// Delivery receipts the ESME has answered.
+    receipts_answered: watch::Sender<usize>,
+    faults: Faults,
 }
 
-/// One deliver_sm to send and where to report its resp status.
-pub(crate) struct Inject {
-    pdu: rusmpp::pdus::DeliverSm,
-    answered: oneshot::Sender<u32>,
+/// Misbehaviour on request: what real SMSCs do on bad days.
+#[derive(Default)]
+struct Faults {
+    refuse_next: AtomicU32,
+    /// command_status used for those refusals.
+    refuse_status: AtomicU32,
+    refuse_binds: AtomicBool,
+    bind_attempts: watch::Sender<Vec<Instant>>,
+    /// While true, submit_sm are not answered; the answers go out when it turns false.
+    hold_responses: watch::Sender<bool>,
+    /// Unanswered submit_sm now, and the most ever seen at once.
+    outstanding: watch::Sender<usize>,
+    max_outstanding: AtomicUsize,
+    receipts: Mutex<Option<ReceiptStyle>>,
+}
+
+/// What a session is told to do by the simulator's API.
+pub(crate) enum Order {
+    Deliver(Box<rusmpp::pdus::DeliverSm>, oneshot::Sender<u32>),
+    /// Close the TCP connection without unbinding, as a crashed SMSC would.
+    Drop,
+    /// Send this deliver_sm, then close at once: its resp can never arrive.
+    DeliverThenDrop(Box<rusmpp::pdus::DeliverSm>),
+    /// Write these bytes raw onto the socket.
+    Garbage(Vec<u8>),
 }
 
 #[derive(Clone)]
@@ -115,7 +177,10 @@ impl Simulator {
             next_message_id: AtomicU64::new(0x1000),
             submits: Mutex::new(Vec::new()),
             submits_seen: watch::channel(0).0,
+            submit_times: Mutex::new(Vec::new()),
             bound: watch::channel(0).0,
+            receipts_answered: watch::channel(0).0,
+            faults: Faults::default(),
         });
         let stop = CancellationToken::new();
         let mut sim = Simulator {
@@ -142,17 +207,22 @@ impl Simulator {
 
     /// Sends an MO to a bound ESME (segmented if long) and waits for each deliver_sm_resp.
     pub async fn send_mo(&self, request: &MoRequest) -> Result<MoResult, SimError> {
-        let session = {
-            let sessions = self.state.sessions.lock().expect("sim lock");
-            sessions.values().next().cloned()
-        }
-        .ok_or(SimError::NotBound)?;
-        let pdus = session::mo_pdus(request, &self.state.next_message_id)?;
+        let reference = self.state.next_message_id.fetch_add(1, Ordering::Relaxed) as u8;
+        self.deliver(&session::mo_delivers(request, reference)?)
+            .await
+    }
+
+    /// Sends these deliver_sm in order on one bound session and waits for every resp.
+    pub async fn deliver(&self, delivers: &[Deliver]) -> Result<MoResult, SimError> {
+        let session = self.any_session()?;
         let mut waiting = Vec::new();
-        for pdu in pdus {
+        for deliver in delivers {
             let (answered, status) = oneshot::channel();
             session
-                .send(Inject { pdu, answered })
+                .send(Order::Deliver(
+                    Box::new(session::deliver_pdu(deliver)?),
+                    answered,
+                ))
                 .await
                 .map_err(|_| SimError::NotBound)?;
             waiting.push(status);
@@ -166,6 +236,112 @@ impl Simulator {
             statuses.push(status);
         }
         Ok(MoResult { statuses })
+    }
+
+    fn any_session(&self) -> Result<mpsc::Sender<Order>, SimError> {
+        let sessions = self.state.sessions.lock().expect("sim lock");
+        sessions.values().next().cloned().ok_or(SimError::NotBound)
+    }
+
+    /// Closes every ESME connection abruptly (no unbind).
+    pub async fn drop_connections(&self) {
+        let sessions: Vec<_> = self
+            .state
+            .sessions
+            .lock()
+            .expect("sim lock")
+            .values()
+            .cloned()
+            .collect();
+        for session in sessions {
+            let _ = session.send(Order::Drop).await;
+        }
+    }
+
+    /// Sends one deliver_sm and closes the connection before its resp can arrive, as an SMSC
+    /// that crashes mid-conversation: the ESME may or may not have stored it.
+    pub async fn deliver_then_drop(&self, deliver: &Deliver) -> Result<(), SimError> {
+        let pdu = Box::new(session::deliver_pdu(deliver)?);
+        self.any_session()?
+            .send(Order::DeliverThenDrop(pdu))
+            .await
+            .map_err(|_| SimError::NotBound)
+    }
+
+    /// Writes raw bytes onto a bound session's socket.
+    pub async fn send_garbage(&self, bytes: Vec<u8>) -> Result<(), SimError> {
+        self.any_session()?
+            .send(Order::Garbage(bytes))
+            .await
+            .map_err(|_| SimError::NotBound)
+    }
+
+    /// Answers the next `n` submit_sm with ESME_RTHROTTLED.
+    pub fn throttle_next_submits(&self, n: u32) {
+        self.refuse_next_submits(n, u32::from(rusmpp::CommandStatus::EsmeRthrottled));
+    }
+
+    /// Answers the next `n` submit_sm with this command_status.
+    pub fn refuse_next_submits(&self, n: u32, status: u32) {
+        self.state
+            .faults
+            .refuse_status
+            .store(status, Ordering::SeqCst);
+        self.state.faults.refuse_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Refuses (true) or accepts (false) binds from now on.
+    pub fn refuse_binds(&self, refuse: bool) {
+        self.state
+            .faults
+            .refuse_binds
+            .store(refuse, Ordering::SeqCst);
+    }
+
+    /// When every bind attempt arrived.
+    pub fn bind_attempts(&self) -> Vec<Instant> {
+        self.state.faults.bind_attempts.borrow().clone()
+    }
+
+    /// Waits until at least `count` bind attempts were made.
+    pub async fn wait_bind_attempts(&self, count: usize, timeout: Duration) -> Vec<Instant> {
+        let mut attempts = self.state.faults.bind_attempts.subscribe();
+        let _ = tokio::time::timeout(timeout, attempts.wait_for(|a| a.len() >= count)).await;
+        self.bind_attempts()
+    }
+
+    /// Holds (true) or releases (false) the answers to submit_sm.
+    pub fn hold_responses(&self, hold: bool) {
+        self.state.faults.hold_responses.send_replace(hold);
+    }
+
+    /// Waits until at least `count` submit_sm are unanswered at once (while held).
+    pub async fn wait_outstanding(&self, count: usize, timeout: Duration) -> usize {
+        let mut outstanding = self.state.faults.outstanding.subscribe();
+        let _ = tokio::time::timeout(timeout, outstanding.wait_for(|n| *n >= count)).await;
+        *outstanding.borrow()
+    }
+
+    /// The most submit_sm that were ever unanswered at once.
+    pub fn max_outstanding(&self) -> usize {
+        self.state.faults.max_outstanding.load(Ordering::SeqCst)
+    }
+
+    /// Arrival time of every submit_sm PDU so far.
+    pub fn submit_times(&self) -> Vec<Instant> {
+        self.state.submit_times.lock().expect("sim lock").clone()
+    }
+
+    /// Waits until the ESME has answered at least `count` delivery receipts.
+    pub async fn wait_receipts_answered(&self, count: usize, timeout: Duration) -> usize {
+        let mut answered = self.state.receipts_answered.subscribe();
+        let _ = tokio::time::timeout(timeout, answered.wait_for(|n| *n >= count)).await;
+        *answered.borrow()
+    }
+
+    /// Sends a delivery receipt for every accepted submit that asked for one.
+    pub fn send_receipts(&self, style: Option<ReceiptStyle>) {
+        *self.state.faults.receipts.lock().expect("sim lock") = style;
     }
 
     pub fn submits(&self) -> Vec<Submitted> {

@@ -1,73 +1,115 @@
 //! One ESME connection to the simulator: bind, then requests both ways.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use rusmpp::pdus::{
     BindReceiverResp, BindTransceiverResp, BindTransmitterResp, DeliverSm, SubmitSm, SubmitSmResp,
 };
-use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{DataCoding, EsmClass, Npi, Ton};
+use rusmpp::tlvs::MessageDeliveryRequestTlvValue as Tlv;
+use rusmpp::types::{AnyOctetString, COctetString, OctetString};
+use rusmpp::values::{DataCoding, EsmClass, MessagePayload, MessageState, Npi, Ton};
 use rusmpp::{Command, CommandStatus, Pdu};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Inject, MoRequest, SimError, SimState, Submitted};
+use super::{Deliver, MoRequest, Order, ReceiptStyle, SimError, SimState, Submitted};
 use crate::smpp::frame::{Inbound, SmppCodec};
 use crate::smpp::{text, udh};
 
 const ESM_UDHI: u8 = 0x40;
+const ESM_RECEIPT: u8 = 0x04;
+const DEFAULT_SHORT_CODE: &str = "10690000";
 
-/// Builds the deliver_sm PDUs a phone's SMS arrives as: GSM 7-bit when it fits, UCS-2
-/// otherwise, concatenated with a UDH when long.
-pub(super) fn mo_pdus(request: &MoRequest, refs: &AtomicU64) -> Result<Vec<DeliverSm>, SimError> {
-    let from = request
-        .from
-        .strip_prefix('+')
-        .ok_or_else(|| SimError::BadRequest("`from` must be E.164 with a leading +".into()))?;
-    if from.is_empty() || from.len() > 20 || !from.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SimError::BadRequest(format!(
-            "`from` {:?} is not a phone number",
-            request.from
-        )));
-    }
-    let to = request.to.as_deref().unwrap_or("10690000");
-    let source = COctetString::from_str(from).map_err(|e| SimError::BadRequest(e.to_string()))?;
-    let destination = COctetString::from_str(to)
-        .map_err(|_| SimError::BadRequest(format!("`to` {to:?} is not a short code")))?;
-    let reference = refs.fetch_add(1, Ordering::Relaxed) as u8;
+/// The deliver_sm a phone's SMS arrives as: GSM 7-bit when it fits, UCS-2 otherwise,
+/// concatenated with a UDH when long.
+pub(super) fn mo_delivers(request: &MoRequest, reference: u8) -> Result<Vec<Deliver>, SimError> {
     Ok(text::encode_sms(&request.text, reference)
         .map_err(|e| SimError::BadRequest(e.to_string()))?
         .into_iter()
-        .map(|segment| {
-            DeliverSm::builder()
-                .source_addr_ton(Ton::International)
-                .source_addr_npi(Npi::Isdn)
-                .source_addr(source.clone())
-                .dest_addr_ton(Ton::Unknown)
-                .dest_addr_npi(Npi::Unknown)
-                .destination_addr(destination.clone())
-                .esm_class(EsmClass::from(if segment.esm_class_udhi {
-                    ESM_UDHI
-                } else {
-                    0
-                }))
-                .data_coding(DataCoding::from(segment.data_coding))
-                .short_message(OctetString::from_vec(segment.short_message).expect("segment fits"))
-                .build()
+        .map(|segment| Deliver {
+            from: request.from.clone(),
+            to: request.to.clone(),
+            esm_class: if segment.esm_class_udhi { ESM_UDHI } else { 0 },
+            data_coding: segment.data_coding,
+            short_message: segment.short_message,
+            ..Deliver::default()
         })
         .collect())
 }
 
+pub(super) fn deliver_pdu(d: &Deliver) -> Result<DeliverSm, SimError> {
+    let bad = |what: &str| SimError::BadRequest(what.to_owned());
+    let (ton, from) = match d.from.strip_prefix('+') {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            (Ton::International, digits)
+        }
+        _ => {
+            return Err(bad(&format!(
+                "`from` {:?} must be E.164 with a leading +",
+                d.from
+            )));
+        }
+    };
+    let to = d.to.as_deref().unwrap_or(DEFAULT_SHORT_CODE);
+    let mut pdu = DeliverSm::builder()
+        .source_addr_ton(ton)
+        .source_addr_npi(Npi::Isdn)
+        .source_addr(COctetString::from_str(from).map_err(|_| bad("`from` is too long"))?)
+        .destination_addr(COctetString::from_str(to).map_err(|_| bad("`to` is not a short code"))?)
+        .esm_class(EsmClass::from(d.esm_class))
+        .data_coding(DataCoding::from(d.data_coding))
+        .short_message(
+            OctetString::from_vec(d.short_message.clone())
+                .map_err(|_| bad("short_message over 255 octets; use message_payload"))?,
+        )
+        .build();
+    if let Some(payload) = &d.message_payload {
+        pdu.push_tlv(Tlv::MessagePayload(MessagePayload::new(
+            AnyOctetString::from_vec(payload.clone()),
+        )));
+    }
+    if let Some(sar) = d.sar {
+        pdu.push_tlv(Tlv::SarMsgRefNum(sar.reference));
+        pdu.push_tlv(Tlv::SarTotalSegments(sar.total));
+        pdu.push_tlv(Tlv::SarSegmentSeqnum(sar.seq));
+    }
+    if let Some(id) = &d.receipted_message_id {
+        let id = COctetString::from_str(id).map_err(|_| bad("receipted_message_id"))?;
+        pdu.push_tlv(Tlv::ReceiptedMessageId(id));
+    }
+    if let Some(state) = d.message_state {
+        pdu.push_tlv(Tlv::MessageState(MessageState::from(state)));
+    }
+    Ok(pdu)
+}
+
 /// Parts of concatenated submits waiting for their siblings, by (destination, reference).
 type Partial = HashMap<(String, u16), Vec<Option<(String, String)>>>;
+
+/// A connection's state between PDUs.
+struct Conn<'a> {
+    framed: Framed<TcpStream, SmppCodec>,
+    state: &'a SimState,
+    id: u64,
+    orders: mpsc::Sender<Order>,
+    bound: bool,
+    next_seq: u32,
+    waiting: HashMap<u32, oneshot::Sender<u32>>,
+    receipts: HashSet<u32>,
+    partial: Partial,
+    /// submit_sm answers kept back while the simulator holds responses.
+    held: Vec<(Command, Option<Deliver>)>,
+}
 
 pub(super) async fn serve(
     stream: TcpStream,
@@ -75,33 +117,37 @@ pub(super) async fn serve(
     state: Arc<SimState>,
     stop: CancellationToken,
 ) {
-    let mut framed = Framed::new(stream, SmppCodec::new(crate::smpp::link::MAX_PDU));
-    let id = state.next_session.fetch_add(1, Ordering::Relaxed);
-    let (inject_tx, mut inject_rx) = mpsc::channel::<Inject>(1024);
-    let mut bound = false;
-    let mut next_seq: u32 = 1;
-    let mut waiting: HashMap<u32, oneshot::Sender<u32>> = HashMap::new();
-    let mut partial: Partial = HashMap::new();
+    let (orders, mut order_rx) = mpsc::channel::<Order>(1024);
+    let mut hold = state.faults.hold_responses.subscribe();
+    let mut conn = Conn {
+        framed: Framed::new(stream, SmppCodec::new(crate::smpp::link::MAX_PDU)),
+        state: &state,
+        id: state.next_session.fetch_add(1, Ordering::Relaxed),
+        orders,
+        bound: false,
+        next_seq: 1,
+        waiting: HashMap::new(),
+        receipts: HashSet::new(),
+        partial: HashMap::new(),
+        held: Vec::new(),
+    };
     loop {
         let result = tokio::select! {
-            inbound = framed.next() => match inbound {
-                Some(Ok(inbound)) => {
-                    handle(&mut framed, inbound, &state, &mut bound, &mut waiting, &mut partial, id, &inject_tx).await
-                }
+            inbound = conn.framed.next() => match inbound {
+                Some(Ok(inbound)) => conn.handle(inbound).await,
                 Some(Err(e)) => {
                     warn!(%peer, error = %e, "sim: unreadable stream; closing");
                     Err(())
                 }
                 None => Err(()),
             },
-            Some(inject) = inject_rx.recv() => {
-                let seq = next_seq;
-                next_seq = if next_seq >= 0x7FFF_FFFF { 1 } else { next_seq + 1 };
-                waiting.insert(seq, inject.answered);
-                framed.send(Command::new(CommandStatus::EsmeRok, seq, inject.pdu)).await.map_err(|_| ())
+            Some(order) = order_rx.recv() => conn.obey(order).await,
+            Ok(()) = hold.changed() => {
+                if *hold.borrow_and_update() { Ok(()) } else { conn.release().await }
             }
             _ = stop.cancelled() => {
-                let _ = framed.send(Command::new(CommandStatus::EsmeRok, next_seq, Pdu::Unbind)).await;
+                let seq = conn.sequence();
+                let _ = conn.framed.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind)).await;
                 Err(())
             }
         };
@@ -109,181 +155,284 @@ pub(super) async fn serve(
             break;
         }
     }
-    if bound {
-        state.sessions.lock().expect("sim lock").remove(&id);
+    if conn.bound {
+        state.sessions.lock().expect("sim lock").remove(&conn.id);
         state.bound.send_modify(|n| *n -= 1);
     }
+    let unanswered = conn.held.len();
+    state.faults.outstanding.send_modify(|n| *n -= unanswered);
     debug!(%peer, "sim: session closed");
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    framed: &mut Framed<TcpStream, SmppCodec>,
-    inbound: Inbound,
-    state: &SimState,
-    bound: &mut bool,
-    waiting: &mut HashMap<u32, oneshot::Sender<u32>>,
-    partial: &mut Partial,
-    id: u64,
-    inject: &mpsc::Sender<Inject>,
-) -> Result<(), ()> {
-    let command = match inbound {
-        Inbound::Command(c) => c,
-        Inbound::Bad { header, error } => {
-            warn!(?header, %error, "sim: malformed PDU");
-            if let Some(answer) = header.reject(error.status()) {
-                framed.send(answer).await.map_err(|_| ())?;
+impl Conn<'_> {
+    fn sequence(&mut self) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq = if seq >= 0x7FFF_FFFF { 1 } else { seq + 1 };
+        seq
+    }
+
+    async fn send(&mut self, command: Command) -> Result<(), ()> {
+        self.framed.send(command).await.map_err(|_| ())
+    }
+
+    async fn obey(&mut self, order: Order) -> Result<(), ()> {
+        match order {
+            Order::Deliver(pdu, answered) => {
+                let seq = self.sequence();
+                self.waiting.insert(seq, answered);
+                self.send(Command::new(CommandStatus::EsmeRok, seq, *pdu))
+                    .await
             }
+            Order::Drop => Err(()),
+            Order::DeliverThenDrop(pdu) => {
+                let seq = self.sequence();
+                self.send(Command::new(CommandStatus::EsmeRok, seq, *pdu))
+                    .await?;
+                Err(())
+            }
+            Order::Garbage(bytes) => {
+                let stream = self.framed.get_mut();
+                stream.write_all(&bytes).await.map_err(|_| ())
+            }
+        }
+    }
+
+    /// Sends the submit answers kept back, and the receipts that follow them.
+    async fn release(&mut self) -> Result<(), ()> {
+        let held = std::mem::take(&mut self.held);
+        self.state
+            .faults
+            .outstanding
+            .send_modify(|n| *n -= held.len());
+        for (answer, receipt) in held {
+            self.send(answer).await?;
+            if let Some(receipt) = receipt {
+                self.send_receipt(&receipt).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_receipt(&mut self, receipt: &Deliver) -> Result<(), ()> {
+        let Ok(pdu) = deliver_pdu(receipt) else {
             return Ok(());
+        };
+        let seq = self.sequence();
+        self.receipts.insert(seq);
+        self.send(Command::new(CommandStatus::EsmeRok, seq, pdu))
+            .await
+    }
+
+    async fn handle(&mut self, inbound: Inbound) -> Result<(), ()> {
+        let command = match inbound {
+            Inbound::Command(c) => c,
+            Inbound::Bad { header, error } => {
+                warn!(?header, %error, "sim: malformed PDU");
+                if let Some(answer) = header.reject(error.status()) {
+                    self.send(answer).await?;
+                }
+                return Ok(());
+            }
+        };
+        let seq = command.sequence_number();
+        let answer = match command.pdu() {
+            Some(Pdu::BindTransceiver(b)) => {
+                self.bind(seq, b.system_id.as_str(), b.password.as_str(), true, |s| {
+                    BindTransceiverResp::builder().system_id(s).build().into()
+                })
+            }
+            Some(Pdu::BindReceiver(b)) => {
+                self.bind(seq, b.system_id.as_str(), b.password.as_str(), true, |s| {
+                    BindReceiverResp::builder().system_id(s).build().into()
+                })
+            }
+            Some(Pdu::BindTransmitter(b)) => {
+                self.bind(seq, b.system_id.as_str(), b.password.as_str(), false, |s| {
+                    BindTransmitterResp::builder().system_id(s).build().into()
+                })
+            }
+            Some(Pdu::EnquireLink) => {
+                Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp)
+            }
+            Some(Pdu::Unbind) => {
+                self.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
+                    .await?;
+                return Err(());
+            }
+            Some(Pdu::SubmitSm(submit)) if self.bound => return self.submit(seq, submit).await,
+            Some(Pdu::SubmitSm(_)) => {
+                Command::new(CommandStatus::EsmeRinvbndsts, seq, SubmitSmResp::default())
+            }
+            Some(Pdu::DeliverSmResp(_))
+            | Some(Pdu::EnquireLinkResp)
+            | Some(Pdu::UnbindResp)
+            | None => {
+                if let Some(answered) = self.waiting.remove(&seq) {
+                    let _ = answered.send(u32::from(command.status()));
+                } else if self.receipts.remove(&seq) && command.status() == CommandStatus::EsmeRok {
+                    self.state.receipts_answered.send_modify(|n| *n += 1);
+                }
+                return Ok(());
+            }
+            Some(_) => Command::new(CommandStatus::EsmeRinvcmdid, seq, Pdu::GenericNack),
+        };
+        let refused = answer.status() != CommandStatus::EsmeRok && !self.bound;
+        self.send(answer).await?;
+        if refused { Err(()) } else { Ok(()) }
+    }
+
+    fn bind(
+        &mut self,
+        seq: u32,
+        system_id: &str,
+        password: &str,
+        receives: bool,
+        resp: impl Fn(COctetString<1, 16>) -> Pdu,
+    ) -> Command {
+        let faults = &self.state.faults;
+        faults.bind_attempts.send_modify(|a| a.push(Instant::now()));
+        let ours = COctetString::from_str("moauth-sim").expect("ascii");
+        if self.bound {
+            return Command::new(CommandStatus::EsmeRalybnd, seq, resp(ours));
         }
-    };
-    let seq = command.sequence_number();
-    let answer = match command.pdu() {
-        Some(Pdu::BindTransceiver(b)) => Some(bind_answer(
-            state,
-            bound,
-            seq,
-            b.system_id.as_str(),
-            b.password.as_str(),
-            |s| BindTransceiverResp::builder().system_id(s).build().into(),
-        )),
-        Some(Pdu::BindReceiver(b)) => Some(bind_answer(
-            state,
-            bound,
-            seq,
-            b.system_id.as_str(),
-            b.password.as_str(),
-            |s| BindReceiverResp::builder().system_id(s).build().into(),
-        )),
-        Some(Pdu::BindTransmitter(b)) => Some(bind_answer(
-            state,
-            bound,
-            seq,
-            b.system_id.as_str(),
-            b.password.as_str(),
-            |s| BindTransmitterResp::builder().system_id(s).build().into(),
-        )),
-        Some(Pdu::EnquireLink) => Some(Command::new(
-            CommandStatus::EsmeRok,
-            seq,
-            Pdu::EnquireLinkResp,
-        )),
-        Some(Pdu::Unbind) => {
-            framed
-                .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
-                .await
-                .map_err(|_| ())?;
-            return Err(());
+        if faults.refuse_binds.load(Ordering::SeqCst) {
+            return Command::new(CommandStatus::EsmeRbindfail, seq, resp(ours));
         }
-        Some(Pdu::SubmitSm(submit)) if *bound => {
+        if system_id != self.state.config.system_id || password != self.state.config.password {
+            warn!(system_id, "sim: bind refused: wrong credentials");
+            return Command::new(CommandStatus::EsmeRinvpaswd, seq, resp(ours));
+        }
+        self.bound = true;
+        if receives {
+            let mut sessions = self.state.sessions.lock().expect("sim lock");
+            sessions.insert(self.id, self.orders.clone());
+        }
+        self.state.bound.send_modify(|n| *n += 1);
+        info!(system_id, "sim: ESME bound");
+        Command::new(CommandStatus::EsmeRok, seq, resp(ours))
+    }
+
+    async fn submit(&mut self, seq: u32, submit: &SubmitSm) -> Result<(), ()> {
+        let state = self.state;
+        state
+            .submit_times
+            .lock()
+            .expect("sim lock")
+            .push(Instant::now());
+        let refused = state
+            .faults
+            .refuse_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let answer = if refused {
+            let status = CommandStatus::from(state.faults.refuse_status.load(Ordering::SeqCst));
+            Command::new(status, seq, SubmitSmResp::default())
+        } else {
             let message_id = state.next_message_id();
-            record_submit(state, partial, submit, &message_id);
-            Some(Command::new(
+            self.record(submit, &message_id);
+            Command::new(
                 CommandStatus::EsmeRok,
                 seq,
                 SubmitSmResp::builder()
                     .message_id(COctetString::from_str(&message_id).expect("hex id"))
                     .build(),
-            ))
-        }
-        Some(Pdu::SubmitSm(_)) => Some(Command::new(
-            CommandStatus::EsmeRinvbndsts,
-            seq,
-            Pdu::GenericNack,
-        )),
-        Some(Pdu::DeliverSmResp(_)) | Some(Pdu::EnquireLinkResp) | Some(Pdu::UnbindResp) | None => {
-            if let Some(answered) = waiting.remove(&seq) {
-                let _ = answered.send(u32::from(command.status()));
-            }
+            )
+        };
+        let receipt = if refused {
             None
+        } else {
+            self.receipt_for(submit, &answer)
+        };
+        if *state.faults.hold_responses.borrow() {
+            self.held.push((answer, receipt));
+            let now = self.held.len();
+            state.faults.outstanding.send_modify(|n| *n += 1);
+            state
+                .faults
+                .max_outstanding
+                .fetch_max(now, Ordering::SeqCst);
+            return Ok(());
         }
-        Some(_) => Some(Command::new(
-            CommandStatus::EsmeRinvcmdid,
-            seq,
-            Pdu::GenericNack,
-        )),
-    };
-    if *bound && !state.sessions.lock().expect("sim lock").contains_key(&id) {
-        state
-            .sessions
-            .lock()
-            .expect("sim lock")
-            .insert(id, inject.clone());
-        state.bound.send_modify(|n| *n += 1);
-    }
-    if let Some(answer) = answer {
-        let refused = answer.status() != CommandStatus::EsmeRok && !*bound;
-        framed.send(answer).await.map_err(|_| ())?;
-        if refused {
-            return Err(());
+        self.send(answer).await?;
+        if let Some(receipt) = receipt {
+            self.send_receipt(&receipt).await?;
         }
+        Ok(())
     }
-    Ok(())
-}
 
-fn bind_answer(
-    state: &SimState,
-    bound: &mut bool,
-    seq: u32,
-    system_id: &str,
-    password: &str,
-    resp: impl Fn(COctetString<1, 16>) -> Pdu,
-) -> Command {
-    let ours = COctetString::from_str("moauth-sim").expect("ascii");
-    if *bound {
-        return Command::new(CommandStatus::EsmeRalybnd, seq, resp(ours));
+    /// A DELIVRD receipt, if receipts are on and the submit asked for one.
+    fn receipt_for(&self, submit: &SubmitSm, answer: &Command) -> Option<Deliver> {
+        let style = (*self.state.faults.receipts.lock().expect("sim lock"))?;
+        if u8::from(submit.registered_delivery) & 0x01 == 0 {
+            return None;
+        }
+        let Some(Pdu::SubmitSmResp(resp)) = answer.pdu() else {
+            return None;
+        };
+        let hex_id = resp.message_id().as_str().to_owned();
+        let id = match style {
+            ReceiptStyle::Hex => hex_id.clone(),
+            ReceiptStyle::Decimal => u64::from_str_radix(&hex_id, 16).ok()?.to_string(),
+        };
+        let text = format!(
+            "id:{id} sub:001 dlvrd:001 submit date:2611240930 done date:2611240931 stat:DELIVRD err:000 text:"
+        );
+        Some(Deliver {
+            from: format!("+{}", submit.destination_addr.as_str()),
+            to: Some(submit.source_addr.as_str().to_owned()),
+            esm_class: ESM_RECEIPT,
+            short_message: text.into_bytes(),
+            receipted_message_id: (style == ReceiptStyle::Hex).then_some(hex_id),
+            message_state: (style == ReceiptStyle::Hex).then_some(2),
+            ..Deliver::default()
+        })
     }
-    if system_id != state.config.system_id || password != state.config.password {
-        warn!(system_id, "sim: bind refused: wrong credentials");
-        return Command::new(CommandStatus::EsmeRinvpaswd, seq, resp(ours));
-    }
-    *bound = true;
-    info!(system_id, "sim: ESME bound");
-    Command::new(CommandStatus::EsmeRok, seq, resp(ours))
-}
 
-/// Records a submit, joining concatenated parts once all have arrived.
-fn record_submit(state: &SimState, partial: &mut Partial, submit: &SubmitSm, message_id: &str) {
-    let data_coding = u8::from(submit.data_coding);
-    let raw = submit.short_message().as_ref();
-    let to = format!("+{}", submit.destination_addr.as_str());
-    let from = submit.source_addr.as_str().to_owned();
-    let udhi = u8::from(submit.esm_class) & ESM_UDHI != 0;
-    let split = if udhi { udh::split(raw).ok() } else { None };
-    let (concat, data) = match &split {
-        Some((header, data)) => (header.concat(), *data),
-        None => (None, raw),
-    };
-    let text = text::decode(data_coding, data).unwrap_or_else(|e| format!("<undecodable: {e}>"));
-    let Some(concat) = concat else {
-        state.record_submit(Submitted {
-            message_id: message_id.to_owned(),
-            from,
-            to,
-            data_coding,
-            parts: 1,
-            text,
-        });
-        return;
-    };
-    let key = (to.clone(), concat.reference);
-    let parts = partial
-        .entry(key.clone())
-        .or_insert_with(|| vec![None; usize::from(concat.total)]);
-    if let Some(slot) = parts.get_mut(usize::from(concat.seq) - 1) {
-        *slot = Some((message_id.to_owned(), text));
-    }
-    if parts.iter().all(Option::is_some) {
-        let parts = partial.remove(&key).unwrap_or_default();
-        let count = parts.len();
-        let (ids, texts): (Vec<String>, Vec<String>) = parts.into_iter().flatten().unzip();
-        state.record_submit(Submitted {
-            message_id: ids.join(","),
-            from,
-            to,
-            data_coding,
-            parts: count,
-            text: texts.concat(),
-        });
+    /// Records a submit, joining concatenated parts once all have arrived.
+    fn record(&mut self, submit: &SubmitSm, message_id: &str) {
+        let data_coding = u8::from(submit.data_coding);
+        let raw = submit.short_message().as_ref();
+        let to = format!("+{}", submit.destination_addr.as_str());
+        let from = submit.source_addr.as_str().to_owned();
+        let udhi = u8::from(submit.esm_class) & ESM_UDHI != 0;
+        let split = if udhi { udh::split(raw).ok() } else { None };
+        let (concat, data) = match &split {
+            Some((header, data)) => (header.concat(), *data),
+            None => (None, raw),
+        };
+        let text =
+            text::decode(data_coding, data).unwrap_or_else(|e| format!("<undecodable: {e}>"));
+        let Some(concat) = concat else {
+            self.state.record_submit(Submitted {
+                message_id: message_id.to_owned(),
+                from,
+                to,
+                data_coding,
+                parts: 1,
+                text,
+            });
+            return;
+        };
+        let key = (to.clone(), concat.reference);
+        let parts = self
+            .partial
+            .entry(key.clone())
+            .or_insert_with(|| vec![None; usize::from(concat.total)]);
+        if let Some(slot) = parts.get_mut(usize::from(concat.seq) - 1) {
+            *slot = Some((message_id.to_owned(), text));
+        }
+        if parts.iter().all(Option::is_some) {
+            let parts = self.partial.remove(&key).unwrap_or_default();
+            let count = parts.len();
+            let (ids, texts): (Vec<String>, Vec<String>) = parts.into_iter().flatten().unzip();
+            self.state.record_submit(Submitted {
+                message_id: ids.join(","),
+                from,
+                to,
+                data_coding,
+                parts: count,
+                text: texts.concat(),
+            });
+        }
     }
 }

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
-use rusmpp::pdus::{BindTransceiver, DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp};
+use rusmpp::pdus::{
+    BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, DeliverSmResp, SubmitSm,
+};
 use rusmpp::types::{COctetString, OctetString};
-use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, Ton};
+use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, Ton};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use thiserror::Error;
 use tokio::net::TcpStream;
@@ -25,12 +27,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::frame::{FrameError, Inbound, SmppCodec};
+use super::receipt::Receipt;
 use super::session::{Pending, Session};
 use super::text;
+use super::udh::Concat;
 use crate::clock::Clock;
 use crate::login::ingest::Ingest;
-use crate::ops::config::SmscConfig;
-use crate::store::{MoMessage, Outbound, Store, StoreError};
+use crate::msisdn::Msisdn;
+use crate::ops::config::{BindMode, SmscConfig};
+use crate::store::{MoMessage, Outbound, SentRecord, Store, StoreError};
 
 /// Largest PDU accepted from an SMSC: a deliver_sm with a full 64 KiB message_payload.
 pub const MAX_PDU: usize = 70_000;
@@ -80,8 +85,41 @@ impl LinkStates {
     }
 }
 
+/// What a connection is bound for: both directions, or one half of a receiver + transmitter
+/// pair (for SMSCs that offer no transceiver bind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Transceiver,
+    Receiver,
+    Transmitter,
+}
+
+impl Role {
+    /// The roles to bind for a connection's configured mode.
+    pub fn for_mode(mode: BindMode) -> &'static [Role] {
+        match mode {
+            BindMode::Transceiver => &[Role::Transceiver],
+            BindMode::Pair => &[Role::Receiver, Role::Transmitter],
+        }
+    }
+
+    fn sends(self) -> bool {
+        self != Role::Receiver
+    }
+
+    /// The name a bound connection is shown under in /readyz and logs.
+    pub fn label(self, smsc: &str) -> String {
+        match self {
+            Role::Transceiver => smsc.to_owned(),
+            Role::Receiver => format!("{smsc}/receiver"),
+            Role::Transmitter => format!("{smsc}/transmitter"),
+        }
+    }
+}
+
 pub struct SmscLink {
     pub config: SmscConfig,
+    pub role: Role,
     pub store: Store,
     pub ingest: Ingest,
     pub states: LinkStates,
@@ -99,7 +137,7 @@ type Framer = Framed<TcpStream, SmppCodec>;
 impl SmscLink {
     /// Keeps the link up until `stop`; then unbinds and returns.
     pub async fn run(self, stop: CancellationToken) {
-        let name = self.config.name.clone();
+        let name = self.role.label(&self.config.name);
         let mut failures: u32 = 0;
         loop {
             let result = self.connect_and_serve(&stop, &mut failures).await;
@@ -137,11 +175,11 @@ impl SmscLink {
             .map_err(LinkError::Connect)?;
         stream.set_nodelay(true).map_err(LinkError::Connect)?;
         let mut framed = Framed::new(stream, SmppCodec::new(MAX_PDU));
-        let mut session = Session::new(self.config.window);
+        let mut session = Session::new(self.config.window, self.config.max_tps);
         self.bind(&mut framed, &mut session, timeout).await?;
         *failures = 0;
-        self.states.set(&self.config.name, true);
-        info!(smsc = %self.config.name, address = %self.config.address, "bound as transceiver");
+        self.states.set(&self.role.label(&self.config.name), true);
+        info!(smsc = %self.config.name, address = %self.config.address, role = ?self.role, "bound");
         Served {
             link: self,
             framed,
@@ -150,6 +188,7 @@ impl SmscLink {
             messages: HashMap::new(),
             outbox_dirty: true,
             paused_until: None,
+            failures: HashMap::new(),
             unbinding: false,
         }
         .serve(stop)
@@ -163,15 +202,28 @@ impl SmscLink {
         timeout: Duration,
     ) -> Result<(), LinkError> {
         let c = &self.config;
-        let bind = BindTransceiver::builder()
-            .system_id(c_string(&c.system_id))
-            .password(c_string(&c.password))
-            .system_type(c_string(&c.system_type))
-            .interface_version(match c.interface_version.as_str() {
-                "5.0" => InterfaceVersion::Smpp5_0,
-                _ => InterfaceVersion::Smpp3_4,
-            })
-            .build();
+        let version = match c.interface_version.as_str() {
+            "5.0" => InterfaceVersion::Smpp5_0,
+            _ => InterfaceVersion::Smpp3_4,
+        };
+        macro_rules! bind_pdu {
+            ($pdu:ident) => {
+                Pdu::from(
+                    $pdu::builder()
+                        .system_id(c_string(&c.system_id))
+                        .password(c_string(&c.password))
+                        .system_type(c_string(&c.system_type))
+                        .interface_version(version)
+                        .address_range(c_string(&c.address_range))
+                        .build(),
+                )
+            };
+        }
+        let (bind, expected) = match self.role {
+            Role::Transceiver => (bind_pdu!(BindTransceiver), CommandId::BindTransceiverResp),
+            Role::Receiver => (bind_pdu!(BindReceiver), CommandId::BindReceiverResp),
+            Role::Transmitter => (bind_pdu!(BindTransmitter), CommandId::BindTransmitterResp),
+        };
         let seq = session.next_sequence();
         send(framed, Command::new(CommandStatus::EsmeRok, seq, bind)).await?;
         let answer = tokio::time::timeout(timeout, framed.next())
@@ -179,7 +231,7 @@ impl SmscLink {
             .map_err(|_| LinkError::Timeout(timeout))?;
         match answer {
             Some(Ok(Inbound::Command(resp)))
-                if resp.id() == CommandId::BindTransceiverResp && resp.sequence_number() == seq =>
+                if resp.id() == expected && resp.sequence_number() == seq =>
             {
                 if resp.status() == CommandStatus::EsmeRok {
                     Ok(())
@@ -209,15 +261,21 @@ struct Served<'a> {
     outbox_dirty: bool,
     /// After ESME_RTHROTTLED / ESME_RMSGQFUL nothing is submitted until then.
     paused_until: Option<tokio::time::Instant>,
+    /// Temporary refusals so far, per outbox message.
+    failures: HashMap<u64, u32>,
     unbinding: bool,
 }
 
 struct InFlight {
+    to: Msisdn,
     unanswered: usize,
     retry: bool,
 }
 
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+/// Attempts for a message the SMSC refuses with a temporary error (system error, submit
+/// failed, application error) before it is dropped as failed; the pause grows each time.
+const TEMPORARY_TRIES: u32 = 4;
 const UNBIND_WAIT: Duration = Duration::from_secs(2);
 
 impl Served<'_> {
@@ -232,7 +290,11 @@ impl Served<'_> {
             if stop.is_cancelled() && !self.unbinding && self.acks.is_empty() {
                 self.unbind().await?;
             }
-            if self.outbox_dirty && !stop.is_cancelled() && self.paused_until.is_none() {
+            if self.outbox_dirty
+                && self.link.role.sends()
+                && !stop.is_cancelled()
+                && self.paused_until.is_none()
+            {
                 self.fill_window().await?;
             }
             let pause = self.paused_until;
@@ -307,7 +369,13 @@ impl Served<'_> {
         )?;
         self.outbox_dirty = batch.len() == room;
         for (id, message) in batch {
-            let segments = match submit_sms(id, &message) {
+            let now = Instant::now();
+            if let Some(until) = self.session.paced_until(now) {
+                self.paused_until = Some(tokio::time::Instant::from_std(until));
+                self.outbox_dirty = true;
+                return Ok(());
+            }
+            let segments = match submit_sms(id, &message, self.link.config.delivery_receipts) {
                 Ok(segments) => segments,
                 Err(e) => {
                     error!(smsc = %self.link.config.name, outbox = id, error = %e, "reply cannot be sent as SMS; dropped");
@@ -318,12 +386,14 @@ impl Served<'_> {
             self.messages.insert(
                 id,
                 InFlight {
+                    to: message.to.clone(),
                     unanswered: segments.len(),
                     retry: false,
                 },
             );
+            self.session.pace(now, segments.len() as u32);
             for submit in segments {
-                let seq = self.session.request(Pending::Submit { id }, Instant::now());
+                let seq = self.session.request(Pending::Submit { id }, now);
                 send(
                     &mut self.framed,
                     Command::new(CommandStatus::EsmeRok, seq, submit),
@@ -381,19 +451,14 @@ impl Served<'_> {
     async fn on_deliver_sm(&mut self, seq: u32, deliver: &DeliverSm) -> Result<(), LinkError> {
         let esm_class = u8::from(deliver.esm_class);
         if esm_class & ESM_RECEIPT_MASK != 0 {
-            // Delivery receipts report on our own submits; nothing to log a user in with.
-            debug!(smsc = %self.link.config.name, "delivery receipt");
-            return send(
-                &mut self.framed,
-                Command::new(CommandStatus::EsmeRok, seq, DeliverSmResp::default()),
-            )
-            .await;
+            return self.on_receipt(seq, deliver).await;
         }
         let short_message = deliver.short_message().as_ref();
         let user_data = match message_payload(deliver) {
             Some(payload) if short_message.is_empty() => payload,
             _ => short_message.to_vec(),
         };
+        let sar = sar(deliver);
         let mo = MoMessage {
             smsc: self.link.config.name.clone(),
             source_addr: deliver.source_addr.to_string(),
@@ -402,9 +467,56 @@ impl Served<'_> {
             esm_class,
             data_coding: u8::from(deliver.data_coding),
             user_data,
+            sar,
             received_at: self.link.clock.now(),
         };
         let durable = self.link.ingest.store(mo).await;
+        self.acks
+            .push(async move { (seq, durable.await.unwrap_or(false)) }.boxed());
+        Ok(())
+    }
+
+    /// Records how a message of ours ended; answers once that is durable, so an SMSC never
+    /// forgets a receipt we did not keep.
+    async fn on_receipt(&mut self, seq: u32, deliver: &DeliverSm) -> Result<(), LinkError> {
+        use rusmpp::tlvs::TlvValue;
+        let name = &self.link.config.name;
+        let text = text::decode(
+            u8::from(deliver.data_coding),
+            deliver.short_message().as_ref(),
+        )
+        .unwrap_or_else(|_| String::from_utf8_lossy(deliver.short_message().as_ref()).into_owned());
+        let (mut receipted_id, mut state) = (None, None);
+        for tlv in deliver.tlvs() {
+            match tlv.value() {
+                Some(TlvValue::ReceiptedMessageId(id)) => receipted_id = Some(id.to_string()),
+                Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
+                _ => {}
+            }
+        }
+        match Receipt::parse(&text, receipted_id.as_deref(), state) {
+            Some(receipt) => {
+                let settled =
+                    self.link
+                        .store
+                        .sent
+                        .settle(name, &receipt.candidate_ids(), &receipt.stat)?;
+                match settled {
+                    Some(sent) if receipt.delivered() => {
+                        info!(smsc = %name, to = %sent.to.masked(), "delivered")
+                    }
+                    Some(sent) => {
+                        warn!(smsc = %name, to = %sent.to.masked(), stat = %receipt.stat, err = ?receipt.err, "not delivered")
+                    }
+                    None => {
+                        warn!(smsc = %name, message_id = %receipt.message_id, "receipt for a message we do not know")
+                    }
+                }
+            }
+            None => warn!(smsc = %name, "delivery receipt without a message id"),
+        }
+        let durable = self.link.ingest.flushed().await;
+        // Answered OK only after the flush that covers the receipt's update.
         self.acks
             .push(async move { (seq, durable.await.unwrap_or(false)) }.boxed());
         Ok(())
@@ -434,7 +546,14 @@ impl Served<'_> {
         match status {
             CommandStatus::EsmeRok => {
                 if let Some(Pdu::SubmitSmResp(resp)) = command.pdu() {
-                    debug!(smsc = %name, outbox = id, message_id = %message_id(resp), "accepted");
+                    let message_id = resp.message_id().to_string();
+                    debug!(smsc = %name, outbox = id, %message_id, "accepted");
+                    let record = SentRecord {
+                        to: flight.to.clone(),
+                        submitted_at: self.link.clock.now(),
+                        outcome: None,
+                    };
+                    self.link.store.sent.record(name, &message_id, &record)?;
                 }
             }
             CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
@@ -442,7 +561,23 @@ impl Served<'_> {
                 flight.retry = true;
                 self.paused_until = Some(tokio::time::Instant::now() + THROTTLE_PAUSE);
             }
-            _ => error!(smsc = %name, outbox = id, ?status, "SMSC refused the message; dropped"),
+            CommandStatus::EsmeRsyserr
+            | CommandStatus::EsmeRsubmitfail
+            | CommandStatus::EsmeRxTAppn
+            | CommandStatus::EsmeRdeliveryfailure => {
+                let tries = self.failures.entry(id).or_insert(0);
+                *tries += 1;
+                if *tries < TEMPORARY_TRIES {
+                    warn!(smsc = %name, outbox = id, ?status, tries = *tries, "temporary refusal; will retry");
+                    flight.retry = true;
+                    self.paused_until = Some(tokio::time::Instant::now() + THROTTLE_PAUSE * *tries);
+                } else {
+                    error!(smsc = %name, outbox = id, ?status, tries = *tries, "SMSC kept refusing the message; dropped");
+                }
+            }
+            _ => {
+                error!(smsc = %name, outbox = id, ?status, "SMSC refused the message for good; dropped")
+            }
         }
         if flight.unanswered == 0 {
             let retry = flight.retry;
@@ -450,6 +585,7 @@ impl Served<'_> {
             if retry {
                 self.outbox_dirty = true;
             } else {
+                self.failures.remove(&id);
                 // Accepted (or refused for good): the SMSC owns it now.
                 self.link.store.outbox.remove(id)?;
             }
@@ -458,12 +594,28 @@ impl Served<'_> {
     }
 }
 
-fn message_id(resp: &SubmitSmResp) -> String {
-    resp.message_id().to_string()
-}
-
 fn is_response(id: CommandId) -> bool {
     u32::from(id) & 0x8000_0000 != 0
+}
+
+/// Part numbering from sar_msg_ref_num / sar_total_segments / sar_segment_seqnum, when all three
+/// are present.
+fn sar(deliver: &DeliverSm) -> Option<Concat> {
+    use rusmpp::tlvs::TlvValue;
+    let (mut reference, mut total, mut seq) = (None, None, None);
+    for tlv in deliver.tlvs() {
+        match tlv.value() {
+            Some(TlvValue::SarMsgRefNum(v)) => reference = Some(*v),
+            Some(TlvValue::SarTotalSegments(v)) => total = Some(*v),
+            Some(TlvValue::SarSegmentSeqnum(v)) => seq = Some(*v),
+            _ => {}
+        }
+    }
+    Some(Concat {
+        reference: reference?,
+        total: total?,
+        seq: seq?,
+    })
 }
 
 fn message_payload(deliver: &DeliverSm) -> Option<Vec<u8>> {
@@ -476,7 +628,11 @@ fn message_payload(deliver: &DeliverSm) -> Option<Vec<u8>> {
 
 /// The submit_sm PDUs for one outbox message: one per segment, all carrying the same
 /// concatenation reference (taken from the outbox id, so a resend reuses it).
-fn submit_sms(id: u64, message: &Outbound) -> Result<Vec<SubmitSm>, text::TextError> {
+fn submit_sms(
+    id: u64,
+    message: &Outbound,
+    receipts: bool,
+) -> Result<Vec<SubmitSm>, text::TextError> {
     Ok(text::encode_sms(&message.text, id as u8)?
         .into_iter()
         .map(|segment| {
@@ -493,6 +649,7 @@ fn submit_sms(id: u64, message: &Outbound) -> Result<Vec<SubmitSm>, text::TextEr
                     0
                 }))
                 .data_coding(DataCoding::from(segment.data_coding))
+                .registered_delivery(RegisteredDelivery::from(u8::from(receipts)))
                 .short_message(
                     OctetString::from_vec(segment.short_message)
                         .expect("segments are at most 140 octets"),

@@ -6,6 +6,7 @@
 
 pub mod frame;
 pub mod link;
+pub mod receipt;
 pub mod session;
 pub mod text;
 pub mod udh;

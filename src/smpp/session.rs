@@ -20,15 +20,44 @@ pub struct Session {
     next_sequence: u32,
     window: usize,
     outstanding: HashMap<u32, (Pending, Instant)>,
+    pacer: Pacer,
+}
+
+/// Spaces submit_sm evenly at the carrier's TPS cap: each PDU books the next free slot, so
+/// the rate holds over any stretch of time and there is no burst after an idle spell.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next_free: Option<Instant>,
 }
 
 impl Session {
-    pub fn new(window: usize) -> Self {
+    /// `max_tps` of 0 means no cap.
+    pub fn new(window: usize, max_tps: u32) -> Self {
         Session {
             next_sequence: 1,
             window,
             outstanding: HashMap::new(),
+            pacer: Pacer {
+                interval: if max_tps == 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(1) / max_tps
+                },
+                next_free: None,
+            },
         }
+    }
+
+    /// When the TPS cap next lets a submit_sm go: None means now.
+    pub fn paced_until(&self, now: Instant) -> Option<Instant> {
+        self.pacer.next_free.filter(|at| *at > now)
+    }
+
+    /// Books `pdus` submit_sm slots starting at the first free one.
+    pub fn pace(&mut self, now: Instant, pdus: u32) {
+        let start = self.pacer.next_free.map_or(now, |at| at.max(now));
+        self.pacer.next_free = Some(start + self.pacer.interval * pdus);
     }
 
     /// SMPP sequence numbers run 1..=0x7FFFFFFF and then wrap.
@@ -96,7 +125,7 @@ mod tests {
 
     #[test]
     fn sequence_numbers_wrap_within_the_valid_range() {
-        let mut s = Session::new(1);
+        let mut s = Session::new(1, 0);
         s.next_sequence = 0x7FFF_FFFF;
         assert_eq!(s.next_sequence(), 0x7FFF_FFFF);
         assert_eq!(s.next_sequence(), 1);
@@ -105,7 +134,7 @@ mod tests {
     #[test]
     fn window_fills_and_responses_free_it() {
         let now = Instant::now();
-        let mut s = Session::new(2);
+        let mut s = Session::new(2, 0);
         let a = s.request(Pending::Submit { id: 1 }, now);
         s.request(Pending::EnquireLink, now);
         s.request(Pending::Submit { id: 2 }, now);
@@ -117,9 +146,40 @@ mod tests {
     }
 
     #[test]
+    fn pacing_spaces_submits_at_the_cap() {
+        let start = Instant::now();
+        let mut s = Session::new(10, 4);
+        assert_eq!(s.paced_until(start), None);
+        s.pace(start, 1);
+        assert_eq!(
+            s.paced_until(start),
+            Some(start + Duration::from_millis(250))
+        );
+        s.pace(start, 2);
+        assert_eq!(
+            s.paced_until(start),
+            Some(start + Duration::from_millis(750))
+        );
+        let later = start + Duration::from_secs(5);
+        assert_eq!(
+            s.paced_until(later),
+            None,
+            "idle time is not saved up as a burst"
+        );
+        s.pace(later, 1);
+        assert_eq!(
+            s.paced_until(later),
+            Some(later + Duration::from_millis(250))
+        );
+        let mut uncapped = Session::new(10, 0);
+        uncapped.pace(start, 100);
+        assert_eq!(uncapped.paced_until(start), None);
+    }
+
+    #[test]
     fn overdue_requests_expire() {
         let start = Instant::now();
-        let mut s = Session::new(5);
+        let mut s = Session::new(5, 0);
         s.request(Pending::EnquireLink, start);
         let later = start + Duration::from_secs(5);
         s.request(Pending::Submit { id: 9 }, later);

@@ -8,6 +8,7 @@
 //! `concat()` can be trusted by reassembly. Unknown IEs are kept as raw bytes: the header must be
 //! skipped correctly even when moauth does not understand all of it.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// IEI of the concatenated short message IE with an 8-bit reference.
@@ -27,7 +28,8 @@ pub struct Ie<'a> {
 }
 
 /// Where a part sits in a concatenated message; reassembly keys on the sender and `reference`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Also carries the same facts when an SMSC sends them as sar_* TLVs instead of a UDH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Concat {
     /// Widened to 16 bits so 8-bit and 16-bit references share one type; the two IEs are
     /// mutually exclusive within one message, so the widths never need telling apart.

@@ -3,13 +3,23 @@
 //! Keys are sled-generated, monotonically increasing ids, so iteration order is arrival order.
 //! The raw user data is kept (not decoded text) so that nothing the SMSC sent is lost to a
 //! decoding decision made before the MO was safe.
+//!
+//! An SMSC that missed our deliver_sm_resp (a dropped connection, a restart) delivers the same
+//! PDU again. The inbox remembers a digest of every MO for a window and stores a repeat only
+//! once, in the same transaction as the MO itself, so a redelivery is acknowledged but never
+//! processed twice.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use sha2::{Digest, Sha256};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 use tokio::sync::Notify;
 
 use super::{StoreError, decode, encode};
 use crate::clock::UnixSecs;
+use crate::smpp::udh::Concat;
 
 /// A mobile-originated SMS as received, before interpretation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,34 +33,96 @@ pub struct MoMessage {
     pub data_coding: u8,
     /// short_message, or the message_payload TLV when short_message was empty.
     pub user_data: Vec<u8>,
+    /// Part numbering from sar_* TLVs (a UDH, if any, is still inside `user_data`).
+    #[serde(default)]
+    pub sar: Option<Concat>,
     pub received_at: UnixSecs,
+}
+
+impl MoMessage {
+    /// Identifies a delivery of this exact PDU content, whenever it arrives.
+    fn digest(&self) -> [u8; 16] {
+        let mut h = Sha256::new();
+        for field in [
+            self.smsc.as_bytes(),
+            self.source_addr.as_bytes(),
+            self.destination_addr.as_bytes(),
+        ] {
+            h.update((field.len() as u32).to_be_bytes());
+            h.update(field);
+        }
+        h.update([self.source_ton, self.esm_class, self.data_coding]);
+        if let Some(sar) = self.sar {
+            h.update(sar.reference.to_be_bytes());
+            h.update([sar.total, sar.seq]);
+        }
+        h.update(&self.user_data);
+        let full = h.finalize();
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&full[..16]);
+        digest
+    }
 }
 
 #[derive(Clone)]
 pub struct Inbox {
     pub(super) tree: sled::Tree,
-    db: sled::Db,
+    /// MO digest → arrival time, for recognising redeliveries.
+    seen: sled::Tree,
     arrived: Arc<Notify>,
 }
 
 impl Inbox {
-    pub(super) fn new(tree: sled::Tree, db: sled::Db) -> Self {
+    pub(super) fn new(tree: sled::Tree, seen: sled::Tree) -> Self {
         Inbox {
             tree,
-            db,
+            seen,
             arrived: Arc::new(Notify::new()),
         }
     }
 
-    /// Writes a batch; not durable until the store is flushed.
-    pub fn append(&self, messages: &[MoMessage]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for mo in messages {
-            let id = self.db.generate_id()?;
-            batch.insert(&id.to_be_bytes(), encode(mo));
+    /// Writes a batch, skipping MOs already received within `window` seconds (redeliveries);
+    /// returns how many were redeliveries. Not durable until the store is flushed.
+    pub fn append(&self, messages: &[MoMessage], window: u64) -> Result<usize, StoreError> {
+        let values: Vec<([u8; 16], Vec<u8>, u64)> = messages
+            .iter()
+            .map(|mo| (mo.digest(), encode(mo), mo.received_at))
+            .collect();
+        let repeats = (&self.tree, &self.seen).transaction(|(inbox, seen)| {
+            let mut repeats = 0;
+            for (digest, value, received_at) in &values {
+                let earlier = seen
+                    .get(digest)?
+                    .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes));
+                if earlier.is_some_and(|t| t + window >= *received_at) {
+                    repeats += 1;
+                    continue;
+                }
+                seen.insert(digest, &received_at.to_be_bytes())?;
+                let id = inbox.generate_id()?;
+                inbox.insert(&id.to_be_bytes(), value.as_slice())?;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(repeats)
+        })?;
+        Ok(repeats)
+    }
+
+    /// Forgets digests older than the window.
+    pub fn sweep_seen(&self, now: u64, window: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.seen.iter() {
+            let (key, value) = entry?;
+            let at = value
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if at + window < now {
+                self.seen.remove(key)?;
+                removed += 1;
+            }
         }
-        self.tree.apply_batch(batch)?;
-        Ok(())
+        Ok(removed)
     }
 
     /// Tells the login worker that durable MOs are waiting.
@@ -97,6 +169,7 @@ mod tests {
             esm_class: 0,
             data_coding: 0,
             user_data: text.as_bytes().to_vec(),
+            sar: None,
             received_at: 1,
         }
     }
@@ -104,8 +177,8 @@ mod tests {
     #[test]
     fn oldest_returns_arrival_order() {
         let store = crate::store::temporary();
-        store.inbox.append(&[mo("a"), mo("b")]).unwrap();
-        store.inbox.append(&[mo("c")]).unwrap();
+        store.inbox.append(&[mo("a"), mo("b")], 60).unwrap();
+        store.inbox.append(&[mo("c")], 60).unwrap();
         let texts: Vec<_> = store
             .inbox
             .oldest(10)
@@ -114,5 +187,17 @@ mod tests {
             .map(|(_, m)| m.user_data)
             .collect();
         assert_eq!(texts, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn redelivery_within_the_window_is_stored_once() {
+        let store = crate::store::temporary();
+        assert_eq!(store.inbox.append(&[mo("a"), mo("a")], 60).unwrap(), 1);
+        let mut later = mo("a");
+        later.received_at = 61;
+        assert_eq!(store.inbox.append(&[later.clone()], 60).unwrap(), 1);
+        later.received_at = 62;
+        assert_eq!(store.inbox.append(&[mo("b"), later], 60).unwrap(), 0);
+        assert_eq!(store.inbox.len(), 3);
     }
 }

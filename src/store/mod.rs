@@ -10,6 +10,8 @@ mod accounts;
 mod inbox;
 mod logins;
 mod outbox;
+mod parts;
+mod sent;
 
 use std::path::Path;
 
@@ -23,6 +25,8 @@ pub use accounts::{Account, Accounts, NewLogin};
 pub use inbox::{Inbox, MoMessage};
 pub use logins::{LoginRecord, LoginState, Logins, RejectReason};
 pub use outbox::{Outbound, Outbox};
+pub use parts::{Filed, PartKey, Parts};
+pub use sent::{Sent, SentRecord};
 
 use crate::token::Challenge;
 
@@ -56,6 +60,8 @@ pub struct Store {
     pub logins: Logins,
     pub accounts: Accounts,
     pub outbox: Outbox,
+    pub parts: Parts,
+    pub sent: Sent,
 }
 
 impl Store {
@@ -69,7 +75,7 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
         Ok(Store {
-            inbox: Inbox::new(db.open_tree("inbox")?, db.clone()),
+            inbox: Inbox::new(db.open_tree("inbox")?, db.open_tree("inbox_seen")?),
             logins: Logins::new(db.open_tree("logins")?),
             accounts: Accounts::new(
                 db.open_tree("accounts")?,
@@ -77,6 +83,8 @@ impl Store {
                 db.open_tree("auth_receipts")?,
             ),
             outbox: Outbox::new(db.open_tree("outbox")?),
+            parts: Parts::new(db.open_tree("parts")?),
+            sent: Sent::new(db.open_tree("sent")?),
             db,
         })
     }

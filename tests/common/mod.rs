@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::time::Duration;
 
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID, embedded_config};

@@ -1,0 +1,137 @@
+//! What SIGHUP may change while the SMPP binds stay up, and what it may not.
+//!
+//! Templates, login window limits, keywords, API keys and the log level are read through
+//! [`arc_swap::ArcSwap`] handles: the pipeline and the HTTP handlers load the current value
+//! per MO or request without a lock, and a reload swaps them all after the new file passed
+//! every check, so a bad file changes nothing. Settings bound to a socket, the store or an
+//! SMSC session (listen address, store path, `[[smsc]]`, numbering, auth core) need a restart;
+//! a reload that changes them says so and leaves them as they are.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::login::decide::Window;
+use crate::login::replies::Replies;
+use crate::ops::config::Config;
+
+/// A value readers load per use and a reload replaces whole.
+pub type Live<T> = Arc<ArcSwap<T>>;
+
+fn live<T>(value: T) -> Live<T> {
+    Arc::new(ArcSwap::from_pointee(value))
+}
+
+/// The reloadable part of the configuration, shared with the pipeline and the HTTP API.
+#[derive(Clone)]
+pub struct LiveSettings {
+    pub replies: Live<Replies>,
+    pub window: Live<Window>,
+    pub keywords: Live<Vec<String>>,
+    /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
+    pub api_key_hashes: Live<Vec<[u8; 32]>>,
+}
+
+impl LiveSettings {
+    pub fn new(config: &Config) -> LiveSettings {
+        LiveSettings {
+            replies: live(Replies::from_config(&config.templates)),
+            window: live(window(config)),
+            keywords: live(config.login.keywords.clone()),
+            api_key_hashes: live(api_key_hashes(config)),
+        }
+    }
+
+    pub fn apply(&self, config: &Config) {
+        self.replies
+            .store(Arc::new(Replies::from_config(&config.templates)));
+        self.window.store(Arc::new(window(config)));
+        self.keywords.store(Arc::new(config.login.keywords.clone()));
+        self.api_key_hashes.store(Arc::new(api_key_hashes(config)));
+    }
+}
+
+/// Names of the settings that differ between `running` and `new` but only change at restart.
+pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
+    // Not every config struct is PartialEq; their Debug forms compare just as well and never
+    // leave this function (they hold the SMSC password).
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let checks: [(&'static str, bool); 6] = [
+        ("store", differs(&running.store, &new.store)),
+        ("http.listen", running.http.listen != new.http.listen),
+        ("smsc", differs(&running.smsc, &new.smsc)),
+        ("numbering", differs(&running.numbering, &new.numbering)),
+        (
+            "login.session_ttl_secs",
+            running.login.session_ttl_secs != new.login.session_ttl_secs,
+        ),
+        (
+            "login.send_credentials",
+            running.login.send_credentials != new.login.send_credentials,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+fn window(config: &Config) -> Window {
+    Window {
+        max_age_secs: config.login.max_age_secs,
+        max_future_secs: config.login.max_future_secs,
+        result_ttl_secs: config.login.result_ttl_secs,
+    }
+}
+
+/// The config validated every hash as 64 hex digits.
+fn api_key_hashes(config: &Config) -> Vec<[u8; 32]> {
+    config
+        .http
+        .api_keys
+        .iter()
+        .filter_map(|k| hex_32(&k.sha256))
+        .collect()
+}
+
+fn hex_32(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::login::replies::Reply;
+
+    #[test]
+    fn apply_swaps_templates_and_keys_in_place() {
+        let mut config = Config::defaults("/tmp/x".into());
+        let live = LiveSettings::new(&config);
+        let reader = live.replies.clone();
+        config.templates.help = Some("new help".into());
+        config.http.api_keys = vec![crate::ops::config::ApiKey {
+            name: "shop".into(),
+            sha256: "ab".repeat(32),
+        }];
+        live.apply(&config);
+        assert_eq!(reader.load().render(&Reply::Help), "new help");
+        assert_eq!(live.api_key_hashes.load().as_slice(), &[[0xab; 32]]);
+    }
+
+    #[test]
+    fn only_restart_bound_settings_are_named() {
+        let running = Config::defaults("/tmp/x".into());
+        let mut new = running.clone();
+        new.templates.help = Some("changed".into());
+        new.login.max_age_secs = 60;
+        assert!(needs_restart(&running, &new).is_empty());
+        new.http.listen = "127.0.0.1:9999".parse().unwrap();
+        assert_eq!(needs_restart(&running, &new), ["http.listen"]);
+    }
+}

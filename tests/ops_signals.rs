@@ -1,0 +1,133 @@
+//! Signals as systemd and operators send them to the real binary: SIGTERM drains, SIGHUP
+//! reloads (or refuses a broken file and keeps running on the old one).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::PATIENCE;
+use common::process::{BIND_TRANSCEIVER, Spawned, UNBIND};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+const BURST: usize = 40;
+
+fn phone(i: usize) -> String {
+    format!("+86138001{i:05}")
+}
+
+#[tokio::test]
+async fn sigterm_during_a_burst_exits_0_unbinds_and_every_acked_mo_is_processed_after_restart() {
+    // The held inbox is not a test switch here: the burst is long enough (40 MOs, each an
+    // SMPP round trip and a group commit) that SIGTERM lands in the middle of it.
+    let mut d = Spawned::start("", &[]).await;
+    let mut burst: FuturesUnordered<_> = (0..BURST)
+        .map(|i| {
+            let sim = d.sim.clone();
+            async move {
+                let result = sim
+                    .send_mo(&moauth::sim::MoRequest {
+                        from: phone(i),
+                        to: Some("10690000".into()),
+                        text: "HELP".into(),
+                    })
+                    .await;
+                (i, result)
+            }
+        })
+        .collect();
+
+    let mut acked = BTreeSet::new();
+    let (first, result) = burst.next().await.unwrap();
+    if result.is_ok_and(|r| r.statuses == [0]) {
+        acked.insert(phone(first));
+    }
+    d.signal(libc::SIGTERM);
+    while let Some((i, result)) = burst.next().await {
+        // Not acknowledged (an error status, or no answer before the unbind) means the
+        // SMSC keeps it and delivers it again later: not ours to process.
+        if result.is_ok_and(|r| r.statuses == [0]) {
+            acked.insert(phone(i));
+        }
+    }
+    assert_eq!(d.exit_code().await, 0, "logs:\n{}", d.logs.text());
+    assert_eq!(
+        d.tap.count(UNBIND),
+        1,
+        "the daemon must unbind before exiting"
+    );
+    assert!(!acked.is_empty());
+
+    d.relaunch().await;
+    let answered = tokio::time::timeout(PATIENCE, async {
+        let mut seen = 0;
+        loop {
+            let submits = d.sim.wait_submits(seen + 1, PATIENCE).await;
+            seen = submits.len();
+            let to: BTreeSet<String> = submits.into_iter().map(|s| s.to).collect();
+            if acked.is_subset(&to) {
+                return to;
+            }
+        }
+    })
+    .await;
+    assert!(
+        answered.is_ok(),
+        "some acknowledged MOs were never answered: acked {acked:?}, submits {:?}",
+        d.sim.submits()
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.exit_code().await, 0);
+}
+
+const HELP_V1: &str = "[templates]\nhelp = \"help v1 from {app}\"";
+const HELP_V2: &str = "[templates]\nhelp = \"help v2 from {app}\"";
+
+#[tokio::test]
+async fn sighup_with_a_changed_template_changes_the_next_sms_without_a_rebind() {
+    let mut d = Spawned::start(HELP_V1, &[]).await;
+    d.phone_sends(common::ALICE, "HELP").await;
+    assert_eq!(d.nth_submit(1).await.text, "help v1 from moauth");
+
+    d.write_config(HELP_V2);
+    d.signal(libc::SIGHUP);
+    d.notify.wait_for("RELOADING=1").await;
+    d.notify.wait_for("READY=1").await;
+    // Another phone: the same text from the same number so soon would look like a redelivery.
+    d.phone_sends(common::BOB, "HELP").await;
+    assert_eq!(d.nth_submit(2).await.text, "help v2 from moauth");
+
+    assert_eq!(d.tap.count(BIND_TRANSCEIVER), 1, "a reload must not rebind");
+    assert_eq!(d.tap.count(UNBIND), 0);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.exit_code().await, 0);
+}
+
+#[tokio::test]
+async fn sighup_with_a_broken_file_keeps_the_old_config() {
+    let mut d = Spawned::start(HELP_V1, &[]).await;
+
+    d.write_config("[templates]\nhelp = 5");
+    d.signal(libc::SIGHUP);
+    d.notify.wait_for("RELOADING=1").await;
+    let ready = d.notify.wait_for("READY=1").await;
+    assert!(ready.contains("reload failed"), "{ready}");
+    assert!(ready.contains("key `templates.help`"), "{ready}");
+    let refused = d
+        .logs
+        .wait_message("configuration NOT reloaded; the running one stays")
+        .await;
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("moauth.toml:8:8:"),
+        "{refused}"
+    );
+
+    d.phone_sends(common::ALICE, "HELP").await;
+    assert_eq!(d.nth_submit(1).await.text, "help v1 from moauth");
+    assert_eq!(d.tap.count(BIND_TRANSCEIVER), 1);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.exit_code().await, 0);
+}
