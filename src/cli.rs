@@ -72,6 +72,7 @@ pub async fn run(config_file: Option<PathBuf>, log: LogControl) -> anyhow::Resul
                 control: Some("127.0.0.1:2776".parse()?),
                 system_id: SIM_SYSTEM_ID.into(),
                 password: SIM_PASSWORD.into(),
+                tls: None,
             })
             .await
             .context("starting the embedded simulator")?;
@@ -204,6 +205,9 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
         system_type: String::new(),
         address_range: String::new(),
         bind: BindMode::Transceiver,
+        tls: false,
+        tls_ca_file: None,
+        tls_server_name: None,
         short_code: DEFAULT_SHORT_CODE.into(),
         interface_version: "3.4".into(),
         enquire_link_secs: 30,

@@ -30,12 +30,15 @@ use crate::ops::config::Config;
 use crate::ops::reload::{LiveSettings, needs_restart};
 use crate::ops::status::{self, Rates, StatusReport, StatusSource};
 use crate::smpp::link::{LinkStates, Role, SmscLink};
+use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("http listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -73,6 +76,16 @@ impl Daemon {
         clock: Clock,
         options: Options,
     ) -> Result<Daemon, DaemonError> {
+        // Before anything starts: a bad CA file refuses the start, it does not half-start.
+        let mut tls = std::collections::HashMap::new();
+        for smsc in config.smsc.iter().filter(|s| s.tls) {
+            let client = TlsClient::new(
+                smsc.tls_ca_file.as_deref(),
+                smsc.tls_server_name.as_deref(),
+                smsc.address,
+            )?;
+            tls.insert(smsc.name.clone(), Arc::new(client));
+        }
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
         let live = LiveSettings::new(&config);
         let links = LinkStates::default();
@@ -155,6 +168,7 @@ impl Daemon {
                 let link = SmscLink {
                     config: smsc.clone(),
                     role,
+                    tls: tls.get(&smsc.name).cloned(),
                     store: store.clone(),
                     ingest: ingest.clone(),
                     states: links.clone(),

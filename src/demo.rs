@@ -30,6 +30,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         control: None,
         system_id: SIM_SYSTEM_ID.into(),
         password: SIM_PASSWORD.into(),
+        tls: None,
     })
     .await?;
     let config = embedded_config(dir.join("store"), "127.0.0.1:0".parse()?, sim.smpp_addr);

@@ -159,6 +159,7 @@ async fn run_sim(
         control: Some(control.parse()?),
         system_id,
         password,
+        tls: None,
     })
     .await?;
     eprintln!(

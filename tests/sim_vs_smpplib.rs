@@ -50,6 +50,7 @@ async fn smpplib_esme_receives_mos_and_submits_to_the_simulator() {
         control: None,
         system_id: "moauth".into(),
         password: "sim-pass".into(),
+        tls: None,
     })
     .await
     .unwrap();

@@ -276,6 +276,15 @@ pub struct SmscConfig {
     /// "transceiver", or "pair" for a receiver and a transmitter connection.
     #[serde(default)]
     pub bind: BindMode,
+    /// SMPP over TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CAs that sign the SMSC's certificate; the Mozilla roots when absent.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Name to verify in the SMSC's certificate; its IP address when absent.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
     /// The number the app's SMS composer sends to; also the source of replies.
     pub short_code: String,
     #[serde(default = "default_interface_version")]
@@ -399,6 +408,19 @@ impl Config {
                     "system_type",
                     "SMPP allows at most 12 characters".into(),
                 );
+            }
+            if smsc.tls
+                && let Err(e) = crate::smpp::tls::TlsClient::new(
+                    smsc.tls_ca_file.as_deref(),
+                    smsc.tls_server_name.as_deref(),
+                    smsc.address,
+                )
+            {
+                let key = match e {
+                    crate::smpp::tls::TlsError::ServerName(_) => "tls_server_name",
+                    _ => "tls_ca_file",
+                };
+                at("smsc", key, e.to_string());
             }
             if smsc.address_range.len() > 40 || !smsc.address_range.is_ascii() {
                 at(
@@ -661,6 +683,17 @@ short_code = "10690000"
         let (line, key, message) = error_of(&text);
         assert_eq!((line, key.as_str()), (12, "smsc.password"));
         assert!(message.contains("8 characters"));
+    }
+
+    #[test]
+    fn unreadable_tls_ca_file_names_its_key() {
+        let text = GOOD.replace(
+            "short_code = \"10690000\"",
+            "short_code = \"10690000\"\ntls = true\ntls_ca_file = \"/nonexistent/ca.pem\"",
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (15, "smsc.tls_ca_file"), "{message}");
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
     }
 
     #[test]

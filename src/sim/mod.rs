@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 pub use control::control_router;
 
+use crate::smpp::tls::Stream;
 use crate::smpp::udh::Concat;
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct SimConfig {
     pub control: Option<SocketAddr>,
     pub system_id: String,
     pub password: String,
+    /// Serve SMPP over TLS with this certificate, as carriers that offer TLS do.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Debug, Error)]
@@ -124,6 +127,8 @@ pub(crate) struct SimState {
     bound: watch::Sender<usize>,
     /// Delivery receipts the ESME has answered.
     receipts_answered: watch::Sender<usize>,
+    /// TLS handshakes that failed (a client that does not trust our certificate).
+    handshake_failures: watch::Sender<usize>,
     faults: Faults,
 }
 
@@ -180,6 +185,7 @@ impl Simulator {
             submit_times: Mutex::new(Vec::new()),
             bound: watch::channel(0).0,
             receipts_answered: watch::channel(0).0,
+            handshake_failures: watch::channel(0).0,
             faults: Faults::default(),
         });
         let stop = CancellationToken::new();
@@ -200,7 +206,8 @@ impl Simulator {
                     .await;
             });
         }
-        tokio::spawn(accept(listener, state, stop));
+        let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        tokio::spawn(accept(listener, tls, state, stop));
         info!(smpp = %smpp_addr, control = ?sim.control_addr, "simulator listening");
         Ok(sim)
     }
@@ -339,6 +346,13 @@ impl Simulator {
         *answered.borrow()
     }
 
+    /// Waits until at least `count` TLS handshakes have failed.
+    pub async fn wait_handshake_failures(&self, count: usize, timeout: Duration) -> usize {
+        let mut failures = self.state.handshake_failures.subscribe();
+        let _ = tokio::time::timeout(timeout, failures.wait_for(|n| *n >= count)).await;
+        *failures.borrow()
+    }
+
     /// Sends a delivery receipt for every accepted submit that asked for one.
     pub fn send_receipts(&self, style: Option<ReceiptStyle>) {
         *self.state.faults.receipts.lock().expect("sim lock") = style;
@@ -372,13 +386,32 @@ impl Simulator {
     }
 }
 
-async fn accept(listener: TcpListener, state: Arc<SimState>, stop: CancellationToken) {
+async fn accept(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<SimState>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(session::serve(stream, peer, state.clone(), stop.clone()));
+                    let (tls, state, stop) = (tls.clone(), state.clone(), stop.clone());
+                    tokio::spawn(async move {
+                        let stream: Box<dyn Stream> = match tls {
+                            Some(tls) => match tls.accept(stream).await {
+                                Ok(stream) => Box::new(stream),
+                                Err(e) => {
+                                    warn!(%peer, error = %e, "sim: TLS handshake failed");
+                                    state.handshake_failures.send_modify(|n| *n += 1);
+                                    return;
+                                }
+                            },
+                            None => Box::new(stream),
+                        };
+                        session::serve(stream, peer, state, stop).await;
+                    });
                 }
                 Err(e) => warn!(error = %e, "simulator accept failed"),
             },

@@ -16,7 +16,6 @@ use rusmpp::types::{AnyOctetString, COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, MessagePayload, MessageState, Npi, Ton};
 use rusmpp::{Command, CommandStatus, Pdu};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::{Deliver, MoRequest, Order, ReceiptStyle, SimError, SimState, Submitted};
 use crate::smpp::frame::{Inbound, SmppCodec};
+use crate::smpp::tls::Stream;
 use crate::smpp::{text, udh};
 
 const ESM_UDHI: u8 = 0x40;
@@ -98,7 +98,7 @@ type Partial = HashMap<(String, u16), Vec<Option<(String, String)>>>;
 
 /// A connection's state between PDUs.
 struct Conn<'a> {
-    framed: Framed<TcpStream, SmppCodec>,
+    framed: Framed<Box<dyn Stream>, SmppCodec>,
     state: &'a SimState,
     id: u64,
     orders: mpsc::Sender<Order>,
@@ -112,7 +112,7 @@ struct Conn<'a> {
 }
 
 pub(super) async fn serve(
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     peer: SocketAddr,
     state: Arc<SimState>,
     stop: CancellationToken,

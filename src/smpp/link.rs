@@ -30,6 +30,7 @@ use super::frame::{FrameError, Inbound, SmppCodec};
 use super::receipt::Receipt;
 use super::session::{Pending, Session};
 use super::text;
+use super::tls::{Stream, TlsClient, TlsError};
 use super::udh::Concat;
 use crate::clock::Clock;
 use crate::login::ingest::Ingest;
@@ -61,6 +62,8 @@ pub enum LinkError {
     Send(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Which connections are bound, for `/readyz` and status output.
@@ -120,6 +123,8 @@ impl Role {
 pub struct SmscLink {
     pub config: SmscConfig,
     pub role: Role,
+    /// Set when the SMSC is reached over TLS.
+    pub tls: Option<Arc<TlsClient>>,
     pub store: Store,
     pub ingest: Ingest,
     pub states: LinkStates,
@@ -132,7 +137,7 @@ enum Ended {
     UnboundByPeer,
 }
 
-type Framer = Framed<TcpStream, SmppCodec>;
+type Framer = Framed<Box<dyn Stream>, SmppCodec>;
 
 impl SmscLink {
     /// Keeps the link up until `stop`; then unbinds and returns.
@@ -169,11 +174,17 @@ impl SmscLink {
         failures: &mut u32,
     ) -> Result<Ended, LinkError> {
         let timeout = Duration::from_secs(self.config.response_timeout_secs);
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.config.address))
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(self.config.address))
             .await
             .map_err(|_| LinkError::Timeout(timeout))?
             .map_err(LinkError::Connect)?;
-        stream.set_nodelay(true).map_err(LinkError::Connect)?;
+        tcp.set_nodelay(true).map_err(LinkError::Connect)?;
+        let stream: Box<dyn Stream> = match &self.tls {
+            Some(tls) => tokio::time::timeout(timeout, tls.wrap(tcp))
+                .await
+                .map_err(|_| LinkError::Timeout(timeout))??,
+            None => Box::new(tcp),
+        };
         let mut framed = Framed::new(stream, SmppCodec::new(MAX_PDU));
         let mut session = Session::new(self.config.window, self.config.max_tps);
         self.bind(&mut framed, &mut session, timeout).await?;

@@ -9,4 +9,5 @@ pub mod link;
 pub mod receipt;
 pub mod session;
 pub mod text;
+pub mod tls;
 pub mod udh;

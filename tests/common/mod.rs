@@ -43,9 +43,19 @@ impl Harness {
             control: None,
             system_id: SIM_SYSTEM_ID.into(),
             password: SIM_PASSWORD.into(),
+            tls: None,
         })
         .await
         .unwrap();
+        Self::start_on(sim, options, tweak).await
+    }
+
+    /// The daemon bound to a simulator the test set up itself.
+    pub async fn start_on(
+        sim: Simulator,
+        options: Options,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let mut config = embedded_config(
             dir.path().join("store"),

@@ -183,6 +183,7 @@ impl Spawned {
             control: None,
             system_id: SIM_SYSTEM_ID.into(),
             password: SIM_PASSWORD.into(),
+            tls: None,
         })
         .await
         .unwrap();
