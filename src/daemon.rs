@@ -121,7 +121,7 @@ impl Daemon {
             rates: Rates::default(),
             started: Instant::now(),
         };
-        let app = router(api).merge(status::router(status.clone()));
+        let app = router(api, status::router(status.clone()));
         let stop_http = stop_rest.clone();
         rest_done.push(tokio::spawn(async move {
             let serve =

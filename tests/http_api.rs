@@ -67,13 +67,13 @@ async fn client_mistakes_get_json_errors_with_4xx() {
             json!({"verifier": v, "token": t}).to_string(),
             "text/plain",
             415,
-            "bad_request",
+            "unsupported_media_type",
         ),
         (
             format!("{{\"verifier\": \"{}\"}}", "x".repeat(10_000)),
             "application/json",
             413,
-            "bad_request",
+            "payload_too_large",
         ),
     ];
     for (body, content_type, want_status, want_code) in cases {

@@ -29,12 +29,16 @@ impl ApiError {
 
     /// Malformed JSON, wrong types, unknown fields, too large: all the client's doing.
     pub fn from_json(rejection: JsonRejection) -> Self {
-        let status = match rejection {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ref r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
+        let (status, code) = match rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ref r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            _ => (StatusCode::BAD_REQUEST, "bad_request"),
         };
-        Self::new(status, "bad_request", rejection.body_text())
+        Self::new(status, code, rejection.body_text())
     }
 
     /// Our fault, not the client's: logged with detail, answered without it.

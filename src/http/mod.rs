@@ -7,7 +7,7 @@ mod error;
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -36,15 +36,26 @@ pub struct ApiState {
     pub api_key_hashes: Live<Vec<[u8; 32]>>,
 }
 
-pub fn router(state: ApiState) -> Router {
+/// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
+/// wrong path or method: the fallbacks apply to the routes present when they are set.
+pub fn router(state: ApiState, operators: Router) -> Router {
     Router::new()
         .route("/v1/logins/poll", post(poll))
         .route("/v1/logins/{token}", get(get_login))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+        .merge(operators)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        // axum keeps the `Allow` header it computed and lets us give the JSON body.
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 #[derive(Deserialize)]
@@ -84,9 +95,9 @@ struct WaitQuery {
 
 async fn get_login(
     State(state): State<ApiState>,
-    Path(token): Path<String>,
+    token: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<PollAnswer>, ApiError> {
     if state.api_key_hashes.load().is_empty() {
         return Err(ApiError::new(
@@ -97,6 +108,8 @@ async fn get_login(
     }
     authorize(&state, &headers)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
+    // A path that is not UTF-8 once percent-decoded cannot be a token either.
+    let Path(token) = token.map_err(|e| ApiError::bad_request("bad_token", e.body_text()))?;
     let token = parse_token(&token)?;
     answer(&state, &token, query.wait_ms).await
 }

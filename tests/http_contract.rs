@@ -1,0 +1,352 @@
+//! `protocol/openapi.yaml` held against the running server over real sockets.
+//!
+//! Each documented operation is driven into every status code the document lists for it, and
+//! every answer is validated against the schema the document gives for that status (JSON
+//! Schema 2020-12, as OpenAPI 3.1 uses). The document's own list of operations and statuses is
+//! the checklist: a route or status added to the YAML without a probe here fails the test, and
+//! so does a probe whose answer the YAML does not describe. Paths the document does not list
+//! must answer the JSON 404; methods it does not list for a path the JSON 405 with `Allow`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{ALICE, Harness, PATIENCE};
+use moauth::daemon::{Options, api_key_hash};
+use moauth::ops::config::ApiKey;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const API_KEY: &str = "contract-key";
+const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/openapi.yaml");
+
+struct Spec(Value);
+
+impl Spec {
+    fn load() -> Spec {
+        let text = std::fs::read_to_string(SPEC).unwrap();
+        Spec(serde_norway::from_str(&text).unwrap())
+    }
+
+    /// Every (method, path template) the document lists, with its status codes.
+    fn operations(&self) -> BTreeMap<(String, String), BTreeSet<u16>> {
+        let mut operations = BTreeMap::new();
+        for (path, item) in self.0["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let statuses = operation["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|s| s.parse().unwrap())
+                    .collect();
+                operations.insert((method.to_uppercase(), path.clone()), statuses);
+            }
+        }
+        operations
+    }
+
+    /// The methods the document lists for a path template, as `Allow` should name them.
+    fn methods(&self, path: &str) -> BTreeSet<String> {
+        self.0["paths"][path]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect()
+    }
+
+    /// Checks `body` against the schema for `status` of an operation; the schema is rooted
+    /// beside the document's `components` so that its `$ref`s resolve.
+    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
+        let response =
+            &self.0["paths"][path][method.to_lowercase()]["responses"][status.to_string()];
+        let schema = &response["content"]["application/json"]["schema"];
+        assert!(
+            schema.is_object(),
+            "{method} {path} answered {status}, which the document does not list: {body}"
+        );
+        self.validate(schema, body, &format!("{method} {path} {status}"));
+    }
+
+    fn validate(&self, schema: &Value, body: &Value, what: &str) {
+        let mut root = schema.clone();
+        root["components"] = self.0["components"].clone();
+        let validator = jsonschema::draft202012::new(&root).unwrap();
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{what}: {body} does not match: {errors:?}"
+        );
+    }
+}
+
+/// One request to the server and what the document says it is.
+struct Probe {
+    method: Method,
+    template: &'static str,
+    url: String,
+    body: Option<(&'static str, String)>,
+    bearer: Option<&'static str>,
+}
+
+impl Probe {
+    fn get(h: &Harness, template: &'static str, path: &str) -> Probe {
+        Probe {
+            method: Method::GET,
+            template,
+            url: h.api(path),
+            body: None,
+            bearer: None,
+        }
+    }
+
+    fn poll(h: &Harness, content_type: &'static str, body: String) -> Probe {
+        Probe {
+            method: Method::POST,
+            template: "/v1/logins/poll",
+            url: h.api("/v1/logins/poll"),
+            body: Some((content_type, body)),
+            bearer: None,
+        }
+    }
+
+    fn keyed(mut self) -> Probe {
+        self.bearer = Some(API_KEY);
+        self
+    }
+
+    /// Sends the probe; asserts a JSON answer and returns its status and body.
+    async fn send(&self, h: &Harness) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = h.http.request(self.method.clone(), &self.url);
+        if let Some((content_type, body)) = &self.body {
+            request = request
+                .header("content-type", *content_type)
+                .body(body.clone());
+        }
+        if let Some(key) = self.bearer {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+            "application/json",
+            "{} {}",
+            self.method,
+            self.url
+        );
+        (status, response.json().await.unwrap(), headers)
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_answers_as_documented() {
+    let spec = Spec::load();
+    let h = Harness::start_with(Options::default(), |c| {
+        c.http.api_keys = vec![ApiKey {
+            name: "contract".into(),
+            sha256: api_key_hash(API_KEY),
+        }];
+    })
+    .await;
+    let keyless = Harness::start().await;
+
+    let (verifier, token) = h.app_token(0);
+    let (other, _) = h.app_token(0);
+    let (_, old) = h.app_token(3_600);
+    let (typo_verifier, typo_token) = h.app_token(0);
+    let (fresh_verifier, fresh_token) = h.app_token(0);
+    let poll_body = |v: &moauth::token::Verifier, t: &moauth::token::Token| {
+        json!({ "verifier": v.to_base64url(), "token": t.to_string() }).to_string()
+    };
+    let lookup = |t: &moauth::token::Token| format!("/v1/logins/{}", t.compact());
+
+    let mut probes = vec![
+        // pending, then complete and consumed once the SMS is in (sent below).
+        Probe::poll(&h, "application/json", poll_body(&verifier, &token)),
+        Probe::get(&h, "/v1/logins/{token}", &lookup(&old)).keyed(),
+        Probe::poll(&h, "application/json", "{not json".into()),
+        Probe::poll(
+            &h,
+            "application/json",
+            json!({ "verifier": "short", "token": token.to_string() }).to_string(),
+        ),
+        Probe::poll(
+            &h,
+            "application/json",
+            json!({ "verifier": verifier.to_base64url(), "token": "1234" }).to_string(),
+        ),
+        Probe::poll(&h, "application/json", poll_body(&other, &token)),
+        Probe::poll(
+            &h,
+            "application/json",
+            format!("{{\"verifier\": \"{}\"}}", "x".repeat(10_000)),
+        ),
+        Probe::poll(&h, "text/plain", poll_body(&verifier, &token)),
+        Probe::get(&h, "/v1/logins/{token}", "/v1/logins/not-a-token").keyed(),
+        Probe::get(
+            &h,
+            "/v1/logins/{token}",
+            &format!("{}?wait_ms=soon", lookup(&token)),
+        )
+        .keyed(),
+        Probe::get(&h, "/v1/logins/{token}", &lookup(&token)),
+        Probe::get(&keyless, "/v1/logins/{token}", &lookup(&token)),
+        Probe::get(&h, "/healthz", "/healthz"),
+        Probe::get(&h, "/readyz", "/readyz"),
+        Probe::get(&h, "/status", "/status"),
+    ];
+
+    let mut seen: BTreeMap<(String, String), BTreeSet<u16>> = BTreeMap::new();
+    let mut record = |probe: &Probe, status: u16, body: &Value| {
+        spec.check(probe.method.as_str(), probe.template, status, body);
+        seen.entry((probe.method.to_string(), probe.template.to_owned()))
+            .or_default()
+            .insert(status);
+    };
+    for probe in &probes {
+        let (status, body, _) = probe.send(&h).await;
+        record(probe, status, &body);
+    }
+
+    // Every state of a login, each answer checked against the document.
+    h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    let mut typo: Vec<char> = typo_token.to_string().chars().collect();
+    let last = typo.last_mut().unwrap();
+    *last = if *last == 'Z' { 'Y' } else { 'Z' };
+    h.phone_sends(ALICE, &format!("LOGIN {}", typo.iter().collect::<String>()))
+        .await;
+    h.settled_submits(2).await;
+    let mut states = BTreeSet::new();
+    probes = vec![
+        Probe::poll(&h, "application/json", poll_body(&verifier, &token)),
+        Probe::get(&h, "/v1/logins/{token}", &lookup(&token)).keyed(),
+        Probe::poll(
+            &h,
+            "application/json",
+            poll_body(&typo_verifier, &typo_token),
+        ),
+        Probe::get(&h, "/v1/logins/{token}", &lookup(&old)).keyed(),
+        Probe::poll(
+            &h,
+            "application/json",
+            poll_body(&fresh_verifier, &fresh_token),
+        ),
+    ];
+    for probe in &probes {
+        let (status, body, _) = probe.send(&h).await;
+        record(probe, status, &body);
+        states.insert(body["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        states,
+        ["complete", "consumed", "rejected", "expired", "pending"]
+            .map(String::from)
+            .into(),
+    );
+
+    // Not ready once the only SMSC is gone. The link state has no change notification to
+    // wait on from outside, so this asks again until the unbind shows, within PATIENCE.
+    h.sim.stop();
+    let ready = Probe::get(&h, "/readyz", "/readyz");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, body, _) = ready.send(&h).await;
+        record(&ready, status, &body);
+        if status == 503 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "readyz stayed 200");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(seen, spec.operations(), "statuses seen vs documented");
+}
+
+/// Whether a concrete path falls under a path template such as `/v1/logins/{token}`.
+fn matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+}
+
+#[tokio::test]
+async fn undocumented_routes_and_methods_answer_json_404_and_405() {
+    let spec = Spec::load();
+    let h = Harness::start().await;
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+
+    for path in [
+        "/",
+        "/v1",
+        "/v1/logins",
+        "/v1/logins/poll/again",
+        "/healthz/",
+        "/v2/logins/poll",
+        "/status.json",
+        "/admin",
+    ] {
+        for method in [Method::GET, Method::POST, Method::DELETE] {
+            let probe = Probe {
+                method: method.clone(),
+                template: "",
+                url: h.api(path),
+                body: None,
+                bearer: None,
+            };
+            let (status, body, _) = probe.send(&h).await;
+            assert_eq!(status, 404, "{method} {path}: {body}");
+            assert_eq!(body["error"], "not_found");
+            spec.validate(&error, &body, path);
+        }
+    }
+
+    let documented = spec.operations();
+    let templates: BTreeSet<&String> = documented.keys().map(|(_, p)| p).collect();
+    for template in &templates {
+        let path = template.replace("{token}", "1ABCD");
+        let allowed = spec.methods(template);
+        // `/v1/logins/poll` is also a `/v1/logins/{token}`: GET there is documented.
+        let documented_here: BTreeSet<String> = templates
+            .iter()
+            .filter(|t| matches(t, &path))
+            .flat_map(|t| spec.methods(t))
+            .collect();
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ] {
+            if documented_here.contains(method.as_str()) {
+                continue;
+            }
+            let probe = Probe {
+                method: method.clone(),
+                template: "",
+                url: h.api(&path),
+                body: None,
+                bearer: None,
+            };
+            let (status, body, headers) = probe.send(&h).await;
+            assert_eq!(status, 405, "{method} {path}: {body}");
+            assert_eq!(body["error"], "method_not_allowed");
+            spec.validate(&error, &body, &path);
+            let allow: BTreeSet<String> = headers["allow"]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| m != "HEAD")
+                .collect();
+            assert_eq!(allow, allowed, "Allow for {path}");
+        }
+    }
+}
