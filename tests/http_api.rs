@@ -179,3 +179,53 @@ async fn probes_report_liveness_and_the_smsc_bind() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn odd_bodies_paths_and_keys_are_client_mistakes_not_server_faults() {
+    let h = Harness::start_with(Options::default(), |c| {
+        c.http.api_keys = vec![ApiKey {
+            name: "shop".into(),
+            sha256: api_key_hash("s3cret-key"),
+        }];
+    })
+    .await;
+    for body in ["null", "[]", "42", "\"text\"", "{}", ""] {
+        let (status, answer) = raw_post(&h, body, "application/json").await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("bad_request")),
+            "{body}"
+        );
+    }
+    let lookups = [
+        ("/v1/logins/%FF%FE", Some("s3cret-key"), 400, "bad_token"),
+        (
+            "/v1/logins/1ABCD?wait_ms=-1",
+            Some("s3cret-key"),
+            400,
+            "bad_request",
+        ),
+        (
+            "/v1/logins/1ABCD?other=1",
+            Some("s3cret-key"),
+            400,
+            "bad_request",
+        ),
+        ("/v1/logins/1ABCD", Some(""), 401, "unauthorized"),
+        ("/v1/logins/1ABCD", None, 401, "unauthorized"),
+    ];
+    for (path, key, want_status, want_code) in lookups {
+        let mut request = h.http.get(h.api(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (want_status, Some(want_code)),
+            "{path}: {answer}"
+        );
+    }
+}
