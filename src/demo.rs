@@ -79,7 +79,7 @@ async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
         11,
         &format!(
             "polling again says {}: a session is handed out once",
-            again["state"]
+            again["state"].as_str().unwrap_or("?")
         ),
     );
     ensure!(first == [0], "deliver_sm was not acknowledged");

@@ -14,6 +14,7 @@ mod parts;
 mod sent;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -56,6 +57,7 @@ impl From<TransactionError<StoreError>> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    flushing: Arc<tokio::sync::Mutex<()>>,
     pub inbox: Inbox,
     pub logins: Logins,
     pub accounts: Accounts,
@@ -83,6 +85,7 @@ impl Store {
                 db.open_tree("auth_receipts")?,
             ),
             outbox: Outbox::new(db.open_tree("outbox")?),
+            flushing: Arc::new(tokio::sync::Mutex::new(())),
             parts: Parts::new(db.open_tree("parts")?),
             sent: Sent::new(db.open_tree("sent")?),
             db,
@@ -90,8 +93,18 @@ impl Store {
     }
 
     /// Makes every write so far durable; one call covers a whole batch (group commit).
+    ///
+    /// sled 0.34's `flush_async` can hang forever when two run at once (spacejam/sled#1308,
+    /// fixed only in unreleased sled; our crash-safety test hit it). So flushes here are the
+    /// blocking `flush`, one at a time, on the blocking pool. A caller that waited for the lock
+    /// while another flush ran still flushes itself: that flush may have started before its
+    /// write.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let _one_at_a_time = self.flushing.lock().await;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Sled(sled::Error::ReportableBug(e.to_string())))??;
         Ok(())
     }
 
