@@ -75,7 +75,12 @@ async fn unknown_coding_is_acknowledged_not_processed() {
     h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
     logs_in(&h, &verifier, &token).await;
     h.settled_submits(1).await;
-    assert!(h.daemon().store.inbox.is_empty());
+    let store = &h.daemon().store;
+    assert!(store.inbox.is_empty());
+    let rejected = store.rejected.all().unwrap();
+    assert_eq!(rejected.len(), 1, "kept with its reason, not dropped");
+    assert_eq!(rejected[0].mo.user_data, [0xde, 0xad]);
+    assert!(rejected[0].reason.contains('4'), "{}", rejected[0].reason);
 }
 
 #[tokio::test]

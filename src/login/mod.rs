@@ -34,6 +34,8 @@ use replies::{Replies, Reply};
 /// MOs taken from the inbox per round; one flush covers them all.
 const BATCH: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long rejected MOs stay for an operator to look at.
+const REJECTED_KEPT_SECS: u64 = 7 * 86_400;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -118,25 +120,28 @@ impl LoginPipeline {
             }
             Ok(None) => {}
             Err(e) => {
-                warn!(mo = id, error = %e, "MO with a malformed user data header; dropped");
-                self.store.commit_outcome(id, None, &[])?;
+                warn!(mo = id, error = %e, "MO with a malformed user data header; rejected");
+                self.store.reject_mo(id, mo, &e.to_string())?;
                 return Ok(());
             }
         }
-        let sender =
-            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
-                Ok(sender) => sender,
-                Err(e) => {
-                    warn!(mo = id, error = %e, "MO from a sender that cannot be answered; dropped");
-                    self.store.commit_outcome(id, None, &[])?;
-                    return Ok(());
-                }
-            };
+        let sender = match Msisdn::from_smpp(
+            &mo.source_addr,
+            mo.source_ton,
+            &self.default_country_code,
+        ) {
+            Ok(sender) => sender,
+            Err(e) => {
+                warn!(mo = id, error = %e, "MO from a sender that cannot be answered; rejected");
+                self.store.reject_mo(id, mo, &e.to_string())?;
+                return Ok(());
+            }
+        };
         let text = match decode_text(mo) {
             Ok(text) => text,
             Err(reason) => {
-                warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; dropped");
-                self.store.commit_outcome(id, None, &[])?;
+                warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; rejected");
+                self.store.reject_mo(id, mo, &reason)?;
                 return Ok(());
             }
         };
@@ -202,7 +207,7 @@ impl LoginPipeline {
     }
 
     /// Removes what has outlived its purpose: finished logins, parts whose siblings never
-    /// came, digests of MOs too old to be redelivered.
+    /// came, digests of MOs too old to be redelivered, week-old rejected MOs.
     fn sweep(&self) {
         let now = self.clock.now();
         let swept = self.store.logins.sweep(now).and_then(|logins| {
@@ -220,6 +225,9 @@ impl LoginPipeline {
                 .store
                 .inbox
                 .sweep_seen(now, self.inbound.redelivery_window_secs)?;
+            self.store
+                .rejected
+                .expire(now.saturating_sub(REJECTED_KEPT_SECS))?;
             Ok((logins, seen))
         });
         match swept {

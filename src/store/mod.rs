@@ -11,6 +11,7 @@ mod inbox;
 mod logins;
 mod outbox;
 mod parts;
+mod rejected;
 mod sent;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ pub use inbox::{Inbox, MoMessage};
 pub use logins::{LoginRecord, LoginState, Logins, RejectReason};
 pub use outbox::{Outbound, Outbox};
 pub use parts::{Filed, PartKey, Parts};
+pub use rejected::{Rejected, RejectedMo};
 pub use sent::{Sent, SentRecord};
 
 use crate::token::Challenge;
@@ -63,6 +65,7 @@ pub struct Store {
     pub accounts: Accounts,
     pub outbox: Outbox,
     pub parts: Parts,
+    pub rejected: Rejected,
     pub sent: Sent,
 }
 
@@ -87,6 +90,7 @@ impl Store {
             outbox: Outbox::new(db.open_tree("outbox")?),
             flushing: Arc::new(tokio::sync::Mutex::new(())),
             parts: Parts::new(db.open_tree("parts")?),
+            rejected: Rejected::new(db.open_tree("rejected")?),
             sent: Sent::new(db.open_tree("sent")?),
             db,
         })
