@@ -148,6 +148,24 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, St
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
 
+/// Removes the records of `tree` that `expired` picks; returns how many. For trees whose
+/// records nobody else rewrites (a swap-free remove is enough).
+fn remove_where<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    expired: impl Fn(&T) -> bool,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        if expired(&decode(name, &value)?) {
+            tree.remove(key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 pub(crate) fn temporary() -> Store {
     let db = sled::Config::new().temporary(true).open().unwrap();

@@ -9,7 +9,7 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{MoMessage, StoreError, decode, encode};
+use super::{MoMessage, StoreError, decode, encode, remove_where};
 use crate::clock::UnixSecs;
 
 #[derive(Clone)]
@@ -89,16 +89,9 @@ impl Parts {
 
     /// Drops parts that arrived before `cutoff`; returns how many.
     pub fn expire(&self, cutoff: UnixSecs) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
-            let part: MoMessage = decode("parts", &value)?;
-            if part.received_at < cutoff {
-                self.tree.remove(key)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        remove_where(&self.tree, "parts", |part: &MoMessage| {
+            part.received_at < cutoff
+        })
     }
 
     pub fn len(&self) -> usize {

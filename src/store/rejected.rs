@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{MoMessage, StoreError, decode, encode};
+use super::{MoMessage, StoreError, decode, encode, remove_where};
 use crate::clock::UnixSecs;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,16 +35,9 @@ impl Rejected {
 
     /// Forgets rejections of MOs received before `cutoff`.
     pub fn expire(&self, cutoff: UnixSecs) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
-            let rejected: RejectedMo = decode("rejected", &value)?;
-            if rejected.mo.received_at < cutoff {
-                self.tree.remove(key)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        remove_where(&self.tree, "rejected", |r: &RejectedMo| {
+            r.mo.received_at < cutoff
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -23,6 +23,19 @@ pub const START: u64 = 1_800_000_000;
 /// Generous bound for things that happen "at once": only reached when something is broken.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The simulator on a free loopback port, with the embedded default credentials.
+pub async fn loopback_sim() -> Simulator {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        control: None,
+        system_id: SIM_SYSTEM_ID.into(),
+        password: SIM_PASSWORD.into(),
+        tls: None,
+    })
+    .await
+    .unwrap()
+}
+
 pub struct Harness {
     pub sim: Simulator,
     pub daemon: Option<Daemon>,
@@ -38,16 +51,7 @@ impl Harness {
     }
 
     pub async fn start_with(options: Options, tweak: impl FnOnce(&mut Config)) -> Harness {
-        let sim = Simulator::start(SimConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            control: None,
-            system_id: SIM_SYSTEM_ID.into(),
-            password: SIM_PASSWORD.into(),
-            tls: None,
-        })
-        .await
-        .unwrap();
-        Self::start_on(sim, options, tweak).await
+        Self::start_on(loopback_sim().await, options, tweak).await
     }
 
     /// The daemon bound to a simulator the test set up itself.

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
-use moauth::sim::{MoRequest, MoResult, SimConfig, Simulator, Submitted};
+use moauth::sim::{MoRequest, MoResult, Simulator, Submitted};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixDatagram};
@@ -178,15 +178,7 @@ impl Spawned {
     /// Starts everything; `extra` is TOML appended to the base config (tables only).
     /// Returns once the daemon said READY and bound to the simulator.
     pub async fn start(extra: &str, env: &[(&str, &str)]) -> Spawned {
-        let sim = Simulator::start(SimConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            control: None,
-            system_id: SIM_SYSTEM_ID.into(),
-            password: SIM_PASSWORD.into(),
-            tls: None,
-        })
-        .await
-        .unwrap();
+        let sim = super::loopback_sim().await;
         let tap = SmppTap::start(sim.smpp_addr).await;
         let dir = tempfile::tempdir().unwrap();
         let notify = NotifySocket::bind(dir.path());
