@@ -229,13 +229,22 @@ fn decode_frame(frame: Bytes) -> Inbound {
         Ok(pdu) => command(pdu),
         Err(error) if id.is_response() && status != CommandStatus::EsmeRok => {
             tracing::debug!(%error, ?status, "body of a negative response ignored");
-            command(None)
+            // The same command an empty body gives, so re-encoding it is stable (fuzzing).
+            command(decode_body(id, &[]).ok().flatten())
         }
         Err(error) => Inbound::Bad { header, error },
     }
 }
 
 fn decode_body(id: CommandId, body: &[u8]) -> Result<Option<Pdu>, PduError> {
+    // rusmpp skips whatever follows the header of a PDU that has no body (found by fuzzing),
+    // so octets there are refused here rather than silently dropped.
+    if has_no_body(id) && !body.is_empty() {
+        return Err(PduError::TrailingOctets {
+            command_id: id,
+            count: body.len(),
+        });
+    }
     // rusmpp splits decoded fields off its buffer; the frame itself stays intact for `locate`.
     let mut src = BytesMut::from(body);
     match <Pdu as DecodeWithKeyOptional>::decode(id, &mut src, body.len()) {
@@ -265,6 +274,18 @@ fn decode_body(id: CommandId, body: &[u8]) -> Result<Option<Pdu>, PduError> {
             None => Ok(Some(pdu)),
         },
     }
+}
+
+/// Commands that are the 16-octet header alone.
+fn has_no_body(id: CommandId) -> bool {
+    matches!(
+        id,
+        CommandId::GenericNack
+            | CommandId::EnquireLink
+            | CommandId::EnquireLinkResp
+            | CommandId::Unbind
+            | CommandId::UnbindResp
+    )
 }
 
 /// The TLVs of the message PDUs, whose values rusmpp decodes without regard to the declared
@@ -453,6 +474,26 @@ mod tests {
         let mut out = BytesMut::new();
         SmppCodec::default().encode(command, &mut out).unwrap();
         out.to_vec()
+    }
+
+    #[test]
+    fn octets_after_a_header_only_pdu_are_refused() {
+        let mut buf =
+            BytesMut::from(&hex::decode("0000001180000000000080000004000000").unwrap()[..]);
+        match next(&mut buf, DEFAULT_MAX_LEN) {
+            // A negative response keeps its header and reads as if its body were empty.
+            Ok(Some(Inbound::Command(c))) => assert_eq!(c.pdu(), Some(&Pdu::GenericNack)),
+            other => panic!("{other:?}"),
+        }
+        let mut buf =
+            BytesMut::from(&hex::decode("000000110000001500000000000000010000").unwrap()[..17]);
+        assert!(matches!(
+            next(&mut buf, DEFAULT_MAX_LEN),
+            Ok(Some(Inbound::Bad {
+                error: PduError::TrailingOctets { count: 1, .. },
+                ..
+            }))
+        ));
     }
 
     #[test]
