@@ -23,6 +23,17 @@ pub const START: u64 = 1_800_000_000;
 /// Generous bound for things that happen "at once": only reached when something is broken.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// A phone texting the default short code through `sim`; returns the deliver_sm_resp statuses.
+pub async fn phone_sends(sim: &Simulator, from: &str, text: &str) -> MoResult {
+    sim.send_mo(&MoRequest {
+        from: from.into(),
+        to: Some("10690000".into()),
+        text: text.into(),
+    })
+    .await
+    .unwrap()
+}
+
 /// The simulator on a free loopback port, with the embedded default credentials.
 pub async fn loopback_sim() -> Simulator {
     Simulator::start(SimConfig {
@@ -115,14 +126,7 @@ impl Harness {
     }
 
     pub async fn phone_sends(&self, from: &str, text: &str) -> MoResult {
-        self.sim
-            .send_mo(&MoRequest {
-                from: from.into(),
-                to: Some("10690000".into()),
-                text: text.into(),
-            })
-            .await
-            .unwrap()
+        phone_sends(&self.sim, from, text).await
     }
 
     pub async fn poll(&self, verifier: &Verifier, token: &Token, wait_ms: u64) -> (u16, Value) {

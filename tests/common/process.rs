@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
-use moauth::sim::{MoRequest, MoResult, Simulator, Submitted};
+use moauth::sim::{MoResult, Simulator, Submitted};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixDatagram};
@@ -288,14 +288,7 @@ short_code = "10690000"
     }
 
     pub async fn phone_sends(&self, from: &str, text: &str) -> MoResult {
-        self.sim
-            .send_mo(&MoRequest {
-                from: from.into(),
-                to: Some("10690000".into()),
-                text: text.into(),
-            })
-            .await
-            .unwrap()
+        super::phone_sends(&self.sim, from, text).await
     }
 
     /// Waits for the `n`th submitted SMS (counting from 1) and returns it.
