@@ -16,7 +16,7 @@ use futures::StreamExt;
 use moauth::clock::Clock;
 use moauth::sim::Deliver;
 use moauth::token::{Token, Verifier};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const CHUNK: usize = 200;
 const KILLS: usize = 4;
@@ -96,13 +96,11 @@ async fn sigkill_during_a_burst_loses_nothing() {
     assert_eq!(kills, KILLS);
 
     let http = reqwest::Client::new();
-    let api = format!("http://{}/v1/logins/poll", d.http);
     let answers: Vec<(String, Value)> = futures::stream::iter(logins.iter())
         .map(|(from, verifier, token)| {
-            let (http, api) = (http.clone(), api.clone());
+            let (http, addr) = (http.clone(), d.http);
             async move {
-                let body = json!({ "verifier": verifier.to_base64url(), "token": token.to_string(), "wait_ms": 30_000 });
-                let answer: Value = http.post(&api).json(&body).send().await.unwrap().json().await.unwrap();
+                let (_, answer) = common::poll_login(&http, addr, verifier, token, 30_000).await;
                 (from.clone(), answer)
             }
         })

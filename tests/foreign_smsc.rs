@@ -8,7 +8,6 @@ use moauth::cli::embedded_config;
 use moauth::clock::Clock;
 use moauth::daemon::{Daemon, Options};
 use moauth::token::{Token, Verifier};
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -197,15 +196,14 @@ async fn daemon_speaks_smpp_34_as_written_to_a_foreign_smsc() {
     );
     write_pdu(&mut smsc, 0x8000_0004, 0, submit.seq, b"4e2a\0").await;
 
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{}/v1/logins/poll", daemon.http_addr))
-        .json(&json!({ "verifier": verifier.to_base64url(), "token": token.to_string(), "wait_ms": 10_000 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = common::poll_login(
+        &reqwest::Client::new(),
+        daemon.http_addr,
+        &verifier,
+        &token,
+        10_000,
+    )
+    .await;
     assert_eq!(answer["state"], "complete");
 
     let (shutdown, unbind) = tokio::join!(daemon.shutdown(), async {

@@ -7,7 +7,7 @@ use common::ALICE;
 use common::process::Spawned;
 use moauth::cli::SIM_PASSWORD;
 use moauth::token::{Token, Verifier};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[tokio::test]
 async fn passwords_verifiers_and_sessions_never_reach_the_logs_at_any_level() {
@@ -25,15 +25,8 @@ async fn passwords_verifiers_and_sessions_never_reach_the_logs_at_any_level() {
         [0]
     );
 
-    let answer: Value = reqwest::Client::new()
-        .post(format!("http://{}/v1/logins/poll", d.http))
-        .json(&json!({ "verifier": verifier.to_base64url(), "token": token.to_string(), "wait_ms": 10_000 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) =
+        common::poll_login(&reqwest::Client::new(), d.http, &verifier, &token, 10_000).await;
     assert_eq!(answer["state"], "complete", "{answer}");
     let session = answer["session"].as_str().unwrap().to_owned();
     let sms = d.nth_submit(1).await.text;

@@ -7,6 +7,7 @@
 
 pub mod process;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID, embedded_config};
@@ -22,6 +23,25 @@ pub const BOB: &str = "+8613900139000";
 pub const START: u64 = 1_800_000_000;
 /// Generous bound for things that happen "at once": only reached when something is broken.
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The app's poll against the daemon whose HTTP API is at `addr`: (status, answer).
+pub async fn poll_login(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    verifier: &Verifier,
+    token: &Token,
+    wait_ms: u64,
+) -> (u16, Value) {
+    let body = json!({ "verifier": verifier.to_base64url(), "token": token.to_string(), "wait_ms": wait_ms });
+    let response = http
+        .post(format!("http://{addr}/v1/logins/poll"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
 
 /// A phone texting the default short code through `sim`; returns the deliver_sm_resp statuses.
 pub async fn phone_sends(sim: &Simulator, from: &str, text: &str) -> MoResult {
@@ -130,9 +150,12 @@ impl Harness {
     }
 
     pub async fn poll(&self, verifier: &Verifier, token: &Token, wait_ms: u64) -> (u16, Value) {
-        self.post(
-            "/v1/logins/poll",
-            json!({ "verifier": verifier.to_base64url(), "token": token.to_string(), "wait_ms": wait_ms }),
+        poll_login(
+            &self.http,
+            self.daemon().http_addr,
+            verifier,
+            token,
+            wait_ms,
         )
         .await
     }
