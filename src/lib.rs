@@ -13,6 +13,7 @@ pub mod http;
 pub mod login;
 pub mod msisdn;
 pub mod ops;
+pub mod signing;
 pub mod sim;
 pub mod smpp;
 pub mod store;

@@ -4,7 +4,8 @@
 //! column and key, and unknown keys are errors rather than silently ignored typos.
 //!
 //! Secrets need not sit in the file: `password_file` (e.g. a systemd credential) or
-//! `password_env` (an environment variable) stand in for `password`. They are resolved on the
+//! `password_env` (an environment variable) stand in for `password`, and likewise for every
+//! secret listed in `SECRET_SITES`. They are resolved on the
 //! parsed document before it is typed, so the secret takes the span of the key that named it
 //! and every later error still points at the right line.
 
@@ -468,26 +469,42 @@ impl Config {
     }
 }
 
-/// Keys that may be given as `KEY_file` (a path to read) or `KEY_env` (a variable to read).
-const SECRET_KEYS: &[&str] = &["password"];
+/// Where a secret may be given as `KEY_file` (a path to read) or `KEY_env` (a variable to
+/// read) instead of inline: a dotted table path (a table, or an array of tables) and the key.
+const SECRET_SITES: &[(&str, &str)] = &[("smsc", "password")];
 
-/// Replaces `password_file` / `password_env` in every `[[smsc]]` table by `password`.
+/// Replaces `KEY_file` / `KEY_env` by `KEY` at every site of [`SECRET_SITES`].
 fn resolve_secrets(file: &str, text: &str, root: &mut DeTable<'_>) -> Result<(), ConfigError> {
-    let Some(smsc) = root.get_mut("smsc") else {
-        return Ok(());
-    };
-    // Anything but an array of tables is a type error that serde reports with its span.
-    let DeValue::Array(tables) = smsc.get_mut() else {
-        return Ok(());
-    };
-    for table in tables.iter_mut() {
-        if let DeValue::Table(table) = table.get_mut() {
-            for key in SECRET_KEYS {
-                resolve_secret(file, text, table, key)?;
-            }
+    for (path, key) in SECRET_SITES {
+        for table in tables_at(root, path) {
+            resolve_secret(file, text, table, key)?;
         }
     }
     Ok(())
+}
+
+/// The tables under a dotted path. Anything of another shape is a type error that serde
+/// reports with its span, so it is skipped here.
+fn tables_at<'t, 'de>(root: &'t mut DeTable<'de>, path: &str) -> Vec<&'t mut DeTable<'de>> {
+    let mut here = vec![root];
+    for segment in path.split('.') {
+        here = here
+            .into_iter()
+            .filter_map(|table| table.get_mut(segment))
+            .flat_map(|value| match value.get_mut() {
+                DeValue::Table(table) => vec![table],
+                DeValue::Array(items) => items
+                    .iter_mut()
+                    .filter_map(|item| match item.get_mut() {
+                        DeValue::Table(table) => Some(table),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+    }
+    here
 }
 
 fn resolve_secret(
