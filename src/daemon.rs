@@ -22,11 +22,13 @@ use tracing::{info, warn};
 
 use crate::auth::EmbeddedAuth;
 use crate::clock::Clock;
+use crate::http::limits::{self, LongPolls};
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
 use crate::login::ingest::Ingest;
 use crate::login::poll::Poller;
 use crate::ops::config::Config;
+use crate::ops::metrics::{self, MetricsSource};
 use crate::ops::reload::{LiveSettings, needs_restart};
 use crate::ops::status::{self, Rates, StatusReport, StatusSource};
 use crate::smpp::link::{LinkStates, Role, SmscLink};
@@ -87,6 +89,7 @@ impl Daemon {
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
+        metrics::install();
         let live = LiveSettings::new(&config);
         let links = LinkStates::default();
         let stop_links = CancellationToken::new();
@@ -113,6 +116,8 @@ impl Daemon {
             },
             links: links.clone(),
             api_key_hashes: live.api_key_hashes.clone(),
+            poll_limiter: live.poll_limiter.clone(),
+            long_polls: LongPolls::new(live.limits.clone()),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -121,13 +126,36 @@ impl Daemon {
             rates: Rates::default(),
             started: Instant::now(),
         };
-        let app = router(api, status::router(status.clone()));
+        let scraped = MetricsSource {
+            store: store.clone(),
+            links: links.clone(),
+            link_names: Arc::new(
+                config
+                    .smsc
+                    .iter()
+                    .flat_map(|s| Role::for_mode(s.bind).iter().map(|r| r.label(&s.name)))
+                    .collect(),
+            ),
+        };
+        let app = router(
+            api,
+            status::router(status.clone()).merge(metrics::router(scraped)),
+        );
         let stop_http = stop_rest.clone();
         rest_done.push(tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, app).with_graceful_shutdown(stop_http.cancelled_owned());
+            // With the peer's address: the poll routes' rate limit is per client.
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop_http.cancelled_owned());
             let _ = serve.await;
         }));
+        rest_done.push(tokio::spawn(metrics::upkeep(stop_rest.clone())));
+        rest_done.push(tokio::spawn(limits::sweep(
+            live.poll_limiter.clone(),
+            stop_rest.clone(),
+        )));
         rest_done.push(tokio::spawn(sample_rates(
             status.rates.clone(),
             stop_rest.clone(),
@@ -149,6 +177,8 @@ impl Daemon {
                 inbound: config.inbound.clone(),
                 clock: clock.clone(),
                 processed: status.rates.counter.clone(),
+                limits: live.limits.clone(),
+                number_limits: Default::default(),
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }

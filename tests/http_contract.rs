@@ -55,17 +55,45 @@ impl Spec {
             .collect()
     }
 
-    /// Checks `body` against the schema for `status` of an operation; the schema is rooted
-    /// beside the document's `components` so that its `$ref`s resolve.
-    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
+    /// The response the document gives for `status` of an operation, `$ref` resolved.
+    fn response(&self, method: &str, path: &str, status: u16) -> &Value {
         let response =
             &self.0["paths"][path][method.to_lowercase()]["responses"][status.to_string()];
-        let schema = &response["content"]["application/json"]["schema"];
+        match response["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.strip_prefix("#/components/responses/").unwrap();
+                &self.0["components"]["responses"][name]
+            }
+            None => response,
+        }
+    }
+
+    /// Checks an answer against the document: its media type and body against the schema
+    /// for `status` of the operation (rooted beside the document's `components` so that its
+    /// `$ref`s resolve), and every header the response requires.
+    fn check(&self, method: &str, path: &str, status: u16, answer: &Answer) {
+        let what = format!("{method} {path} {status}");
+        let response = self.response(method, path, status);
+        let schema = &response["content"][&answer.media_type]["schema"];
         assert!(
             schema.is_object(),
-            "{method} {path} answered {status}, which the document does not list: {body}"
+            "{what}: the document lists no {} answer: {}",
+            answer.media_type,
+            answer.body
         );
-        self.validate(schema, body, &format!("{method} {path} {status}"));
+        self.validate(schema, &answer.body, &what);
+        for (name, header) in response["headers"].as_object().into_iter().flatten() {
+            let value = answer
+                .headers
+                .get(name.as_str())
+                .map(|v| v.to_str().unwrap());
+            let Some(value) = value else {
+                assert!(header["required"] != true, "{what}: no {name} header");
+                continue;
+            };
+            let value = serde_json::from_str(value).unwrap_or(Value::String(value.into()));
+            self.validate(&header["schema"], &value, &format!("{what} header {name}"));
+        }
     }
 
     fn validate(&self, schema: &Value, body: &Value, what: &str) {
@@ -78,6 +106,14 @@ impl Spec {
             "{what}: {body} does not match: {errors:?}"
         );
     }
+}
+
+/// What the server answered: the body is JSON, or a string for `text/plain`.
+struct Answer {
+    status: u16,
+    media_type: String,
+    body: Value,
+    headers: reqwest::header::HeaderMap,
 }
 
 /// One request to the server and what the document says it is.
@@ -115,8 +151,8 @@ impl Probe {
         self
     }
 
-    /// Sends the probe; asserts a JSON answer and returns its status and body.
-    async fn send(&self, h: &Harness) -> (u16, Value, reqwest::header::HeaderMap) {
+    /// Sends the probe; the answer must be JSON, or text where the document says so.
+    async fn send(&self, h: &Harness) -> Answer {
         let mut request = h.http.request(self.method.clone(), &self.url);
         if let Some((content_type, body)) = &self.body {
             request = request
@@ -129,17 +165,22 @@ impl Probe {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        assert_eq!(
-            headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default(),
-            "application/json",
-            "{} {}",
-            self.method,
-            self.url
-        );
-        (status, response.json().await.unwrap(), headers)
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let media_type = content_type.split(';').next().unwrap().trim().to_owned();
+        let body = match media_type.as_str() {
+            "application/json" => response.json().await.unwrap(),
+            "text/plain" => Value::String(response.text().await.unwrap()),
+            _ => panic!("{} {} answered {content_type:?}", self.method, self.url),
+        };
+        Answer {
+            status,
+            media_type,
+            body,
+            headers,
+        }
     }
 }
 
@@ -154,6 +195,16 @@ async fn every_documented_route_answers_as_documented() {
     })
     .await;
     let keyless = Harness::start().await;
+    // One poll a minute per client, so the second is refused at once.
+    let limited = Harness::start_with(Options::default(), |c| {
+        c.http.api_keys = vec![ApiKey {
+            name: "contract".into(),
+            sha256: api_key_hash(API_KEY),
+        }];
+        c.limits.poll_per_minute = 1;
+        c.limits.poll_burst = 1;
+    })
+    .await;
 
     let (verifier, token) = h.app_token(0);
     let (other, _) = h.app_token(0);
@@ -199,18 +250,22 @@ async fn every_documented_route_answers_as_documented() {
         Probe::get(&h, "/healthz", "/healthz"),
         Probe::get(&h, "/readyz", "/readyz"),
         Probe::get(&h, "/status", "/status"),
+        Probe::get(&h, "/metrics", "/metrics"),
+        Probe::poll(&limited, "application/json", poll_body(&verifier, &token)),
+        Probe::poll(&limited, "application/json", poll_body(&verifier, &token)),
+        Probe::get(&limited, "/v1/logins/{token}", &lookup(&token)).keyed(),
     ];
 
     let mut seen: BTreeMap<(String, String), BTreeSet<u16>> = BTreeMap::new();
-    let mut record = |probe: &Probe, status: u16, body: &Value| {
-        spec.check(probe.method.as_str(), probe.template, status, body);
+    let mut record = |probe: &Probe, answer: &Answer| {
+        spec.check(probe.method.as_str(), probe.template, answer.status, answer);
         seen.entry((probe.method.to_string(), probe.template.to_owned()))
             .or_default()
-            .insert(status);
+            .insert(answer.status);
     };
     for probe in &probes {
-        let (status, body, _) = probe.send(&h).await;
-        record(probe, status, &body);
+        let answer = probe.send(&h).await;
+        record(probe, &answer);
     }
 
     // Every state of a login, each answer checked against the document.
@@ -238,9 +293,9 @@ async fn every_documented_route_answers_as_documented() {
         ),
     ];
     for probe in &probes {
-        let (status, body, _) = probe.send(&h).await;
-        record(probe, status, &body);
-        states.insert(body["state"].as_str().unwrap().to_owned());
+        let answer = probe.send(&h).await;
+        record(probe, &answer);
+        states.insert(answer.body["state"].as_str().unwrap().to_owned());
     }
     assert_eq!(
         states,
@@ -255,9 +310,9 @@ async fn every_documented_route_answers_as_documented() {
     let ready = Probe::get(&h, "/readyz", "/readyz");
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let (status, body, _) = ready.send(&h).await;
-        record(&ready, status, &body);
-        if status == 503 {
+        let answer = ready.send(&h).await;
+        record(&ready, &answer);
+        if answer.status == 503 {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "readyz stayed 200");
@@ -300,7 +355,7 @@ async fn undocumented_routes_and_methods_answer_json_404_and_405() {
                 body: None,
                 bearer: None,
             };
-            let (status, body, _) = probe.send(&h).await;
+            let Answer { status, body, .. } = probe.send(&h).await;
             assert_eq!(status, 404, "{method} {path}: {body}");
             assert_eq!(body["error"], "not_found");
             spec.validate(&error, &body, path);
@@ -335,7 +390,12 @@ async fn undocumented_routes_and_methods_answer_json_404_and_405() {
                 body: None,
                 bearer: None,
             };
-            let (status, body, headers) = probe.send(&h).await;
+            let Answer {
+                status,
+                body,
+                headers,
+                ..
+            } = probe.send(&h).await;
             assert_eq!(status, 405, "{method} {path}: {body}");
             assert_eq!(body["error"], "method_not_allowed");
             spec.validate(&error, &body, &path);

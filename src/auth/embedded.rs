@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 
 use super::{AuthAnswer, AuthCore, AuthError, AuthRequest};
 use crate::clock::Clock;
+use crate::msisdn::Msisdn;
 use crate::store::{NewLogin, Store};
 
 /// Password alphabet: Crockford base32 in lower case, readable and GSM-7 safe.
@@ -72,6 +73,10 @@ impl AuthCore for EmbeddedAuth {
     fn settle(&self, request_id: u64) -> Result<(), AuthError> {
         Ok(self.store.accounts.settle(request_id)?)
     }
+
+    fn knows(&self, msisdn: &Msisdn) -> Result<Option<bool>, AuthError> {
+        Ok(Some(self.store.accounts.get(msisdn)?.is_some()))
+    }
 }
 
 fn random_password() -> String {
@@ -104,7 +109,6 @@ async fn hash_password(password: String) -> Result<String, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msisdn::Msisdn;
     use crate::token::{Token, Verifier};
     use argon2::PasswordVerifier;
     use argon2::password_hash::phc::PasswordHash;

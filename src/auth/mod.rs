@@ -74,4 +74,10 @@ pub trait AuthCore: Send + Sync {
 
     /// The login that used `request_id` is committed: its answer need not be kept.
     fn settle(&self, request_id: u64) -> Result<(), AuthError>;
+
+    /// Whether `msisdn` has an account already, for the new-accounts limit; None when this
+    /// core cannot tell without a login (then a login is taken to create one).
+    fn knows(&self, _msisdn: &Msisdn) -> Result<Option<bool>, AuthError> {
+        Ok(None)
+    }
 }

@@ -4,8 +4,9 @@
 //! input. Handlers are thin: the poll logic lives in `login::poll`.
 
 mod error;
+pub mod limits;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -34,6 +35,9 @@ pub struct ApiState {
     /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
     /// Reloadable (SIGHUP).
     pub api_key_hashes: Live<Vec<[u8; 32]>>,
+    /// Per-client bucket on the poll routes; rebuilt by a reload that changes its quota.
+    pub poll_limiter: Live<limits::PollLimiter>,
+    pub long_polls: limits::LongPolls,
 }
 
 /// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
@@ -42,6 +46,10 @@ pub fn router(state: ApiState, operators: Router) -> Router {
     Router::new()
         .route("/v1/logins/poll", post(poll))
         .route("/v1/logins/{token}", get(get_login))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.poll_limiter.clone(),
+            limits::rate_limit,
+        ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -129,11 +137,18 @@ async fn answer(
             format!("wait_ms must be at most {MAX_WAIT_MS}"),
         ));
     }
+    // A long-poll holds its slot until it answers; a plain poll needs none.
+    let _slot = (wait_ms > 0)
+        .then(|| state.long_polls.enter())
+        .transpose()?;
+    let started = Instant::now();
     let answer = state
         .poller
         .poll(token, Duration::from_millis(wait_ms))
         .await
         .map_err(ApiError::internal)?;
+    metrics::histogram!("moauth_poll_duration_seconds", "state" => answer.state())
+        .record(started.elapsed());
     // A `complete` answer was flushed as `consumed` inside `poll` before we return it.
     Ok(Json(answer))
 }
@@ -172,16 +187,22 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// A store that cannot complete a flush this fast is not taking MOs either.
+const READY_STORE_WITHIN: Duration = Duration::from_secs(1);
+
 async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::Value>) {
     let bound = state.links.bound();
-    let status = if bound.is_empty() {
+    // A real check that costs next to nothing: with nothing unwritten, sled's flush returns
+    // at once; a store whose disk fails or hangs fails it.
+    let store_ok = matches!(
+        tokio::time::timeout(READY_STORE_WITHIN, state.poller.store.flush()).await,
+        Ok(Ok(()))
+    );
+    let status = if bound.is_empty() || !store_ok {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    // The store is open for as long as this process serves requests.
-    (
-        status,
-        Json(json!({ "store": "open", "smsc_bound": bound })),
-    )
+    let store = if store_ok { "open" } else { "unavailable" };
+    (status, Json(json!({ "store": store, "smsc_bound": bound })))
 }

@@ -26,7 +26,7 @@ impl Window {
     }
 
     /// A record must outlive the window, or a replay after the sweep would be taken as new.
-    fn keep_until(&self, token_issued_at: UnixSecs, now: UnixSecs) -> UnixSecs {
+    pub(crate) fn keep_until(&self, token_issued_at: UnixSecs, now: UnixSecs) -> UnixSecs {
         (token_issued_at + self.max_age_secs).max(now) + self.result_ttl_secs
     }
 }

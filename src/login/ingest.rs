@@ -60,10 +60,15 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, redelivery_window: u64) 
                         "redelivered MOs acknowledged without processing them again"
                     );
                 }
-                store.flush().await
+                store.flush().await.map(|()| repeats)
             }
             Err(e) => Err(e),
         };
+        if let Ok(repeats) = stored {
+            let received = (messages.len() - repeats) as u64;
+            metrics::counter!("moauth_mo_received_total").increment(received);
+            metrics::counter!("moauth_mo_redelivered_total").increment(repeats as u64);
+        }
         if let Err(e) = &stored {
             error!(error = %e, count = messages.len(), "MOs not stored; the SMSC will redeliver");
         }

@@ -9,11 +9,12 @@
 pub mod concat;
 pub mod decide;
 pub mod ingest;
+pub mod limits;
 pub mod poll;
 pub mod replies;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -21,14 +22,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::auth::{AuthCore, AuthError, AuthRequest};
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixSecs};
 use crate::msisdn::Msisdn;
-use crate::ops::config::InboundConfig;
+use crate::ops::config::{InboundConfig, LimitsConfig};
 use crate::ops::reload::Live;
 use crate::smpp::{text, udh};
 use crate::store::{MoMessage, Outbound, PartKey, Store, StoreError};
 use crate::token::parse_body;
 use decide::{Decision, Window};
+use limits::{Limit, NumberLimits};
 use replies::{Replies, Reply};
 
 /// MOs taken from the inbox per round; one flush covers them all.
@@ -57,6 +59,9 @@ pub struct LoginPipeline {
     pub clock: Clock,
     /// Counts finished MOs, for the status report's rates.
     pub processed: Arc<AtomicU64>,
+    /// Reloadable (SIGHUP) rules, and what was counted against them.
+    pub limits: Live<LimitsConfig>,
+    pub number_limits: Mutex<NumberLimits>,
 }
 
 impl LoginPipeline {
@@ -122,6 +127,7 @@ impl LoginPipeline {
             Err(e) => {
                 warn!(mo = id, error = %e, "MO with a malformed user data header; rejected");
                 self.store.reject_mo(id, mo, &e.to_string())?;
+                count_rejected("malformed");
                 return Ok(());
             }
         }
@@ -134,6 +140,7 @@ impl LoginPipeline {
             Err(e) => {
                 warn!(mo = id, error = %e, "MO from a sender that cannot be answered; rejected");
                 self.store.reject_mo(id, mo, &e.to_string())?;
+                count_rejected("malformed");
                 return Ok(());
             }
         };
@@ -142,6 +149,7 @@ impl LoginPipeline {
             Err(reason) => {
                 warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; rejected");
                 self.store.reject_mo(id, mo, &reason)?;
+                count_rejected("malformed");
                 return Ok(());
             }
         };
@@ -161,10 +169,29 @@ impl LoginPipeline {
             &self.window.load(),
         );
         debug!(mo = id, ?decision, "decided");
+        let (now, rules) = (self.clock.now(), self.limits.load());
+        let decision = match self.limit(&rules, &sender, &decision, now)? {
+            Some(limit) => {
+                info!(mo = id, from = %sender.masked(), limit = limit.as_str(), "MO refused by a limit; no reply");
+                count_rejected(limit.reason().as_str());
+                limits::refuse(
+                    decision,
+                    limit,
+                    &sender,
+                    mo.received_at,
+                    &self.window.load(),
+                )
+            }
+            None => decision,
+        };
+        let mut completed = false;
         let (record, reply) = match decision {
             Decision::Answer { record, reply } => {
                 if let Some((_, r)) = &record {
                     info!(mo = id, from = %sender.masked(), state = ?r.state, "login refused");
+                }
+                if let Some(reason) = reply.as_ref().and_then(rejection) {
+                    count_rejected(reason);
                 }
                 (record, reply)
             }
@@ -177,6 +204,11 @@ impl LoginPipeline {
                 };
                 let answer = self.auth.login(&request).await?;
                 info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
+                if answer.created {
+                    self.number_limits().account_created(&rules, &sender, now);
+                    metrics::counter!("moauth_accounts_created_total").increment(1);
+                }
+                completed = true;
                 let (record, reply) = decide::completed(
                     &token,
                     &sender,
@@ -187,13 +219,55 @@ impl LoginPipeline {
                 (Some((token.challenge(), record)), reply)
             }
         };
+        let reply = reply.filter(|r| {
+            let allowed = self.number_limits().may_reply(&rules, &sender, r, now);
+            if let Err(limit) = allowed {
+                info!(mo = id, to = %sender.masked(), ?r, "reply suppressed by a limit");
+                limit_hit(limit);
+            }
+            allowed.is_ok()
+        });
         let replies: Vec<Outbound> = reply
             .iter()
             .map(|r| self.outbound(mo, &sender, r))
             .collect();
         self.store.commit_outcome(id, record, &replies)?;
         self.auth.settle(id)?;
+        if completed {
+            metrics::counter!("moauth_logins_completed_total").increment(1);
+            metrics::histogram!("moauth_mo_to_session_seconds")
+                .record(self.clock.now().saturating_sub(mo.received_at) as f64);
+        }
         Ok(())
+    }
+
+    /// The limit, if any, that refuses this MO: the deny list or the sender's MO bucket, or
+    /// for a login of a number the auth core does not know, its prefix's new-account bucket.
+    fn limit(
+        &self,
+        rules: &LimitsConfig,
+        sender: &Msisdn,
+        decision: &Decision,
+        now: UnixSecs,
+    ) -> Result<Option<Limit>, PipelineError> {
+        let mut limits = self.number_limits();
+        if let Err(limit) = limits.admit_mo(rules, sender, now) {
+            limit_hit(limit);
+            return Ok(Some(limit));
+        }
+        if matches!(decision, Decision::LogIn(_))
+            && let Err(limit) = limits.may_create_account(rules, sender, now)
+            // A core that cannot say whether the number is known is taken to create one.
+            && self.auth.knows(sender)? != Some(true)
+        {
+            limit_hit(limit);
+            return Ok(Some(limit));
+        }
+        Ok(None)
+    }
+
+    fn number_limits(&self) -> MutexGuard<'_, NumberLimits> {
+        self.number_limits.lock().expect("number limits lock")
     }
 
     fn outbound(&self, mo: &MoMessage, to: &Msisdn, reply: &Reply) -> Outbound {
@@ -210,6 +284,7 @@ impl LoginPipeline {
     /// came, digests of MOs too old to be redelivered, week-old rejected MOs.
     fn sweep(&self) {
         let now = self.clock.now();
+        self.number_limits().sweep(now);
         let swept = self.store.logins.sweep(now).and_then(|logins| {
             let parts = self
                 .store
@@ -245,4 +320,22 @@ fn decode_text(mo: &MoMessage) -> Result<String, String> {
         &mo.user_data[..]
     };
     text::decode(mo.data_coding, data).map_err(|e| e.to_string())
+}
+
+/// The rejection an error reply stands for, as `moauth_mo_rejected_total` names it.
+fn rejection(reply: &Reply) -> Option<&'static str> {
+    match reply {
+        Reply::BadToken => Some("bad_token"),
+        Reply::Expired => Some("expired"),
+        Reply::Replayed => Some("replayed"),
+        Reply::Credentials(_) | Reply::Help | Reply::Stop => None,
+    }
+}
+
+fn count_rejected(reason: &'static str) {
+    metrics::counter!("moauth_mo_rejected_total", "reason" => reason).increment(1);
+}
+
+fn limit_hit(limit: Limit) {
+    metrics::counter!("moauth_limit_hits_total", "limit" => limit.as_str()).increment(1);
 }

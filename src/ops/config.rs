@@ -58,6 +58,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub smsc: Vec<SmscConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -329,6 +331,73 @@ fn default_max_tps() -> u32 {
     50
 }
 
+/// Abuse limits (`[limits]`), each reloadable on SIGHUP; 0 switches a limit off.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Poll requests per minute per client IP (IPv6 per /64), a token bucket ...
+    #[serde(default = "default_poll_per_minute")]
+    pub poll_per_minute: u32,
+    /// ... holding this many at once.
+    #[serde(default = "default_poll_burst")]
+    pub poll_burst: u32,
+    /// Long-polls (`wait_ms` above 0) open at once, over every client.
+    #[serde(default = "default_max_long_polls")]
+    pub max_long_polls: usize,
+    /// MOs per sender per hour that are processed; later ones are acknowledged and refused.
+    #[serde(default = "default_mo_per_number")]
+    pub mo_per_number_per_hour: u32,
+    /// Replies other than credentials (error texts, HELP, STOP) per number per hour.
+    #[serde(default = "default_error_sms_per_number")]
+    pub error_sms_per_number_per_hour: u32,
+    /// Numbers or number prefixes, E.164 with `+`, whose MOs are refused without a reply.
+    #[serde(default)]
+    pub deny_numbers: Vec<String>,
+    /// New accounts per number prefix per hour (SMS-pumping defence) ...
+    #[serde(default = "default_new_accounts_per_prefix")]
+    pub new_accounts_per_prefix_per_hour: u32,
+    /// ... where the prefix is this many leading digits of the E.164 number.
+    #[serde(default = "default_new_account_prefix_digits")]
+    pub new_account_prefix_digits: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            poll_per_minute: default_poll_per_minute(),
+            poll_burst: default_poll_burst(),
+            max_long_polls: default_max_long_polls(),
+            mo_per_number_per_hour: default_mo_per_number(),
+            error_sms_per_number_per_hour: default_error_sms_per_number(),
+            deny_numbers: Vec::new(),
+            new_accounts_per_prefix_per_hour: default_new_accounts_per_prefix(),
+            new_account_prefix_digits: default_new_account_prefix_digits(),
+        }
+    }
+}
+
+fn default_poll_per_minute() -> u32 {
+    600
+}
+fn default_poll_burst() -> u32 {
+    120
+}
+fn default_max_long_polls() -> usize {
+    1000
+}
+fn default_mo_per_number() -> u32 {
+    20
+}
+fn default_error_sms_per_number() -> u32 {
+    5
+}
+fn default_new_accounts_per_prefix() -> u32 {
+    100
+}
+fn default_new_account_prefix_digits() -> usize {
+    7
+}
+
 impl Config {
     /// Every default and no SMSC: the base of the embedded setups (`run` without a file,
     /// `demo`, tests).
@@ -345,6 +414,7 @@ impl Config {
             log: LogConfig::default(),
             inbound: InboundConfig::default(),
             smsc: Vec::new(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -453,6 +523,26 @@ impl Config {
                 .all(|b| b.is_ascii_digit())
         {
             at("numbering", "default_country_code", "must be digits".into());
+        }
+        for number in &self.limits.deny_numbers {
+            let digits = number.strip_prefix('+').unwrap_or_default();
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                at(
+                    "limits",
+                    "deny_numbers",
+                    format!(
+                        "{number:?} is not an E.164 number or prefix (\"+\" and 1 to 15 digits)"
+                    ),
+                );
+            }
+        }
+        if !(1..=15).contains(&self.limits.new_account_prefix_digits) {
+            at(
+                "limits",
+                "new_account_prefix_digits",
+                "must be 1 to 15".into(),
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             at(

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod reload;
 pub mod signals;

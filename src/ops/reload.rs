@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::http::limits::PollLimiter;
 use crate::login::decide::Window;
 use crate::login::replies::Replies;
-use crate::ops::config::Config;
+use crate::ops::config::{Config, LimitsConfig};
 
 /// A value readers load per use and a reload replaces whole.
 pub type Live<T> = Arc<ArcSwap<T>>;
@@ -30,6 +31,9 @@ pub struct LiveSettings {
     pub keywords: Live<Vec<String>>,
     /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
     pub api_key_hashes: Live<Vec<[u8; 32]>>,
+    /// `[limits]`, read per MO and per request.
+    pub limits: Live<LimitsConfig>,
+    pub poll_limiter: Live<PollLimiter>,
 }
 
 impl LiveSettings {
@@ -39,6 +43,8 @@ impl LiveSettings {
             window: live(window(config)),
             keywords: live(config.login.keywords.clone()),
             api_key_hashes: live(api_key_hashes(config)),
+            limits: live(config.limits.clone()),
+            poll_limiter: live(PollLimiter::new(&config.limits)),
         }
     }
 
@@ -48,6 +54,12 @@ impl LiveSettings {
         self.window.store(Arc::new(window(config)));
         self.keywords.store(Arc::new(config.login.keywords.clone()));
         self.api_key_hashes.store(Arc::new(api_key_hashes(config)));
+        self.limits.store(Arc::new(config.limits.clone()));
+        let quota = (config.limits.poll_per_minute, config.limits.poll_burst);
+        if self.poll_limiter.load().quota != quota {
+            self.poll_limiter
+                .store(Arc::new(PollLimiter::new(&config.limits)));
+        }
     }
 }
 

@@ -390,6 +390,7 @@ impl Served<'_> {
                 Ok(segments) => segments,
                 Err(e) => {
                     error!(smsc = %self.link.config.name, outbox = id, error = %e, "reply cannot be sent as SMS; dropped");
+                    metrics::counter!("moauth_sms_failed_total", "smsc" => self.link.config.name.clone()).increment(1);
                     self.link.store.outbox.remove(id)?;
                     continue;
                 }
@@ -512,6 +513,12 @@ impl Served<'_> {
                         .store
                         .sent
                         .settle(name, &receipt.candidate_ids(), &receipt.stat)?;
+                let stat = match settled {
+                    Some(_) => receipt_stat(&receipt.stat),
+                    None => "unmatched",
+                };
+                metrics::counter!("moauth_dlr_total", "smsc" => name.clone(), "stat" => stat)
+                    .increment(1);
                 match settled {
                     Some(sent) if receipt.delivered() => {
                         info!(smsc = %name, to = %sent.to.masked(), "delivered")
@@ -559,6 +566,7 @@ impl Served<'_> {
                 if let Some(Pdu::SubmitSmResp(resp)) = command.pdu() {
                     let message_id = resp.message_id().to_string();
                     debug!(smsc = %name, outbox = id, %message_id, "accepted");
+                    metrics::counter!("moauth_sms_sent_total", "smsc" => name.clone()).increment(1);
                     let record = SentRecord {
                         to: flight.to.clone(),
                         submitted_at: self.link.clock.now(),
@@ -569,6 +577,8 @@ impl Served<'_> {
             }
             CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
                 warn!(smsc = %name, outbox = id, ?status, "SMSC asks us to slow down");
+                metrics::counter!("moauth_sms_throttled_total", "smsc" => name.clone())
+                    .increment(1);
                 flight.retry = true;
                 self.paused_until = Some(tokio::time::Instant::now() + THROTTLE_PAUSE);
             }
@@ -584,10 +594,13 @@ impl Served<'_> {
                     self.paused_until = Some(tokio::time::Instant::now() + THROTTLE_PAUSE * *tries);
                 } else {
                     error!(smsc = %name, outbox = id, ?status, tries = *tries, "SMSC kept refusing the message; dropped");
+                    metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone())
+                        .increment(1);
                 }
             }
             _ => {
-                error!(smsc = %name, outbox = id, ?status, "SMSC refused the message for good; dropped")
+                error!(smsc = %name, outbox = id, ?status, "SMSC refused the message for good; dropped");
+                metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
             }
         }
         if flight.unanswered == 0 {
@@ -603,6 +616,18 @@ impl Served<'_> {
         }
         Ok(())
     }
+}
+
+/// A receipt's final state as a metric label: one of the SMPP words, lower case, so the
+/// label set stays small whatever an SMSC writes.
+fn receipt_stat(stat: &str) -> &'static str {
+    const KNOWN: [&str; 8] = [
+        "delivrd", "expired", "deleted", "undeliv", "acceptd", "unknown", "rejectd", "enroute",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| stat.eq_ignore_ascii_case(known))
+        .unwrap_or("other")
 }
 
 fn is_response(id: CommandId) -> bool {

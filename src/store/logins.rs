@@ -18,6 +18,10 @@ pub enum RejectReason {
     BadToken,
     Replayed,
     AuthCoreRefused,
+    /// An abuse limit refused the MO (per-number MOs, new accounts per prefix).
+    RateLimited,
+    /// The sender is on the deny list.
+    BlockedNumber,
 }
 
 impl RejectReason {
@@ -26,6 +30,8 @@ impl RejectReason {
             RejectReason::BadToken => "bad_token",
             RejectReason::Replayed => "replayed",
             RejectReason::AuthCoreRefused => "auth_core_refused",
+            RejectReason::RateLimited => "rate_limited",
+            RejectReason::BlockedNumber => "blocked_number",
         }
     }
 }

@@ -1,0 +1,408 @@
+//! Per-number and per-prefix abuse limits on the SMS path, decided without I/O.
+//!
+//! The SMS path is where abuse costs money: every reply is an SMS we pay for, and every new
+//! account may be an SMS with credentials. So a number may send only so many MOs an hour
+//! (later ones are acknowledged to the SMSC, their outcome recorded as `rate_limited`, and
+//! nothing more is done), may receive only so many replies other than credentials, may be on
+//! a deny list (refused as `blocked_number`, never answered), and a number prefix (a block of
+//! a carrier's range, where SMS-pumping fraud works) may open only so many new accounts an
+//! hour.
+//!
+//! Each limit is a GCRA bucket per key ("n an hour, n at once"), with time passed in. The
+//! state lives in memory: a restart forgets it, which only ever lets a little more through.
+//! Keys whose bucket is full again are forgotten by [`NumberLimits::sweep`], so memory follows
+//! the numbers active in the last hour. The rules are read per call, so a reload changes them
+//! without forgetting what was counted.
+
+use std::collections::HashMap;
+
+use crate::clock::UnixSecs;
+use crate::login::decide::{Decision, Window};
+use crate::login::replies::Reply;
+use crate::msisdn::Msisdn;
+use crate::ops::config::LimitsConfig;
+use crate::store::{LoginRecord, LoginState, RejectReason};
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// Which limit refused something; also its label in `moauth_limit_hits_total{limit}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    DenyList,
+    MoPerNumber,
+    ErrorSmsPerNumber,
+    NewAccountsPerPrefix,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::DenyList => "deny_list",
+            Limit::MoPerNumber => "mo_per_number",
+            Limit::ErrorSmsPerNumber => "error_sms_per_number",
+            Limit::NewAccountsPerPrefix => "new_accounts_per_prefix",
+        }
+    }
+
+    /// How a login refused by this limit is recorded.
+    pub fn reason(self) -> RejectReason {
+        match self {
+            Limit::DenyList => RejectReason::BlockedNumber,
+            _ => RejectReason::RateLimited,
+        }
+    }
+}
+
+/// "`per_hour` an hour, `per_hour` at once" per key: GCRA over milliseconds.
+#[derive(Debug, Default)]
+struct Buckets {
+    /// Theoretical arrival time of the next event per key, in Unix milliseconds.
+    tat: HashMap<String, u64>,
+}
+
+impl Buckets {
+    fn allows(&self, key: &str, per_hour: u32, now: UnixSecs) -> bool {
+        if per_hour == 0 {
+            return true;
+        }
+        let (interval, now) = (HOUR_MS / u64::from(per_hour), now * 1000);
+        let tolerance = HOUR_MS - interval;
+        self.tat.get(key).is_none_or(|&tat| tat <= now + tolerance)
+    }
+
+    /// Counts one event for `key`, allowed or not.
+    fn count(&mut self, key: &str, per_hour: u32, now: UnixSecs) {
+        if per_hour > 0 {
+            let tat = self.tat.entry(key.to_owned()).or_insert(0);
+            *tat = (*tat).max(now * 1000) + HOUR_MS / u64::from(per_hour);
+        }
+    }
+
+    /// Counts one event for `key` if the bucket allows it; false (and nothing counted) if not.
+    fn take(&mut self, key: &str, per_hour: u32, now: UnixSecs) -> bool {
+        let allowed = self.allows(key, per_hour, now);
+        if allowed {
+            self.count(key, per_hour, now);
+        }
+        allowed
+    }
+
+    /// Forgets keys whose bucket is full again: they behave as if never seen.
+    fn sweep(&mut self, now: UnixSecs) {
+        self.tat.retain(|_, tat| *tat > now * 1000);
+    }
+}
+
+/// What has been counted against each number and prefix.
+#[derive(Debug, Default)]
+pub struct NumberLimits {
+    mos: Buckets,
+    error_sms: Buckets,
+    new_accounts: Buckets,
+}
+
+impl NumberLimits {
+    /// Whether an MO from `sender` may be processed; counts it against the sender if so.
+    pub fn admit_mo(
+        &mut self,
+        rules: &LimitsConfig,
+        sender: &Msisdn,
+        now: UnixSecs,
+    ) -> Result<(), Limit> {
+        let number = sender.digits();
+        if rules
+            .deny_numbers
+            .iter()
+            .any(|denied| number.starts_with(denied.trim_start_matches('+')))
+        {
+            return Err(Limit::DenyList);
+        }
+        if !self.mos.take(number, rules.mo_per_number_per_hour, now) {
+            return Err(Limit::MoPerNumber);
+        }
+        Ok(())
+    }
+
+    /// Whether `reply` may be sent to `to`. Credentials always may (the account exists and
+    /// its one SMS is what it was created for); anything else counts against the number.
+    pub fn may_reply(
+        &mut self,
+        rules: &LimitsConfig,
+        to: &Msisdn,
+        reply: &Reply,
+        now: UnixSecs,
+    ) -> Result<(), Limit> {
+        match reply {
+            Reply::Credentials(_) => Ok(()),
+            _ if self
+                .error_sms
+                .take(to.digits(), rules.error_sms_per_number_per_hour, now) =>
+            {
+                Ok(())
+            }
+            _ => Err(Limit::ErrorSmsPerNumber),
+        }
+    }
+
+    /// Whether `number`'s prefix may open another account now. Counts nothing: call
+    /// [`NumberLimits::account_created`] when one was.
+    pub fn may_create_account(
+        &self,
+        rules: &LimitsConfig,
+        number: &Msisdn,
+        now: UnixSecs,
+    ) -> Result<(), Limit> {
+        let prefix = prefix(rules, number);
+        if self
+            .new_accounts
+            .allows(prefix, rules.new_accounts_per_prefix_per_hour, now)
+        {
+            Ok(())
+        } else {
+            Err(Limit::NewAccountsPerPrefix)
+        }
+    }
+
+    /// Counts an account opened for `number`, even past the limit (one the auth core made
+    /// although we could not ask first still counts).
+    pub fn account_created(&mut self, rules: &LimitsConfig, number: &Msisdn, now: UnixSecs) {
+        self.new_accounts.count(
+            prefix(rules, number),
+            rules.new_accounts_per_prefix_per_hour,
+            now,
+        );
+    }
+
+    pub fn sweep(&mut self, now: UnixSecs) {
+        self.mos.sweep(now);
+        self.error_sms.sweep(now);
+        self.new_accounts.sweep(now);
+    }
+}
+
+fn prefix<'a>(rules: &LimitsConfig, number: &'a Msisdn) -> &'a str {
+    let digits = number.digits();
+    &digits[..rules.new_account_prefix_digits.min(digits.len())]
+}
+
+/// What an MO refused by `limit` leads to: a login it would have made is recorded as refused
+/// (so the app's poll stops waiting), what `decide` recorded otherwise stands, and no SMS goes
+/// out.
+pub fn refuse(
+    decision: Decision,
+    limit: Limit,
+    sender: &Msisdn,
+    received_at: UnixSecs,
+    window: &Window,
+) -> Decision {
+    match decision {
+        Decision::LogIn(token) => Decision::Answer {
+            record: Some((
+                token.challenge(),
+                LoginRecord {
+                    state: LoginState::Rejected {
+                        reason: limit.reason(),
+                    },
+                    msisdn: Some(sender.clone()),
+                    issued_at: token.issued_at(),
+                    decided_at: received_at,
+                    keep_until: window.keep_until(token.issued_at(), received_at),
+                },
+            )),
+            reply: None,
+        },
+        Decision::Answer { record, .. } => Decision::Answer {
+            record,
+            reply: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Credentials;
+    use crate::token::{Token, Verifier};
+
+    const NOW: UnixSecs = 1_800_000_000;
+    const WINDOW: Window = Window {
+        max_age_secs: 600,
+        max_future_secs: 120,
+        result_ttl_secs: 3600,
+    };
+
+    fn number(n: &str) -> Msisdn {
+        Msisdn::parse(n).unwrap()
+    }
+
+    fn rules() -> LimitsConfig {
+        LimitsConfig {
+            mo_per_number_per_hour: 3,
+            error_sms_per_number_per_hour: 2,
+            new_accounts_per_prefix_per_hour: 2,
+            new_account_prefix_digits: 7,
+            deny_numbers: vec!["+1900".into(), "+8613900139000".into()],
+            ..LimitsConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_number_gets_its_hourly_mos_then_is_refused_until_the_bucket_refills() {
+        let (rules, alice, bob) = (rules(), number("+8613800138000"), number("+8613700137000"));
+        let mut limits = NumberLimits::default();
+        for _ in 0..3 {
+            assert_eq!(limits.admit_mo(&rules, &alice, NOW), Ok(()));
+        }
+        assert_eq!(
+            limits.admit_mo(&rules, &alice, NOW),
+            Err(Limit::MoPerNumber)
+        );
+        assert_eq!(limits.admit_mo(&rules, &bob, NOW), Ok(()), "per number");
+        // One MO every 20 minutes comes back.
+        assert_eq!(
+            limits.admit_mo(&rules, &alice, NOW + 1199),
+            Err(Limit::MoPerNumber)
+        );
+        assert_eq!(limits.admit_mo(&rules, &alice, NOW + 1200), Ok(()));
+        assert_eq!(
+            limits.admit_mo(&rules, &alice, NOW + 1200),
+            Err(Limit::MoPerNumber)
+        );
+    }
+
+    #[test]
+    fn refused_mos_do_not_count_against_the_number() {
+        let (rules, alice) = (rules(), number("+8613800138000"));
+        let mut limits = NumberLimits::default();
+        for _ in 0..100 {
+            let _ = limits.admit_mo(&rules, &alice, NOW);
+        }
+        // A flood does not push the refill further out: 20 minutes later one is allowed.
+        assert_eq!(limits.admit_mo(&rules, &alice, NOW + 1200), Ok(()));
+    }
+
+    #[test]
+    fn deny_list_matches_numbers_and_prefixes() {
+        let rules = rules();
+        let mut limits = NumberLimits::default();
+        for denied in ["+19005550100", "+8613900139000"] {
+            assert_eq!(
+                limits.admit_mo(&rules, &number(denied), NOW),
+                Err(Limit::DenyList)
+            );
+        }
+        assert_eq!(
+            limits.admit_mo(&rules, &number("+8613900139001"), NOW),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn error_replies_are_limited_but_credentials_always_go() {
+        let (rules, alice) = (rules(), number("+8613800138000"));
+        let mut limits = NumberLimits::default();
+        assert_eq!(
+            limits.may_reply(&rules, &alice, &Reply::BadToken, NOW),
+            Ok(())
+        );
+        assert_eq!(limits.may_reply(&rules, &alice, &Reply::Help, NOW), Ok(()));
+        assert_eq!(
+            limits.may_reply(&rules, &alice, &Reply::Expired, NOW),
+            Err(Limit::ErrorSmsPerNumber)
+        );
+        let credentials = Reply::Credentials(Credentials {
+            login: alice.digits().into(),
+            password: "p".into(),
+        });
+        assert_eq!(limits.may_reply(&rules, &alice, &credentials, NOW), Ok(()));
+    }
+
+    #[test]
+    fn new_accounts_are_limited_per_prefix() {
+        let rules = rules();
+        let mut limits = NumberLimits::default();
+        let same_block = ["+8613800138000", "+8613800138001", "+8613800138002"].map(number);
+        for n in &same_block[..2] {
+            assert_eq!(limits.may_create_account(&rules, n, NOW), Ok(()));
+            limits.account_created(&rules, n, NOW);
+        }
+        assert_eq!(
+            limits.may_create_account(&rules, &same_block[2], NOW),
+            Err(Limit::NewAccountsPerPrefix)
+        );
+        let other_block = number("+8613900000000");
+        assert_eq!(limits.may_create_account(&rules, &other_block, NOW), Ok(()));
+        // Half an hour later one more account may open in the block.
+        assert_eq!(
+            limits.may_create_account(&rules, &same_block[2], NOW + 1800),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn zero_switches_a_limit_off() {
+        let rules = LimitsConfig {
+            mo_per_number_per_hour: 0,
+            ..rules()
+        };
+        let mut limits = NumberLimits::default();
+        let alice = number("+8613800138000");
+        for _ in 0..1000 {
+            assert_eq!(limits.admit_mo(&rules, &alice, NOW), Ok(()));
+        }
+    }
+
+    #[test]
+    fn sweep_forgets_only_full_buckets() {
+        let (rules, alice, bob) = (rules(), number("+8613800138000"), number("+8613700137000"));
+        let mut limits = NumberLimits::default();
+        limits.admit_mo(&rules, &alice, NOW).unwrap();
+        for _ in 0..3 {
+            limits.admit_mo(&rules, &bob, NOW + 1000).unwrap();
+        }
+        limits.sweep(NOW + 1300);
+        assert_eq!(limits.mos.tat.len(), 1, "alice's bucket is full again");
+        assert_eq!(
+            limits.admit_mo(&rules, &bob, NOW + 1300),
+            Err(Limit::MoPerNumber)
+        );
+    }
+
+    #[test]
+    fn a_refused_login_is_recorded_and_nothing_is_sent() {
+        let token = Token::for_verifier(&Verifier::random(), NOW);
+        let alice = number("+8613800138000");
+        let refused = refuse(
+            Decision::LogIn(token),
+            Limit::DenyList,
+            &alice,
+            NOW,
+            &WINDOW,
+        );
+        let Decision::Answer {
+            record: Some((challenge, record)),
+            reply: None,
+        } = refused
+        else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(challenge, token.challenge());
+        assert_eq!(
+            record.state,
+            LoginState::Rejected {
+                reason: RejectReason::BlockedNumber
+            }
+        );
+        let error = Decision::Answer {
+            record: None,
+            reply: Some(Reply::BadToken),
+        };
+        assert_eq!(
+            refuse(error, Limit::MoPerNumber, &alice, NOW, &WINDOW),
+            Decision::Answer {
+                record: None,
+                reply: None
+            }
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! `GET /metrics`: every counter, gauge and histogram in the Prometheus text format.
+//!
+//! Code everywhere emits through the `metrics` facade (`metrics::counter!` and friends), which
+//! is a no-op until a recorder is installed. The recorder is process-global, so [`install`]
+//! puts the Prometheus one in place once, when the first daemon starts, and every daemon in
+//! the process renders the same registry (tests that assert exact values therefore run the
+//! binary). What is a state rather than an event (queue depths, bind state) is read when
+//! scraped, so it is never stale. The metric names are listed in the README's operator section.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::smpp::link::LinkStates;
+use crate::store::Store;
+
+/// The exposition format's content type (version 0.0.4 of the text format).
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Histogram buckets, in seconds: MO → session is whole seconds (the store's clock), polls
+/// range from a millisecond to a 30 s long-poll.
+const MO_TO_SESSION_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+const POLL_BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
+/// Histogram samples wait in memory until the next upkeep folds them into buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder if no daemon in this process has yet; its handle.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("moauth_mo_to_session_seconds".into()),
+                MO_TO_SESSION_BUCKETS,
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("moauth_poll_duration_seconds".into()),
+                    POLL_BUCKETS,
+                )
+            })
+            .expect("bucket lists are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if let Err(e) = metrics::set_global_recorder(recorder) {
+            // A program embedding moauth brought its own recorder: ours stays empty.
+            warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(
+        "moauth_mo_received_total",
+        "MOs stored in the inbox and acknowledged (redeliveries not counted)"
+    );
+    describe_counter!(
+        "moauth_mo_redelivered_total",
+        "MOs an SMSC delivered again, acknowledged without processing them twice"
+    );
+    describe_counter!(
+        "moauth_mo_rejected_total",
+        "MOs that led to no login, by reason"
+    );
+    describe_counter!(
+        "moauth_logins_completed_total",
+        "Logins the auth core completed"
+    );
+    describe_counter!(
+        "moauth_accounts_created_total",
+        "Accounts created by a login SMS"
+    );
+    describe_counter!(
+        "moauth_sms_sent_total",
+        "submit_sm accepted by the SMSC (one per SMS segment), by connection"
+    );
+    describe_counter!(
+        "moauth_sms_failed_total",
+        "Replies dropped: refused for good, retries exhausted or not encodable"
+    );
+    describe_counter!(
+        "moauth_sms_throttled_total",
+        "submit_sm answered ESME_RTHROTTLED or ESME_RMSGQFUL"
+    );
+    describe_counter!(
+        "moauth_dlr_total",
+        "Delivery receipts by final state (unmatched: for no message we know)"
+    );
+    describe_gauge!(
+        "moauth_smsc_bound",
+        "1 while the SMSC connection is bound, else 0"
+    );
+    describe_gauge!("moauth_inbox_depth", "MOs acknowledged, not yet processed");
+    describe_gauge!(
+        "moauth_outbox_depth",
+        "Replies the SMSC has not accepted yet"
+    );
+    describe_histogram!(
+        "moauth_mo_to_session_seconds",
+        Unit::Seconds,
+        "From an MO's arrival to its login's commit (whole seconds)"
+    );
+    describe_histogram!(
+        "moauth_poll_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a poll, long-poll wait included, by answered state"
+    );
+    describe_counter!(
+        "moauth_limit_hits_total",
+        "Requests, MOs and replies an abuse limit refused, by limit"
+    );
+    describe_gauge!("moauth_long_polls_active", "Long-polls open now");
+    describe_gauge!(
+        "moauth_poll_rate_clients",
+        "Client addresses the poll rate limiter tracks"
+    );
+    // Present from the start, so a dashboard shows 0 rather than no data.
+    for name in [
+        "moauth_mo_received_total",
+        "moauth_logins_completed_total",
+        "moauth_accounts_created_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
+/// Where the scrape-time gauges are read from.
+#[derive(Clone)]
+pub struct MetricsSource {
+    pub store: Store,
+    pub links: LinkStates,
+    /// Every connection's name as /readyz shows it (`NAME`, or `NAME/receiver` …).
+    pub link_names: Arc<Vec<String>>,
+}
+
+pub fn router(source: MetricsSource) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(source)
+}
+
+async fn scrape(State(source): State<MetricsSource>) -> impl IntoResponse {
+    let bound = source.links.bound();
+    for name in source.link_names.iter() {
+        let up = if bound.contains(name) { 1.0 } else { 0.0 };
+        metrics::gauge!("moauth_smsc_bound", "smsc" => name.clone()).set(up);
+    }
+    metrics::gauge!("moauth_inbox_depth").set(source.store.inbox.len() as f64);
+    metrics::gauge!("moauth_outbox_depth").set(source.store.outbox.len() as f64);
+    let handle = install();
+    handle.run_upkeep();
+    ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], handle.render())
+}
+
+/// Folds histogram samples into their buckets even when nobody scrapes, so memory stays flat.
+pub async fn upkeep(stop: CancellationToken) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => install().run_upkeep(),
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emitted_metrics_render_in_the_text_format() {
+        let handle = install();
+        metrics::counter!("moauth_limit_hits_total", "limit" => "unit_test").increment(2);
+        metrics::histogram!("moauth_mo_to_session_seconds").record(3.0);
+        // The auth core's metrics (emitted elsewhere) render like any other.
+        metrics::gauge!("moauth_auth_core_up").set(1.0);
+        handle.run_upkeep();
+        let text = handle.render();
+        assert!(
+            text.contains("moauth_limit_hits_total{limit=\"unit_test\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("moauth_mo_to_session_seconds_bucket{le=\"5\"}"),
+            "{text}"
+        );
+        assert!(text.contains("moauth_auth_core_up 1"), "{text}");
+        assert!(text.contains("# HELP moauth_mo_received_total"), "{text}");
+    }
+}
