@@ -184,3 +184,12 @@ impl Harness {
         submits
     }
 }
+
+/// `token` as a phone would send it with its last check symbol mistyped: the challenge still
+/// reads, so the login it claims is marked `rejected/bad_token`.
+pub fn mistyped(token: &Token) -> String {
+    let mut text: Vec<char> = token.to_string().chars().collect();
+    let last = text.last_mut().unwrap();
+    *last = if *last == 'Z' { 'Y' } else { 'Z' };
+    text.into_iter().collect()
+}
