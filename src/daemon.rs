@@ -108,6 +108,7 @@ impl Daemon {
                 addr: config.http.listen,
                 source,
             })?;
+        let long_polls = LongPolls::new(live.limits.clone());
         let api = ApiState {
             poller: Poller {
                 store: store.clone(),
@@ -117,7 +118,7 @@ impl Daemon {
             links: links.clone(),
             api_key_hashes: live.api_key_hashes.clone(),
             poll_limiter: live.poll_limiter.clone(),
-            long_polls: LongPolls::new(live.limits.clone()),
+            long_polls: long_polls.clone(),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -136,6 +137,8 @@ impl Daemon {
                     .flat_map(|s| Role::for_mode(s.bind).iter().map(|r| r.label(&s.name)))
                     .collect(),
             ),
+            long_polls,
+            poll_limiter: live.poll_limiter.clone(),
         };
         let app = router(
             api,

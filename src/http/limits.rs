@@ -73,13 +73,17 @@ impl<C: Clock> PollLimiter<C> {
             .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 
-    /// Forgets addresses whose bucket is full again; how many it still tracks.
-    pub fn sweep(&self) -> usize {
-        self.limiter.as_ref().map_or(0, |limiter| {
+    /// Forgets addresses whose bucket is full again.
+    pub fn sweep(&self) {
+        if let Some(limiter) = &self.limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
-            limiter.len()
-        })
+        }
+    }
+
+    /// How many client addresses it tracks.
+    pub fn clients(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |limiter| limiter.len())
     }
 }
 
@@ -112,8 +116,7 @@ pub struct LongPollSlot(Arc<AtomicUsize>);
 
 impl Drop for LongPollSlot {
     fn drop(&mut self) {
-        let open = self.0.fetch_sub(1, Ordering::AcqRel) - 1;
-        metrics::gauge!("moauth_long_polls_active").set(open as f64);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -140,8 +143,12 @@ impl LongPolls {
             )
             .retry_after(LONG_POLL_RETRY_SECS));
         }
-        metrics::gauge!("moauth_long_polls_active").set(open as f64);
         Ok(slot)
+    }
+
+    /// How many are open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 }
 
@@ -172,15 +179,12 @@ pub async fn rate_limit(
     next.run(request).await
 }
 
-/// Forgets idle clients every minute, and shows how many are tracked.
+/// Forgets idle clients every minute, so memory follows the clients seen recently.
 pub async fn sweep(limiter: Live<PollLimiter>, stop: CancellationToken) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
-            _ = every.tick() => {
-                let tracked = limiter.load().sweep();
-                metrics::gauge!("moauth_poll_rate_clients").set(tracked as f64);
-            }
+            _ = every.tick() => limiter.load().sweep(),
             _ = stop.cancelled() => return,
         }
     }
@@ -232,9 +236,11 @@ mod tests {
         for i in 0..10u8 {
             limiter.check(IpAddr::from([192, 0, 2, i])).unwrap();
         }
-        assert_eq!(limiter.sweep(), 10);
+        limiter.sweep();
+        assert_eq!(limiter.clients(), 10);
         clock.advance(Duration::from_secs(2));
-        assert_eq!(limiter.sweep(), 0);
+        limiter.sweep();
+        assert_eq!(limiter.clients(), 0);
     }
 
     #[test]
@@ -255,7 +261,9 @@ mod tests {
         let first = polls.enter().unwrap();
         let _second = polls.enter().unwrap();
         assert!(polls.enter().is_err());
+        assert_eq!(polls.open(), 2, "a refused poll holds no slot");
         drop(first);
-        assert!(polls.enter().is_ok());
+        let _third = polls.enter().unwrap();
+        assert_eq!(polls.open(), 2);
     }
 }

@@ -862,6 +862,18 @@ short_code = "10690000"
     }
 
     #[test]
+    fn a_bad_deny_list_entry_names_its_line_and_key() {
+        let text = format!("{GOOD}\n[limits]\ndeny_numbers = [\"+86 139\"]\n");
+        let (line, key, message) = error_of(&text);
+        assert_eq!(
+            (line, key.as_str()),
+            (16, "limits.deny_numbers"),
+            "{message}"
+        );
+        assert!(message.contains("E.164"), "{message}");
+    }
+
+    #[test]
     fn error_display_is_file_line_column_key() {
         let text = GOOD.replace("listen =", "listn =");
         let shown = Config::parse("moauth.toml", &text).unwrap_err().to_string();

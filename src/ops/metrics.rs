@@ -20,6 +20,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::http::limits::{LongPolls, PollLimiter};
+use crate::ops::reload::Live;
 use crate::smpp::link::LinkStates;
 use crate::store::Store;
 
@@ -142,6 +144,8 @@ pub struct MetricsSource {
     pub links: LinkStates,
     /// Every connection's name as /readyz shows it (`NAME`, or `NAME/receiver` …).
     pub link_names: Arc<Vec<String>>,
+    pub long_polls: LongPolls,
+    pub poll_limiter: Live<PollLimiter>,
 }
 
 pub fn router(source: MetricsSource) -> Router {
@@ -158,6 +162,8 @@ async fn scrape(State(source): State<MetricsSource>) -> impl IntoResponse {
     }
     metrics::gauge!("moauth_inbox_depth").set(source.store.inbox.len() as f64);
     metrics::gauge!("moauth_outbox_depth").set(source.store.outbox.len() as f64);
+    metrics::gauge!("moauth_long_polls_active").set(source.long_polls.open() as f64);
+    metrics::gauge!("moauth_poll_rate_clients").set(source.poll_limiter.load().clients() as f64);
     let handle = install();
     handle.run_upkeep();
     ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], handle.render())

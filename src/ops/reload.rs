@@ -6,6 +6,7 @@
 //! every check, so a bad file changes nothing. Settings bound to a socket, the store or an
 //! SMSC session (listen address, store path, `[[smsc]]`, numbering, auth core) need a restart;
 //! a reload that changes them says so and leaves them as they are.
+//! The abuse limits (`[limits]`) reload like the first group.
 
 use std::sync::Arc;
 
