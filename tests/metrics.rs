@@ -26,6 +26,10 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+const CAROL: &str = "+8613700137000";
+/// A permanent refusal: the message is dropped, not retried.
+const ESME_RINVDSTADR: u32 = 0x0000_000B;
+
 #[tokio::test]
 async fn metrics_after_a_scripted_run_show_the_expected_counts() {
     let d = Spawned::start(
@@ -60,7 +64,10 @@ async fn metrics_after_a_scripted_run_show_the_expected_counts() {
             (&json!("complete"), &json!(created))
         );
     }
-    // Two mistyped tokens: one error SMS, the second held back by the limit.
+    // Two mistyped tokens: one error SMS, which the SMSC refuses for good, the second held
+    // back by the limit.
+    assert_eq!(d.sim.wait_submits(1, PATIENCE).await.len(), 1);
+    d.sim.refuse_next_submits(1, ESME_RINVDSTADR);
     for _ in 0..2 {
         let (verifier, t) = token();
         d.phone_sends(ALICE, &format!("LOGIN {}", mistyped(&t)))
@@ -81,10 +88,19 @@ async fn metrics_after_a_scripted_run_show_the_expected_counts() {
     );
     let (verifier, t) = token();
     assert_eq!(poll(verifier, t, 0).await["state"], "pending");
+    // A third number asks for HELP: answered, after everything above.
+    d.phone_sends(CAROL, "HELP").await;
 
     let sms = d.sim.wait_submits(2, PATIENCE).await;
     assert_eq!(sms.len(), 2, "{sms:?}");
+    assert_eq!(sms[1].to, CAROL, "{sms:?}");
+    // Its receipt is answered after the refused submit's resp was read (one stream, in order).
     assert_eq!(d.sim.wait_receipts_answered(2, PATIENCE).await, 2);
+    assert_eq!(
+        d.sim.submit_times().len(),
+        4,
+        "throttled, accepted, refused, accepted"
+    );
 
     let response = http
         .get(format!("http://{}/metrics", d.http))
@@ -102,7 +118,7 @@ async fn metrics_after_a_scripted_run_show_the_expected_counts() {
     let samples = samples(&text);
     let value = |series: &str| samples.get(series).copied().unwrap_or(0.0);
     let expected = [
-        ("moauth_mo_received_total", 5.0),
+        ("moauth_mo_received_total", 6.0),
         ("moauth_mo_redelivered_total", 0.0),
         ("moauth_logins_completed_total", 2.0),
         ("moauth_accounts_created_total", 1.0),
@@ -117,7 +133,7 @@ async fn metrics_after_a_scripted_run_show_the_expected_counts() {
         ("moauth_limit_hits_total{limit=\"poll_rate\"}", 0.0),
         ("moauth_sms_sent_total{smsc=\"sim\"}", 2.0),
         ("moauth_sms_throttled_total{smsc=\"sim\"}", 1.0),
-        ("moauth_sms_failed_total{smsc=\"sim\"}", 0.0),
+        ("moauth_sms_failed_total{smsc=\"sim\"}", 1.0),
         ("moauth_dlr_total{smsc=\"sim\",stat=\"delivrd\"}", 2.0),
         ("moauth_smsc_bound{smsc=\"sim\"}", 1.0),
         ("moauth_inbox_depth", 0.0),
