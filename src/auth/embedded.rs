@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{AuthAnswer, AuthCore, AuthError, AuthRequest};
+use super::{AuthAnswer, AuthCore, AuthCoreHealth, AuthError, AuthRequest};
 use crate::clock::Clock;
 use crate::store::{NewLogin, Store};
 
@@ -28,6 +28,7 @@ pub struct EmbeddedAuth {
 
 impl EmbeddedAuth {
     pub fn new(store: Store, clock: Clock, session_ttl_secs: u64, send_credentials: bool) -> Self {
+        AuthCoreHealth::Embedded.publish();
         EmbeddedAuth {
             store,
             clock,
@@ -71,6 +72,15 @@ impl AuthCore for EmbeddedAuth {
 
     fn settle(&self, request_id: u64) -> Result<(), AuthError> {
         Ok(self.store.accounts.settle(request_id)?)
+    }
+
+    fn health(&self) -> AuthCoreHealth {
+        AuthCoreHealth::Embedded
+    }
+
+    /// Only the store can fail here, and an MO waits for the store however long it takes.
+    fn max_wait_secs(&self) -> Option<u64> {
+        None
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod error;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 pub use error::ApiError;
 
+use crate::auth::AuthCore;
 use crate::login::poll::{PollAnswer, Poller};
 use crate::ops::reload::Live;
 use crate::smpp::link::LinkStates;
@@ -34,6 +36,8 @@ pub struct ApiState {
     /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
     /// Reloadable (SIGHUP).
     pub api_key_hashes: Live<Vec<[u8; 32]>>,
+    /// Asked only for its health, for `/readyz`.
+    pub auth: Arc<dyn AuthCore>,
 }
 
 /// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
@@ -179,9 +183,10 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
     } else {
         StatusCode::OK
     };
-    // The store is open for as long as this process serves requests.
+    // The store is open for as long as this process serves requests. A down auth core is
+    // reported but does not fail readiness: MOs are still acknowledged durably and wait.
     (
         status,
-        Json(json!({ "store": "open", "smsc_bound": bound })),
+        Json(json!({ "store": "open", "smsc_bound": bound, "auth_core": state.auth.health() })),
     )
 }

@@ -121,6 +121,7 @@ impl Poller {
                 LoginState::Consumed => PollAnswer::Consumed,
                 LoginState::Expired => PollAnswer::Expired,
                 LoginState::Rejected { reason } => PollAnswer::Rejected { reason: *reason },
+                LoginState::Waiting => PollAnswer::Pending,
             });
         }
     }

@@ -57,7 +57,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     // leave this function (they hold the SMSC password).
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    let checks: [(&'static str, bool); 6] = [
+    let checks: [(&'static str, bool); 7] = [
         ("store", differs(&running.store, &new.store)),
         ("http.listen", running.http.listen != new.http.listen),
         ("smsc", differs(&running.smsc, &new.smsc)),
@@ -70,6 +70,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             "login.send_credentials",
             running.login.send_credentials != new.login.send_credentials,
         ),
+        ("auth", differs(&running.auth, &new.auth)),
     ];
     checks
         .into_iter()
