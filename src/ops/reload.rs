@@ -134,5 +134,7 @@ mod tests {
         assert!(needs_restart(&running, &new).is_empty());
         new.http.listen = "127.0.0.1:9999".parse().unwrap();
         assert_eq!(needs_restart(&running, &new), ["http.listen"]);
+        new.auth.mode = crate::ops::config::AuthMode::Remote;
+        assert_eq!(needs_restart(&running, &new), ["http.listen", "auth"]);
     }
 }
