@@ -21,7 +21,7 @@ use axum::routing::post;
 use common::{ALICE, BOB, Harness, PATIENCE, START};
 use moauth::clock::Clock;
 use moauth::daemon::Options;
-use moauth::ops::config::{AuthMode, Config, RemoteAuthConfig};
+use moauth::ops::config::{AuthMode, RemoteAuthConfig};
 use moauth::signing;
 use moauth::token::Token;
 use serde_json::{Value, json};
@@ -74,13 +74,24 @@ struct CoreState {
 }
 
 struct AuthCore {
-    addr: SocketAddr,
+    url: String,
     state: Arc<CoreState>,
     seen: mpsc::UnboundedReceiver<Seen>,
+    /// One event per TLS handshake that failed (HTTPS only).
+    handshake_failures: mpsc::UnboundedReceiver<()>,
 }
 
 impl AuthCore {
     async fn start(mode: Mode) -> AuthCore {
+        Self::start_with(mode, None).await
+    }
+
+    /// Over HTTPS with this certificate and key.
+    async fn start_tls(mode: Mode, tls: Arc<rustls::ServerConfig>) -> AuthCore {
+        Self::start_with(mode, Some(tls)).await
+    }
+
+    async fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> AuthCore {
         let (tx, seen) = mpsc::unbounded_channel();
         let state = Arc::new(CoreState {
             clock: Mutex::new(Clock::manual(START)),
@@ -96,12 +107,32 @@ impl AuthCore {
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        AuthCore { addr, state, seen }
+        let (handshake_failed, handshake_failures) = mpsc::unbounded_channel();
+        let scheme = match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+                "http"
+            }
+            Some(config) => {
+                let tls = TlsListener {
+                    tcp: listener,
+                    acceptor: tokio_rustls::TlsAcceptor::from(config),
+                    failed: handshake_failed,
+                };
+                tokio::spawn(async move { axum::serve(tls, app).await.unwrap() });
+                "https"
+            }
+        };
+        AuthCore {
+            url: format!("{scheme}://{addr}/login"),
+            state,
+            seen,
+            handshake_failures,
+        }
     }
 
     fn url(&self) -> String {
-        format!("http://{}/login", self.addr)
+        self.url.clone()
     }
 
     /// Checks signatures against the daemon's clock, as a real auth core checks its own.
@@ -129,6 +160,54 @@ impl AuthCore {
     fn drain(&mut self) -> Vec<Seen> {
         std::iter::from_fn(|| self.seen.try_recv().ok()).collect()
     }
+}
+
+/// HTTPS for axum: TLS on each accepted connection; a failed handshake is reported.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    failed: mpsc::UnboundedSender<()>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            match self.acceptor.accept(tcp).await {
+                Ok(tls) => return (tls, addr),
+                Err(_) => {
+                    let _ = self.failed.send(());
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1, and its PEM for the daemon's `ca_file`.
+fn certificate() -> (Arc<rustls::ServerConfig>, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    (Arc::new(config), certified.cert.pem())
 }
 
 async fn handle(
@@ -214,30 +293,29 @@ async fn handle(
     (StatusCode::OK, Json(answer))
 }
 
-fn remote(core: &AuthCore) -> impl FnOnce(&mut Config) + use<> {
-    let url = core.url();
-    move |config: &mut Config| {
-        config.auth.mode = AuthMode::Remote;
-        config.auth.remote = Some(RemoteAuthConfig {
-            url,
-            secret: SECRET.into(),
-            timeout_ms: 5_000,
-            retries: 1,
-            backoff_initial_ms: 10,
-            backoff_max_ms: 50,
-            max_wait_secs: 900,
-            breaker_failures: 100,
-            breaker_open_secs: 1,
-        });
+/// `[auth.remote]` for an auth core at `url`: quick retries, a breaker that stays closed.
+fn remote_config(url: String) -> RemoteAuthConfig {
+    RemoteAuthConfig {
+        url,
+        secret: SECRET.into(),
+        timeout_ms: 5_000,
+        retries: 1,
+        backoff_initial_ms: 10,
+        backoff_max_ms: 50,
+        max_wait_secs: 900,
+        breaker_failures: 100,
+        breaker_open_secs: 1,
+        ca_file: None,
     }
 }
 
 /// The daemon with its auth core at `core`; `tweak` adjusts `[auth.remote]`.
 async fn start(core: &AuthCore, tweak: impl FnOnce(&mut RemoteAuthConfig)) -> Harness {
-    let base = remote(core);
+    let mut remote = remote_config(core.url());
+    tweak(&mut remote);
     let h = Harness::start_with(Options::default(), move |config| {
-        base(config);
-        tweak(config.auth.remote.as_mut().unwrap());
+        config.auth.mode = AuthMode::Remote;
+        config.auth.remote = Some(remote);
     })
     .await;
     core.use_clock(&h.clock);
@@ -513,17 +591,7 @@ async fn an_mo_that_waits_too_long_is_rejected_with_an_apology() {
     drop(closed);
     let h = Harness::start_with(Options::default(), |config| {
         config.auth.mode = AuthMode::Remote;
-        config.auth.remote = Some(RemoteAuthConfig {
-            url: format!("http://{addr}/login"),
-            secret: SECRET.into(),
-            timeout_ms: 5_000,
-            retries: 1,
-            backoff_initial_ms: 10,
-            backoff_max_ms: 50,
-            max_wait_secs: 900,
-            breaker_failures: 100,
-            breaker_open_secs: 1,
-        });
+        config.auth.remote = Some(remote_config(format!("http://{addr}/login")));
     })
     .await;
     let (verifier, token) = h.app_token(0);
@@ -559,4 +627,39 @@ async fn an_mo_that_waits_too_long_is_rejected_with_an_apology() {
     assert_eq!(sms[0].to, ALICE);
     assert!(sms[0].text.contains("sorry"), "{}", sms[0].text);
     assert!(h.daemon().store.inbox.is_empty());
+}
+
+#[tokio::test]
+async fn the_auth_core_is_reached_over_https_with_a_private_ca() {
+    let (tls, pem) = certificate();
+    let mut core = AuthCore::start_tls(Mode::Up, tls).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("auth-core-ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let h = start(&core, |remote| remote.ca_file = Some(ca)).await;
+    let (verifier, token) = h.app_token(0);
+    h.phone_sends(ALICE, &login_text(&token)).await;
+
+    let (_, answer) = h.poll(&verifier, &token, 10_000).await;
+    assert_eq!(answer["state"], "complete", "{answer}");
+    assert!(core.next().await.signature_ok);
+    h.settled_submits(1).await;
+}
+
+#[tokio::test]
+async fn an_auth_core_certificate_nobody_vouches_for_is_refused() {
+    let (tls, _) = certificate();
+    let mut core = AuthCore::start_tls(Mode::Up, tls).await;
+    // No ca_file: the Mozilla roots do not know the test's self-signed certificate.
+    let h = start(&core, |_| {}).await;
+    let (verifier, token) = h.app_token(0);
+    h.phone_sends(ALICE, &login_text(&token)).await;
+
+    tokio::time::timeout(PATIENCE, core.handshake_failures.recv())
+        .await
+        .expect("moauth never tried the handshake")
+        .unwrap();
+    assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "pending");
+    assert!(core.drain().is_empty(), "a request got through");
+    assert_eq!(h.daemon().store.inbox.len(), 1, "the MO waits");
 }

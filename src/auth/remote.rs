@@ -29,6 +29,7 @@ use super::{AuthAnswer, AuthCore, AuthError, AuthRequest, Credentials};
 use crate::clock::{Clock, UnixSecs};
 use crate::ops::config::RemoteAuthConfig;
 use crate::signing;
+use crate::smpp::tls::{TlsError, root_store};
 
 /// Answers larger than this are not an auth-core answer; reading stops there.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -44,6 +45,8 @@ pub enum RemoteError {
     Url(String),
     #[error("auth core HTTP client: {0}")]
     Client(String),
+    #[error("auth core TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// The request body (protocol/auth-core.request.schema.json).
@@ -168,7 +171,7 @@ impl RemoteAuth {
         let url = Self::check_url(&config.url).map_err(RemoteError::Url)?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
+            .tls_backend_preconfigured(tls_config(config.ca_file.as_deref())?)
             .timeout(timeout)
             .connect_timeout(timeout)
             // A signed request goes where the config says, nowhere else.
@@ -340,11 +343,10 @@ fn count(outcome: &'static str) {
     metrics::counter!("moauth_auth_core_requests_total", "outcome" => outcome).increment(1);
 }
 
-/// rustls with ring (as for SMPP over TLS) and the Mozilla roots; HTTP/1.1 only.
-fn tls_config() -> Result<rustls::ClientConfig, RemoteError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+/// rustls with ring (as for SMPP over TLS), trusting `ca_file` or the Mozilla roots;
+/// HTTP/1.1 only.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, RemoteError> {
+    let roots = root_store(ca_file)?;
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

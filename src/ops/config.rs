@@ -381,6 +381,9 @@ pub struct RemoteAuthConfig {
     /// How long an open breaker sends nothing before one probe.
     #[serde(default = "default_breaker_open_secs")]
     pub breaker_open_secs: u64,
+    /// PEM file of the CAs that sign the auth core's certificate; the Mozilla roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_remote_timeout_ms() -> u64 {
@@ -569,6 +572,11 @@ impl Config {
                         "breaker_open_secs",
                         "must be at least 1".into(),
                     );
+                }
+                if let Some(path) = &remote.ca_file
+                    && let Err(e) = crate::smpp::tls::root_store(Some(path))
+                {
+                    at("auth.remote", "ca_file", e.to_string());
                 }
             }
             (AuthMode::Embedded, None) => {}
@@ -927,6 +935,17 @@ short_code = "10690000"
             lines[1].starts_with("moauth.toml:21:1: key `auth.remote.breaker_failures`"),
             "{shown}"
         );
+
+        let text = format!(
+            "{GOOD}\n[auth.remote]\nurl = \"https://a.example/\"\nsecret = \"k\"\nca_file = \"/nonexistent/ca.pem\"\n"
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!(
+            (line, key.as_str()),
+            (18, "auth.remote.ca_file"),
+            "{message}"
+        );
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
 
         let text = format!("{GOOD}\n[auth.remote]\nurl = \"https://a.example/\"\n");
         let (line, key, message) = error_of(&text);
