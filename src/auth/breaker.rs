@@ -49,9 +49,16 @@ pub enum Admit {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probing: bool },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// A probe went out at `since`.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -75,11 +82,13 @@ impl Breaker {
         match self.state {
             State::Closed { .. } => Admit::Yes,
             State::Open { until } if now < until => Admit::No,
-            State::Open { .. } | State::HalfOpen { probing: false } => {
-                self.state = State::HalfOpen { probing: true };
+            // A probe whose outcome never came (its request was dropped) does not hold the
+            // breaker forever: after another `open_for` the next probe may go.
+            State::HalfOpen { since } if now < since + self.open_for => Admit::No,
+            State::Open { .. } | State::HalfOpen { .. } => {
+                self.state = State::HalfOpen { since: now };
                 Admit::Probe
             }
-            State::HalfOpen { probing: true } => Admit::No,
         }
     }
 
@@ -142,6 +151,11 @@ mod tests {
         assert_eq!(b.health(later), AuthCoreHealth::HalfOpen);
         assert_eq!(b.admit(later), Admit::Probe);
         assert_eq!(b.admit(later), Admit::No, "only one probe at a time");
+        assert_eq!(
+            b.admit(later + OPEN_FOR),
+            Admit::Probe,
+            "a probe that never reported back does not block the next"
+        );
     }
 
     #[test]

@@ -483,6 +483,142 @@ mod tests {
         }
     }
 
+    /// Records counters and gauges as `name{label=value}` → value, for one thread.
+    #[derive(Default)]
+    struct Recorded(Arc<Mutex<std::collections::BTreeMap<String, f64>>>);
+
+    struct Cell(Arc<Mutex<std::collections::BTreeMap<String, f64>>>, String);
+
+    impl metrics::CounterFn for Cell {
+        fn increment(&self, value: u64) {
+            *self.0.lock().unwrap().entry(self.1.clone()).or_default() += value as f64;
+        }
+        fn absolute(&self, value: u64) {
+            self.0.lock().unwrap().insert(self.1.clone(), value as f64);
+        }
+    }
+
+    impl metrics::GaugeFn for Cell {
+        fn increment(&self, value: f64) {
+            *self.0.lock().unwrap().entry(self.1.clone()).or_default() += value;
+        }
+        fn decrement(&self, value: f64) {
+            *self.0.lock().unwrap().entry(self.1.clone()).or_default() -= value;
+        }
+        fn set(&self, value: f64) {
+            self.0.lock().unwrap().insert(self.1.clone(), value);
+        }
+    }
+
+    impl Recorded {
+        fn cell(&self, key: &metrics::Key) -> Arc<Cell> {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            Arc::new(Cell(
+                self.0.clone(),
+                format!("{}{{{}}}", key.name(), labels.join(",")),
+            ))
+        }
+        fn get(&self, name: &str) -> f64 {
+            self.0.lock().unwrap().get(name).copied().unwrap_or(0.0)
+        }
+    }
+
+    impl metrics::Recorder for Recorded {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            key: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            metrics::Counter::from_arc(self.cell(key))
+        }
+        fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::from_arc(self.cell(key))
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn an_unreachable_core_is_retried_then_left_alone_and_the_metrics_say_so() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/login", closed.local_addr().unwrap());
+        drop(closed);
+        let config = RemoteAuthConfig {
+            url,
+            secret: "k".into(),
+            timeout_ms: 2_000,
+            retries: 1,
+            backoff_initial_ms: 1,
+            backoff_max_ms: 1,
+            max_wait_secs: 60,
+            breaker_failures: 2,
+            breaker_open_secs: 3_600,
+            ca_file: None,
+        };
+        let recorded = Recorded::default();
+        // The local recorder is per thread: a current-thread runtime keeps every emission here.
+        metrics::with_local_recorder(&recorded, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let auth = RemoteAuth::new(&config, Clock::manual(1_800_000_000)).unwrap();
+                assert_eq!(recorded.get("moauth_auth_core_up{}"), 1.0);
+                let r = request(1);
+                let first = auth.login(&r).await.unwrap_err();
+                assert!(
+                    matches!(&first, AuthError::Unavailable(why) if why.contains("connect")),
+                    "{first:?}"
+                );
+                assert_eq!(auth.health(), AuthCoreHealth::Open);
+                let second = auth.login(&r).await.unwrap_err();
+                assert!(
+                    matches!(&second, AuthError::Unavailable(why) if why.contains("breaker")),
+                    "{second:?}"
+                );
+            });
+        });
+        assert_eq!(
+            recorded.get("moauth_auth_core_requests_total{outcome=retry}"),
+            1.0
+        );
+        assert_eq!(
+            recorded.get("moauth_auth_core_requests_total{outcome=unavailable}"),
+            2.0
+        );
+        assert_eq!(recorded.get("moauth_auth_core_up{}"), 0.0);
+    }
+
     #[test]
     fn plain_http_only_to_loopback() {
         for good in [
