@@ -20,14 +20,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::EmbeddedAuth;
+use crate::auth::{AuthCore, EmbeddedAuth, RemoteAuth, RemoteError};
 use crate::clock::Clock;
 use crate::http::limits::{self, LongPolls};
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
 use crate::login::ingest::Ingest;
 use crate::login::poll::Poller;
-use crate::ops::config::Config;
+use crate::ops::config::{AuthMode, Config};
 use crate::ops::metrics::{self, MetricsSource};
 use crate::ops::reload::{LiveSettings, needs_restart};
 use crate::ops::status::{self, Rates, StatusReport, StatusSource};
@@ -41,6 +41,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Auth(#[from] RemoteError),
     #[error("http listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -78,6 +80,7 @@ impl Daemon {
         clock: Clock,
         options: Options,
     ) -> Result<Daemon, DaemonError> {
+        crate::install_crypto_provider();
         // Before anything starts: a bad CA file refuses the start, it does not half-start.
         let mut tls = std::collections::HashMap::new();
         for smsc in config.smsc.iter().filter(|s| s.tls) {
@@ -90,6 +93,17 @@ impl Daemon {
         }
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
         metrics::install();
+        // One auth core (and for the remote one, one HTTP client) for the daemon's life.
+        let auth: Arc<dyn AuthCore> = match (config.auth.mode, &config.auth.remote) {
+            (AuthMode::Remote, Some(remote)) => Arc::new(RemoteAuth::new(remote, clock.clone())?),
+            // The config check refuses remote without [auth.remote].
+            _ => Arc::new(EmbeddedAuth::new(
+                store.clone(),
+                clock.clone(),
+                config.login.session_ttl_secs,
+                config.login.send_credentials,
+            )),
+        };
         let live = LiveSettings::new(&config);
         let links = LinkStates::default();
         let stop_links = CancellationToken::new();
@@ -119,6 +133,7 @@ impl Daemon {
             api_key_hashes: live.api_key_hashes.clone(),
             poll_limiter: live.poll_limiter.clone(),
             long_polls: long_polls.clone(),
+            auth: auth.clone(),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -167,12 +182,7 @@ impl Daemon {
         if !options.hold_inbox {
             let pipeline = LoginPipeline {
                 store: store.clone(),
-                auth: Arc::new(EmbeddedAuth::new(
-                    store.clone(),
-                    clock.clone(),
-                    config.login.session_ttl_secs,
-                    config.login.send_credentials,
-                )),
+                auth,
                 replies: live.replies.clone(),
                 window: live.window.clone(),
                 keywords: live.keywords.clone(),

@@ -18,3 +18,13 @@ pub mod sim;
 pub mod smpp;
 pub mod store;
 pub mod token;
+
+/// Makes rustls with ring the TLS provider of every client in the process, before any
+/// `reqwest::Client` is built. reqwest is compiled without a provider of its own (its default
+/// would pull in aws-lc-rs next to the ring that SMPP over TLS already uses), and then
+/// panics building a client unless one is installed. `main`, [`daemon::Daemon::start`] and
+/// the test harnesses call this first; calling it again does nothing.
+pub fn install_crypto_provider() {
+    // Err only means a provider is installed already, which is all we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

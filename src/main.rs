@@ -89,6 +89,7 @@ enum SimCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    moauth::install_crypto_provider();
     let args = Args::parse();
     let quiet = matches!(args.command, Command::Demo | Command::Token { .. });
     let log = logging::init(args.log_format, if quiet { "warn" } else { "info" });

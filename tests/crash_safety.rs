@@ -98,7 +98,7 @@ async fn sigkill_during_a_burst_loses_nothing() {
     }
     assert_eq!(kills, KILLS);
 
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let answers: Vec<(String, Value)> = futures::stream::iter(logins.iter())
         .map(|(from, verifier, token)| {
             let (http, addr) = (http.clone(), d.http);

@@ -197,7 +197,7 @@ async fn daemon_speaks_smpp_34_as_written_to_a_foreign_smsc() {
     write_pdu(&mut smsc, 0x8000_0004, 0, submit.seq, b"4e2a\0").await;
 
     let (_, answer) = common::poll_login(
-        &reqwest::Client::new(),
+        &common::http_client(),
         daemon.http_addr,
         &verifier,
         &token,

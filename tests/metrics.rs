@@ -39,7 +39,7 @@ async fn metrics_after_a_scripted_run_show_the_expected_counts() {
     .await;
     d.sim.send_receipts(Some(ReceiptStyle::Hex));
     d.sim.throttle_next_submits(1);
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let token = || {
         let verifier = Verifier::random();
         let token = Token::for_verifier(&verifier, Clock::System.now());

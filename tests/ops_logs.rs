@@ -26,7 +26,7 @@ async fn passwords_verifiers_and_sessions_never_reach_the_logs_at_any_level() {
     );
 
     let (_, answer) =
-        common::poll_login(&reqwest::Client::new(), d.http, &verifier, &token, 10_000).await;
+        common::poll_login(&common::http_client(), d.http, &verifier, &token, 10_000).await;
     assert_eq!(answer["state"], "complete", "{answer}");
     let session = answer["session"].as_str().unwrap().to_owned();
     let sms = d.nth_submit(1).await.text;

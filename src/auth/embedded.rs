@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{AuthAnswer, AuthCore, AuthError, AuthRequest};
+use super::{AuthAnswer, AuthCore, AuthCoreHealth, AuthError, AuthRequest};
 use crate::clock::Clock;
 use crate::msisdn::Msisdn;
 use crate::store::{NewLogin, Store};
@@ -29,6 +29,7 @@ pub struct EmbeddedAuth {
 
 impl EmbeddedAuth {
     pub fn new(store: Store, clock: Clock, session_ttl_secs: u64, send_credentials: bool) -> Self {
+        AuthCoreHealth::Embedded.publish();
         EmbeddedAuth {
             store,
             clock,
@@ -76,6 +77,15 @@ impl AuthCore for EmbeddedAuth {
 
     fn knows(&self, msisdn: &Msisdn) -> Result<Option<bool>, AuthError> {
         Ok(Some(self.store.accounts.get(msisdn)?.is_some()))
+    }
+
+    fn health(&self) -> AuthCoreHealth {
+        AuthCoreHealth::Embedded
+    }
+
+    /// Only the store can fail here, and an MO waits for the store however long it takes.
+    fn max_wait_secs(&self) -> Option<u64> {
+        None
     }
 }
 

@@ -5,13 +5,18 @@
 //! Both deduplicate by request id, so a retried MO never creates a second account and a lost
 //! answer can be asked for again.
 
+mod backoff;
+mod breaker;
 mod embedded;
+mod remote;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use breaker::AuthCoreHealth;
 pub use embedded::EmbeddedAuth;
+pub use remote::{RemoteAuth, RemoteError};
 
 use crate::clock::UnixSecs;
 use crate::msisdn::Msisdn;
@@ -80,4 +85,10 @@ pub trait AuthCore: Send + Sync {
     fn knows(&self, _msisdn: &Msisdn) -> Result<Option<bool>, AuthError> {
         Ok(None)
     }
+    /// What `/readyz` reports.
+    fn health(&self) -> AuthCoreHealth;
+
+    /// How long an MO may wait for this core before it is rejected with an apology; None
+    /// waits for as long as it takes.
+    fn max_wait_secs(&self) -> Option<u64>;
 }

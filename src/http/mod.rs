@@ -6,6 +6,7 @@
 mod error;
 pub mod limits;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 pub use error::ApiError;
 
+use crate::auth::AuthCore;
 use crate::login::poll::{PollAnswer, Poller};
 use crate::ops::reload::Live;
 use crate::smpp::link::LinkStates;
@@ -38,6 +40,8 @@ pub struct ApiState {
     /// Per-client bucket on the poll routes; rebuilt by a reload that changes its quota.
     pub poll_limiter: Live<limits::PollLimiter>,
     pub long_polls: limits::LongPolls,
+    /// Asked only for its health, for `/readyz`.
+    pub auth: Arc<dyn AuthCore>,
 }
 
 /// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
@@ -204,5 +208,10 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
         StatusCode::OK
     };
     let store = if store_ok { "open" } else { "unavailable" };
-    (status, Json(json!({ "store": store, "smsc_bound": bound })))
+    // A down auth core is reported but does not fail readiness: MOs are still acknowledged
+    // durably and wait for it.
+    (
+        status,
+        Json(json!({ "store": store, "smsc_bound": bound, "auth_core": state.auth.health() })),
+    )
 }

@@ -103,6 +103,9 @@ pub fn decide(
             },
             _,
         )) => {}
+        // This very MO, tried again: the inbox is drained in order and a waiting MO holds up
+        // the ones behind it, so no other MO can have marked the challenge.
+        Some((LoginState::Waiting, _)) => {}
         // The same phone sent the same token twice (a double tap, a resend): nothing new.
         Some((LoginState::Complete { .. } | LoginState::Consumed, true)) => {
             return Decision::Answer {
@@ -169,6 +172,67 @@ pub fn completed(
         keep_until: window.keep_until(token.issued_at(), now),
     };
     (record, answer.credentials.map(Reply::Credentials))
+}
+
+/// The auth core refused the login: a final rejection and its SMS.
+pub fn refused(
+    token: &Token,
+    sender: &Msisdn,
+    now: UnixSecs,
+    window: &Window,
+) -> (LoginRecord, Reply) {
+    let record = LoginRecord {
+        state: LoginState::Rejected {
+            reason: RejectReason::AuthCoreRefused,
+        },
+        msisdn: Some(sender.clone()),
+        issued_at: token.issued_at(),
+        decided_at: now,
+        keep_until: window.keep_until(token.issued_at(), now),
+    };
+    (record, Reply::AuthCoreRefused)
+}
+
+/// What an MO the auth core could not answer leads to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Leave the MO in the inbox, try again later; polls say `pending` meanwhile.
+    Wait(LoginRecord),
+    /// It has waited `max_wait_secs`: reject it with an apology, so nobody waits forever.
+    GiveUp(LoginRecord, Reply),
+}
+
+/// The auth core was unavailable for an MO received at `received_at`. `max_wait_secs` is
+/// the auth core's patience; None waits for as long as it takes.
+pub fn unanswered(
+    token: &Token,
+    sender: &Msisdn,
+    received_at: UnixSecs,
+    now: UnixSecs,
+    max_wait_secs: Option<u64>,
+    window: &Window,
+) -> Unanswered {
+    let record = |state, keep_from| LoginRecord {
+        state,
+        msisdn: Some(sender.clone()),
+        issued_at: token.issued_at(),
+        decided_at: now,
+        keep_until: window.keep_until(token.issued_at(), keep_from),
+    };
+    match max_wait_secs {
+        Some(max) if now >= received_at.saturating_add(max) => Unanswered::GiveUp(
+            record(
+                LoginState::Rejected {
+                    reason: RejectReason::AuthCoreUnavailable,
+                },
+                now,
+            ),
+            Reply::AuthCoreUnavailable,
+        ),
+        // Kept until the MO must have been given up on, whatever the token's window says.
+        Some(max) => Unanswered::Wait(record(LoginState::Waiting, received_at + max)),
+        None => Unanswered::Wait(record(LoginState::Waiting, now)),
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +382,58 @@ mod tests {
             decide(&Body::Login(t), &alice(), NOW, Some(&record), &WINDOW),
             Decision::LogIn(t)
         );
+    }
+
+    #[test]
+    fn an_mo_waiting_for_the_auth_core_asks_again() {
+        let t = token(NOW - 30);
+        let waiting = prior(LoginState::Waiting, alice());
+        assert_eq!(
+            decide(&Body::Login(t), &alice(), NOW, Some(&waiting), &WINDOW),
+            Decision::LogIn(t)
+        );
+    }
+
+    #[test]
+    fn unanswered_mo_waits_until_its_max_wait_then_is_rejected_with_an_apology() {
+        let t = token(NOW - 30);
+        let Unanswered::Wait(record) = unanswered(&t, &alice(), NOW, NOW + 899, Some(900), &WINDOW)
+        else {
+            panic!("gave up early")
+        };
+        assert_eq!(record.state, LoginState::Waiting);
+        assert!(
+            record.keep_until >= NOW + 900,
+            "swept while it may still wait"
+        );
+        let Unanswered::GiveUp(record, reply) =
+            unanswered(&t, &alice(), NOW, NOW + 900, Some(900), &WINDOW)
+        else {
+            panic!("waited past max_wait_secs")
+        };
+        assert_eq!(
+            record.state,
+            LoginState::Rejected {
+                reason: RejectReason::AuthCoreUnavailable
+            }
+        );
+        assert_eq!(reply, Reply::AuthCoreUnavailable);
+        assert!(matches!(
+            unanswered(&t, &alice(), NOW, NOW + 100_000, None, &WINDOW),
+            Unanswered::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn refusal_is_a_final_rejection_with_its_sms() {
+        let (record, reply) = refused(&token(NOW), &alice(), NOW, &WINDOW);
+        assert_eq!(
+            record.state,
+            LoginState::Rejected {
+                reason: RejectReason::AuthCoreRefused
+            }
+        );
+        assert_eq!(reply, Reply::AuthCoreRefused);
     }
 
     #[test]

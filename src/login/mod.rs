@@ -5,6 +5,12 @@
 //! from the inbox in one transaction. An MO leaves the inbox only with its outcome, so a crash
 //! at any point means it is processed again, and the auth core's request-id deduplication
 //! makes the second pass give the same answer.
+//!
+//! An auth core that cannot answer stops the batch: its MO stays first in the inbox, the
+//! worker backs off and asks again, and the MOs behind it wait their turn, so they are still
+//! answered in order of arrival. Its login is marked waiting (polls say `pending`), and once
+//! it has waited the core's `max_wait_secs` it is rejected with an apology SMS. A refusal is
+//! final: `rejected/auth_core_refused` and its SMS.
 
 pub mod concat;
 pub mod decide;
@@ -29,7 +35,7 @@ use crate::ops::reload::Live;
 use crate::smpp::{text, udh};
 use crate::store::{MoMessage, Outbound, PartKey, Store, StoreError};
 use crate::token::parse_body;
-use decide::{Decision, Window};
+use decide::{Decision, Unanswered, Window};
 use limits::{Limit, NumberLimits};
 use replies::{Replies, Reply};
 
@@ -202,20 +208,46 @@ impl LoginPipeline {
                     token,
                     received_at: mo.received_at,
                 };
-                let answer = self.auth.login(&request).await?;
-                info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
-                if answer.created {
-                    self.number_limits().account_created(&rules, &sender, now);
-                    metrics::counter!("moauth_accounts_created_total").increment(1);
-                }
-                completed = true;
-                let (record, reply) = decide::completed(
-                    &token,
-                    &sender,
-                    answer,
-                    self.clock.now(),
-                    &self.window.load(),
-                );
+                let window = self.window.load();
+                let (record, reply) = match self.auth.login(&request).await {
+                    Ok(answer) => {
+                        info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
+                        if answer.created {
+                            self.number_limits().account_created(&rules, &sender, now);
+                            metrics::counter!("moauth_accounts_created_total").increment(1);
+                        }
+                        completed = true;
+                        decide::completed(&token, &sender, answer, self.clock.now(), &window)
+                    }
+                    Err(AuthError::Refused(reason)) => {
+                        info!(mo = id, from = %sender.masked(), %reason, "auth core refused the login");
+                        count_rejected("auth_core_refused");
+                        let (record, reply) =
+                            decide::refused(&token, &sender, self.clock.now(), &window);
+                        (record, Some(reply))
+                    }
+                    Err(AuthError::Unavailable(why)) => match decide::unanswered(
+                        &token,
+                        &sender,
+                        mo.received_at,
+                        self.clock.now(),
+                        self.auth.max_wait_secs(),
+                        &window,
+                    ) {
+                        Unanswered::Wait(record) => {
+                            self.store
+                                .logins
+                                .mark_waiting(&token.challenge(), &record)?;
+                            return Err(AuthError::Unavailable(why).into());
+                        }
+                        Unanswered::GiveUp(record, reply) => {
+                            warn!(mo = id, from = %sender.masked(), error = %why, "auth core unavailable for too long; login rejected");
+                            count_rejected("auth_core_unavailable");
+                            (record, Some(reply))
+                        }
+                    },
+                    Err(e) => return Err(e.into()),
+                };
                 (Some((token.challenge(), record)), reply)
             }
         };
@@ -328,6 +360,8 @@ fn rejection(reply: &Reply) -> Option<&'static str> {
         Reply::BadToken => Some("bad_token"),
         Reply::Expired => Some("expired"),
         Reply::Replayed => Some("replayed"),
+        Reply::AuthCoreRefused => Some("auth_core_refused"),
+        Reply::AuthCoreUnavailable => Some("auth_core_unavailable"),
         Reply::Credentials(_) | Reply::Help | Reply::Stop => None,
     }
 }

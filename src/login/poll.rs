@@ -69,17 +69,17 @@ impl Poller {
             if answer != PollAnswer::Pending {
                 return Ok(answer);
             }
-            let until_expiry = self
-                .window
-                .load()
-                .expires_at(token)
-                .saturating_sub(self.clock.now())
-                + 1;
-            let deadline = deadline.min(Instant::now() + Duration::from_secs(until_expiry));
-            if tokio::time::timeout_at(deadline, &mut changed)
-                .await
-                .is_err()
-            {
+            // A login nobody texted for turns expired when its token's window closes: look
+            // again then. Pending past the window means its MO waits for the auth core, which
+            // only a change of the record ends.
+            let now = self.clock.now();
+            let expires_at = self.window.load().expires_at(token);
+            let wake = if now <= expires_at {
+                deadline.min(Instant::now() + Duration::from_secs(expires_at - now + 1))
+            } else {
+                deadline
+            };
+            if tokio::time::timeout_at(wake, &mut changed).await.is_err() && wake >= deadline {
                 return self.answer_now(token).await;
             }
         }
@@ -121,6 +121,7 @@ impl Poller {
                 LoginState::Consumed => PollAnswer::Consumed,
                 LoginState::Expired => PollAnswer::Expired,
                 LoginState::Rejected { reason } => PollAnswer::Rejected { reason: *reason },
+                LoginState::Waiting => PollAnswer::Pending,
             });
         }
     }

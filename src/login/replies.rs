@@ -12,6 +12,8 @@ pub enum Reply {
     Replayed,
     Help,
     Stop,
+    AuthCoreRefused,
+    AuthCoreUnavailable,
 }
 
 impl std::fmt::Debug for Reply {
@@ -23,6 +25,8 @@ impl std::fmt::Debug for Reply {
             Reply::Replayed => "Replayed",
             Reply::Help => "Help",
             Reply::Stop => "Stop",
+            Reply::AuthCoreRefused => "AuthCoreRefused",
+            Reply::AuthCoreUnavailable => "AuthCoreUnavailable",
         })
     }
 }
@@ -37,6 +41,8 @@ pub struct Replies {
     replayed: String,
     help: String,
     stop: String,
+    auth_core_refused: String,
+    auth_core_unavailable: String,
 }
 
 impl Replies {
@@ -54,6 +60,8 @@ impl Replies {
             replayed: pick(&t.replayed, d.replayed),
             help: pick(&t.help, d.help),
             stop: pick(&t.stop, d.stop),
+            auth_core_refused: pick(&t.auth_core_refused, d.auth_core_refused),
+            auth_core_unavailable: pick(&t.auth_core_unavailable, d.auth_core_unavailable),
         }
     }
 
@@ -65,6 +73,8 @@ impl Replies {
             Reply::Replayed => &self.replayed,
             Reply::Help => &self.help,
             Reply::Stop => &self.stop,
+            Reply::AuthCoreRefused => &self.auth_core_refused,
+            Reply::AuthCoreUnavailable => &self.auth_core_unavailable,
         };
         let text = template.replace("{app}", &self.app);
         match reply {
@@ -83,6 +93,8 @@ struct Defaults {
     replayed: &'static str,
     help: &'static str,
     stop: &'static str,
+    auth_core_refused: &'static str,
+    auth_core_unavailable: &'static str,
 }
 
 const EN: Defaults = Defaults {
@@ -92,6 +104,8 @@ const EN: Defaults = Defaults {
     replayed: "{app}: this login code was already used. Please start again in the app.",
     help: "{app}: to log in, tap \"Log in by SMS\" in the app and send the prepared message.",
     stop: "{app}: you will get no more messages from us.",
+    auth_core_refused: "{app}: we cannot log you in with this number. Please contact support.",
+    auth_core_unavailable: "{app}: sorry, we could not log you in just now. Please try again in the app later.",
 };
 
 const ZH: Defaults = Defaults {
@@ -101,6 +115,8 @@ const ZH: Defaults = Defaults {
     replayed: "【{app}】该登录码已被使用，请在应用中重新发起登录。",
     help: "【{app}】在应用中点击“短信登录”并发送预填的短信即可登录。",
     stop: "【{app}】已退订，您将不再收到我们的消息。",
+    auth_core_refused: "【{app}】无法用此号码登录，请联系客服。",
+    auth_core_unavailable: "【{app}】抱歉，暂时无法为您登录，请稍后在应用中重试。",
 };
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub struct Config {
     pub smsc: Vec<SmscConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -236,6 +238,10 @@ pub struct Templates {
     pub replayed: Option<String>,
     pub help: Option<String>,
     pub stop: Option<String>,
+    /// The remote auth core refused the login.
+    pub auth_core_refused: Option<String>,
+    /// The remote auth core did not answer within `[auth.remote] max_wait_secs`.
+    pub auth_core_unavailable: Option<String>,
 }
 
 impl Default for Templates {
@@ -249,6 +255,8 @@ impl Default for Templates {
             replayed: None,
             help: None,
             stop: None,
+            auth_core_refused: None,
+            auth_core_unavailable: None,
         }
     }
 }
@@ -398,6 +406,77 @@ fn default_new_account_prefix_digits() -> usize {
     7
 }
 
+/// Which auth core answers logins: the embedded one, or the app's own over HTTP.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// Required when `mode = "remote"`.
+    pub remote: Option<RemoteAuthConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    Embedded,
+    Remote,
+}
+
+/// The remote auth core (protocol/auth-core.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteAuthConfig {
+    pub url: String,
+    /// HMAC-SHA256 key of the `Moauth-Signature` header (or `secret_file` / `secret_env`).
+    pub secret: String,
+    /// One request, connect to last byte of the answer.
+    #[serde(default = "default_remote_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Further attempts after a connect error, a timeout or a 5xx, within one try of an MO.
+    #[serde(default = "default_remote_retries")]
+    pub retries: u32,
+    #[serde(default = "default_remote_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "default_remote_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// An MO still without an answer this long after it arrived is rejected with an apology.
+    #[serde(default = "default_remote_max_wait_secs")]
+    pub max_wait_secs: u64,
+    /// Consecutive failed requests that open the circuit breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open breaker sends nothing before one probe.
+    #[serde(default = "default_breaker_open_secs")]
+    pub breaker_open_secs: u64,
+    /// PEM file of the CAs that sign the auth core's certificate; the Mozilla roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_remote_timeout_ms() -> u64 {
+    5_000
+}
+fn default_remote_retries() -> u32 {
+    2
+}
+fn default_remote_backoff_initial_ms() -> u64 {
+    200
+}
+fn default_remote_backoff_max_ms() -> u64 {
+    5_000
+}
+fn default_remote_max_wait_secs() -> u64 {
+    900
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_open_secs() -> u64 {
+    30
+}
+
 impl Config {
     /// Every default and no SMSC: the base of the embedded setups (`run` without a file,
     /// `demo`, tests).
@@ -415,6 +494,7 @@ impl Config {
             inbound: InboundConfig::default(),
             smsc: Vec::new(),
             limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 
@@ -544,6 +624,53 @@ impl Config {
                 "must be 1 to 15".into(),
             );
         }
+        match (self.auth.mode, &self.auth.remote) {
+            (AuthMode::Remote, None) => at(
+                "auth",
+                "mode",
+                "\"remote\" needs an [auth.remote] table with url and secret".into(),
+            ),
+            (_, Some(remote)) => {
+                if let Err(message) = crate::auth::RemoteAuth::check_url(&remote.url) {
+                    at("auth.remote", "url", message);
+                }
+                if remote.timeout_ms == 0 {
+                    at("auth.remote", "timeout_ms", "must be at least 1".into());
+                }
+                if remote.backoff_initial_ms == 0
+                    || remote.backoff_initial_ms > remote.backoff_max_ms
+                {
+                    at(
+                        "auth.remote",
+                        "backoff_initial_ms",
+                        "must be at least 1 and at most backoff_max_ms".into(),
+                    );
+                }
+                if remote.max_wait_secs == 0 {
+                    at("auth.remote", "max_wait_secs", "must be at least 1".into());
+                }
+                if remote.breaker_failures == 0 {
+                    at(
+                        "auth.remote",
+                        "breaker_failures",
+                        "must be at least 1".into(),
+                    );
+                }
+                if remote.breaker_open_secs == 0 {
+                    at(
+                        "auth.remote",
+                        "breaker_open_secs",
+                        "must be at least 1".into(),
+                    );
+                }
+                if let Some(path) = &remote.ca_file
+                    && let Err(e) = crate::smpp::tls::root_store(Some(path))
+                {
+                    at("auth.remote", "ca_file", e.to_string());
+                }
+            }
+            (AuthMode::Embedded, None) => {}
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             at(
                 "log",
@@ -561,7 +688,7 @@ impl Config {
 
 /// Where a secret may be given as `KEY_file` (a path to read) or `KEY_env` (a variable to
 /// read) instead of inline: a dotted table path (a table, or an array of tables) and the key.
-const SECRET_SITES: &[(&str, &str)] = &[("smsc", "password")];
+const SECRET_SITES: &[(&str, &str)] = &[("smsc", "password"), ("auth.remote", "secret")];
 
 /// Replaces `KEY_file` / `KEY_env` by `KEY` at every site of [`SECRET_SITES`].
 fn resolve_secrets(file: &str, text: &str, root: &mut DeTable<'_>) -> Result<(), ConfigError> {
@@ -871,6 +998,64 @@ short_code = "10690000"
             "{message}"
         );
         assert!(message.contains("E.164"), "{message}");
+    }
+
+    #[test]
+    fn remote_auth_core_takes_its_secret_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("auth-core");
+        std::fs::write(&secret, "hmac-key\n").unwrap();
+        let text = format!(
+            "{GOOD}\n[auth]\nmode = \"remote\"\n\n[auth.remote]\nurl = \"https://accounts.example/moauth\"\nsecret_file = {:?}\n",
+            secret.display().to_string()
+        );
+        let config = Config::parse("moauth.toml", &text).unwrap();
+        assert_eq!(config.auth.mode, AuthMode::Remote);
+        let remote = config.auth.remote.unwrap();
+        assert_eq!(remote.secret, "hmac-key");
+        assert_eq!((remote.timeout_ms, remote.max_wait_secs), (5_000, 900));
+    }
+
+    #[test]
+    fn remote_auth_core_mistakes_name_line_and_key() {
+        let text = format!("{GOOD}\n[auth]\nmode = \"remote\"\n");
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (16, "auth.mode"), "{message}");
+        assert!(message.contains("[auth.remote]"), "{message}");
+
+        let text = format!(
+            "{GOOD}\n[auth]\nmode = \"remote\"\n\n[auth.remote]\nurl = \"http://accounts.example/x\"\nsecret = \"k\"\nbreaker_failures = 0\n"
+        );
+        let shown = Config::parse("moauth.toml", &text).unwrap_err().to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2, "{shown}");
+        assert!(
+            lines[0].starts_with("moauth.toml:19:1: key `auth.remote.url`: must be https://"),
+            "{shown}"
+        );
+        assert!(
+            lines[1].starts_with("moauth.toml:21:1: key `auth.remote.breaker_failures`"),
+            "{shown}"
+        );
+
+        let text = format!(
+            "{GOOD}\n[auth.remote]\nurl = \"https://a.example/\"\nsecret = \"k\"\nca_file = \"/nonexistent/ca.pem\"\n"
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!(
+            (line, key.as_str()),
+            (18, "auth.remote.ca_file"),
+            "{message}"
+        );
+        assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+
+        let text = format!("{GOOD}\n[auth.remote]\nurl = \"https://a.example/\"\n");
+        let (line, key, message) = error_of(&text);
+        assert_eq!(
+            (line, key.as_str()),
+            (15, "auth.remote.secret"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     // leave this function (they hold the SMSC password).
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    let checks: [(&'static str, bool); 6] = [
+    let checks: [(&'static str, bool); 7] = [
         ("store", differs(&running.store, &new.store)),
         ("http.listen", running.http.listen != new.http.listen),
         ("smsc", differs(&running.smsc, &new.smsc)),
@@ -83,6 +83,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             "login.send_credentials",
             running.login.send_credentials != new.login.send_credentials,
         ),
+        ("auth", differs(&running.auth, &new.auth)),
     ];
     checks
         .into_iter()
@@ -146,5 +147,7 @@ mod tests {
         assert!(needs_restart(&running, &new).is_empty());
         new.http.listen = "127.0.0.1:9999".parse().unwrap();
         assert_eq!(needs_restart(&running, &new), ["http.listen"]);
+        new.auth.mode = crate::ops::config::AuthMode::Remote;
+        assert_eq!(needs_restart(&running, &new), ["http.listen", "auth"]);
     }
 }

@@ -26,6 +26,30 @@ pub enum TlsError {
     Handshake(std::io::Error),
 }
 
+/// The trust anchors: the CAs of a PEM file when given (private CAs are common for SMSCs and
+/// internal services alike), else the Mozilla roots. Also used by the remote auth core.
+pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |message: String| TlsError::CaFile {
+                file: path.display().to_string(),
+                message,
+            };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(bad("no usable certificate".into()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(roots)
+}
+
 /// A byte stream the SMPP framing can run over: plain TCP or TLS.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -42,24 +66,7 @@ impl TlsClient {
         server_name: Option<&str>,
         address: SocketAddr,
     ) -> Result<TlsClient, TlsError> {
-        let mut roots = RootCertStore::empty();
-        match ca_file {
-            Some(path) => {
-                let bad = |message: String| TlsError::CaFile {
-                    file: path.display().to_string(),
-                    message,
-                };
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| bad(e.to_string()))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| bad(e.to_string()))?;
-                let (added, _) = roots.add_parsable_certificates(certs);
-                if added == 0 {
-                    return Err(bad("no usable certificate".into()));
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
+        let roots = root_store(ca_file)?;
         let config =
             ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()

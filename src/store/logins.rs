@@ -22,6 +22,7 @@ pub enum RejectReason {
     RateLimited,
     /// The sender is on the deny list.
     BlockedNumber,
+    AuthCoreUnavailable,
 }
 
 impl RejectReason {
@@ -32,6 +33,7 @@ impl RejectReason {
             RejectReason::AuthCoreRefused => "auth_core_refused",
             RejectReason::RateLimited => "rate_limited",
             RejectReason::BlockedNumber => "blocked_number",
+            RejectReason::AuthCoreUnavailable => "auth_core_unavailable",
         }
     }
 }
@@ -50,6 +52,9 @@ pub enum LoginState {
     Rejected {
         reason: RejectReason,
     },
+    /// Its MO waits in the inbox for the auth core; polls say `pending` even past the
+    /// token's window, until the MO's outcome replaces this.
+    Waiting,
 }
 
 impl std::fmt::Debug for LoginState {
@@ -59,6 +64,7 @@ impl std::fmt::Debug for LoginState {
             LoginState::Consumed => f.write_str("Consumed"),
             LoginState::Expired => f.write_str("Expired"),
             LoginState::Rejected { reason } => write!(f, "Rejected({})", reason.as_str()),
+            LoginState::Waiting => f.write_str("Waiting"),
         }
     }
 }
@@ -109,6 +115,22 @@ impl Logins {
             Some(encode(&consumed)),
         )?;
         Ok(swapped.is_ok().then(|| seen.clone()))
+    }
+
+    /// Records that the login's MO waits for the auth core, unless something is recorded
+    /// already: a decided state is never overwritten. Not durable until the store is flushed;
+    /// after a crash the MO is tried again and marks itself again.
+    pub fn mark_waiting(
+        &self,
+        challenge: &Challenge,
+        record: &LoginRecord,
+    ) -> Result<(), StoreError> {
+        let _already = self.tree.compare_and_swap(
+            challenge.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(record)),
+        )?;
+        Ok(())
     }
 
     /// Resolves when the record for `challenge` changes. Subscribe before reading the state,

@@ -24,6 +24,12 @@ pub const START: u64 = 1_800_000_000;
 /// Generous bound for things that happen "at once": only reached when something is broken.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// A plain HTTP client for the tests; reqwest needs the process's TLS provider first.
+pub fn http_client() -> reqwest::Client {
+    moauth::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// The app's poll against the daemon whose HTTP API is at `addr`: (status, answer).
 pub async fn poll_login(
     http: &reqwest::Client,
@@ -104,7 +110,7 @@ impl Harness {
             daemon: None,
             clock,
             config,
-            http: reqwest::Client::new(),
+            http: http_client(),
             _dir: dir,
         };
         harness.boot(options).await;
