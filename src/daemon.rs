@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
 use crate::login::ingest::Ingest;
+use crate::login::mint::Minter;
 use crate::login::poll::Poller;
 use crate::ops::config::Config;
 use crate::ops::reload::{LiveSettings, needs_restart};
@@ -32,6 +33,8 @@ use crate::ops::status::{self, Rates, StatusReport, StatusSource};
 use crate::smpp::link::{LinkStates, Role, SmscLink};
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::{Store, StoreError};
+use crate::webhooks::Hooks;
+use crate::webhooks::dispatch::{self, Dispatcher};
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -39,6 +42,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("webhook client: {0}")]
+    WebhookClient(#[from] reqwest::Error),
     #[error("http listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -86,6 +91,7 @@ impl Daemon {
             )?;
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
+        let webhook_client = dispatch::client()?;
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
         let live = LiveSettings::new(&config);
         let links = LinkStates::default();
@@ -112,7 +118,19 @@ impl Daemon {
                 window: live.window.clone(),
             },
             links: links.clone(),
-            api_key_hashes: live.api_key_hashes.clone(),
+            api_keys: live.api_keys.clone(),
+            minter: Minter {
+                store: store.clone(),
+                clock: clock.clone(),
+                window: live.window.clone(),
+                keywords: live.keywords.clone(),
+                short_code: config
+                    .smsc
+                    .first()
+                    .map_or(crate::cli::DEFAULT_SHORT_CODE.into(), |s| {
+                        s.short_code.clone()
+                    }),
+            },
         };
         let status = StatusSource {
             store: store.clone(),
@@ -149,9 +167,20 @@ impl Daemon {
                 inbound: config.inbound.clone(),
                 clock: clock.clone(),
                 processed: status.rates.counter.clone(),
+                hooks: Hooks {
+                    store: store.clone(),
+                    targets: live.webhooks.clone(),
+                },
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }
+        let dispatcher = Dispatcher {
+            store: store.clone(),
+            targets: live.webhooks.clone(),
+            clock: clock.clone(),
+            client: webhook_client,
+        };
+        rest_done.push(tokio::spawn(dispatcher.run(stop_rest.clone())));
 
         let (ingest, ingest_done) =
             Ingest::start(store.clone(), config.inbound.redelivery_window_secs);

@@ -18,3 +18,4 @@ pub mod sim;
 pub mod smpp;
 pub mod store;
 pub mod token;
+pub mod webhooks;

@@ -9,6 +9,7 @@
 pub mod concat;
 pub mod decide;
 pub mod ingest;
+pub mod mint;
 pub mod poll;
 pub mod replies;
 
@@ -28,6 +29,7 @@ use crate::ops::reload::Live;
 use crate::smpp::{text, udh};
 use crate::store::{MoMessage, Outbound, PartKey, Store, StoreError};
 use crate::token::parse_body;
+use crate::webhooks::Hooks;
 use decide::{Decision, Window};
 use replies::{Replies, Reply};
 
@@ -57,6 +59,8 @@ pub struct LoginPipeline {
     pub clock: Clock,
     /// Counts finished MOs, for the status report's rates.
     pub processed: Arc<AtomicU64>,
+    /// Which recorded states go to a backend's webhook, and how.
+    pub hooks: Hooks,
 }
 
 impl LoginPipeline {
@@ -191,7 +195,9 @@ impl LoginPipeline {
             .iter()
             .map(|r| self.outbound(mo, &sender, r))
             .collect();
-        self.store.commit_outcome(id, record, &replies)?;
+        let (record, event) = self.hooks.route(record)?;
+        self.store
+            .commit_outcome(id, record, &replies, event.as_ref())?;
         self.auth.settle(id)?;
         Ok(())
     }
