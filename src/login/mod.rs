@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -78,7 +79,13 @@ impl LoginPipeline {
                         _ = stop.cancelled() => {}
                     }
                 }
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    // A busy inbox must not put the sweep off for ever.
+                    if sweep.tick().now_or_never().is_some() {
+                        self.sweep();
+                    }
+                }
                 Err(e) => {
                     warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "login pipeline paused");
                     tokio::select! {

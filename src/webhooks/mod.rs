@@ -72,10 +72,7 @@ pub struct Hooks {
 impl Hooks {
     /// The record to store and the event to queue with it. A login gets an event when it
     /// was minted by a backend that has a webhook now and the state is terminal.
-    pub fn route(
-        &self,
-        login: Recorded,
-    ) -> Result<(Recorded, Option<QueuedEvent>), StoreError> {
+    pub fn route(&self, login: Recorded) -> Result<(Recorded, Option<QueuedEvent>), StoreError> {
         let Some((challenge, record)) = login else {
             return Ok((None, None));
         };
