@@ -20,7 +20,7 @@ use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
 use crate::ops::status::StatusReport;
 use crate::sim::{MoRequest, SimConfig, Simulator};
-use crate::token::{Token, Verifier};
+use crate::token::LoginStart;
 
 /// Default SMPP credentials of the embedded simulator.
 pub const SIM_SYSTEM_ID: &str = "moauth";
@@ -29,9 +29,11 @@ pub const DEFAULT_SHORT_CODE: &str = "10690000";
 
 /// `moauth token`: what an app does before opening the SMS composer.
 pub fn token(json: bool, short_code: &str, keyword: &str) {
-    let verifier = Verifier::random();
-    let token = Token::for_verifier(&verifier, Clock::System.now());
-    let sms_uri = token.sms_uri(short_code, keyword);
+    let LoginStart {
+        verifier,
+        token,
+        sms_uri,
+    } = LoginStart::new(Clock::System.now(), short_code, keyword);
     if json {
         println!(
             "{}",

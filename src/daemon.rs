@@ -26,6 +26,7 @@ use crate::http::limits::{self, LongPolls};
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
 use crate::login::ingest::Ingest;
+use crate::login::mint::Minter;
 use crate::login::poll::Poller;
 use crate::ops::config::{AuthMode, Config};
 use crate::ops::metrics::{self, MetricsSource};
@@ -34,6 +35,8 @@ use crate::ops::status::{self, Rates, StatusReport, StatusSource};
 use crate::smpp::link::{LinkStates, Role, SmscLink};
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::{Store, StoreError};
+use crate::webhooks::Hooks;
+use crate::webhooks::dispatch::{self, Dispatcher};
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -43,6 +46,8 @@ pub enum DaemonError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Auth(#[from] RemoteError),
+    #[error("webhook client: {0}")]
+    WebhookClient(#[from] reqwest::Error),
     #[error("http listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -91,6 +96,7 @@ impl Daemon {
             )?;
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
+        let webhook_client = dispatch::client()?;
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
         metrics::install();
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
@@ -130,10 +136,22 @@ impl Daemon {
                 window: live.window.clone(),
             },
             links: links.clone(),
-            api_key_hashes: live.api_key_hashes.clone(),
             poll_limiter: live.poll_limiter.clone(),
             long_polls: long_polls.clone(),
             auth: auth.clone(),
+            api_keys: live.api_keys.clone(),
+            minter: Minter {
+                store: store.clone(),
+                clock: clock.clone(),
+                window: live.window.clone(),
+                keywords: live.keywords.clone(),
+                short_code: config
+                    .smsc
+                    .first()
+                    .map_or(crate::cli::DEFAULT_SHORT_CODE.into(), |s| {
+                        s.short_code.clone()
+                    }),
+            },
         };
         let status = StatusSource {
             store: store.clone(),
@@ -192,9 +210,20 @@ impl Daemon {
                 processed: status.rates.counter.clone(),
                 limits: live.limits.clone(),
                 number_limits: Default::default(),
+                hooks: Hooks {
+                    store: store.clone(),
+                    targets: live.webhooks.clone(),
+                },
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }
+        let dispatcher = Dispatcher {
+            store: store.clone(),
+            targets: live.webhooks.clone(),
+            clock: clock.clone(),
+            client: webhook_client,
+        };
+        rest_done.push(tokio::spawn(dispatcher.run(stop_rest.clone())));
 
         let (ingest, ingest_done) =
             Ingest::start(store.clone(), config.inbound.redelivery_window_secs);

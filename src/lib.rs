@@ -18,6 +18,7 @@ pub mod sim;
 pub mod smpp;
 pub mod store;
 pub mod token;
+pub mod webhooks;
 
 /// Makes rustls with ring the TLS provider of every client in the process, before any
 /// `reqwest::Client` is built. reqwest is compiled without a provider of its own (its default

@@ -146,6 +146,16 @@ impl Probe {
         }
     }
 
+    fn mint(h: &Harness) -> Probe {
+        Probe {
+            method: Method::POST,
+            template: "/v1/logins",
+            url: h.api("/v1/logins"),
+            body: None,
+            bearer: None,
+        }
+    }
+
     fn keyed(mut self) -> Probe {
         self.bearer = Some(API_KEY);
         self
@@ -247,6 +257,9 @@ async fn every_documented_route_answers_as_documented() {
         .keyed(),
         Probe::get(&h, "/v1/logins/{token}", &lookup(&token)),
         Probe::get(&keyless, "/v1/logins/{token}", &lookup(&token)),
+        Probe::mint(&h).keyed(),
+        Probe::mint(&h),
+        Probe::mint(&keyless),
         Probe::get(&h, "/healthz", "/healthz"),
         Probe::get(&h, "/readyz", "/readyz"),
         Probe::get(&h, "/status", "/status"),
@@ -340,7 +353,6 @@ async fn undocumented_routes_and_methods_answer_json_404_and_405() {
     for path in [
         "/",
         "/v1",
-        "/v1/logins",
         "/v1/logins/poll/again",
         "/healthz/",
         "/v2/logins/poll",

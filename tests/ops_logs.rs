@@ -5,7 +5,9 @@ mod common;
 
 use common::ALICE;
 use common::process::Spawned;
+use common::receiver::Receiver;
 use moauth::cli::SIM_PASSWORD;
+use moauth::daemon::api_key_hash;
 use moauth::token::{Token, Verifier};
 use serde_json::Value;
 
@@ -63,4 +65,79 @@ async fn passwords_verifiers_and_sessions_never_reach_the_logs_at_any_level() {
         logs.contains("+86 138****8000"),
         "the masked form is what info lines show"
     );
+}
+
+const SHOP_KEY: &str = "shop-api-key-never-logged";
+const CRM_KEY: &str = "crm-api-key-never-logged";
+const HOOK_SECRET: &str = "webhook-secret-never-logged";
+
+fn backend_config(name: &str, key: &str, webhook: Option<&Receiver>) -> String {
+    let mut toml = format!(
+        "[[http.api_keys]]\nname = \"{name}\"\nsha256 = \"{}\"\n",
+        api_key_hash(key)
+    );
+    if let Some(receiver) = webhook {
+        toml += &format!(
+            "\n[[webhooks]]\nbackend = \"{name}\"\nurl = \"{}\"\nsecret_env = \"MOAUTH_TEST_HOOK_SECRET\"\n",
+            receiver.url()
+        );
+    }
+    toml
+}
+
+async fn mint(d: &Spawned, key: &str) -> (u16, Value) {
+    let response = common::http_client()
+        .post(format!("http://{}/v1/logins", d.http))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn backends_are_logged_by_name_and_sighup_changes_the_keys_never_logged() {
+    let mut receiver = Receiver::start(HOOK_SECRET).await;
+    let mut d = Spawned::start(
+        &backend_config("shop-backend", SHOP_KEY, Some(&receiver)),
+        &[
+            ("RUST_LOG", "trace"),
+            ("MOAUTH_TEST_HOOK_SECRET", HOOK_SECRET),
+        ],
+    )
+    .await;
+    let (status, minted) = mint(&d, SHOP_KEY).await;
+    assert_eq!(status, 201, "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    d.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    let event = receiver.next_event().await;
+    assert_eq!(event["state"], "complete", "{event}");
+    let session = event["session"].as_str().unwrap().to_owned();
+
+    // SIGHUP with shop's key swapped for crm's: who gets in changes, the binds stay.
+    d.write_config(&backend_config("crm-backend", CRM_KEY, None));
+    d.signal(libc::SIGHUP);
+    d.logs.wait_message("configuration reloaded").await;
+    assert_eq!(mint(&d, SHOP_KEY).await.0, 401);
+    assert_eq!(mint(&d, CRM_KEY).await.0, 201);
+
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.exit_code().await, 0);
+    let logs = d.logs.text();
+    for name in ["shop-backend", "crm-backend"] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("login minted") && l.contains(name)),
+            "no log names backend {name}"
+        );
+    }
+    for (what, secret) in [
+        ("shop's API key", SHOP_KEY),
+        ("crm's API key", CRM_KEY),
+        ("the webhook secret", HOOK_SECRET),
+        ("the minted verifier", minted["verifier"].as_str().unwrap()),
+        ("the session sent by webhook", &session),
+    ] {
+        assert!(!logs.contains(secret), "{what} {secret:?} is in the logs");
+    }
 }

@@ -1,10 +1,12 @@
 //! The HTTP API for app backends (protocol/openapi.yaml) and for operators' probes.
 //!
 //! Every client mistake is a JSON `{error, message}` with a 4xx status; nothing here panics on
-//! input. Handlers are thin: the poll logic lives in `login::poll`.
+//! input. Handlers are thin: the poll logic lives in `login::poll`, minting in `login::mint`.
 
 mod error;
+pub mod keys;
 pub mod limits;
+mod logins;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,15 +18,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use tracing::debug;
 
 pub use error::ApiError;
 
 use crate::auth::AuthCore;
+use crate::login::mint::Minter;
 use crate::login::poll::{PollAnswer, Poller};
 use crate::ops::reload::Live;
 use crate::smpp::link::LinkStates;
 use crate::token::{Token, Verifier};
+use keys::ApiKeys;
 
 /// Long-polls wait at most this long (protocol/openapi.yaml).
 pub const MAX_WAIT_MS: u64 = 30_000;
@@ -34,20 +38,21 @@ const BODY_LIMIT: usize = 4 * 1024;
 pub struct ApiState {
     pub poller: Poller,
     pub links: LinkStates,
-    /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
-    /// Reloadable (SIGHUP).
-    pub api_key_hashes: Live<Vec<[u8; 32]>>,
     /// Per-client bucket on the poll routes; rebuilt by a reload that changes its quota.
     pub poll_limiter: Live<limits::PollLimiter>,
     pub long_polls: limits::LongPolls,
     /// Asked only for its health, for `/readyz`.
     pub auth: Arc<dyn AuthCore>,
+    /// The backends' API keys; none switches the keyed routes off. Reloadable (SIGHUP).
+    pub api_keys: Live<ApiKeys>,
+    pub minter: Minter,
 }
 
 /// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
 /// wrong path or method: the fallbacks apply to the routes present when they are set.
 pub fn router(state: ApiState, operators: Router) -> Router {
     Router::new()
+        .route("/v1/logins", post(logins::mint_login))
         .route("/v1/logins/poll", post(poll))
         .route("/v1/logins/{token}", get(get_login))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -111,14 +116,8 @@ async fn get_login(
     headers: HeaderMap,
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<PollAnswer>, ApiError> {
-    if state.api_key_hashes.load().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "token lookup is switched off",
-        ));
-    }
-    authorize(&state, &headers)?;
+    let backend = authorize(&state, &headers)?;
+    debug!(%backend, "token lookup");
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
     // A path that is not UTF-8 once percent-decoded cannot be a token either.
     let Path(token) = token.map_err(|e| ApiError::bad_request("bad_token", e.body_text()))?;
@@ -157,9 +156,17 @@ async fn answer(
     Ok(Json(answer))
 }
 
-/// Compares against every configured hash without stopping early, so timing does not tell
-/// which prefix matched.
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The name of the backend whose API key the request carries. With no key configured the
+/// keyed routes are switched off (404). The comparison is constant-time (`keys`).
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let keys = state.api_keys.load();
+    if keys.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this route needs an API key and none is configured",
+        ));
+    }
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -172,19 +179,9 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(unauthorized)?;
-    let presented: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
-    let matched = state
-        .api_key_hashes
-        .load()
-        .iter()
-        .fold(false, |found, hash| {
-            let diff = hash
-                .iter()
-                .zip(presented)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            found | (diff == 0)
-        });
-    if matched { Ok(()) } else { Err(unauthorized()) }
+    keys.authenticate(key.trim())
+        .map(str::to_owned)
+        .ok_or_else(unauthorized)
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -16,6 +16,7 @@ pub mod concat;
 pub mod decide;
 pub mod ingest;
 pub mod limits;
+pub mod mint;
 pub mod poll;
 pub mod replies;
 
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::FutureExt;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -35,6 +37,7 @@ use crate::ops::reload::Live;
 use crate::smpp::{text, udh};
 use crate::store::{MoMessage, Outbound, PartKey, Store, StoreError};
 use crate::token::parse_body;
+use crate::webhooks::Hooks;
 use decide::{Decision, Unanswered, Window};
 use limits::{Limit, NumberLimits};
 use replies::{Replies, Reply};
@@ -68,6 +71,8 @@ pub struct LoginPipeline {
     /// Reloadable (SIGHUP) rules, and what was counted against them.
     pub limits: Live<LimitsConfig>,
     pub number_limits: Mutex<NumberLimits>,
+    /// Which recorded states go to a backend's webhook, and how.
+    pub hooks: Hooks,
 }
 
 impl LoginPipeline {
@@ -85,7 +90,13 @@ impl LoginPipeline {
                         _ = stop.cancelled() => {}
                     }
                 }
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    // A busy inbox must not put the sweep off for ever.
+                    if sweep.tick().now_or_never().is_some() {
+                        self.sweep();
+                    }
+                }
                 Err(e) => {
                     warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "login pipeline paused");
                     tokio::select! {
@@ -263,7 +274,9 @@ impl LoginPipeline {
             .iter()
             .map(|r| self.outbound(mo, &sender, r))
             .collect();
-        self.store.commit_outcome(id, record, &replies)?;
+        let (record, event) = self.hooks.route(record)?;
+        self.store
+            .commit_outcome(id, record, &replies, event.as_ref())?;
         self.auth.settle(id)?;
         if completed {
             metrics::counter!("moauth_logins_completed_total").increment(1);

@@ -3,6 +3,8 @@
 //! The answer is derived from the login record (or its absence and the token's age). A
 //! `complete` answer hands the session out exactly once: the record is swapped to `consumed`
 //! and flushed before the answer leaves, so no crash can hand the same session out twice.
+//! A record answers until its `keep_until` (the token's window plus `[login] result_ttl_secs`),
+//! so `consumed` and `expired` stay apart that long; after it the login reads `expired`.
 
 use std::time::Duration;
 
@@ -88,8 +90,12 @@ impl Poller {
     async fn answer_now(&self, token: &Token) -> Result<PollAnswer, StoreError> {
         let challenge = token.challenge();
         loop {
-            let Some(record) = self.store.logins.get(&challenge)? else {
-                return Ok(if self.clock.now() > self.window.load().expires_at(token) {
+            // A record past its `keep_until` is gone, swept or not: an uncollected session
+            // is not handed out late, and `consumed` turns into `expired` on time.
+            let now = self.clock.now();
+            let record = self.store.logins.get(&challenge)?;
+            let Some(record) = record.filter(|r| r.keep_until >= now) else {
+                return Ok(if now > self.window.load().expires_at(token) {
                     PollAnswer::Expired
                 } else {
                     PollAnswer::Pending

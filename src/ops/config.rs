@@ -62,6 +62,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -153,6 +155,19 @@ pub struct ApiKey {
     pub name: String,
     /// Hex SHA-256 of the key, so the file never holds the key itself.
     pub sha256: String,
+}
+
+/// A backend's webhook: where the events of the logins it minted are POSTed
+/// (protocol/webhooks.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The `name` of the `[[http.api_keys]]` entry whose logins this webhook receives.
+    pub backend: String,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// Signs every call (protocol/signing.md); also `secret_file` / `secret_env`.
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -495,6 +510,7 @@ impl Config {
             smsc: Vec::new(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -590,9 +606,46 @@ impl Config {
         if self.login.keywords.iter().any(|k| k.trim().is_empty()) {
             at("login", "keywords", "keywords must not be empty".into());
         }
-        for key in &self.http.api_keys {
+        for (i, key) in self.http.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 at("http.api_keys", "sha256", "must be 64 hex digits".into());
+            }
+            // Logs and webhooks name the backend by it.
+            if key.name.trim().is_empty()
+                || self.http.api_keys[..i].iter().any(|k| k.name == key.name)
+            {
+                at(
+                    "http.api_keys",
+                    "name",
+                    format!("{:?}: names must be non-empty and unique", key.name),
+                );
+            }
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            if !self.http.api_keys.iter().any(|k| k.name == hook.backend) {
+                at(
+                    "webhooks",
+                    "backend",
+                    format!(
+                        "{:?} is not the name of an [[http.api_keys]] entry",
+                        hook.backend
+                    ),
+                );
+            } else if self.webhooks[..i].iter().any(|h| h.backend == hook.backend) {
+                at(
+                    "webhooks",
+                    "backend",
+                    format!("{:?} has a webhook already", hook.backend),
+                );
+            }
+            let scheme_ok = reqwest::Url::parse(&hook.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if !scheme_ok {
+                at(
+                    "webhooks",
+                    "url",
+                    "must be an http:// or https:// URL".into(),
+                );
             }
         }
         if self.numbering.default_country_code.is_empty()
@@ -688,7 +741,11 @@ impl Config {
 
 /// Where a secret may be given as `KEY_file` (a path to read) or `KEY_env` (a variable to
 /// read) instead of inline: a dotted table path (a table, or an array of tables) and the key.
-const SECRET_SITES: &[(&str, &str)] = &[("smsc", "password"), ("auth.remote", "secret")];
+const SECRET_SITES: &[(&str, &str)] = &[
+    ("smsc", "password"),
+    ("auth.remote", "secret"),
+    ("webhooks", "secret"),
+];
 
 /// Replaces `KEY_file` / `KEY_env` by `KEY` at every site of [`SECRET_SITES`].
 fn resolve_secrets(file: &str, text: &str, root: &mut DeTable<'_>) -> Result<(), ConfigError> {
@@ -1056,6 +1113,36 @@ short_code = "10690000"
             (15, "auth.remote.secret"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn webhooks_name_a_backend_and_take_their_secret_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hook");
+        std::fs::write(&secret, "hook-secret\n").unwrap();
+        let keyed = format!(
+            "{GOOD}\n[[http.api_keys]]\nname = \"shop\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        );
+        let text = format!(
+            "{keyed}\n[[webhooks]]\nbackend = \"shop\"\nurl = \"https://shop.example/moauth\"\nsecret_file = {:?}\n",
+            secret.display().to_string()
+        );
+        let config = Config::parse("moauth.toml", &text).unwrap();
+        assert_eq!(config.webhooks[0].secret, "hook-secret");
+
+        let stranger = text.replace("backend = \"shop\"", "backend = \"nobody\"");
+        let (line, key, message) = error_of(&stranger);
+        assert_eq!((line, key.as_str()), (20, "webhooks.backend"), "{message}");
+        let ftp = text.replace("https://shop.example/moauth", "ftp://shop.example/");
+        let (_, key, _) = error_of(&ftp);
+        assert_eq!(key, "webhooks.url");
+        let twice = format!(
+            "{keyed}\n[[http.api_keys]]\nname = \"shop\"\nsha256 = \"{}\"\n",
+            "cd".repeat(32)
+        );
+        let (_, key, message) = error_of(&twice);
+        assert_eq!(key, "http.api_keys.name", "{message}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What SIGHUP may change while the SMPP binds stay up, and what it may not.
 //!
-//! Templates, login window limits, keywords, API keys and the log level are read through
+//! Templates, login window limits, keywords, API keys, webhooks and the log level are read through
 //! [`arc_swap::ArcSwap`] handles: the pipeline and the HTTP handlers load the current value
 //! per MO or request without a lock, and a reload swaps them all after the new file passed
 //! every check, so a bad file changes nothing. Settings bound to a socket, the store or an
@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::http::keys::ApiKeys;
 use crate::http::limits::PollLimiter;
 use crate::login::decide::Window;
 use crate::login::replies::Replies;
 use crate::ops::config::{Config, LimitsConfig};
+use crate::webhooks::Targets;
 
 /// A value readers load per use and a reload replaces whole.
 pub type Live<T> = Arc<ArcSwap<T>>;
@@ -30,11 +32,13 @@ pub struct LiveSettings {
     pub replies: Live<Replies>,
     pub window: Live<Window>,
     pub keywords: Live<Vec<String>>,
-    /// SHA-256 of each backend API key; empty switches `GET /v1/logins/{token}` off.
-    pub api_key_hashes: Live<Vec<[u8; 32]>>,
     /// `[limits]`, read per MO and per request.
     pub limits: Live<LimitsConfig>,
     pub poll_limiter: Live<PollLimiter>,
+    /// The backends' API keys; none switches the keyed routes off.
+    pub api_keys: Live<ApiKeys>,
+    /// Each backend's webhook, by backend name.
+    pub webhooks: Live<Targets>,
 }
 
 impl LiveSettings {
@@ -43,9 +47,10 @@ impl LiveSettings {
             replies: live(Replies::from_config(&config.templates)),
             window: live(window(config)),
             keywords: live(config.login.keywords.clone()),
-            api_key_hashes: live(api_key_hashes(config)),
             limits: live(config.limits.clone()),
             poll_limiter: live(PollLimiter::new(&config.limits)),
+            api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
+            webhooks: live(Targets::from_config(&config.webhooks)),
         }
     }
 
@@ -54,13 +59,16 @@ impl LiveSettings {
             .store(Arc::new(Replies::from_config(&config.templates)));
         self.window.store(Arc::new(window(config)));
         self.keywords.store(Arc::new(config.login.keywords.clone()));
-        self.api_key_hashes.store(Arc::new(api_key_hashes(config)));
         self.limits.store(Arc::new(config.limits.clone()));
         let quota = (config.limits.poll_per_minute, config.limits.poll_burst);
         if self.poll_limiter.load().quota != quota {
             self.poll_limiter
                 .store(Arc::new(PollLimiter::new(&config.limits)));
         }
+        self.api_keys
+            .store(Arc::new(ApiKeys::from_config(&config.http.api_keys)));
+        self.webhooks
+            .store(Arc::new(Targets::from_config(&config.webhooks)));
     }
 }
 
@@ -100,24 +108,6 @@ fn window(config: &Config) -> Window {
     }
 }
 
-/// The config validated every hash as 64 hex digits.
-fn api_key_hashes(config: &Config) -> Vec<[u8; 32]> {
-    config
-        .http
-        .api_keys
-        .iter()
-        .filter_map(|k| hex_32(&k.sha256))
-        .collect()
-}
-
-fn hex_32(hex: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,13 +119,15 @@ mod tests {
         let live = LiveSettings::new(&config);
         let reader = live.replies.clone();
         config.templates.help = Some("new help".into());
+        let keys = live.api_keys.clone();
+        assert!(keys.load().is_empty());
         config.http.api_keys = vec![crate::ops::config::ApiKey {
             name: "shop".into(),
-            sha256: "ab".repeat(32),
+            sha256: crate::daemon::api_key_hash("k"),
         }];
         live.apply(&config);
         assert_eq!(reader.load().render(&Reply::Help), "new help");
-        assert_eq!(live.api_key_hashes.load().as_slice(), &[[0xab; 32]]);
+        assert_eq!(keys.load().authenticate("k"), Some("shop"));
     }
 
     #[test]

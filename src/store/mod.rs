@@ -9,10 +9,12 @@
 mod accounts;
 mod inbox;
 mod logins;
+mod minted;
 mod outbox;
 mod parts;
 mod rejected;
 mod sent;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,11 +28,14 @@ use thiserror::Error;
 pub use accounts::{Account, Accounts, NewLogin};
 pub use inbox::{Inbox, MoMessage};
 pub use logins::{LoginRecord, LoginState, Logins, RejectReason};
+pub use minted::{Minted, MintedLogin};
 pub use outbox::{Outbound, Outbox};
 pub use parts::{Filed, PartKey, Parts};
 pub use rejected::{Rejected, RejectedMo};
 pub use sent::{Sent, SentRecord};
+pub use webhooks::{QueuedEvent, Webhooks};
 
+use crate::clock::UnixSecs;
 use crate::token::Challenge;
 
 #[derive(Debug, Error)]
@@ -67,6 +72,8 @@ pub struct Store {
     pub parts: Parts,
     pub rejected: Rejected,
     pub sent: Sent,
+    pub minted: Minted,
+    pub webhooks: Webhooks,
 }
 
 impl Store {
@@ -92,6 +99,8 @@ impl Store {
             parts: Parts::new(db.open_tree("parts")?),
             rejected: Rejected::new(db.open_tree("rejected")?),
             sent: Sent::new(db.open_tree("sent")?),
+            minted: Minted::new(db.open_tree("minted")?, db.open_tree("minted_due")?),
+            webhooks: Webhooks::new(db.open_tree("webhooks")?),
             db,
         })
     }
@@ -113,17 +122,25 @@ impl Store {
     }
 
     /// Records what an MO led to, atomically: the login state (if any), the replies to send,
-    /// and the MO's removal from the inbox. Either all of it happens or none.
+    /// the webhook event that reports the state (if any), and the MO's removal from the
+    /// inbox. Either all of it happens or none.
     pub fn commit_outcome(
         &self,
         mo_id: u64,
         login: Option<(Challenge, LoginRecord)>,
         replies: &[Outbound],
+        event: Option<&QueuedEvent>,
     ) -> Result<(), StoreError> {
         let login_value = login.as_ref().map(|(c, r)| (*c, encode(r)));
         let reply_values: Vec<Vec<u8>> = replies.iter().map(encode).collect();
-        (&self.inbox.tree, &self.logins.tree, &self.outbox.tree).transaction(
-            |(inbox, logins, outbox)| {
+        let event_value = event.map(encode);
+        (
+            &self.inbox.tree,
+            &self.logins.tree,
+            &self.outbox.tree,
+            &self.webhooks.tree,
+        )
+            .transaction(|(inbox, logins, outbox, webhooks)| {
                 inbox.remove(&mo_id.to_be_bytes())?;
                 if let Some((challenge, value)) = &login_value {
                     logins.insert(challenge.as_bytes(), value.as_slice())?;
@@ -132,11 +149,48 @@ impl Store {
                     let id = outbox.generate_id()?;
                     outbox.insert(&id.to_be_bytes(), value.as_slice())?;
                 }
+                if let Some(value) = &event_value {
+                    let id = webhooks.generate_id()?;
+                    webhooks.insert(&id.to_be_bytes(), value.as_slice())?;
+                }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+        self.outbox.wake();
+        if event.is_some() {
+            self.webhooks.wake();
+        }
+        Ok(())
+    }
+
+    /// A minted login fell due with no SMS: records it `expired` and queues `event`, unless
+    /// an MO recorded a state first; either way it is no longer due. Returns whether it was
+    /// recorded. Not durable until the store is flushed.
+    pub fn record_expiry(
+        &self,
+        expires_at: UnixSecs,
+        challenge: &Challenge,
+        record: &LoginRecord,
+        event: &QueuedEvent,
+    ) -> Result<bool, StoreError> {
+        let record_value = encode(record);
+        let event_value = encode(event);
+        let due = minted::due_key(expires_at, challenge);
+        let recorded = (&self.logins.tree, &self.minted.due, &self.webhooks.tree).transaction(
+            |(logins, minted_due, webhooks)| {
+                minted_due.remove(due.as_slice())?;
+                if logins.get(challenge.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                logins.insert(challenge.as_bytes(), record_value.as_slice())?;
+                let id = webhooks.generate_id()?;
+                webhooks.insert(&id.to_be_bytes(), event_value.as_slice())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(true)
             },
         )?;
-        self.outbox.wake();
-        Ok(())
+        if recorded {
+            self.webhooks.wake();
+        }
+        Ok(recorded)
     }
 }
 

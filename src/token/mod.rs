@@ -288,6 +288,28 @@ impl fmt::Display for Token {
     }
 }
 
+/// Everything an app needs to start a login: its secret verifier, the token made from it and
+/// the `sms:` URI that puts the token into the phone's composer. `moauth token` prints one and
+/// `POST /v1/logins` answers one; an app that makes its own does exactly the same.
+pub struct LoginStart {
+    pub verifier: Verifier,
+    pub token: Token,
+    pub sms_uri: String,
+}
+
+impl LoginStart {
+    pub fn new(now: u64, short_code: &str, keyword: &str) -> LoginStart {
+        let verifier = Verifier::random();
+        let token = Token::for_verifier(&verifier, now);
+        let sms_uri = token.sms_uri(short_code, keyword);
+        LoginStart {
+            verifier,
+            token,
+            sms_uri,
+        }
+    }
+}
+
 /// A written token that was refused, with the challenge it carried when all 30 symbols were legible
 /// (so the daemon can mark that login as rejected rather than leave it pending).
 #[derive(Debug)]

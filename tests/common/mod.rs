@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod receiver;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -176,6 +177,23 @@ impl Harness {
             .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
+    }
+
+    /// What a backend does for an app that makes no tokens: `POST /v1/logins` with its API
+    /// key. Returns the verifier and token of the 201 answer, and the answer itself.
+    pub async fn mint(&self, api_key: &str) -> (Verifier, Token, Value) {
+        let response = self
+            .http
+            .post(self.api("/v1/logins"))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let answer: Value = response.json().await.unwrap();
+        let verifier = Verifier::from_base64url(answer["verifier"].as_str().unwrap()).unwrap();
+        let token = Token::parse(answer["token"].as_str().unwrap()).unwrap();
+        (verifier, token, answer)
     }
 
     /// Waits until `count` SMS were submitted and the outbox is empty, so no further SMS can

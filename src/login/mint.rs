@@ -1,0 +1,62 @@
+//! Server-minted logins (`POST /v1/logins`), for apps that would rather not make tokens.
+//!
+//! moauth makes the verifier, the token and the `sms:` URI exactly as `moauth token` and an
+//! app do ([`LoginStart`]), and remembers which backend asked, so the login's terminal state
+//! can go to that backend's webhook. From the SMS on, a minted login is an ordinary one: the
+//! same pipeline, the same poll.
+
+use serde::Serialize;
+
+use crate::clock::{Clock, UnixSecs};
+use crate::login::decide::Window;
+use crate::ops::reload::Live;
+use crate::store::{MintedLogin, Store, StoreError};
+use crate::token::LoginStart;
+
+#[derive(Clone)]
+pub struct Minter {
+    pub store: Store,
+    pub clock: Clock,
+    /// Reloadable (SIGHUP), like the pipeline's.
+    pub window: Live<Window>,
+    pub keywords: Live<Vec<String>>,
+    /// The number the SMS goes to: the first `[[smsc]]`'s short code.
+    pub short_code: String,
+}
+
+/// The answer of `POST /v1/logins`. It holds the verifier, so it has no `Debug`.
+#[derive(Serialize)]
+pub struct MintAnswer {
+    pub verifier: String,
+    pub token: String,
+    pub sms_uri: String,
+    pub expires_at: UnixSecs,
+}
+
+impl Minter {
+    /// A fresh login for `backend`, durable when this returns.
+    pub async fn mint(&self, backend: &str) -> Result<MintAnswer, StoreError> {
+        let now = self.clock.now();
+        let keyword = self.keywords.load().first().cloned().unwrap_or_default();
+        let start = LoginStart::new(now, &self.short_code, &keyword);
+        let window = self.window.load();
+        let expires_at = window.expires_at(&start.token);
+        self.store.minted.insert(
+            &start.token.challenge(),
+            &MintedLogin {
+                backend: backend.to_owned(),
+                issued_at: start.token.issued_at(),
+                expires_at,
+                keep_until: expires_at + window.result_ttl_secs,
+            },
+        )?;
+        // The answer lets the SMS be sent; the login's owner must be on disk before it can.
+        self.store.flush().await?;
+        Ok(MintAnswer {
+            verifier: start.verifier.to_base64url(),
+            token: start.token.to_string(),
+            sms_uri: start.sms_uri,
+            expires_at,
+        })
+    }
+}

@@ -1,0 +1,94 @@
+//! The durable webhook queue: login events waiting for their backend to answer 2xx.
+//!
+//! An event is queued in the same transaction that records the login state it reports
+//! ([`super::Store::commit_outcome`], [`super::Store::record_expiry`]), so a recorded terminal
+//! state always has its event and a crash cannot lose one. It leaves only when the backend
+//! answered 2xx (at-least-once: a crash between that answer and the removal sends it again,
+//! with the same `event_id`, which is what the receiver deduplicates on). Keys are
+//! sled-generated ids, so iteration order is the order the states were recorded.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{StoreError, decode};
+
+/// One call to make: the exact body (signed anew at every attempt) and whose webhook gets it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    /// The `[[http.api_keys]]` name of the backend that minted the login.
+    pub backend: String,
+    pub event_id: String,
+    /// The JSON body as sent; it may carry a session, so it is never logged.
+    pub body: String,
+}
+
+impl std::fmt::Debug for QueuedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedEvent")
+            .field("backend", &self.backend)
+            .field("event_id", &self.event_id)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct Webhooks {
+    pub(super) tree: sled::Tree,
+    /// Bumped on every enqueue, like the outbox's, so the dispatcher never misses one.
+    queued: Arc<watch::Sender<u64>>,
+}
+
+impl Webhooks {
+    pub(super) fn new(tree: sled::Tree) -> Self {
+        Webhooks {
+            tree,
+            queued: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    pub(super) fn wake(&self) {
+        self.queued.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// `changed()` on the receiver resolves whenever events were queued since it last saw.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.queued.subscribe()
+    }
+
+    /// Up to `limit` events, oldest first, skipping ids `skip` picks (in flight or waiting
+    /// for a retry).
+    pub fn pending(
+        &self,
+        skip: impl Fn(u64) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, QueuedEvent)>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.tree.iter() {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, value) = entry?;
+            let id = u64::from_be_bytes(key.as_ref().try_into().unwrap_or_default());
+            if !skip(id) {
+                found.push((id, decode("webhooks", &value)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Called once the backend answered 2xx.
+    pub fn remove(&self, id: u64) -> Result<(), StoreError> {
+        self.tree.remove(id.to_be_bytes())?;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}

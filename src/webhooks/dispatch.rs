@@ -1,0 +1,277 @@
+//! Delivers the durable webhook queue, and records the minted logins that expire unanswered.
+//!
+//! One task. Each round it first turns minted logins whose window closed without an SMS into
+//! `expired` records with their event, then starts calls for the queued events that are due
+//! (a few at once, so one slow receiver does not hold up the rest). Every call is signed anew
+//! (`crate::signing`, protocol/signing.md) with the time it is made and bounded by a timeout;
+//! an event leaves the queue only on a 2xx. A failure waits before the next try: 0.5 s,
+//! doubling to 10 minutes, each wait jittered down by up to half so that many events queued
+//! together do not retry in lockstep. The retry schedule lives in memory: after a restart every
+//! queued event is tried at once, then backs off again. Nothing is dropped; an event whose
+//! backend lost its webhook in a reload waits (and is retried) until one is configured again.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use thiserror::Error;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{Target, Targets, event};
+use crate::clock::Clock;
+use crate::ops::reload::Live;
+use crate::signing;
+use crate::store::{LoginRecord, LoginState, QueuedEvent, Store, StoreError};
+
+/// A receiver that has not answered within this is treated as down.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LAST_RETRY: Duration = Duration::from_secs(600);
+/// Calls in flight at once.
+const IN_FLIGHT: usize = 8;
+/// Minted logins checked for expiry per round.
+const DUE_BATCH: usize = 256;
+/// How often, at the least, the queue and the due logins are looked at.
+const TICK: Duration = Duration::from_secs(1);
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Error)]
+pub enum DeliveryError {
+    #[error("backend {0:?} has no webhook configured")]
+    NoTarget(String),
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the receiver answered {0}")]
+    Status(u16),
+}
+
+/// The one HTTP client for every webhook call.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()
+}
+
+/// The wait after the `failures`-th failed attempt in a row, before jitter.
+pub fn backoff(failures: u32) -> Duration {
+    FIRST_RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(20))
+        .min(LAST_RETRY)
+}
+
+fn jittered(wait: Duration) -> Duration {
+    let millis = wait.as_millis() as u64;
+    Duration::from_millis(millis / 2 + rand::random_range(0..=millis / 2))
+}
+
+pub struct Dispatcher {
+    pub store: Store,
+    pub targets: Live<Targets>,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+}
+
+/// Failures in a row and when the event may be tried again.
+struct Retry {
+    failures: u32,
+    at: Instant,
+}
+
+impl Dispatcher {
+    /// Runs until `stop`; calls still in flight then are dropped and, still queued, made again
+    /// after the restart.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut queued = self.store.webhooks.subscribe();
+        let mut retries: HashMap<u64, Retry> = HashMap::new();
+        let mut flying: HashSet<u64> = HashSet::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            if let Err(e) = self.expire_due() {
+                warn!(error = %e, "could not record expired logins; will try again");
+            }
+            let now = Instant::now();
+            let waiting =
+                |id: u64| flying.contains(&id) || retries.get(&id).is_some_and(|r| r.at > now);
+            match self
+                .store
+                .webhooks
+                .pending(waiting, IN_FLIGHT - flying.len())
+            {
+                Ok(due) => {
+                    for (id, queued) in due {
+                        flying.insert(id);
+                        in_flight.push(self.deliver(id, queued));
+                    }
+                }
+                Err(e) => warn!(error = %e, "webhook queue unreadable; will try again"),
+            }
+            metrics::gauge!("moauth_webhook_queue_depth").set(self.store.webhooks.len() as f64);
+            let wake = retries
+                .values()
+                .map(|r| r.at)
+                .filter(|at| *at > now)
+                .fold(now + TICK, Instant::min);
+            tokio::select! {
+                Some((id, queued, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                    flying.remove(&id);
+                    self.settle(id, &queued, result, &mut retries);
+                }
+                Ok(()) = queued.changed() => {}
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = sweep.tick() => self.sweep(),
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        id: u64,
+        queued: QueuedEvent,
+    ) -> (u64, QueuedEvent, Result<(), DeliveryError>) {
+        let target = self.targets.load().get(&queued.backend).cloned();
+        let result = match target {
+            Some(target) => self.post(&target, &queued.body).await,
+            None => Err(DeliveryError::NoTarget(queued.backend.clone())),
+        };
+        (id, queued, result)
+    }
+
+    async fn post(&self, target: &Target, body: &str) -> Result<(), DeliveryError> {
+        let signature = signing::sign(target.secret(), self.clock.now(), body.as_bytes());
+        let response = self
+            .client
+            .post(&target.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(signing::HEADER, signature)
+            .body(body.to_owned())
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::Status(status.as_u16()))
+        }
+    }
+
+    fn settle(
+        &self,
+        id: u64,
+        queued: &QueuedEvent,
+        result: Result<(), DeliveryError>,
+        retries: &mut HashMap<u64, Retry>,
+    ) {
+        match result {
+            Ok(()) => {
+                metrics::counter!("moauth_webhook_calls_total", "outcome" => "delivered")
+                    .increment(1);
+                retries.remove(&id);
+                // A removal lost in a crash sends the event again, with the same event_id.
+                if let Err(e) = self.store.webhooks.remove(id) {
+                    warn!(error = %e, event_id = %queued.event_id, "delivered webhook event not removed; it will be sent again");
+                }
+                debug!(backend = %queued.backend, event_id = %queued.event_id, "webhook delivered");
+            }
+            Err(e) => {
+                metrics::counter!("moauth_webhook_calls_total", "outcome" => "failed").increment(1);
+                let failures = retries.get(&id).map_or(0, |r| r.failures) + 1;
+                let wait = jittered(backoff(failures));
+                warn!(
+                    backend = %queued.backend,
+                    event_id = %queued.event_id,
+                    failures,
+                    retry_in_ms = wait.as_millis() as u64,
+                    error = %e,
+                    "webhook call failed"
+                );
+                retries.insert(
+                    id,
+                    Retry {
+                        failures,
+                        at: Instant::now() + wait,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Records `expired`, with its event, for the minted logins whose window closed without
+    /// an SMS. An MO still in the inbox may be the one that completes such a login (an auth
+    /// core that was down holds them there), so only logins that expired before the oldest
+    /// waiting MO arrived are due: any MO for them came too late.
+    fn expire_due(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let horizon = match self.store.inbox.oldest(1)?.first() {
+            Some((_, mo)) => mo.received_at.min(now),
+            None => now,
+        };
+        for (expires_at, challenge) in self.store.minted.due(horizon, DUE_BATCH)? {
+            let minted = self.store.minted.get(&challenge)?;
+            let backend = minted
+                .as_ref()
+                .filter(|m| self.targets.load().get(&m.backend).is_some());
+            let Some(minted) = backend else {
+                self.store.minted.settle_due(expires_at, &challenge)?;
+                continue;
+            };
+            let record = LoginRecord {
+                state: LoginState::Expired,
+                msisdn: None,
+                issued_at: minted.issued_at,
+                decided_at: now,
+                keep_until: minted.keep_until.max(now),
+            };
+            let id = event::new_event_id();
+            let Some((stored, queued)) = event::report(&minted.backend, &challenge, &record, &id)
+            else {
+                continue;
+            };
+            // Not flushed: a record lost in a crash is made again, its due entry went with it.
+            if self
+                .store
+                .record_expiry(expires_at, &challenge, &stored, &queued)?
+            {
+                info!(backend = %minted.backend, "minted login expired without an SMS");
+            }
+        }
+        Ok(())
+    }
+
+    fn sweep(&self) {
+        match self.store.minted.sweep(self.clock.now()) {
+            Ok(swept) => debug!(swept, "minted logins swept"),
+            Err(e) => warn!(error = %e, "sweep of minted logins failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_to_ten_minutes() {
+        let waits: Vec<u64> = (1..=13).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(
+            waits,
+            [
+                500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000,
+                600_000, 600_000
+            ]
+        );
+        assert_eq!(backoff(u32::MAX), LAST_RETRY);
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_wait() {
+        for _ in 0..1_000 {
+            let wait = jittered(Duration::from_secs(8));
+            assert!(
+                (Duration::from_secs(4)..=Duration::from_secs(8)).contains(&wait),
+                "{wait:?}"
+            );
+        }
+    }
+}
