@@ -41,6 +41,9 @@ const MAX_REASON_LEN: usize = 64;
 
 #[derive(Debug, Error)]
 pub enum RemoteError {
+    /// Never a silent fallback to the embedded core: accounts would land in the wrong place.
+    #[error("[auth] mode = \"remote\" needs an [auth.remote] table")]
+    NotConfigured,
     #[error("auth core url: {0}")]
     Url(String),
     #[error("auth core HTTP client: {0}")]
