@@ -354,6 +354,17 @@ async fn the_signed_request_verifies_and_follows_its_schema() {
         signing::verify(b"another secret", &seen.header, &seen.body, START, 300).is_err(),
         "the signature must depend on the secret"
     );
+    assert!(
+        signing::verify(
+            SECRET.as_bytes(),
+            &seen.header,
+            &seen.body,
+            START + 301,
+            300
+        )
+        .is_err(),
+        "the signature must carry a timestamp a receiver can hold against replays"
+    );
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -226,6 +226,9 @@ impl RemoteAuth {
         self.breaker.lock().expect("breaker lock")
     }
 
+    /// The MO is durable in the inbox while this runs: if moauth dies after the auth core
+    /// answered and before the outcome is committed, the MO is asked for again after the
+    /// restart with the same request_id, and the auth core gives the same answer.
     async fn login_inner(&self, request: &AuthRequest) -> Result<AuthAnswer, AuthError> {
         let body = serde_json::to_vec(&WireRequest::new(request))
             .expect("the auth-core request serialises to JSON");
