@@ -166,7 +166,7 @@ pub struct RemoteAuth {
     clock: Clock,
     backoff: Backoff,
     max_wait_secs: u64,
-    breaker: Arc<Mutex<Breaker>>,
+    breaker: Mutex<Breaker>,
 }
 
 impl RemoteAuth {
@@ -194,10 +194,10 @@ impl RemoteAuth {
                 retries: config.retries,
             },
             max_wait_secs: config.max_wait_secs,
-            breaker: Arc::new(Mutex::new(Breaker::new(
+            breaker: Mutex::new(Breaker::new(
                 config.breaker_failures,
                 Duration::from_secs(config.breaker_open_secs),
-            ))),
+            )),
         })
     }
 
