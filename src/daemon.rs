@@ -100,10 +100,16 @@ impl Daemon {
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
         metrics::install();
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
-        let auth: Arc<dyn AuthCore> = match (config.auth.mode, &config.auth.remote) {
-            (AuthMode::Remote, Some(remote)) => Arc::new(RemoteAuth::new(remote, clock.clone())?),
-            // The config check refuses remote without [auth.remote].
-            _ => Arc::new(EmbeddedAuth::new(
+        let auth: Arc<dyn AuthCore> = match config.auth.mode {
+            AuthMode::Remote => {
+                let remote = config
+                    .auth
+                    .remote
+                    .as_ref()
+                    .ok_or(RemoteError::NotConfigured)?;
+                Arc::new(RemoteAuth::new(remote, clock.clone())?)
+            }
+            AuthMode::Embedded => Arc::new(EmbeddedAuth::new(
                 store.clone(),
                 clock.clone(),
                 config.login.session_ttl_secs,

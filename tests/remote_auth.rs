@@ -354,6 +354,17 @@ async fn the_signed_request_verifies_and_follows_its_schema() {
         signing::verify(b"another secret", &seen.header, &seen.body, START, 300).is_err(),
         "the signature must depend on the secret"
     );
+    assert!(
+        signing::verify(
+            SECRET.as_bytes(),
+            &seen.header,
+            &seen.body,
+            START + 301,
+            300
+        )
+        .is_err(),
+        "the signature must carry a timestamp a receiver can hold against replays"
+    );
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -662,4 +673,52 @@ async fn an_auth_core_certificate_nobody_vouches_for_is_refused() {
     assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "pending");
     assert!(core.drain().is_empty(), "a request got through");
     assert_eq!(h.daemon().store.inbox.len(), 1, "the MO waits");
+}
+
+#[tokio::test]
+async fn credentials_sessions_and_the_signing_secret_never_reach_the_logs() {
+    let mut core = AuthCore::start(Mode::Up).await;
+    core.use_clock(&Clock::System);
+    let extra = format!(
+        "[auth]\nmode = \"remote\"\n\n[auth.remote]\nurl = \"{}\"\nsecret_env = \"MOAUTH_TEST_AUTH_CORE_SECRET\"\n",
+        core.url()
+    );
+    let mut d = common::process::Spawned::start(
+        &extra,
+        &[
+            ("RUST_LOG", "trace"),
+            ("MOAUTH_TEST_AUTH_CORE_SECRET", SECRET),
+        ],
+    )
+    .await;
+    let verifier = moauth::token::Verifier::random();
+    let token = Token::for_verifier(&verifier, Clock::System.now());
+    d.phone_sends(ALICE, &login_text(&token)).await;
+
+    let (_, answer) =
+        common::poll_login(&common::http_client(), d.http, &verifier, &token, 10_000).await;
+    assert_eq!(answer["state"], "complete", "{answer}");
+    let seen = core.next().await;
+    assert!(seen.signature_ok, "secret_env did not reach the signature");
+    let sms = d.nth_submit(1).await.text;
+    assert!(sms.contains("pw-0-secret"), "{sms}");
+
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.exit_code().await, 0);
+    let logs = d.logs.text();
+    assert!(
+        logs.lines().any(|l| l.contains("\"level\":\"TRACE\"")),
+        "the daemon really logged at trace"
+    );
+    for (what, secret) in [
+        ("the password from the auth core", "pw-0-secret"),
+        (
+            "the session from the auth core",
+            answer["session"].as_str().unwrap(),
+        ),
+        ("the signing secret", SECRET),
+        ("the signature", seen.header.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "{what} {secret:?} is in the logs");
+    }
 }

@@ -41,6 +41,9 @@ const MAX_REASON_LEN: usize = 64;
 
 #[derive(Debug, Error)]
 pub enum RemoteError {
+    /// Never a silent fallback to the embedded core: accounts would land in the wrong place.
+    #[error("[auth] mode = \"remote\" needs an [auth.remote] table")]
+    NotConfigured,
     #[error("auth core url: {0}")]
     Url(String),
     #[error("auth core HTTP client: {0}")]
@@ -163,7 +166,7 @@ pub struct RemoteAuth {
     clock: Clock,
     backoff: Backoff,
     max_wait_secs: u64,
-    breaker: Arc<Mutex<Breaker>>,
+    breaker: Mutex<Breaker>,
 }
 
 impl RemoteAuth {
@@ -191,10 +194,10 @@ impl RemoteAuth {
                 retries: config.retries,
             },
             max_wait_secs: config.max_wait_secs,
-            breaker: Arc::new(Mutex::new(Breaker::new(
+            breaker: Mutex::new(Breaker::new(
                 config.breaker_failures,
                 Duration::from_secs(config.breaker_open_secs),
-            ))),
+            )),
         })
     }
 
@@ -223,6 +226,9 @@ impl RemoteAuth {
         self.breaker.lock().expect("breaker lock")
     }
 
+    /// The MO is durable in the inbox while this runs: if moauth dies after the auth core
+    /// answered and before the outcome is committed, the MO is asked for again after the
+    /// restart with the same request_id, and the auth core gives the same answer.
     async fn login_inner(&self, request: &AuthRequest) -> Result<AuthAnswer, AuthError> {
         let body = serde_json::to_vec(&WireRequest::new(request))
             .expect("the auth-core request serialises to JSON");
