@@ -20,7 +20,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock, FakeRelativeClock};
+use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -86,9 +86,6 @@ impl<C: Clock> PollLimiter<C> {
         self.limiter.as_ref().map_or(0, |limiter| limiter.len())
     }
 }
-
-/// A test clock for the bucket, moved by hand.
-pub type FakeClock = FakeRelativeClock;
 
 /// IPv6 hosts get a /64 each, so the bucket is per /64; IPv4 per address.
 fn client_key(peer: IpAddr) -> IpAddr {
@@ -193,6 +190,7 @@ pub async fn sweep(limiter: Live<PollLimiter>, stop: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock as FakeClock;
 
     fn limits(per_minute: u32, burst: u32) -> LimitsConfig {
         LimitsConfig {
