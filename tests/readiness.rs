@@ -12,13 +12,16 @@ use serde_json::{Value, json};
 /// The store's files may grow to this; the first writes past it fail with EFBIG.
 const DISK: u64 = 64 * 1024;
 
-async fn readyz(http: &reqwest::Client, d: &Spawned) -> (u16, Value) {
+/// `/readyz`'s status and the two things this test is about: the store and the binds.
+async fn readyz(http: &reqwest::Client, d: &Spawned) -> (u16, Value, Value) {
     let response = http
         .get(format!("http://{}/readyz", d.http))
         .send()
         .await
         .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["store"].clone(), body["smsc_bound"].clone())
 }
 
 #[tokio::test]
@@ -27,7 +30,7 @@ async fn a_store_that_cannot_write_is_not_ready_and_acknowledges_nothing() {
     let http = reqwest::Client::new();
     assert_eq!(
         readyz(&http, &d).await,
-        (200, json!({ "store": "open", "smsc_bound": ["sim"] }))
+        (200, json!("open"), json!(["sim"]))
     );
 
     // Distinct MOs (a repeat would be taken for a redelivery and not stored) until one is
@@ -55,9 +58,6 @@ async fn a_store_that_cannot_write_is_not_ready_and_acknowledges_nothing() {
     );
     assert_eq!(
         readyz(&http, &d).await,
-        (
-            503,
-            json!({ "store": "unavailable", "smsc_bound": ["sim"] })
-        )
+        (503, json!("unavailable"), json!(["sim"]))
     );
 }
