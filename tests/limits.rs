@@ -5,7 +5,8 @@
 mod common;
 
 use common::{ALICE, BOB, Harness, PATIENCE, mistyped};
-use moauth::daemon::Options;
+use moauth::daemon::{Options, api_key_hash};
+use moauth::ops::config::ApiKey;
 use serde_json::json;
 
 /// The error every 429 carries, and its Retry-After in seconds.
@@ -250,4 +251,39 @@ async fn a_reload_changes_the_limits_at_once() {
         answer,
         json!({ "state": "rejected", "reason": "blocked_number" })
     );
+}
+
+#[tokio::test]
+async fn the_token_lookup_checks_the_api_key_before_the_rate_limit() {
+    let h = Harness::start_with(Options::default(), |c| {
+        c.http.api_keys = vec![ApiKey {
+            name: "shop".into(),
+            sha256: api_key_hash("shop-key"),
+        }];
+        c.limits.poll_per_minute = 1;
+        c.limits.poll_burst = 1;
+    })
+    .await;
+    let (_, token) = h.app_token(0);
+    let lookup = h.api(&format!("/v1/logins/{}", token.compact()));
+    let keyed = h.http.get(&lookup).bearer_auth("shop-key");
+    assert_eq!(keyed.send().await.unwrap().status(), 200);
+    let (error, _) = refused(
+        h.http
+            .get(&lookup)
+            .bearer_auth("shop-key")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(error, "rate_limited");
+    // Without a good key the answer stays 401, whatever the bucket holds.
+    for key in [None, Some("wrong-key")] {
+        let mut request = h.http.get(&lookup);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 401, "{key:?}");
+    }
 }

@@ -10,17 +10,14 @@
 //! than queued (the client comes back after `Retry-After`). Both answer 429 with `Retry-After`
 //! and the API's JSON error.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock, FakeRelativeClock};
+use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -87,9 +84,6 @@ impl<C: Clock> PollLimiter<C> {
     }
 }
 
-/// A test clock for the bucket, moved by hand.
-pub type FakeClock = FakeRelativeClock;
-
 /// IPv6 hosts get a /64 each, so the bucket is per /64; IPv4 per address.
 fn client_key(peer: IpAddr) -> IpAddr {
     match peer {
@@ -152,31 +146,21 @@ impl LongPolls {
     }
 }
 
-/// Middleware on the poll routes: a request over its client's bucket gets 429 before any of
-/// it is read.
-pub async fn rate_limit(
-    State(limiter): State<Live<PollLimiter>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    // Served without connect info (never in the daemon) there is no peer to key by.
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    if let Some(Err(wait)) = peer.map(|ip| limiter.load().check(ip)) {
-        metrics::counter!("moauth_limit_hits_total", "limit" => "poll_rate").increment(1);
-        // Retry-After is in whole seconds: round up, so the retry is not refused again.
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many polls from this address; retry after the time in Retry-After",
-        )
-        .retry_after(secs.max(1))
-        .into_response();
-    }
-    next.run(request).await
+/// Takes one poll from `peer`'s bucket, or the 429 to answer. The token lookup asks only once
+/// the API key is good, so a caller without one hears 401, never 429.
+pub fn admit(limiter: &Live<PollLimiter>, peer: IpAddr) -> Result<(), ApiError> {
+    let Err(wait) = limiter.load().check(peer) else {
+        return Ok(());
+    };
+    metrics::counter!("moauth_limit_hits_total", "limit" => "poll_rate").increment(1);
+    // Retry-After is in whole seconds: round up, so the retry is not refused again.
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Err(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many polls from this address; retry after the time in Retry-After",
+    )
+    .retry_after(secs.max(1)))
 }
 
 /// Forgets idle clients every minute, so memory follows the clients seen recently.
@@ -193,6 +177,7 @@ pub async fn sweep(limiter: Live<PollLimiter>, stop: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock as FakeClock;
 
     fn limits(per_minute: u32, burst: u32) -> LimitsConfig {
         LimitsConfig {

@@ -9,10 +9,11 @@ pub mod limits;
 mod logins;
 
 use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -55,10 +56,6 @@ pub fn router(state: ApiState, operators: Router) -> Router {
         .route("/v1/logins", post(logins::mint_login))
         .route("/v1/logins/poll", post(poll))
         .route("/v1/logins/{token}", get(get_login))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.poll_limiter.clone(),
-            limits::rate_limit,
-        ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -86,8 +83,10 @@ struct PollRequest {
 
 async fn poll(
     State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<PollRequest>, JsonRejection>,
 ) -> Result<Json<PollAnswer>, ApiError> {
+    limits::admit(&state.poll_limiter, peer.ip())?;
     let Json(request) = body.map_err(ApiError::from_json)?;
     let verifier = Verifier::from_base64url(&request.verifier)
         .map_err(|e| ApiError::bad_request("bad_verifier", e.to_string()))?;
@@ -112,12 +111,14 @@ struct WaitQuery {
 
 async fn get_login(
     State(state): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     token: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<PollAnswer>, ApiError> {
     let backend = authorize(&state, &headers)?;
     debug!(%backend, "token lookup");
+    limits::admit(&state.poll_limiter, peer.ip())?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
     // A path that is not UTF-8 once percent-decoded cannot be a token either.
     let Path(token) = token.map_err(|e| ApiError::bad_request("bad_token", e.body_text()))?;

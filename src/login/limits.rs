@@ -99,14 +99,19 @@ pub struct NumberLimits {
     mos: Buckets,
     error_sms: Buckets,
     new_accounts: Buckets,
+    /// The last MO admitted. An MO whose processing failed (the auth core was down) is
+    /// processed again before any other, and must not count twice.
+    last_admitted: Option<u64>,
 }
 
 impl NumberLimits {
-    /// Whether an MO from `sender` may be processed; counts it against the sender if so.
+    /// Whether MO `mo_id` from `sender` may be processed; counts it against the sender if
+    /// so, once however often it is asked.
     pub fn admit_mo(
         &mut self,
         rules: &LimitsConfig,
         sender: &Msisdn,
+        mo_id: u64,
         now: UnixSecs,
     ) -> Result<(), Limit> {
         let number = sender.digits();
@@ -117,9 +122,12 @@ impl NumberLimits {
         {
             return Err(Limit::DenyList);
         }
-        if !self.mos.take(number, rules.mo_per_number_per_hour, now) {
+        if self.last_admitted != Some(mo_id)
+            && !self.mos.take(number, rules.mo_per_number_per_hour, now)
+        {
             return Err(Limit::MoPerNumber);
         }
+        self.last_admitted = Some(mo_id);
         Ok(())
     }
 
@@ -223,6 +231,7 @@ mod tests {
     use super::*;
     use crate::auth::Credentials;
     use crate::token::{Token, Verifier};
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     const NOW: UnixSecs = 1_800_000_000;
     const WINDOW: Window = Window {
@@ -233,6 +242,17 @@ mod tests {
 
     fn number(n: &str) -> Msisdn {
         Msisdn::parse(n).unwrap()
+    }
+
+    /// Each call a new MO id, as the inbox hands them out.
+    fn admit(
+        limits: &mut NumberLimits,
+        rules: &LimitsConfig,
+        sender: &Msisdn,
+        now: UnixSecs,
+    ) -> Result<(), Limit> {
+        static NEXT_MO: AtomicU64 = AtomicU64::new(1);
+        limits.admit_mo(rules, sender, NEXT_MO.fetch_add(1, Ordering::Relaxed), now)
     }
 
     fn rules() -> LimitsConfig {
@@ -251,21 +271,21 @@ mod tests {
         let (rules, alice, bob) = (rules(), number("+8613800138000"), number("+8613700137000"));
         let mut limits = NumberLimits::default();
         for _ in 0..3 {
-            assert_eq!(limits.admit_mo(&rules, &alice, NOW), Ok(()));
+            assert_eq!(admit(&mut limits, &rules, &alice, NOW), Ok(()));
         }
         assert_eq!(
-            limits.admit_mo(&rules, &alice, NOW),
+            admit(&mut limits, &rules, &alice, NOW),
             Err(Limit::MoPerNumber)
         );
-        assert_eq!(limits.admit_mo(&rules, &bob, NOW), Ok(()), "per number");
+        assert_eq!(admit(&mut limits, &rules, &bob, NOW), Ok(()), "per number");
         // One MO every 20 minutes comes back.
         assert_eq!(
-            limits.admit_mo(&rules, &alice, NOW + 1199),
+            admit(&mut limits, &rules, &alice, NOW + 1199),
             Err(Limit::MoPerNumber)
         );
-        assert_eq!(limits.admit_mo(&rules, &alice, NOW + 1200), Ok(()));
+        assert_eq!(admit(&mut limits, &rules, &alice, NOW + 1200), Ok(()));
         assert_eq!(
-            limits.admit_mo(&rules, &alice, NOW + 1200),
+            admit(&mut limits, &rules, &alice, NOW + 1200),
             Err(Limit::MoPerNumber)
         );
     }
@@ -275,10 +295,26 @@ mod tests {
         let (rules, alice) = (rules(), number("+8613800138000"));
         let mut limits = NumberLimits::default();
         for _ in 0..100 {
-            let _ = limits.admit_mo(&rules, &alice, NOW);
+            let _ = admit(&mut limits, &rules, &alice, NOW);
         }
         // A flood does not push the refill further out: 20 minutes later one is allowed.
-        assert_eq!(limits.admit_mo(&rules, &alice, NOW + 1200), Ok(()));
+        assert_eq!(admit(&mut limits, &rules, &alice, NOW + 1200), Ok(()));
+    }
+
+    #[test]
+    fn an_mo_processed_again_after_a_failure_counts_once() {
+        let (rules, alice) = (rules(), number("+8613800138000"));
+        let mut limits = NumberLimits::default();
+        for _ in 0..10 {
+            assert_eq!(limits.admit_mo(&rules, &alice, 7, NOW), Ok(()));
+        }
+        for _ in 0..2 {
+            assert_eq!(admit(&mut limits, &rules, &alice, NOW), Ok(()));
+        }
+        assert_eq!(
+            admit(&mut limits, &rules, &alice, NOW),
+            Err(Limit::MoPerNumber)
+        );
     }
 
     #[test]
@@ -287,12 +323,12 @@ mod tests {
         let mut limits = NumberLimits::default();
         for denied in ["+19005550100", "+8613900139000"] {
             assert_eq!(
-                limits.admit_mo(&rules, &number(denied), NOW),
+                admit(&mut limits, &rules, &number(denied), NOW),
                 Err(Limit::DenyList)
             );
         }
         assert_eq!(
-            limits.admit_mo(&rules, &number("+8613900139001"), NOW),
+            admit(&mut limits, &rules, &number("+8613900139001"), NOW),
             Ok(())
         );
     }
@@ -348,7 +384,7 @@ mod tests {
         let mut limits = NumberLimits::default();
         let alice = number("+8613800138000");
         for _ in 0..1000 {
-            assert_eq!(limits.admit_mo(&rules, &alice, NOW), Ok(()));
+            assert_eq!(admit(&mut limits, &rules, &alice, NOW), Ok(()));
         }
     }
 
@@ -356,14 +392,14 @@ mod tests {
     fn sweep_forgets_only_full_buckets() {
         let (rules, alice, bob) = (rules(), number("+8613800138000"), number("+8613700137000"));
         let mut limits = NumberLimits::default();
-        limits.admit_mo(&rules, &alice, NOW).unwrap();
+        admit(&mut limits, &rules, &alice, NOW).unwrap();
         for _ in 0..3 {
-            limits.admit_mo(&rules, &bob, NOW + 1000).unwrap();
+            admit(&mut limits, &rules, &bob, NOW + 1000).unwrap();
         }
         limits.sweep(NOW + 1300);
         assert_eq!(limits.mos.tat.len(), 1, "alice's bucket is full again");
         assert_eq!(
-            limits.admit_mo(&rules, &bob, NOW + 1300),
+            admit(&mut limits, &rules, &bob, NOW + 1300),
             Err(Limit::MoPerNumber)
         );
     }

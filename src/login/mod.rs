@@ -187,7 +187,7 @@ impl LoginPipeline {
         );
         debug!(mo = id, ?decision, "decided");
         let (now, rules) = (self.clock.now(), self.limits.load());
-        let decision = match self.limit(&rules, &sender, &decision, now)? {
+        let decision = match self.limit(&rules, id, &sender, &decision, now)? {
             Some(limit) => {
                 info!(mo = id, from = %sender.masked(), limit = limit.as_str(), "MO refused by a limit; no reply");
                 count_rejected(limit.reason().as_str());
@@ -201,7 +201,7 @@ impl LoginPipeline {
             }
             None => decision,
         };
-        let mut completed = false;
+        let mut completed = None;
         let (record, reply) = match decision {
             Decision::Answer { record, reply } => {
                 if let Some((_, r)) = &record {
@@ -223,11 +223,7 @@ impl LoginPipeline {
                 let (record, reply) = match self.auth.login(&request).await {
                     Ok(answer) => {
                         info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
-                        if answer.created {
-                            self.number_limits().account_created(&rules, &sender, now);
-                            metrics::counter!("moauth_accounts_created_total").increment(1);
-                        }
-                        completed = true;
+                        completed = Some(answer.created);
                         decide::completed(&token, &sender, answer, self.clock.now(), &window)
                     }
                     Err(AuthError::Refused(reason)) => {
@@ -278,7 +274,12 @@ impl LoginPipeline {
         self.store
             .commit_outcome(id, record, &replies, event.as_ref())?;
         self.auth.settle(id)?;
-        if completed {
+        // Counted once committed: an MO processed again after a failure counts once.
+        if let Some(created) = completed {
+            if created {
+                self.number_limits().account_created(&rules, &sender, now);
+                metrics::counter!("moauth_accounts_created_total").increment(1);
+            }
             metrics::counter!("moauth_logins_completed_total").increment(1);
             metrics::histogram!("moauth_mo_to_session_seconds")
                 .record(self.clock.now().saturating_sub(mo.received_at) as f64);
@@ -291,12 +292,13 @@ impl LoginPipeline {
     fn limit(
         &self,
         rules: &LimitsConfig,
+        mo_id: u64,
         sender: &Msisdn,
         decision: &Decision,
         now: UnixSecs,
     ) -> Result<Option<Limit>, PipelineError> {
         let mut limits = self.number_limits();
-        if let Err(limit) = limits.admit_mo(rules, sender, now) {
+        if let Err(limit) = limits.admit_mo(rules, sender, mo_id, now) {
             limit_hit(limit);
             return Ok(Some(limit));
         }

@@ -131,6 +131,26 @@ mod tests {
     }
 
     #[test]
+    fn the_poll_limiter_is_rebuilt_only_when_its_quota_changes() {
+        let mut config = Config::defaults("/tmp/x".into());
+        let live = LiveSettings::new(&config);
+        let before = live.poll_limiter.load_full();
+        config.limits.max_long_polls = 1;
+        live.apply(&config);
+        assert!(
+            Arc::ptr_eq(&before, &live.poll_limiter.load_full()),
+            "buckets kept"
+        );
+        assert_eq!(live.limits.load().max_long_polls, 1);
+        config.limits.poll_per_minute = 1;
+        live.apply(&config);
+        assert_eq!(
+            live.poll_limiter.load().quota,
+            (1, config.limits.poll_burst)
+        );
+    }
+
+    #[test]
     fn only_restart_bound_settings_are_named() {
         let running = Config::defaults("/tmp/x".into());
         let mut new = running.clone();

@@ -172,12 +172,24 @@ pub struct Spawned {
     pub http: SocketAddr,
     child: Option<Child>,
     env: Vec<(String, String)>,
+    /// RLIMIT_FSIZE for the daemon: its store's files cannot grow past this (a full disk).
+    file_size_limit: Option<u64>,
 }
 
 impl Spawned {
     /// Starts everything; `extra` is TOML appended to the base config (tables only).
     /// Returns once the daemon said READY and bound to the simulator.
     pub async fn start(extra: &str, env: &[(&str, &str)]) -> Spawned {
+        Self::start_limited(extra, env, None).await
+    }
+
+    /// As [`Spawned::start`], with the daemon's files limited to `file_size_limit` bytes:
+    /// writes past it fail (EFBIG), as on a full disk.
+    pub async fn start_limited(
+        extra: &str,
+        env: &[(&str, &str)],
+        file_size_limit: Option<u64>,
+    ) -> Spawned {
         let sim = super::loopback_sim().await;
         let tap = SmppTap::start(sim.smpp_addr).await;
         let dir = tempfile::tempdir().unwrap();
@@ -196,6 +208,7 @@ impl Spawned {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             dir,
+            file_size_limit,
         };
         std::fs::write(spawned.dir.path().join("smsc.password"), SIM_PASSWORD).unwrap();
         spawned.write_config(extra);
@@ -240,6 +253,23 @@ short_code = "10690000"
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(bytes) = self.file_size_limit {
+            // SAFETY: between fork and exec only async-signal-safe calls (setrlimit, signal).
+            unsafe {
+                command.pre_exec(move || {
+                    // A write past the limit then fails with EFBIG instead of killing.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let limit = libc::rlimit {
+                        rlim_cur: bytes,
+                        rlim_max: bytes,
+                    };
+                    match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                });
+            }
+        }
         let mut child = command.spawn().unwrap();
         self.logs = Logs::default();
         let stderr = child.stderr.take().unwrap();
