@@ -162,3 +162,36 @@ async fn queued_events_survive_a_daemon_restart() {
     queue_drained(&h).await;
     assert!(shop.events.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn a_backlog_queued_while_the_receiver_was_down_arrives_once_each() {
+    let mut shop = Receiver::start("shop-webhook-secret").await;
+    shop.state.refuse.store(usize::MAX, Ordering::SeqCst);
+    let h = Harness::start_with(Options::default(), |c| {
+        backend(c, "shop", "shop-key", &shop)
+    })
+    .await;
+    shop.keep_time_with(&h.clock);
+    let mut challenges = HashSet::new();
+    for _ in 0..5 {
+        let (_, token, _) = h.mint("shop-key").await;
+        h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+        challenges.insert(token.challenge().as_str().to_owned());
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while h.daemon().store.webhooks.len() < 5 || shop.state.calls.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "events not queued");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    shop.state.refuse.store(0, Ordering::SeqCst);
+    let mut delivered = HashSet::new();
+    for _ in 0..5 {
+        let event = shop.next_event().await;
+        assert_eq!(event["state"], "complete");
+        assert!(delivered.insert(event["token_challenge"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(delivered, challenges);
+    queue_drained(&h).await;
+    assert!(shop.events.try_recv().is_err());
+}

@@ -57,11 +57,11 @@ impl Webhooks {
         self.queued.subscribe()
     }
 
-    /// Up to `limit` events, oldest first, skipping ids `skip` picks (in flight or waiting
-    /// for a retry).
+    /// Up to `limit` events, oldest first, skipping those `skip` picks (in flight, or for a
+    /// backend that is paused).
     pub fn pending(
         &self,
-        skip: impl Fn(u64) -> bool,
+        skip: impl Fn(u64, &QueuedEvent) -> bool,
         limit: usize,
     ) -> Result<Vec<(u64, QueuedEvent)>, StoreError> {
         let mut found = Vec::new();
@@ -71,8 +71,9 @@ impl Webhooks {
             }
             let (key, value) = entry?;
             let id = u64::from_be_bytes(key.as_ref().try_into().unwrap_or_default());
-            if !skip(id) {
-                found.push((id, decode("webhooks", &value)?));
+            let queued = decode("webhooks", &value)?;
+            if !skip(id, &queued) {
+                found.push((id, queued));
             }
         }
         Ok(found)

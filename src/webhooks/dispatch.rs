@@ -4,11 +4,13 @@
 //! `expired` records with their event, then starts calls for the queued events that are due
 //! (a few at once, so one slow receiver does not hold up the rest). Every call is signed anew
 //! (`crate::signing`, protocol/signing.md) with the time it is made and bounded by a timeout;
-//! an event leaves the queue only on a 2xx. A failure waits before the next try: 0.5 s,
-//! doubling to 10 minutes, each wait jittered down by up to half so that many events queued
-//! together do not retry in lockstep. The retry schedule lives in memory: after a restart every
-//! queued event is tried at once, then backs off again. Nothing is dropped; an event whose
-//! backend lost its webhook in a reload waits (and is retried) until one is configured again.
+//! an event leaves the queue only on a 2xx. A failure pauses that backend's webhook, not just
+//! the one event: a receiver that is down gets one probe per pause rather than a call for every
+//! event queued for it. The pause is 0.5 s after the first failure in a row, doubling to 10
+//! minutes, each jittered down by up to half so that moauth nodes do not retry in lockstep; the
+//! first 2xx ends it and the backlog follows, oldest first. The schedule lives in memory: after
+//! a restart every queued event is tried at once, then backs off again. Nothing is dropped; an
+//! event whose backend lost its webhook in a reload waits until one is configured again.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{Target, Targets, event};
-use crate::clock::Clock;
+use crate::clock::{Clock, UnixSecs};
 use crate::ops::reload::Live;
 use crate::signing;
 use crate::store::{LoginRecord, LoginState, QueuedEvent, Store, StoreError};
@@ -42,7 +44,7 @@ pub enum DeliveryError {
     #[error("backend {0:?} has no webhook configured")]
     NoTarget(String),
     #[error("{0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("the receiver answered {0}")]
     Status(u16),
 }
@@ -71,10 +73,10 @@ pub struct Dispatcher {
     pub client: reqwest::Client,
 }
 
-/// Failures in a row and when the event may be tried again.
-struct Retry {
+/// A backend's failures in a row, and until when its webhook is not called.
+struct Pause {
     failures: u32,
-    at: Instant,
+    until: Instant,
 }
 
 impl Dispatcher {
@@ -82,7 +84,7 @@ impl Dispatcher {
     /// after the restart.
     pub async fn run(self, stop: CancellationToken) {
         let mut queued = self.store.webhooks.subscribe();
-        let mut retries: HashMap<u64, Retry> = HashMap::new();
+        let mut paused: HashMap<String, Pause> = HashMap::new();
         let mut flying: HashSet<u64> = HashSet::new();
         let mut in_flight = FuturesUnordered::new();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
@@ -91,8 +93,9 @@ impl Dispatcher {
                 warn!(error = %e, "could not record expired logins; will try again");
             }
             let now = Instant::now();
-            let waiting =
-                |id: u64| flying.contains(&id) || retries.get(&id).is_some_and(|r| r.at > now);
+            let waiting = |id: u64, queued: &QueuedEvent| {
+                flying.contains(&id) || paused.get(&queued.backend).is_some_and(|p| p.until > now)
+            };
             match self
                 .store
                 .webhooks
@@ -107,15 +110,15 @@ impl Dispatcher {
                 Err(e) => warn!(error = %e, "webhook queue unreadable; will try again"),
             }
             metrics::gauge!("moauth_webhook_queue_depth").set(self.store.webhooks.len() as f64);
-            let wake = retries
+            let wake = paused
                 .values()
-                .map(|r| r.at)
-                .filter(|at| *at > now)
+                .map(|p| p.until)
+                .filter(|until| *until > now)
                 .fold(now + TICK, Instant::min);
             tokio::select! {
                 Some((id, queued, result)) = in_flight.next(), if !in_flight.is_empty() => {
                     flying.remove(&id);
-                    self.settle(id, &queued, result, &mut retries);
+                    self.settle(id, &queued, result, &mut paused);
                 }
                 Ok(()) = queued.changed() => {}
                 _ = tokio::time::sleep_until(wake) => {}
@@ -147,7 +150,9 @@ impl Dispatcher {
             .header(signing::HEADER, signature)
             .body(body.to_owned())
             .send()
-            .await?;
+            .await
+            // The URL may carry a receiver's own token in its query; it stays out of the logs.
+            .map_err(|e| DeliveryError::Http(e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -161,13 +166,13 @@ impl Dispatcher {
         id: u64,
         queued: &QueuedEvent,
         result: Result<(), DeliveryError>,
-        retries: &mut HashMap<u64, Retry>,
+        paused: &mut HashMap<String, Pause>,
     ) {
         match result {
             Ok(()) => {
                 metrics::counter!("moauth_webhook_calls_total", "outcome" => "delivered")
                     .increment(1);
-                retries.remove(&id);
+                paused.remove(&queued.backend);
                 // A removal lost in a crash sends the event again, with the same event_id.
                 if let Err(e) = self.store.webhooks.remove(id) {
                     warn!(error = %e, event_id = %queued.event_id, "delivered webhook event not removed; it will be sent again");
@@ -176,65 +181,33 @@ impl Dispatcher {
             }
             Err(e) => {
                 metrics::counter!("moauth_webhook_calls_total", "outcome" => "failed").increment(1);
-                let failures = retries.get(&id).map_or(0, |r| r.failures) + 1;
-                let wait = jittered(backoff(failures));
-                warn!(
-                    backend = %queued.backend,
-                    event_id = %queued.event_id,
-                    failures,
-                    retry_in_ms = wait.as_millis() as u64,
-                    error = %e,
-                    "webhook call failed"
-                );
-                retries.insert(
-                    id,
-                    Retry {
-                        failures,
-                        at: Instant::now() + wait,
-                    },
-                );
+                let now = Instant::now();
+                let pause = paused.entry(queued.backend.clone()).or_insert(Pause {
+                    failures: 0,
+                    until: now,
+                });
+                // Calls already in flight when the pause began fail with it; they count once.
+                if pause.until <= now {
+                    pause.failures += 1;
+                    let wait = jittered(backoff(pause.failures));
+                    pause.until = now + wait;
+                    warn!(
+                        backend = %queued.backend,
+                        event_id = %queued.event_id,
+                        failures = pause.failures,
+                        retry_in_ms = wait.as_millis() as u64,
+                        error = %e,
+                        "webhook call failed; backend paused"
+                    );
+                }
             }
         }
     }
 
-    /// Records `expired`, with its event, for the minted logins whose window closed without
-    /// an SMS. An MO still in the inbox may be the one that completes such a login (an auth
-    /// core that was down holds them there), so only logins that expired before the oldest
-    /// waiting MO arrived are due: any MO for them came too late.
     fn expire_due(&self) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let horizon = match self.store.inbox.oldest(1)?.first() {
-            Some((_, mo)) => mo.received_at.min(now),
-            None => now,
-        };
-        for (expires_at, challenge) in self.store.minted.due(horizon, DUE_BATCH)? {
-            let minted = self.store.minted.get(&challenge)?;
-            let backend = minted
-                .as_ref()
-                .filter(|m| self.targets.load().get(&m.backend).is_some());
-            let Some(minted) = backend else {
-                self.store.minted.settle_due(expires_at, &challenge)?;
-                continue;
-            };
-            let record = LoginRecord {
-                state: LoginState::Expired,
-                msisdn: None,
-                issued_at: minted.issued_at,
-                decided_at: now,
-                keep_until: minted.keep_until.max(now),
-            };
-            let id = event::new_event_id();
-            let Some((stored, queued)) = event::report(&minted.backend, &challenge, &record, &id)
-            else {
-                continue;
-            };
-            // Not flushed: a record lost in a crash is made again, its due entry went with it.
-            if self
-                .store
-                .record_expiry(expires_at, &challenge, &stored, &queued)?
-            {
-                info!(backend = %minted.backend, "minted login expired without an SMS");
-            }
+        let expired = expire_due(&self.store, &self.targets.load(), self.clock.now())?;
+        if expired > 0 {
+            info!(expired, "minted logins expired without an SMS");
         }
         Ok(())
     }
@@ -247,9 +220,139 @@ impl Dispatcher {
     }
 }
 
+/// Records `expired`, with its event, for the minted logins whose window closed before `now`
+/// without an SMS; returns how many. An MO still in the inbox may be the one that completes
+/// such a login (an auth core that was down holds them there), so only logins that expired
+/// before the oldest waiting MO arrived are due: any MO for them came too late. A login whose
+/// backend has no webhook is only taken off the due list.
+fn expire_due(store: &Store, targets: &Targets, now: UnixSecs) -> Result<usize, StoreError> {
+    let horizon = match store.inbox.oldest(1)?.first() {
+        Some((_, mo)) => mo.received_at.min(now),
+        None => now,
+    };
+    let mut expired = 0;
+    for (expires_at, challenge) in store.minted.due(horizon, DUE_BATCH)? {
+        let minted = store.minted.get(&challenge)?;
+        let Some(minted) = minted.filter(|m| targets.get(&m.backend).is_some()) else {
+            store.minted.settle_due(expires_at, &challenge)?;
+            continue;
+        };
+        let record = LoginRecord {
+            state: LoginState::Expired,
+            msisdn: None,
+            issued_at: minted.issued_at,
+            decided_at: now,
+            keep_until: minted.keep_until.max(now),
+        };
+        let id = event::new_event_id();
+        let Some((stored, queued)) = event::report(&minted.backend, &challenge, &record, &id)
+        else {
+            continue;
+        };
+        // Not flushed: a record lost in a crash is made again, its due entry went with it.
+        if store.record_expiry(expires_at, &challenge, &stored, &queued)? {
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::ops::config::WebhookConfig;
+    use crate::store::{MintedLogin, MoMessage};
+    use crate::token::{Token, Verifier};
+
+    fn shop_hook() -> Targets {
+        Targets::from_config(&[WebhookConfig {
+            backend: "shop".into(),
+            url: "http://127.0.0.1:9/events".into(),
+            secret: "s".into(),
+        }])
+    }
+
+    fn mint(store: &Store, backend: &str, expires_at: UnixSecs) -> Token {
+        let token = Token::for_verifier(&Verifier::random(), expires_at - 600);
+        let minted = MintedLogin {
+            backend: backend.into(),
+            issued_at: token.issued_at(),
+            expires_at,
+            keep_until: expires_at + 3_600,
+        };
+        store.minted.insert(&token.challenge(), &minted).unwrap();
+        token
+    }
+
+    fn mo_received_at(received_at: UnixSecs) -> MoMessage {
+        MoMessage {
+            smsc: "sim".into(),
+            source_addr: "8613800138000".into(),
+            source_ton: 1,
+            destination_addr: "10690000".into(),
+            esm_class: 0,
+            data_coding: 0,
+            user_data: b"LOGIN".to_vec(),
+            sar: None,
+            received_at,
+        }
+    }
+
+    #[test]
+    fn a_minted_login_expires_once_and_only_after_every_mo_that_could_complete_it() {
+        let store = crate::store::temporary();
+        let token = mint(&store, "shop", 1_000);
+        let challenge = token.challenge();
+        store.inbox.append(&[mo_received_at(999)], 600).unwrap();
+
+        // Its window closed, but an MO received inside it still waits in the inbox.
+        assert_eq!(expire_due(&store, &shop_hook(), 2_000).unwrap(), 0);
+        assert!(store.logins.get(&challenge).unwrap().is_none());
+
+        let (id, _) = store.inbox.oldest(1).unwrap()[0].clone();
+        store.commit_outcome(id, None, &[], None).unwrap();
+        assert_eq!(expire_due(&store, &shop_hook(), 2_000).unwrap(), 1);
+        let record = store.logins.get(&challenge).unwrap().unwrap();
+        assert_eq!(record.state, LoginState::Expired);
+        let queued = store.webhooks.pending(|_, _| false, 10).unwrap();
+        assert_eq!(queued.len(), 1);
+        assert!(queued[0].1.body.contains(r#""state":"expired""#));
+
+        // Once: it is no longer due.
+        assert_eq!(expire_due(&store, &shop_hook(), 3_000).unwrap(), 0);
+        assert_eq!(store.webhooks.len(), 1);
+    }
+
+    #[test]
+    fn a_login_with_a_state_or_without_a_webhook_gets_no_expiry_event() {
+        let store = crate::store::temporary();
+        let answered = mint(&store, "shop", 1_000);
+        let quiet = mint(&store, "crm", 1_000);
+        let record = LoginRecord {
+            state: LoginState::Rejected {
+                reason: crate::store::RejectReason::BadToken,
+            },
+            msisdn: None,
+            issued_at: 400,
+            decided_at: 500,
+            keep_until: 4_600,
+        };
+        store.inbox.append(&[mo_received_at(500)], 600).unwrap();
+        let (id, _) = store.inbox.oldest(1).unwrap()[0].clone();
+        store
+            .commit_outcome(id, Some((answered.challenge(), record.clone())), &[], None)
+            .unwrap();
+
+        assert_eq!(expire_due(&store, &shop_hook(), 2_000).unwrap(), 0);
+        assert_eq!(
+            store.logins.get(&answered.challenge()).unwrap(),
+            Some(record)
+        );
+        assert!(store.logins.get(&quiet.challenge()).unwrap().is_none());
+        assert!(store.webhooks.is_empty());
+        assert!(store.minted.due(u64::MAX, 10).unwrap().is_empty());
+    }
 
     #[test]
     fn backoff_doubles_from_half_a_second_to_ten_minutes() {
