@@ -27,7 +27,7 @@ async fn readyz(http: &reqwest::Client, d: &Spawned) -> (u16, Value, Value) {
 #[tokio::test]
 async fn a_store_that_cannot_write_is_not_ready_and_acknowledges_nothing() {
     let d = Spawned::start_limited("", &[], Some(DISK)).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     assert_eq!(
         readyz(&http, &d).await,
         (200, json!("open"), json!(["sim"]))
