@@ -192,24 +192,6 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// A self-signed certificate for 127.0.0.1, and its PEM for the daemon's `ca_file`.
-fn certificate() -> (Arc<rustls::ServerConfig>, String) {
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    (Arc::new(config), certified.cert.pem())
-}
-
 async fn handle(
     State(core): State<Arc<CoreState>>,
     headers: HeaderMap,
@@ -642,7 +624,7 @@ async fn an_mo_that_waits_too_long_is_rejected_with_an_apology() {
 
 #[tokio::test]
 async fn the_auth_core_is_reached_over_https_with_a_private_ca() {
-    let (tls, pem) = certificate();
+    let (tls, pem) = common::self_signed("127.0.0.1");
     let mut core = AuthCore::start_tls(Mode::Up, tls).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("auth-core-ca.pem");
@@ -659,7 +641,7 @@ async fn the_auth_core_is_reached_over_https_with_a_private_ca() {
 
 #[tokio::test]
 async fn an_auth_core_certificate_nobody_vouches_for_is_refused() {
-    let (tls, _) = certificate();
+    let (tls, _) = common::self_signed("127.0.0.1");
     let mut core = AuthCore::start_tls(Mode::Up, tls).await;
     // No ca_file: the Mozilla roots do not know the test's self-signed certificate.
     let h = start(&core, |_| {}).await;

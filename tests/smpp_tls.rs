@@ -9,25 +9,6 @@ use common::{ALICE, Harness, PATIENCE};
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
 use moauth::daemon::Options;
 use moauth::sim::{SimConfig, Simulator};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-/// A self-signed certificate for "smsc.test", and its PEM for the daemon's trust store.
-fn certificate() -> (Arc<rustls::ServerConfig>, String) {
-    let certified = rcgen::generate_simple_self_signed(vec!["smsc.test".into()]).unwrap();
-    let cert: CertificateDer<'static> = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    (Arc::new(config), certified.cert.pem())
-}
 
 async fn tls_sim(config: Arc<rustls::ServerConfig>) -> Simulator {
     Simulator::start(SimConfig {
@@ -43,7 +24,7 @@ async fn tls_sim(config: Arc<rustls::ServerConfig>) -> Simulator {
 
 #[tokio::test]
 async fn a_login_crosses_an_smpp_link_over_tls() {
-    let (server, pem) = certificate();
+    let (server, pem) = common::self_signed("smsc.test");
     let tls = tls_sim(server).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("smsc-ca.pem");
@@ -67,7 +48,7 @@ async fn a_login_crosses_an_smpp_link_over_tls() {
 
 #[tokio::test]
 async fn an_smsc_certificate_for_another_name_is_refused() {
-    let (server, pem) = certificate();
+    let (server, pem) = common::self_signed("smsc.test");
     let sim = tls_sim(server).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("smsc-ca.pem");

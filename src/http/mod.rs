@@ -8,8 +8,8 @@ pub mod keys;
 pub mod limits;
 mod logins;
 
-use std::sync::Arc;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

@@ -9,6 +9,7 @@ pub mod process;
 pub mod receiver;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID, embedded_config};
@@ -216,4 +217,23 @@ pub fn mistyped(token: &Token) -> String {
     let last = text.last_mut().unwrap();
     *last = if *last == 'Z' { 'Y' } else { 'Z' };
     text.into_iter().collect()
+}
+
+/// A self-signed certificate for `name` (a DNS name or an IP address) as a TLS server's
+/// config, and its PEM for the client's `ca_file`.
+pub fn self_signed(name: &str) -> (Arc<rustls::ServerConfig>, String) {
+    let certified = rcgen::generate_simple_self_signed(vec![name.into()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    (Arc::new(config), certified.cert.pem())
 }
