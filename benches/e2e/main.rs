@@ -383,9 +383,17 @@ async fn memory(dir: &Path, sim: &Simulator) -> anyhow::Result<()> {
     let rss_live_polled = daemon.rss_mib();
     let size = disk_usage(&store);
     daemon.stop().await?;
+    // sled replays its log up to the snapshot it writes on open: a restart reads less.
+    let again = Daemon::start(dir, &store, sim.smpp_addr).await?;
+    let ready_again = again.ready_after;
+    again.stop().await?;
     println!(
-        "| start → READY, {live} live logins | {:.0} ms |",
+        "| start → READY, {live} live logins, first start after writing them | {:.0} ms |",
         ms(ready_full)
+    );
+    println!(
+        "| start → READY, {live} live logins, restart | {:.0} ms |",
+        ms(ready_again)
     );
     println!("| RSS with {live} live logins, idle | {rss_live_idle:.1} MiB |");
     println!("| RSS with {live} live logins, after 3 s of polls | {rss_live_polled:.1} MiB |");
