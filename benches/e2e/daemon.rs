@@ -107,19 +107,7 @@ max_tps = 0
 
     /// CPU time the daemon has used so far (user + system), in seconds.
     pub fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let ticks: Vec<f64> = after
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        ticks.iter().sum::<f64>() / per_sec
+        cpu_secs(&self.pid().to_string())
     }
 
     /// The daemon's `GET /status` report.
@@ -175,4 +163,20 @@ pub fn disk_usage(path: &Path) -> u64 {
         }
     }
     total
+}
+
+/// CPU time (user + system) process `pid` (or "self") has used so far, in seconds.
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_sec
 }

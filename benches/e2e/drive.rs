@@ -82,7 +82,7 @@ pub async fn at_window(sim: &Simulator, window: usize, mos: Vec<MoRequest>) -> a
 }
 
 /// MO → session latencies seen by a long-poller at `rate` MO/s for `duration`: each poll is
-/// opened `lead` before its MO is sent. Returns (latencies, polls that saw no session).
+/// opened `lead` before its MO is sent.
 pub async fn offered(
     sim: &Simulator,
     http: &reqwest::Client,
@@ -90,7 +90,7 @@ pub async fn offered(
     users: usize,
     rate: u32,
     duration: Duration,
-) -> anyhow::Result<(Vec<Duration>, usize)> {
+) -> anyhow::Result<Offered> {
     let lead = Duration::from_millis(20);
     let total = (f64::from(rate) * duration.as_secs_f64()) as usize;
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
@@ -112,16 +112,31 @@ pub async fn offered(
             Ok::<_, anyhow::Error>((answer["state"] == "complete").then(|| sent.elapsed()))
         }));
     }
-    let mut latencies = Vec::with_capacity(total);
-    let mut missed = 0;
+    let mut outcome = Offered::default();
     for task in tasks {
-        match task.await?? {
-            Some(latency) => latencies.push(latency),
-            None => missed += 1,
+        match task.await? {
+            Ok(Some(latency)) => outcome.latencies.push(latency),
+            Ok(None) => outcome.no_session += 1,
+            Err(e) => {
+                outcome.errors += 1;
+                outcome.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
         }
     }
-    latencies.sort();
-    Ok((latencies, missed))
+    outcome.latencies.sort();
+    Ok(outcome)
+}
+
+/// What the long-pollers saw at one offered load.
+#[derive(Default)]
+pub struct Offered {
+    /// MO sent → session answered, sorted.
+    pub latencies: Vec<Duration>,
+    /// Polls that ended (after 10 s) without a session.
+    pub no_session: usize,
+    /// MOs or polls that failed outright (refused, reset), and the first reason.
+    pub errors: usize,
+    pub first_error: Option<String>,
 }
 
 /// `q`-quantile of sorted samples.

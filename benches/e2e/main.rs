@@ -81,6 +81,9 @@ struct Rates {
     submits: f64,
     /// Daemon CPU time per MO, in microseconds: steadier than rates on a shared machine.
     cpu_us: f64,
+    /// CPU use of the daemon and of this process (simulator and driver), in % of one core.
+    daemon_pct: f64,
+    driver_pct: f64,
 }
 
 /// Writes `count` completed logins into a store, as the pipeline would leave them.
@@ -201,11 +204,15 @@ impl Bench {
         let submits_before = self.sim.submit_times().len();
         let started = Instant::now();
         let cpu_before = self.daemon.cpu_secs();
+        let driver_before = daemon::cpu_secs("self");
         let acked = drive::at_window(&self.sim, window, mos).await?;
         self.processed += count;
         self.daemon.settled(&self.http, self.processed).await?;
-        let processed = count as f64 / started.elapsed().as_secs_f64();
-        let cpu_us = (self.daemon.cpu_secs() - cpu_before) * 1e6 / count as f64;
+        let wall = started.elapsed().as_secs_f64();
+        let processed = count as f64 / wall;
+        let daemon_cpu = self.daemon.cpu_secs() - cpu_before;
+        let cpu_us = daemon_cpu * 1e6 / count as f64;
+        let driver_pct = (daemon::cpu_secs("self") - driver_before) / wall * 100.0;
         let times = self.sim.submit_times();
         let submits = match &times[submits_before..] {
             [first, .., last] => {
@@ -218,6 +225,8 @@ impl Bench {
             processed,
             submits,
             cpu_us,
+            daemon_pct: daemon_cpu / wall * 100.0,
+            driver_pct,
         })
     }
 
@@ -235,13 +244,17 @@ impl Bench {
         let logins = env_or("MOAUTH_BENCH_LOGINS", 20_000);
         println!("## MO ingest with durable ack\n");
         println!(
-            "| users | window | MO/s acked | MO/s processed | submit_sm/s | daemon CPU µs/MO | null-ESME MO/s | acked / ceiling |"
+            "| users | window | MO/s acked | MO/s processed | submit_sm/s | daemon CPU µs/MO | CPU daemon / driver | null-ESME MO/s | acked / ceiling |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         let null_sim = sim_with_null_esme().await?;
+        let windows: Vec<usize> = std::env::var("MOAUTH_BENCH_WINDOWS")
+            .ok()
+            .map(|w| w.split(',').filter_map(|w| w.parse().ok()).collect())
+            .unwrap_or_else(|| WINDOWS.to_vec());
         // New users first: they are the returning users of everything after.
         let mut table = Vec::new();
-        for window in WINDOWS {
+        for &window in &windows {
             let mut rates = Vec::new();
             for _ in 0..self.runs {
                 let mos = (self.users..self.users + new_users)
@@ -257,7 +270,7 @@ impl Bench {
                 rates,
             ));
         }
-        for window in WINDOWS {
+        for &window in &windows {
             let mut rates = Vec::new();
             for _ in 0..self.runs {
                 let mos = (0..logins)
@@ -276,10 +289,12 @@ impl Bench {
             let acked = median(rates.iter().map(|r| r.acked).collect());
             let ceiling = median(ceilings);
             println!(
-                "| {kind} | {window} | {acked:.0} | {:.0} | {:.0} | {:.0} | {ceiling:.0} | {:.2} |",
+                "| {kind} | {window} | {acked:.0} | {:.0} | {:.0} | {:.0} | {:.0}% / {:.0}% | {ceiling:.0} | {:.2} |",
                 median(rates.iter().map(|r| r.processed).collect()),
                 median(rates.iter().map(|r| r.submits).collect()),
                 median(rates.iter().map(|r| r.cpu_us).collect()),
+                median(rates.iter().map(|r| r.daemon_pct).collect()),
+                median(rates.iter().map(|r| r.driver_pct).collect()),
                 acked / ceiling
             );
         }
@@ -288,12 +303,16 @@ impl Bench {
 
     async fn latency(&mut self) -> anyhow::Result<()> {
         println!("\n## MO → session seen by a long-poller (returning users)\n");
-        println!("| offered MO/s | MOs | p50 | p99 | p99.9 | polls without a session |");
-        println!("|---|---|---|---|---|---|");
+        println!(
+            "| offered MO/s | MOs | p50 | p99 | p99.9 | polls without a session | errors | daemon CPU | driver CPU |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
         let poll_url = poll_url_of(&self.daemon);
         for rate in OFFERED {
             let seconds = if rate >= 1_000 { 3 } else { 5 };
-            let (latencies, missed) = drive::offered(
+            let (daemon_cpu, driver_cpu) = (self.daemon.cpu_secs(), daemon::cpu_secs("self"));
+            let started = Instant::now();
+            let seen = drive::offered(
                 &self.sim,
                 &self.http,
                 &poll_url,
@@ -302,14 +321,25 @@ impl Bench {
                 Duration::from_secs(seconds),
             )
             .await?;
-            self.processed += (latencies.len() + missed) as u64;
+            let wall = started.elapsed().as_secs_f64();
+            let daemon_cpu = (self.daemon.cpu_secs() - daemon_cpu) / wall * 100.0;
+            let driver_cpu = (daemon::cpu_secs("self") - driver_cpu) / wall * 100.0;
+            let sent = seen.latencies.len() + seen.no_session + seen.errors;
+            // Every MO that reached the daemon is processed before the next load starts.
+            let status = self.daemon.status(&self.http).await?;
+            self.processed = status["processed"].as_u64().unwrap_or(self.processed);
             self.daemon.settled(&self.http, self.processed).await?;
+            let l = &seen.latencies;
             println!(
-                "| {rate} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {missed} |",
-                latencies.len() + missed,
-                ms(quantile(&latencies, 0.5)),
-                ms(quantile(&latencies, 0.99)),
-                ms(quantile(&latencies, 0.999)),
+                "| {rate} | {sent} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {}{} | {daemon_cpu:.0}% | {driver_cpu:.0}% |",
+                ms(quantile(l, 0.5)),
+                ms(quantile(l, 0.99)),
+                ms(quantile(l, 0.999)),
+                seen.no_session,
+                seen.errors,
+                seen.first_error
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default(),
             );
         }
         Ok(())
