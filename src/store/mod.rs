@@ -7,6 +7,7 @@
 //! something to the outside flush first and say so in a comment.
 
 mod accounts;
+mod flush;
 mod inbox;
 mod logins;
 mod minted;
@@ -64,7 +65,7 @@ impl From<TransactionError<StoreError>> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    flushing: Arc<tokio::sync::Mutex<()>>,
+    flusher: Arc<flush::Flusher>,
     pub inbox: Inbox,
     pub logins: Logins,
     pub accounts: Accounts,
@@ -95,7 +96,7 @@ impl Store {
                 db.open_tree("auth_receipts")?,
             ),
             outbox: Outbox::new(db.open_tree("outbox")?),
-            flushing: Arc::new(tokio::sync::Mutex::new(())),
+            flusher: Arc::new(flush::Flusher::default()),
             parts: Parts::new(db.open_tree("parts")?),
             rejected: Rejected::new(db.open_tree("rejected")?),
             sent: Sent::new(db.open_tree("sent")?),
@@ -105,20 +106,10 @@ impl Store {
         })
     }
 
-    /// Makes every write so far durable; one call covers a whole batch (group commit).
-    ///
-    /// sled 0.34's `flush_async` can hang forever when two run at once (spacejam/sled#1308,
-    /// fixed only in unreleased sled; our crash-safety test hit it). So flushes here are the
-    /// blocking `flush`, one at a time, on the blocking pool. A caller that waited for the lock
-    /// while another flush ran still flushes itself: that flush may have started before its
-    /// write.
+    /// Makes every write so far durable. Callers that wait at the same time share one flush
+    /// (group commit, see [`flush`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let _one_at_a_time = self.flushing.lock().await;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| StoreError::Sled(sled::Error::ReportableBug(e.to_string())))??;
-        Ok(())
+        self.flusher.flush(&self.db).await
     }
 
     /// Records what an MO led to, atomically: the login state (if any), the replies to send,

@@ -1,0 +1,93 @@
+//! Group commit of store flushes: one fsync for everyone waiting.
+//!
+//! Many callers need "everything I wrote is durable" at the same moment: the ingest task
+//! before it answers deliver_sm, the login pipeline after a batch, every poll that hands a
+//! session out. sled 0.34's `flush_async` can hang forever when two run at once
+//! (spacejam/sled#1308, fixed only in unreleased sled; our crash-safety test hit it), so
+//! flushes here are the blocking `flush`, one at a time, on the blocking pool.
+//!
+//! A caller queued behind a running flush cannot count on that one (it may have started
+//! before the caller's write), but it can count on any flush that *started* after its write.
+//! Flushes are numbered as they start; a caller notes the number the next flush will get,
+//! and if a flush with that number has already succeeded when its turn comes, its writes are
+//! durable and it returns without flushing. So callers that arrive during one flush share the
+//! next one instead of running one each, in a row.
+
+use std::sync::Mutex;
+
+use super::StoreError;
+
+#[derive(Default)]
+pub(super) struct Flusher {
+    /// Held while a flush runs: one at a time (the sled bug above). Fair, so first come first.
+    turn: tokio::sync::Mutex<()>,
+    numbers: Mutex<Numbers>,
+}
+
+#[derive(Default)]
+struct Numbers {
+    /// The last flush that started.
+    started: u64,
+    /// The last flush that succeeded; every flush up to it has finished.
+    succeeded: u64,
+}
+
+impl Flusher {
+    /// Returns once every write to `db` made before the call is durable.
+    pub(super) async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        // The lock orders our writes before the start of any flush numbered `covering` or
+        // higher: those flushes cover them.
+        let covering = self.numbers.lock().expect("flush numbers").started + 1;
+        let _turn = self.turn.lock().await;
+        let number = {
+            let mut numbers = self.numbers.lock().expect("flush numbers");
+            if numbers.succeeded >= covering {
+                return Ok(());
+            }
+            numbers.started += 1;
+            numbers.started
+        };
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Sled(sled::Error::ReportableBug(e.to_string())))??;
+        self.numbers.lock().expect("flush numbers").succeeded = number;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flusher() -> (sled::Db, Flusher) {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        (db, Flusher::default())
+    }
+
+    #[tokio::test]
+    async fn callers_that_arrive_during_a_flush_share_the_next_one() {
+        let (db, flusher) = flusher();
+        let running = flusher.turn.lock().await;
+        db.insert(b"k", b"v").unwrap();
+        let mut waiting: Vec<_> = (0..8).map(|_| Box::pin(flusher.flush(&db))).collect();
+        for caller in &mut waiting {
+            assert!(futures::poll!(caller.as_mut()).is_pending());
+        }
+        drop(running);
+        for result in futures::future::join_all(waiting).await {
+            result.unwrap();
+        }
+        assert_eq!(flusher.numbers.lock().unwrap().started, 1);
+    }
+
+    #[tokio::test]
+    async fn a_caller_after_a_flush_gets_a_flush_of_its_own() {
+        let (db, flusher) = flusher();
+        db.insert(b"a", b"1").unwrap();
+        flusher.flush(&db).await.unwrap();
+        db.insert(b"b", b"2").unwrap();
+        flusher.flush(&db).await.unwrap();
+        assert_eq!(flusher.numbers.lock().unwrap().started, 2);
+    }
+}
