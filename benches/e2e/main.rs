@@ -110,6 +110,7 @@ async fn live_logins(path: &Path, count: usize) -> anyhow::Result<()> {
             u64::MAX - i as u64,
             Some((login.token.challenge(), record)),
             &[],
+            None,
         )?;
     }
     store.flush().await?;

@@ -192,10 +192,10 @@ mod tests {
             Verifier::random().challenge(),
         );
         store
-            .commit_outcome(1, Some((old, kept_until(10))), &[])
+            .commit_outcome(1, Some((old, kept_until(10))), &[], None)
             .unwrap();
         store
-            .commit_outcome(2, Some((young, kept_until(20))), &[])
+            .commit_outcome(2, Some((young, kept_until(20))), &[], None)
             .unwrap();
         assert_eq!(store.logins.sweep(15).unwrap(), 1);
         assert!(store.logins.get(&old).unwrap().is_none());
