@@ -378,6 +378,14 @@ impl Served<'_> {
             |id| in_flight.contains_key(&id),
             room,
         )?;
+        if !batch.is_empty() {
+            // The pipeline commits an outcome before its batch's flush, so a reply can be
+            // visible here before it is durable. Sent now and then lost in a crash, its MO
+            // would be processed again: a second credential SMS with another password. The
+            // flush is shared with any other waiting (group commit) and is next to free when
+            // the pipeline's own flush has already covered it.
+            self.link.store.flush().await?;
+        }
         self.outbox_dirty = batch.len() == room;
         for (id, message) in batch {
             let now = Instant::now();

@@ -101,6 +101,11 @@ impl Dispatcher {
                 .webhooks
                 .pending(waiting, IN_FLIGHT - flying.len())
             {
+                // Only what is durable leaves: an event (which may carry the session) is
+                // visible here as soon as its outcome commits, before the pipeline's flush.
+                Ok(due) if !due.is_empty() && self.store.flush().await.is_err() => {
+                    warn!("store flush failed; webhook calls wait");
+                }
                 Ok(due) => {
                     for (id, queued) in due {
                         flying.insert(id);
