@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use thiserror::Error;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -79,6 +80,7 @@ impl LoginPipeline {
     /// Runs until `stop` is cancelled, finishing the MO in hand first.
     pub async fn run(self, stop: CancellationToken) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut logins_sweep = None;
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
             let arrived = self.store.inbox.arrived();
@@ -86,7 +88,7 @@ impl LoginPipeline {
                 Ok(0) => {
                     tokio::select! {
                         _ = arrived => {}
-                        _ = sweep.tick() => self.sweep(),
+                        _ = sweep.tick() => self.sweep(&mut logins_sweep),
                         _ = stop.cancelled() => {}
                     }
                 }
@@ -94,7 +96,7 @@ impl LoginPipeline {
                     backoff = Duration::from_millis(100);
                     // A busy inbox must not put the sweep off for ever.
                     if sweep.tick().now_or_never().is_some() {
-                        self.sweep();
+                        self.sweep(&mut logins_sweep);
                     }
                 }
                 Err(e) => {
@@ -329,10 +331,22 @@ impl LoginPipeline {
 
     /// Removes what has outlived its purpose: finished logins, parts whose siblings never
     /// came, digests of MOs too old to be redelivered, week-old rejected MOs.
-    fn sweep(&self) {
+    fn sweep(&self, logins_sweep: &mut Option<JoinHandle<()>>) {
         let now = self.clock.now();
         self.number_limits().sweep(now);
-        let swept = self.store.logins.sweep(now).and_then(|logins| {
+        // A million live logins take seconds to walk: on the blocking pool, beside the
+        // pipeline instead of in its way (it removes only by compare-and-swap, so a record
+        // the pipeline rewrites meanwhile stays), and never two at once.
+        if logins_sweep.as_ref().is_none_or(JoinHandle::is_finished) {
+            let logins = self.store.logins.clone();
+            *logins_sweep = Some(tokio::task::spawn_blocking(move || {
+                match logins.sweep(now) {
+                    Ok(swept) => debug!(logins = swept, "swept"),
+                    Err(e) => warn!(error = %e, "logins sweep failed"),
+                }
+            }));
+        }
+        let swept = (|| {
             let parts = self
                 .store
                 .parts
@@ -350,10 +364,10 @@ impl LoginPipeline {
             self.store
                 .rejected
                 .expire(now.saturating_sub(REJECTED_KEPT_SECS))?;
-            Ok((logins, seen))
-        });
+            Ok::<_, StoreError>(seen)
+        })();
         match swept {
-            Ok((logins, seen)) => debug!(logins, seen, "swept"),
+            Ok(seen) => debug!(seen, "swept"),
             Err(e) => warn!(error = %e, "sweep failed"),
         }
     }
