@@ -132,6 +132,7 @@ struct Bench {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    moauth::install_crypto_provider();
     let parts =
         std::env::var("MOAUTH_BENCH_PARTS").unwrap_or_else(|_| "ingest,latency,poll,memory".into());
     let part = |name: &str| parts.split(',').any(|p| p == name);
