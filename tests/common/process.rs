@@ -290,6 +290,9 @@ short_code = "10690000"
             "daemon did not bind; logs:\n{}",
             self.logs.text()
         );
+        // The simulator counts a bind when it answers it; the daemon is bound (and /readyz
+        // says so) only once it has read that answer.
+        self.logs.wait_message("bound").await;
     }
 
     pub fn signal(&self, signal: i32) {
