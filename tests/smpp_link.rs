@@ -205,15 +205,7 @@ async fn a_receiver_and_transmitter_pair_carries_the_login() {
         "complete"
     );
     h.settled_submits(1).await;
-    let ready: serde_json::Value = h
-        .http
-        .get(h.api("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = h.readyz().await;
     assert_eq!(
         ready["smsc_bound"],
         serde_json::json!(["sim/receiver", "sim/transmitter"])

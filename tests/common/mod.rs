@@ -142,6 +142,18 @@ impl Harness {
         self.daemon.as_ref().unwrap()
     }
 
+    /// `GET /readyz`'s body.
+    pub async fn readyz(&self) -> Value {
+        self.http
+            .get(self.api("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("http://{}{path}", self.daemon().http_addr)
     }

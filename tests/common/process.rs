@@ -295,6 +295,22 @@ short_code = "10690000"
         self.logs.wait_message("bound").await;
     }
 
+    /// Stops a daemon run with `RUST_LOG=trace` (SIGTERM, exit 0) and checks that none of
+    /// `secrets` (what, value) reached its logs, which really hold trace lines; the logs.
+    pub async fn stop_and_check_secrets(&mut self, secrets: &[(&str, &str)]) -> String {
+        self.signal(libc::SIGTERM);
+        assert_eq!(self.exit_code().await, 0);
+        let logs = self.logs.text();
+        assert!(
+            logs.lines().any(|l| l.contains("\"level\":\"TRACE\"")),
+            "the daemon really logged at trace"
+        );
+        for (what, secret) in secrets {
+            assert!(!logs.contains(secret), "{what} {secret:?} is in the logs");
+        }
+        logs
+    }
+
     pub fn signal(&self, signal: i32) {
         let pid = self
             .child
