@@ -8,7 +8,7 @@
 //! Phone numbers are masked by `Msisdn::masked()` at every level; secrets (passwords, verifiers,
 //! session tokens) have no Display and are never passed to a log macro. Libraries that could
 //! print raw PDU or HTTP bytes are capped below trace, so even `RUST_LOG=trace` keeps them out
-//! (tests/ops_logs.rs checks this over a whole login).
+//! (tests/it/ops_logs.rs checks this over a whole login).
 
 use std::io::IsTerminal;
 

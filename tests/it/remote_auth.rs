@@ -7,7 +7,7 @@
 //! of each id. Every request it receives is reported on a channel, so the tests wait for
 //! events, never for time.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

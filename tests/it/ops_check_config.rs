@@ -1,7 +1,7 @@
 //! `moauth check-config` and `moauth run` on broken files: exit code 2, file:line:column and
 //! the key, for each kind of mistake an operator makes.
 
-mod common;
+use crate::common;
 
 use common::process::moauth;
 

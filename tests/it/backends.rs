@@ -2,7 +2,7 @@
 //! logins the server mints for them (`POST /v1/logins`), completed by the SMS the minted
 //! `sms:` URI prepares.
 
-mod common;
+use crate::common;
 
 use common::{ALICE, Harness};
 use moauth::daemon::{Options, api_key_hash};

@@ -2,7 +2,7 @@
 //! `expired` for `[login] result_ttl_secs` after the token's window, and then the record
 //! expires (and is swept) whether its session was collected or not.
 
-mod common;
+use crate::common;
 
 use common::{ALICE, BOB, Harness};
 use serde_json::json;

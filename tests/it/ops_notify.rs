@@ -1,6 +1,6 @@
 //! The daemon under a service manager: the notify protocol, the watchdog, `moauth status`.
 
-mod common;
+use crate::common;
 
 use common::process::{Spawned, moauth};
 

@@ -6,7 +6,7 @@
 //! 10,000 MOs by default; `MOAUTH_CRASH_MOS=100000 cargo test --release --test crash_safety`
 //! for the large run.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

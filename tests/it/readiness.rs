@@ -2,7 +2,7 @@
 //! full disk, here a file-size limit on the real binary) makes it fail, while the daemon stops
 //! acknowledging MOs, so the SMSC keeps them.
 
-mod common;
+use crate::common;
 
 use common::ALICE;
 use common::process::Spawned;

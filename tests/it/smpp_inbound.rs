@@ -1,7 +1,7 @@
 //! SMPP the way carriers speak it, inbound: codings, concatenated MOs, receipts, redelivery.
 //! Every case crosses real TCP from the simulator to the daemon.
 
-mod common;
+use crate::common;
 
 use common::{ALICE, BOB, Harness, PATIENCE};
 use moauth::daemon::Options;

@@ -1,6 +1,6 @@
 //! The HTTP API's answers to app backends, mistakes included, over a real HTTP client.
 
-mod common;
+use crate::common;
 
 use common::{ALICE, Harness};
 use moauth::daemon::{Options, api_key_hash};

@@ -1,7 +1,7 @@
 //! SMPP the way carriers speak it, outbound and on the link: window, TPS cap, throttling, and
 //! an SMSC that drops, refuses or talks garbage. Every case crosses real TCP.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! byte from the SMPP 3.4 specification, so a mistake shared by our codec and our simulator
 //! cannot hide.
 
-mod common;
+use crate::common;
 
 use moauth::cli::embedded_config;
 use moauth::clock::Clock;

@@ -1,7 +1,7 @@
 //! Signals as systemd and operators send them to the real binary: SIGTERM drains, SIGHUP
 //! reloads (or refuses a broken file and keeps running on the old one).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

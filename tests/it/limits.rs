@@ -2,7 +2,7 @@
 //! long-poll over the cap is refused at once, and on the SMS path a flood from one number, a
 //! denied number or a pumped number block gets its MOs acknowledged but no flood of SMS.
 
-mod common;
+use crate::common;
 
 use common::{ALICE, BOB, Harness, PATIENCE, mistyped};
 use moauth::daemon::{Options, api_key_hash};

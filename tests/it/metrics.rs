@@ -4,7 +4,7 @@
 //! simulator in the test): no other test can add to its counters. Every step waits for its
 //! effect (a poll's answer, a submit, a receipt) before the scrape.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

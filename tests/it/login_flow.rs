@@ -1,6 +1,6 @@
 //! The whole flow over real SMPP and HTTP on loopback: issue "One SMS logs a person in".
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

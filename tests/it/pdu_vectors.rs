@@ -20,8 +20,8 @@ use rusmpp::values::{DestAddress, EsmClass, MessageState, NetworkType, Npi, Ton}
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use serde_json::{Map, Value, json};
 
-const PDU_VECTORS: &str = include_str!("vectors/smpp-pdu-vectors.jsonl");
-const UDH_VECTORS: &str = include_str!("vectors/udh-vectors.jsonl");
+const PDU_VECTORS: &str = include_str!("../vectors/smpp-pdu-vectors.jsonl");
+const UDH_VECTORS: &str = include_str!("../vectors/udh-vectors.jsonl");
 /// The largest limit a deployment would configure (a 64 KiB message_payload).
 const LARGE_MAX_LEN: usize = 65_536;
 const UDHI: u8 = 0x40;

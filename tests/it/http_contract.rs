@@ -7,7 +7,7 @@
 //! so does a probe whose answer the YAML does not describe. Paths the document does not list
 //! must answer the JSON 404; methods it does not list for a path the JSON 405 with `Allow`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

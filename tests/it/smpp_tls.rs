@@ -1,7 +1,7 @@
 //! SMPP over TLS: the daemon verifies the SMSC's certificate against the configured CA and
 //! carries a login through the encrypted link; a certificate it cannot verify is refused.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

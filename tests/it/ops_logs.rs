@@ -1,7 +1,7 @@
 //! What the logs may say: a whole registration and login at the most verbose level, then a
 //! search of every line for the secrets it involved.
 
-mod common;
+use crate::common;
 
 use common::ALICE;
 use common::process::Spawned;

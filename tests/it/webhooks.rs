@@ -1,8 +1,8 @@
-//! Webhooks as a backend receives them: a real HTTP receiver on loopback (tests/common/receiver.rs)
+//! Webhooks as a backend receives them: a real HTTP receiver on loopback (tests/it/common/receiver.rs)
 //! that verifies every call with `signing::verify`, deduplicates on `event_id` and refuses
 //! stale timestamps, as protocol/webhooks.md tells receivers to do.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;

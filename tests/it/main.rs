@@ -1,0 +1,26 @@
+//! The integration tests, one binary: on two cores, linking twenty-odd test binaries against
+//! the daemon cost more than running them. Each module is one story over real sockets.
+
+mod backends;
+mod common;
+mod crash_safety;
+mod foreign_smsc;
+mod http_api;
+mod http_contract;
+mod limits;
+mod login_flow;
+mod metrics;
+mod ops_check_config;
+mod ops_logs;
+mod ops_notify;
+mod ops_signals;
+mod pdu_vectors;
+mod poll_results;
+mod readiness;
+mod remote_auth;
+mod sim_vs_smpplib;
+mod smpp_inbound;
+mod smpp_link;
+mod smpp_tls;
+mod token_props;
+mod webhooks;
