@@ -19,6 +19,7 @@ mod poll_results;
 mod postgres_migrations;
 mod readiness;
 mod remote_auth;
+mod security;
 mod sim_vs_smpplib;
 mod smpp_inbound;
 mod smpp_link;
