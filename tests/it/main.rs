@@ -19,6 +19,7 @@ mod poll_results;
 mod readiness;
 mod remote_auth;
 mod sim_vs_smpplib;
+mod slow_smsc;
 mod smpp_inbound;
 mod smpp_link;
 mod smpp_tls;
