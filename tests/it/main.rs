@@ -20,6 +20,7 @@ mod pdu_vectors;
 mod poll_results;
 mod readiness;
 mod remote_auth;
+mod security;
 mod sim_vs_smpplib;
 mod smpp_inbound;
 mod smpp_link;
