@@ -144,6 +144,15 @@ fn describe() {
         "moauth_webhook_calls_total",
         "Webhook calls by outcome (a failed call is retried)"
     );
+    // Present from the start, so a dashboard shows 0 rather than no data.
+    for name in [
+        "moauth_mo_received_total",
+        "moauth_mo_redelivered_total",
+        "moauth_logins_completed_total",
+        "moauth_accounts_created_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
 }
 
 /// Reasons of `moauth_mo_rejected_total`, as the pipeline counts them.
@@ -186,14 +195,6 @@ pub const DLR_STATS: &[&str] = &[
 /// it (an alert on `rate(moauth_sms_failed_total[5m])`, a dashboard panel) has a series before
 /// the first event rather than no data.
 pub fn register_known(config: &Config) {
-    for name in [
-        "moauth_mo_received_total",
-        "moauth_mo_redelivered_total",
-        "moauth_logins_completed_total",
-        "moauth_accounts_created_total",
-    ] {
-        metrics::counter!(name).increment(0);
-    }
     // A registered histogram renders its `_count` and `_sum` at 0, so rates work at once.
     let _ = metrics::histogram!("moauth_mo_to_session_seconds");
     for state in POLL_STATES {
