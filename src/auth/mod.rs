@@ -4,6 +4,7 @@
 
 mod backoff;
 mod breaker;
+pub mod config;
 mod embedded;
 mod remote;
 

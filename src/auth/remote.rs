@@ -25,10 +25,10 @@ use tracing::{error, info, warn};
 
 use super::backoff::Backoff;
 use super::breaker::{Admit, Breaker};
+use super::config::RemoteAuthConfig;
 use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest, Credentials};
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::health::AuthCoreHealth;
-use crate::ops::config::RemoteAuthConfig;
 use crate::signing;
 use crate::smpp::tls::{TlsError, root_store};
 

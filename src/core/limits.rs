@@ -296,6 +296,29 @@ fn default_new_account_prefix_digits() -> usize {
     7
 }
 
+impl LimitsConfig {
+    /// What types alone cannot say, as (key path within `[limits]`, message) pairs.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (i, number) in self.deny_numbers.iter().enumerate() {
+            let digits = number.strip_prefix('+').unwrap_or_default();
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                problems.push((
+                    format!("deny_numbers.{i}"),
+                    format!(
+                        "{number:?} is not an E.164 number or prefix (\"+\" and 1 to 15 digits)"
+                    ),
+                ));
+            }
+        }
+        if !(1..=15).contains(&self.new_account_prefix_digits) {
+            problems.push(("new_account_prefix_digits".into(), "must be 1 to 15".into()));
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,7 @@ use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
 use crate::login::mint::Minter;
 use crate::login::poll::Poller;
-use crate::ops::config::{AuthMode, Config};
+use crate::ops::config::{AuthMode, Config, StoreConfig};
 use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::Store;
@@ -56,6 +56,8 @@ pub enum DaemonError {
     Auth(#[from] RemoteError),
     #[error("webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
+    #[error("[store] backend = \"postgres\": postgres store not built yet; use backend = \"sled\"")]
+    PostgresNotBuilt,
     #[error("http listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -105,7 +107,10 @@ impl Daemon {
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
         let webhook_client = dispatch::client()?;
-        let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
+        let store = match &config.store {
+            StoreConfig::Sled(sled) => Store::open(&sled.path, sled.cache_capacity_mb)?,
+            StoreConfig::Postgres(_) => return Err(DaemonError::PostgresNotBuilt),
+        };
         metrics::install();
         metrics::register_known(&config);
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.

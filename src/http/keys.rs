@@ -8,7 +8,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::ops::config::ApiKey;
+use super::config::ApiKey;
 
 /// SHA-256 of an API key as the config expects it, for `moauth hash-key` and tests.
 pub fn api_key_hash(key: &str) -> String {

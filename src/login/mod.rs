@@ -13,6 +13,7 @@
 //! final: `rejected/auth_core_refused` and its SMS.
 
 pub mod concat;
+pub mod config;
 pub mod mint;
 pub mod poll;
 
@@ -32,6 +33,7 @@ use crate::core::auth::AuthRequest;
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::decide::{self, Decision, Unanswered, Window};
 use crate::core::error::StoreError;
+use crate::core::limits::LimitsConfig;
 use crate::core::limits::{self, Limit, NumberLimits};
 use crate::core::live::Live;
 use crate::core::mo::MoMessage;
@@ -39,10 +41,10 @@ use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
 use crate::core::token::parse_body;
-use crate::ops::config::{InboundConfig, LimitsConfig};
 use crate::smpp::{text, udh};
 use crate::store::{PartKey, Store};
 use crate::webhooks::Hooks;
+use config::InboundConfig;
 
 /// MOs taken from the inbox per round; one flush covers them all.
 const BATCH: usize = 64;

@@ -1,7 +1,14 @@
-//! The one TOML configuration file, every key documented in `config/moauth.toml`.
+//! The one TOML configuration file, every key documented in `config/moauth.toml`: the
+//! file-level loader.
 //!
 //! Operators edit this file by hand at 3 a.m., so a mistake is reported with the file, line,
 //! column and key, and unknown keys are errors rather than silently ignored typos.
+//!
+//! Each subsystem owns its section: its struct, defaults and checks live beside the code it
+//! configures (`smpp/config.rs`, `http/config.rs`, `store/config.rs`, …). This file reads and
+//! parses the file with spans, types every section (and every entry of an array table) on its
+//! own so one mistake hides no other, asks each section for its problems, and places each at
+//! the span the parser gave its key.
 //!
 //! Secrets need not sit in the file: `password_file` (e.g. a systemd credential) or
 //! `password_env` (an environment variable) stand in for `password`, and likewise for every
@@ -10,20 +17,24 @@
 //! and every later error still points at the right line.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::core::token::DEFAULT_KEYWORDS;
-
 /// `[limits]` and `[templates]` configure the core's decisions and live beside them.
 pub use crate::core::limits::LimitsConfig;
 pub use crate::core::replies::{Language, Templates};
+// The sections' types, where a caller holding a `Config` finds them.
+pub use crate::auth::config::{AuthConfig, AuthMode, RemoteAuthConfig};
+pub use crate::http::config::{ApiKey, HttpConfig};
+pub use crate::login::config::{InboundConfig, LoginConfig, NumberingConfig};
+pub use crate::ops::logging::LogConfig;
+pub use crate::smpp::config::{BindMode, SmscConfig};
+pub use crate::store::config::{PostgresConfig, SledConfig, StoreConfig};
+pub use crate::webhooks::config::WebhookConfig;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -60,342 +71,12 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    /// A tracing filter (`info`, `info,moauth::smpp=debug`); reloaded on SIGHUP.
-    #[serde(default = "default_log_level")]
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            level: default_log_level(),
-        }
-    }
-}
-
-fn default_log_level() -> String {
-    "info".into()
-}
-
-/// How incoming SMS are put together before they reach the login pipeline.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboundConfig {
-    /// Parts of a concatenated MO still incomplete after this are dropped.
-    #[serde(default = "default_concat_timeout")]
-    pub concat_timeout_secs: u64,
-    /// The same PDU delivered again within this is acknowledged but not processed again.
-    #[serde(default = "default_redelivery_window")]
-    pub redelivery_window_secs: u64,
-}
-
-impl Default for InboundConfig {
-    fn default() -> Self {
-        InboundConfig {
-            concat_timeout_secs: default_concat_timeout(),
-            redelivery_window_secs: default_redelivery_window(),
-        }
-    }
-}
-
-fn default_concat_timeout() -> u64 {
-    600
-}
-fn default_redelivery_window() -> u64 {
-    600
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    pub path: PathBuf,
-    #[serde(default = "default_cache_mb")]
-    pub cache_capacity_mb: u64,
-}
-
-fn default_cache_mb() -> u64 {
-    64
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    /// Enables `GET /v1/logins/{token}` for backends holding one of these keys.
-    #[serde(default)]
-    pub api_keys: Vec<ApiKey>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: default_listen(),
-            api_keys: Vec::new(),
-        }
-    }
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKey {
-    pub name: String,
-    /// Hex SHA-256 of the key, so the file never holds the key itself.
-    pub sha256: String,
-}
-
-/// A backend's webhook: where the events of the logins it minted are POSTed
-/// (protocol/webhooks.md).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// The `name` of the `[[http.api_keys]]` entry whose logins this webhook receives.
-    pub backend: String,
-    /// An `http://` or `https://` URL.
-    pub url: String,
-    /// Signs every call (protocol/signing.md); also `secret_file` / `secret_env`.
-    pub secret: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginConfig {
-    #[serde(default = "default_keywords")]
-    pub keywords: Vec<String>,
-    #[serde(default = "default_max_age")]
-    pub max_age_secs: u64,
-    #[serde(default = "default_max_future")]
-    pub max_future_secs: u64,
-    #[serde(default = "default_session_ttl")]
-    pub session_ttl_secs: u64,
-    /// How long a finished login stays answerable (`complete`, then `consumed`).
-    #[serde(default = "default_result_ttl")]
-    pub result_ttl_secs: u64,
-    #[serde(default = "default_true")]
-    pub send_credentials: bool,
-}
-
-impl Default for LoginConfig {
-    fn default() -> Self {
-        LoginConfig {
-            keywords: default_keywords(),
-            max_age_secs: default_max_age(),
-            max_future_secs: default_max_future(),
-            session_ttl_secs: default_session_ttl(),
-            result_ttl_secs: default_result_ttl(),
-            send_credentials: true,
-        }
-    }
-}
-
-fn default_keywords() -> Vec<String> {
-    DEFAULT_KEYWORDS.iter().map(|k| k.to_string()).collect()
-}
-fn default_max_age() -> u64 {
-    600
-}
-fn default_max_future() -> u64 {
-    120
-}
-fn default_session_ttl() -> u64 {
-    30 * 86_400
-}
-fn default_result_ttl() -> u64 {
-    3_600
-}
-fn default_true() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NumberingConfig {
-    /// Country code prepended to national numbers (TON national or unknown).
-    #[serde(default = "default_cc")]
-    pub default_country_code: String,
-}
-
-impl Default for NumberingConfig {
-    fn default() -> Self {
-        NumberingConfig {
-            default_country_code: default_cc(),
-        }
-    }
-}
-
-fn default_cc() -> String {
-    "86".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmscConfig {
-    pub name: String,
-    pub address: SocketAddr,
-    pub system_id: String,
-    pub password: String,
-    #[serde(default)]
-    pub system_type: String,
-    /// address_range sent in the bind, if the carrier routes by it.
-    #[serde(default)]
-    pub address_range: String,
-    /// "transceiver", or "pair" for a receiver and a transmitter connection.
-    #[serde(default)]
-    pub bind: BindMode,
-    /// SMPP over TLS.
-    #[serde(default)]
-    pub tls: bool,
-    /// PEM file of the CAs that sign the SMSC's certificate; the Mozilla roots when absent.
-    #[serde(default)]
-    pub tls_ca_file: Option<PathBuf>,
-    /// Name to verify in the SMSC's certificate; its IP address when absent.
-    #[serde(default)]
-    pub tls_server_name: Option<String>,
-    /// The number the app's SMS composer sends to; also the source of replies.
-    pub short_code: String,
-    #[serde(default = "default_interface_version")]
-    pub interface_version: String,
-    #[serde(default = "default_enquire_link")]
-    pub enquire_link_secs: u64,
-    #[serde(default = "default_response_timeout")]
-    pub response_timeout_secs: u64,
-    /// A submit_sm unanswered within `response_timeout_secs` may still have been accepted:
-    /// its late answer is matched until the next copy would go, this long after the copy
-    /// went unanswered.
-    #[serde(default = "default_resend_after")]
-    pub resend_after_secs: u64,
-    /// Copies sent after the first of a message whose submit_sm went unanswered; then it is
-    /// given up as of unknown fate.
-    #[serde(default = "default_max_resends")]
-    pub max_resends: u32,
-    /// Outstanding submit_sm allowed before waiting for responses.
-    #[serde(default = "default_window")]
-    pub window: usize,
-    /// submit_sm per second allowed on this connection by the carrier; 0 for no cap.
-    #[serde(default = "default_max_tps")]
-    pub max_tps: u32,
-    /// Ask for delivery receipts (registered_delivery) on every submit_sm.
-    #[serde(default = "default_true")]
-    pub delivery_receipts: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BindMode {
-    #[default]
-    Transceiver,
-    Pair,
-}
-
-fn default_interface_version() -> String {
-    "3.4".into()
-}
-fn default_enquire_link() -> u64 {
-    30
-}
-fn default_response_timeout() -> u64 {
-    10
-}
-fn default_resend_after() -> u64 {
-    60
-}
-fn default_max_resends() -> u32 {
-    1
-}
-fn default_window() -> usize {
-    10
-}
-fn default_max_tps() -> u32 {
-    50
-}
-
-/// Which auth core answers logins: the embedded one, or the app's own over HTTP.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    #[serde(default)]
-    pub mode: AuthMode,
-    /// Required when `mode = "remote"`.
-    pub remote: Option<RemoteAuthConfig>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    #[default]
-    Embedded,
-    Remote,
-}
-
-/// The remote auth core (protocol/auth-core.md).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteAuthConfig {
-    pub url: String,
-    /// HMAC-SHA256 key of the `Moauth-Signature` header (or `secret_file` / `secret_env`).
-    pub secret: String,
-    /// One request, connect to last byte of the answer.
-    #[serde(default = "default_remote_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Further attempts after a connect error, a timeout or a 5xx, within one try of an MO.
-    #[serde(default = "default_remote_retries")]
-    pub retries: u32,
-    #[serde(default = "default_remote_backoff_initial_ms")]
-    pub backoff_initial_ms: u64,
-    #[serde(default = "default_remote_backoff_max_ms")]
-    pub backoff_max_ms: u64,
-    /// An MO still without an answer this long after it arrived is rejected with an apology.
-    #[serde(default = "default_remote_max_wait_secs")]
-    pub max_wait_secs: u64,
-    /// Consecutive failed requests that open the circuit breaker.
-    #[serde(default = "default_breaker_failures")]
-    pub breaker_failures: u32,
-    /// How long an open breaker sends nothing before one probe.
-    #[serde(default = "default_breaker_open_secs")]
-    pub breaker_open_secs: u64,
-    /// PEM file of the CAs that sign the auth core's certificate; the Mozilla roots when absent.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_remote_timeout_ms() -> u64 {
-    5_000
-}
-fn default_remote_retries() -> u32 {
-    2
-}
-fn default_remote_backoff_initial_ms() -> u64 {
-    200
-}
-fn default_remote_backoff_max_ms() -> u64 {
-    5_000
-}
-fn default_remote_max_wait_secs() -> u64 {
-    900
-}
-fn default_breaker_failures() -> u32 {
-    5
-}
-fn default_breaker_open_secs() -> u64 {
-    30
-}
-
 impl Config {
     /// Every default and no SMSC: the base of the embedded setups (`run` without a file,
     /// `demo`, tests).
     pub fn defaults(store_path: PathBuf) -> Config {
         Config {
-            store: StoreConfig {
-                path: store_path,
-                cache_capacity_mb: default_cache_mb(),
-            },
+            store: StoreConfig::Sled(SledConfig::new(store_path)),
             http: HttpConfig::default(),
             login: LoginConfig::default(),
             numbering: NumberingConfig::default(),
@@ -440,7 +121,7 @@ impl Config {
         let mut root = document.into_inner();
         resolve_secrets(&mut reading, &mut root);
 
-        let store = reading.section::<StoreConfig>(&mut root, "store", true);
+        let store = reading.store(&mut root);
         let http = reading.section::<HttpConfig>(&mut root, "http", false);
         let login = reading.section::<LoginConfig>(&mut root, "login", false);
         let numbering = reading.section::<NumberingConfig>(&mut root, "numbering", false);
@@ -459,6 +140,9 @@ impl Config {
             );
         }
 
+        if let Some(store) = &store {
+            reading.check("store", &store.value, store.config.problems());
+        }
         if let Some(http) = &http {
             reading.check("http", &http.value, http.config.problems());
         }
@@ -478,33 +162,22 @@ impl Config {
             reading.check("auth", &auth.value, auth.config.problems());
         }
         for (i, entry) in smsc.iter().enumerate() {
-            let mut problems = entry.config.problems();
-            // Two links of one name would both send every reply (each claims the name's outbox).
-            if smsc[..i].iter().any(|e| e.config.name == entry.config.name) {
-                problems.push((
-                    "name".into(),
-                    format!("{:?}: another [[smsc]] has this name", entry.config.name),
-                ));
-            }
-            reading.check("smsc", &entry.value, problems);
+            let earlier = smsc[..i].iter().map(|e| &e.config);
+            reading.check("smsc", &entry.value, entry.config.problems(earlier));
         }
-        for (i, entry) in webhooks.iter().enumerate() {
-            let mut problems = entry.config.problems();
-            let backend = &entry.config.backend;
-            if let Some(http) = &http
-                && !http.config.api_keys.iter().any(|k| &k.name == backend)
-            {
-                problems.push((
-                    "backend".into(),
-                    format!("{backend:?} is not the name of an [[http.api_keys]] entry"),
-                ));
-            } else if webhooks[..i].iter().any(|h| &h.config.backend == backend) {
-                problems.push((
-                    "backend".into(),
-                    format!("{backend:?} has a webhook already"),
-                ));
+        // With [http] itself mistyped its keys are unknown, and that is reported already.
+        if let Some(http) = &http {
+            let backends: Vec<&str> = http
+                .config
+                .api_keys
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect();
+            for (i, entry) in webhooks.iter().enumerate() {
+                let earlier = webhooks[..i].iter().map(|e| &e.config);
+                let problems = entry.config.problems(&backends, earlier);
+                reading.check("webhooks", &entry.value, problems);
             }
-            reading.check("webhooks", &entry.value, problems);
         }
 
         if !reading.problems.is_empty() {
@@ -532,188 +205,19 @@ impl Config {
 /// wrong. The loader turns the path into the file's line and column.
 pub type Problem = (String, String);
 
-impl SmscConfig {
-    /// What types alone cannot say.
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut at = |key: &str, message: &str| problems.push((key.into(), message.into()));
-        if !matches!(self.interface_version.as_str(), "3.4" | "5.0") {
-            at("interface_version", "must be \"3.4\" or \"5.0\"");
-        }
-        if self.system_id.len() > 15 {
-            at("system_id", "SMPP allows at most 15 characters");
-        }
-        if self.password.len() > 8 {
-            at("password", "SMPP 3.4 allows at most 8 characters");
-        }
-        if self.system_type.len() > 12 {
-            at("system_type", "SMPP allows at most 12 characters");
-        }
-        if self.tls
-            && let Err(e) = crate::smpp::tls::TlsClient::new(
-                self.tls_ca_file.as_deref(),
-                self.tls_server_name.as_deref(),
-                self.address,
-            )
-        {
-            let key = match e {
-                crate::smpp::tls::TlsError::ServerName(_) => "tls_server_name",
-                _ => "tls_ca_file",
-            };
-            at(key, &e.to_string());
-        }
-        if self.address_range.len() > 40 || !self.address_range.is_ascii() {
-            at("address_range", "at most 40 ASCII characters");
-        }
-        if self.short_code.is_empty() || self.short_code.len() > 20 {
-            at("short_code", "must be 1 to 20 characters");
-        }
-        if self.window == 0 {
-            at("window", "must be at least 1");
-        }
-        problems
-    }
-}
-
-impl HttpConfig {
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        for (i, key) in self.api_keys.iter().enumerate() {
-            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                problems.push((
-                    format!("api_keys.{i}.sha256"),
-                    "must be 64 hex digits".into(),
-                ));
-            }
-            // Logs and webhooks name the backend by it.
-            if key.name.trim().is_empty() || self.api_keys[..i].iter().any(|k| k.name == key.name) {
-                problems.push((
-                    format!("api_keys.{i}.name"),
-                    format!("{:?}: names must be non-empty and unique", key.name),
-                ));
-            }
-        }
-        problems
-    }
-}
-
-impl WebhookConfig {
-    pub fn problems(&self) -> Vec<Problem> {
-        let scheme_ok = reqwest::Url::parse(&self.url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-        if scheme_ok {
-            Vec::new()
-        } else {
-            vec![("url".into(), "must be an http:// or https:// URL".into())]
-        }
-    }
-}
-
-impl LoginConfig {
-    pub fn problems(&self) -> Vec<Problem> {
-        if self.keywords.iter().any(|k| k.trim().is_empty()) {
-            vec![("keywords".into(), "keywords must not be empty".into())]
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-impl NumberingConfig {
-    pub fn problems(&self) -> Vec<Problem> {
-        let code = &self.default_country_code;
-        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
-            vec![("default_country_code".into(), "must be digits".into())]
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-impl LimitsConfig {
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        for (i, number) in self.deny_numbers.iter().enumerate() {
-            let digits = number.strip_prefix('+').unwrap_or_default();
-            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
-                problems.push((
-                    format!("deny_numbers.{i}"),
-                    format!(
-                        "{number:?} is not an E.164 number or prefix (\"+\" and 1 to 15 digits)"
-                    ),
-                ));
-            }
-        }
-        if !(1..=15).contains(&self.new_account_prefix_digits) {
-            problems.push(("new_account_prefix_digits".into(), "must be 1 to 15".into()));
-        }
-        problems
-    }
-}
-
-impl AuthConfig {
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut at = |key: &str, message: &str| problems.push((key.into(), message.into()));
-        match (self.mode, &self.remote) {
-            (AuthMode::Remote, None) => at(
-                "mode",
-                "\"remote\" needs an [auth.remote] table with url and secret",
-            ),
-            (_, Some(remote)) => {
-                if let Err(message) = crate::auth::RemoteAuth::check_url(&remote.url) {
-                    at("remote.url", &message);
-                }
-                if remote.timeout_ms == 0 {
-                    at("remote.timeout_ms", "must be at least 1");
-                }
-                if remote.backoff_initial_ms == 0
-                    || remote.backoff_initial_ms > remote.backoff_max_ms
-                {
-                    at(
-                        "remote.backoff_initial_ms",
-                        "must be at least 1 and at most backoff_max_ms",
-                    );
-                }
-                if remote.max_wait_secs == 0 {
-                    at("remote.max_wait_secs", "must be at least 1");
-                }
-                if remote.breaker_failures == 0 {
-                    at("remote.breaker_failures", "must be at least 1");
-                }
-                if remote.breaker_open_secs == 0 {
-                    at("remote.breaker_open_secs", "must be at least 1");
-                }
-                if let Some(path) = &remote.ca_file
-                    && let Err(e) = crate::smpp::tls::root_store(Some(path))
-                {
-                    at("remote.ca_file", &e.to_string());
-                }
-            }
-            (AuthMode::Embedded, None) => {}
-        }
-        problems
-    }
-}
-
-impl LogConfig {
-    pub fn problems(&self) -> Vec<Problem> {
-        if tracing_subscriber::EnvFilter::try_new(&self.level).is_err() {
-            vec![(
-                "level".into(),
-                "not a log filter (try \"info\" or \"info,moauth=debug\")".into(),
-            )]
-        } else {
-            Vec::new()
-        }
-    }
-}
-
 /// One section of the file, typed, beside its parsed value whose spans locate its keys.
 struct Section<'de, T> {
     config: T,
     value: Spanned<DeValue<'de>>,
+}
+
+impl<'de, T> Section<'de, T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Section<'de, U> {
+        Section {
+            config: f(self.config),
+            value: self.value,
+        }
+    }
 }
 
 /// The file being read: its name and text to turn spans into positions, and every mistake
@@ -757,6 +261,42 @@ impl Reading<'_> {
                 self.type_error(name, &value, e);
                 None
             }
+        }
+    }
+
+    /// `[store]`: the `backend` tag picks the struct the rest of the table is typed as.
+    fn store<'de>(&mut self, root: &mut DeTable<'de>) -> Option<Section<'de, StoreConfig>> {
+        let tag = root
+            .get_mut("store")
+            .and_then(|store| match store.get_mut() {
+                DeValue::Table(table) => table.remove(StoreConfig::TAG),
+                _ => None,
+            });
+        let backend = match &tag {
+            None => StoreConfig::DEFAULT_BACKEND,
+            Some(value) => match value.get_ref() {
+                DeValue::String(name) if StoreConfig::BACKENDS.contains(&name.as_ref()) => {
+                    name.as_ref()
+                }
+                _ => {
+                    let choices = StoreConfig::BACKENDS.join("\" or \"");
+                    self.error(
+                        value.span().start,
+                        format!("store.{}", StoreConfig::TAG),
+                        format!("must be \"{choices}\""),
+                    );
+                    root.remove("store");
+                    return None;
+                }
+            },
+        };
+        match backend {
+            "postgres" => self
+                .section(root, "store", true)
+                .map(|s| s.map(StoreConfig::Postgres)),
+            _ => self
+                .section(root, "store", true)
+                .map(|s| s.map(StoreConfig::Sled)),
         }
     }
 
@@ -821,7 +361,10 @@ impl Reading<'_> {
                 .filter(|s| s.parse::<usize>().is_err())
                 .collect();
             let key = format!("{name}.{}", shown.join("."));
-            self.error(offset, key, message);
+            // A secret that could not be read stands in as empty and is reported already.
+            if !self.reported_at(offset) {
+                self.error(offset, key, message);
+            }
         }
     }
 
@@ -845,14 +388,28 @@ impl Reading<'_> {
         self.error(offset, key.join("."), e.message());
     }
 
-    fn error(&mut self, offset: usize, key: String, message: impl Into<String>) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
+    fn reported_at(&self, offset: usize) -> bool {
+        let (line, column) = self.position(offset);
+        self.problems.iter().any(|p| {
+            matches!(p, ConfigError::Invalid { line: l, column: c, .. } if (*l, *c) == (line, column))
+        })
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (
+            before.matches('\n').count() + 1,
+            before[line_start..].chars().count() + 1,
+        )
+    }
+
+    fn error(&mut self, offset: usize, key: String, message: impl Into<String>) {
+        let (line, column) = self.position(offset);
         self.problems.push(ConfigError::Invalid {
             file: self.file.to_owned(),
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
+            line,
+            column,
             key,
             message: message.into(),
         });
@@ -918,6 +475,7 @@ fn key_path(value: &Spanned<DeValue<'_>>, offset: usize) -> Option<Vec<String>> 
 /// Where a secret may be given as `KEY_file` (a path to read) or `KEY_env` (a variable to
 /// read) instead of inline: a dotted table path (a table, or an array of tables) and the key.
 const SECRET_SITES: &[(&str, &str)] = &[
+    ("store", "url"),
     ("smsc", "password"),
     ("auth.remote", "secret"),
     ("webhooks", "secret"),
@@ -1276,6 +834,71 @@ short_code = "10690000"
         let text = format!("{GOOD}\n[limit]\npoll_burst = 1\n");
         let (line, key, message) = error_of(&text);
         assert_eq!((line, key.as_str()), (15, "limit"), "{message}");
+    }
+
+    #[test]
+    fn the_store_is_sled_unless_the_backend_says_postgres() {
+        let config = Config::parse("moauth.toml", GOOD).unwrap();
+        assert!(matches!(&config.store, StoreConfig::Sled(s) if s.path == Path::new("/tmp/x")));
+
+        let text = GOOD.replace(
+            "path = \"/tmp/x\"",
+            "backend = \"postgres\"\nurl_env = \"MOAUTH_TEST_SURELY_UNSET_VARIABLE\"",
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (4, "store.url_env"), "{message}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("db");
+        std::fs::write(&secret, "postgres://moauth:pw@db/moauth\n").unwrap();
+        let text = GOOD.replace(
+            "path = \"/tmp/x\"",
+            &format!(
+                "backend = \"postgres\"\nurl_file = {:?}\npool_size = 4",
+                secret.display().to_string()
+            ),
+        );
+        let StoreConfig::Postgres(postgres) = Config::parse("moauth.toml", &text).unwrap().store
+        else {
+            panic!("not the postgres store");
+        };
+        assert_eq!(postgres.url, "postgres://moauth:pw@db/moauth");
+        assert_eq!(
+            (postgres.pool_size, postgres.statement_timeout_ms),
+            (4, 5_000)
+        );
+        assert!(!format!("{postgres:?}").contains("pw"));
+    }
+
+    #[test]
+    fn store_mistakes_name_the_backend_or_the_key_it_does_not_take() {
+        let text = GOOD.replace("path = \"/tmp/x\"", "backend = \"mysql\"");
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (3, "store.backend"), "{message}");
+        assert!(message.contains("\"sled\" or \"postgres\""), "{message}");
+
+        let text = GOOD.replace(
+            "path = \"/tmp/x\"",
+            "backend = \"postgres\"\nurl = \"postgres://db/moauth\"\npath = \"/tmp/x\"",
+        );
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (5, "store.path"), "{message}");
+
+        let text = GOOD.replace(
+            "path = \"/tmp/x\"",
+            "backend = \"postgres\"\nurl = \"mysql://db\"\npool_size = 0",
+        );
+        let shown = Config::parse("moauth.toml", &text).unwrap_err().to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2, "{shown}");
+        assert!(
+            lines[0].starts_with("moauth.toml:4:1: key `store.url`"),
+            "{shown}"
+        );
+        assert!(
+            lines[1].starts_with("moauth.toml:5:1: key `store.pool_size`"),
+            "{shown}"
+        );
     }
 
     #[test]

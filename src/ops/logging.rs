@@ -12,6 +12,7 @@
 
 use std::io::IsTerminal;
 
+use serde::Deserialize;
 use thiserror::Error;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -118,5 +119,38 @@ mod tests {
             capped("loud=["),
             Err(LoggingError::BadLevel { .. })
         ));
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `info,moauth::smpp=debug`); reloaded on SIGHUP.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl LogConfig {
+    pub fn problems(&self) -> Vec<(String, String)> {
+        if tracing_subscriber::EnvFilter::try_new(&self.level).is_err() {
+            vec![(
+                "level".into(),
+                "not a log filter (try \"info\" or \"info,moauth=debug\")".into(),
+            )]
+        } else {
+            Vec::new()
+        }
     }
 }

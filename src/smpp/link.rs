@@ -25,6 +25,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::config::{BindMode, SmscConfig};
 use super::frame::{FrameError, Inbound, SmppCodec};
 use super::receipt::Receipt;
 use super::session::{Ended, Event, Outcome, Session, SessionConfig, TEMPORARY_TRIES};
@@ -38,7 +39,6 @@ use crate::core::mo::MoMessage;
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::outbound::SentRecord;
-use crate::ops::config::{BindMode, SmscConfig};
 use crate::store::Store;
 use crate::store::ingest::Ingest;
 

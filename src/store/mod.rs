@@ -7,6 +7,7 @@
 //! something to the outside flush first and say so in a comment.
 
 mod accounts;
+pub mod config;
 mod flush;
 mod inbox;
 pub mod ingest;

@@ -274,7 +274,7 @@ mod tests {
     use crate::core::login::MintedLogin;
     use crate::core::mo::MoMessage;
     use crate::core::token::{Token, Verifier};
-    use crate::ops::config::WebhookConfig;
+    use crate::webhooks::config::WebhookConfig;
 
     fn shop_hook() -> Targets {
         Targets::from_config(&[WebhookConfig {

@@ -11,6 +11,7 @@
 //! without an SMS are recorded with their event by the [`dispatch::Dispatcher`], which also
 //! delivers the queue with retries. A state is recorded if and only if its event is queued.
 
+pub mod config;
 pub mod dispatch;
 
 use std::collections::HashMap;
@@ -21,8 +22,8 @@ use crate::core::live::Live;
 use crate::core::login::LoginRecord;
 use crate::core::outbound::QueuedEvent;
 use crate::core::token::Challenge;
-use crate::ops::config::WebhookConfig;
 use crate::store::Store;
+use config::WebhookConfig;
 
 /// Where a backend's events go and the secret that signs them.
 #[derive(Clone)]

@@ -228,3 +228,20 @@ async fn a_second_smsc_with_the_same_name_is_refused_at_its_line() {
     assert!(lines[0].starts_with(":24:1: key `smsc.name`"), "{err}");
     assert!(lines[0].contains("\"main\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_postgres_store_passes_the_check_and_run_refuses_it_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moauth.toml");
+    let text = GOOD.replace(
+        "path = \"/var/lib/moauth\"",
+        "backend = \"postgres\"\nurl = \"postgres://moauth@127.0.0.1:1/moauth\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    let file = path.to_str().unwrap();
+    let (code, out, err) = moauth(&["check-config", file]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = moauth(&["run", "--config", file]).await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("postgres store not built yet"), "{err}");
+}
