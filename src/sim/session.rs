@@ -458,10 +458,10 @@ impl Conn<'_> {
         } else {
             self.receipt_for(submit, &answer)
         };
-        if state.faults.receipts_first.load(Ordering::SeqCst) {
-            if let Some(early) = receipt.take() {
-                self.send_receipt(&early).await?;
-            }
+        if state.faults.receipts_first.load(Ordering::SeqCst)
+            && let Some(early) = receipt.take()
+        {
+            self.send_receipt(&early).await?;
         }
         if *state.faults.hold_responses.borrow() {
             self.held.push((answer, receipt));
