@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::{AuthCore, EmbeddedAuth, RemoteAuth, RemoteError};
+use crate::auth::hasher::HashError;
+use crate::auth::{AuthCore, EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
 use crate::clock::Clock;
 use crate::http::limits::{self, LongPolls};
 use crate::http::{ApiState, router};
@@ -46,6 +47,8 @@ pub enum DaemonError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Auth(#[from] RemoteError),
+    #[error(transparent)]
+    Hasher(#[from] HashError),
     #[error("webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
     #[error("http listen on {addr}: {source}")]
@@ -114,6 +117,7 @@ impl Daemon {
                 clock.clone(),
                 config.login.session_ttl_secs,
                 config.login.send_credentials,
+                Hasher::start(&config.auth.argon2)?,
             )),
         };
         let live = LiveSettings::new(&config);

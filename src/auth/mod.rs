@@ -8,6 +8,7 @@
 mod backoff;
 mod breaker;
 mod embedded;
+pub mod hasher;
 mod remote;
 
 use futures::future::BoxFuture;
@@ -16,6 +17,7 @@ use thiserror::Error;
 
 pub use breaker::AuthCoreHealth;
 pub use embedded::EmbeddedAuth;
+pub use hasher::Hasher;
 pub use remote::{RemoteAuth, RemoteError};
 
 use crate::clock::UnixSecs;
