@@ -11,9 +11,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::hasher::Hasher;
-use super::{AuthAnswer, AuthCore, AuthCoreHealth, AuthError, AuthRequest};
-use crate::clock::Clock;
-use crate::msisdn::Msisdn;
+use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest};
+use crate::core::clock::Clock;
+use crate::core::health::AuthCoreHealth;
+use crate::core::msisdn::Msisdn;
 use crate::store::{NewLogin, Store};
 
 /// Password alphabet: Crockford base32 in lower case, readable and GSM-7 safe.
@@ -120,8 +121,8 @@ fn random_session() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::token::{Token, Verifier};
     use crate::ops::config::Argon2Config;
-    use crate::token::{Token, Verifier};
     use argon2::password_hash::phc::PasswordHash;
     use argon2::{Argon2, PasswordVerifier};
 
