@@ -6,7 +6,9 @@ mod backoff;
 mod breaker;
 pub mod config;
 mod embedded;
+pub mod hasher;
 mod remote;
 
 pub use embedded::EmbeddedAuth;
+pub use hasher::Hasher;
 pub use remote::{RemoteAuth, RemoteError};

@@ -28,7 +28,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub use crate::core::limits::LimitsConfig;
 pub use crate::core::replies::{Language, Templates};
 // The sections' types, where a caller holding a `Config` finds them.
-pub use crate::auth::config::{AuthConfig, AuthMode, RemoteAuthConfig};
+pub use crate::auth::config::{Argon2Config, AuthConfig, AuthMode, RemoteAuthConfig};
 pub use crate::http::config::{ApiKey, HttpConfig};
 pub use crate::login::config::{InboundConfig, LoginConfig, NumberingConfig};
 pub use crate::ops::logging::LogConfig;
@@ -621,6 +621,14 @@ short_code = "10690000"
     fn the_shipped_config_file_parses() {
         let text = include_str!("../../config/moauth.toml");
         Config::parse("config/moauth.toml", text).unwrap();
+    }
+
+    #[test]
+    fn an_argon2_cost_argon2_cannot_run_names_its_line() {
+        let text = format!("{GOOD}\n[auth.argon2]\nmemory_kib = 4\nparallelism = 4\n");
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (16, "auth.argon2.memory_kib"));
+        assert!(message.contains("Argon2id"), "{message}");
     }
 
     #[test]
