@@ -4,10 +4,13 @@
 
 use crate::common;
 
-use common::{ALICE, BOB, Harness};
+use common::process::Spawned;
+use common::{ALICE, BOB, Harness, PATIENCE};
 use moauth::daemon::{Options, api_key_hash};
 use moauth::ops::config::ApiKey;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn key(name: &str, secret: &str) -> ApiKey {
     ApiKey {
@@ -59,4 +62,75 @@ async fn a_key_collects_only_the_logins_it_minted() {
     assert_eq!((status, answer["state"].as_str()), (200, Some("complete")));
     let (status, answer) = h.poll(&app_verifier, &app_token, 0).await;
     assert_eq!((status, answer["state"].as_str()), (200, Some("complete")));
+}
+
+/// Opens `count` connections to `addr`, each with a request head that never ends.
+async fn half_sent_requests(addr: std::net::SocketAddr, count: usize) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: moauth\r\nX-Slow: 1")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    held
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_and_leave_the_daemon_its_descriptors() {
+    // As reproduced: the daemon allowed 300 descriptors, more half-sent requests than that.
+    // The keys land in the base config's [http] table.
+    let d =
+        Spawned::start_with_open_files("header_read_timeout_secs = 2\nidle_timeout_secs = 2", 300)
+            .await;
+    let mut held = half_sent_requests(d.http, 400).await;
+
+    // The SMPP link loses its connection under the attack and needs a descriptor to come back.
+    let binds = d.sim.bind_attempts().len();
+    d.sim.drop_connections().await;
+    let attempts = d.sim.wait_bind_attempts(binds + 1, PATIENCE).await;
+    assert!(
+        attempts.len() > binds,
+        "the SMPP link could not reconnect; logs:\n{}",
+        d.logs.text()
+    );
+    assert!(
+        d.sim.wait_bound(1, PATIENCE).await,
+        "the SMPP link did not bind again; logs:\n{}",
+        d.logs.text()
+    );
+
+    let http = common::http_client();
+    let health = tokio::time::timeout(
+        PATIENCE,
+        http.get(format!("http://{}/healthz", d.http)).send(),
+    )
+    .await
+    .expect("/healthz did not answer")
+    .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // Every half-sent request is closed by the daemon, none left hanging.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    for stream in &mut held {
+        let mut buf = [0u8; 512];
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("a half-sent request was still open after {PATIENCE:?}"),
+            }
+        }
+    }
+    let ready: Value = http
+        .get(format!("http://{}/readyz", d.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["smsc_bound"], serde_json::json!(["sim"]));
 }
