@@ -16,6 +16,7 @@ mod ops_notify;
 mod ops_signals;
 mod pdu_vectors;
 mod poll_results;
+mod postgres_migrations;
 mod readiness;
 mod remote_auth;
 mod security;
