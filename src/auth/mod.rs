@@ -16,7 +16,7 @@ use thiserror::Error;
 
 pub use breaker::AuthCoreHealth;
 pub use embedded::EmbeddedAuth;
-pub use remote::{RemoteAuth, RemoteError};
+pub use remote::{PLAIN_HTTP_REFUSED, RemoteAuth, RemoteError};
 
 use crate::clock::UnixSecs;
 use crate::msisdn::Msisdn;

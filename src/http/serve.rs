@@ -26,7 +26,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-use tracing::{debug, warn};
+use tracing::{debug, trace, warn};
 
 /// Descriptors kept out of the HTTP connection budget for everything else the daemon opens:
 /// SMPP links, the store's files, the auth core's and webhooks' client connections, the
@@ -106,6 +106,7 @@ pub async fn serve(
             },
             _ = stop.cancelled() => break,
         };
+        trace!(%peer, "http connection accepted");
         let connection = Connection {
             app: app.clone(),
             peer,

@@ -189,11 +189,19 @@ pub struct ApiKey {
 pub struct WebhookConfig {
     /// The `name` of the `[[http.api_keys]]` entry whose logins this webhook receives.
     pub backend: String,
-    /// An `http://` or `https://` URL.
+    /// An `https://` URL; `http://` only to a loopback address or with `allow_plain_http`.
     pub url: String,
     /// Signs every call (protocol/signing.md); also `secret_file` / `secret_env`.
     pub secret: String,
+    /// The operator's explicit choice to send events, sessions included, over plain http://
+    /// to a host that is not loopback (e.g. a private network they trust).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
+
+/// Why plain `http://` is refused for a webhook beyond loopback.
+const WEBHOOK_PLAIN_HTTP: &str =
+    "a `complete` event carries the session; set allow_plain_http = true to accept that";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -675,14 +683,10 @@ impl Config {
                     format!("{:?} has a webhook already", hook.backend),
                 );
             }
-            let scheme_ok = reqwest::Url::parse(&hook.url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-            if !scheme_ok {
-                at(
-                    "webhooks",
-                    "url",
-                    "must be an http:// or https:// URL".into(),
-                );
+            if let Err(message) =
+                crate::signing::check_url(&hook.url, hook.allow_plain_http, WEBHOOK_PLAIN_HTTP)
+            {
+                at("webhooks", "url", message);
             }
         }
         if self.numbering.default_country_code.is_empty()
@@ -721,7 +725,9 @@ impl Config {
                 "\"remote\" needs an [auth.remote] table with url and secret".into(),
             ),
             (_, Some(remote)) => {
-                if let Err(message) = crate::auth::RemoteAuth::check_url(&remote.url) {
+                if let Err(message) =
+                    crate::signing::check_url(&remote.url, false, crate::auth::PLAIN_HTTP_REFUSED)
+                {
                     at("auth.remote", "url", message);
                 }
                 if remote.timeout_ms == 0 {
@@ -1174,6 +1180,15 @@ short_code = "10690000"
         let ftp = text.replace("https://shop.example/moauth", "ftp://shop.example/");
         let (_, key, _) = error_of(&ftp);
         assert_eq!(key, "webhooks.url");
+        // A `complete` event carries the session: plain http only to loopback, or by choice.
+        let plain = text.replace("https://shop.example/moauth", "http://shop.example/moauth");
+        let (line, key, message) = error_of(&plain);
+        assert_eq!((line, key.as_str()), (21, "webhooks.url"), "{message}");
+        assert!(message.contains("allow_plain_http"), "{message}");
+        let chosen = format!("{plain}allow_plain_http = true\n");
+        assert!(Config::parse("moauth.toml", &chosen).is_ok());
+        let local = text.replace("https://shop.example/moauth", "http://127.0.0.1:8081/hook");
+        assert!(Config::parse("moauth.toml", &local).is_ok());
         let twice = format!(
             "{keyed}\n[[http.api_keys]]\nname = \"shop\"\nsha256 = \"{}\"\n",
             "cd".repeat(32)

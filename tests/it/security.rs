@@ -4,10 +4,14 @@
 
 use crate::common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use common::process::Spawned;
+use common::receiver::Receiver;
 use common::{ALICE, BOB, Harness, PATIENCE};
 use moauth::daemon::{Options, api_key_hash};
-use moauth::ops::config::ApiKey;
+use moauth::ops::config::{ApiKey, WebhookConfig};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -133,4 +137,58 @@ async fn half_sent_requests_are_closed_and_leave_the_daemon_its_descriptors() {
         .await
         .unwrap();
     assert_eq!(ready["smsc_bound"], serde_json::json!(["sim"]));
+}
+
+/// A webhook receiver that answers every call with a 307 to `to`, counting the calls.
+async fn redirector(to: String) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let to = to.clone();
+            async move { axum::response::Redirect::temporary(&to) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, calls)
+}
+
+#[tokio::test]
+async fn a_webhook_redirect_is_not_followed_with_the_session() {
+    let elsewhere = Receiver::start("shop-webhook-secret").await;
+    let (redirecting, calls) = redirector(elsewhere.url()).await;
+    let h = Harness::start_with(Options::default(), |c| {
+        c.http.api_keys = vec![key("shop", "shop-key")];
+        c.webhooks = vec![WebhookConfig {
+            backend: "shop".into(),
+            url: format!("http://{redirecting}/events"),
+            secret: "shop-webhook-secret".into(),
+            allow_plain_http: false,
+        }];
+    })
+    .await;
+    elsewhere.keep_time_with(&h.clock);
+    let (_, token, _) = h.mint("shop-key").await;
+    h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+
+    // The 307 is a failed delivery: the event stays queued and is tried again after a pause,
+    // which starts only once the first attempt (redirect and all) is over.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while calls.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook was not retried: the redirect was taken as delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        elsewhere.state.calls.load(Ordering::SeqCst),
+        0,
+        "the signed event with the session went to the Location"
+    );
+    assert!(!h.daemon().store.webhooks.is_empty());
 }
