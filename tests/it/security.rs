@@ -128,7 +128,8 @@ async fn half_sent_requests_are_closed_and_leave_the_daemon_its_descriptors() {
             }
         }
     }
-    let ready: Value = http
+    // A new client: the daemon closed the idle one's kept-alive connection by now.
+    let ready: Value = common::http_client()
         .get(format!("http://{}/readyz", d.http))
         .send()
         .await
