@@ -105,7 +105,7 @@ impl Daemon {
             let client = TlsClient::new(
                 smsc.tls_ca_file.as_deref(),
                 smsc.tls_server_name.as_deref(),
-                smsc.address,
+                smsc.address.host(),
             )?;
             tls.insert(smsc.name.clone(), Arc::new(client));
         }

@@ -271,7 +271,8 @@ fn default_cc() -> String {
 #[serde(deny_unknown_fields)]
 pub struct SmscConfig {
     pub name: String,
-    pub address: SocketAddr,
+    /// host:port; a host name is resolved at every connect.
+    pub address: crate::smpp::address::SmscAddress,
     pub system_id: String,
     pub password: String,
     #[serde(default)]
@@ -630,7 +631,7 @@ impl SmscConfig {
             && let Err(e) = crate::smpp::tls::TlsClient::new(
                 self.tls_ca_file.as_deref(),
                 self.tls_server_name.as_deref(),
-                self.address,
+                self.address.host(),
             )
         {
             let key = match e {
