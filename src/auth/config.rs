@@ -133,7 +133,9 @@ impl AuthConfig {
                 "\"remote\" needs an [auth.remote] table with url and secret",
             ),
             (_, Some(remote)) => {
-                if let Err(message) = super::RemoteAuth::check_url(&remote.url) {
+                if let Err(message) =
+                    crate::signing::check_url(&remote.url, false, super::PLAIN_HTTP_REFUSED)
+                {
                     at("remote.url", &message);
                 }
                 if remote.timeout_ms == 0 {

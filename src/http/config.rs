@@ -15,6 +15,16 @@ pub struct HttpConfig {
     /// Enables `GET /v1/logins/{token}` for backends holding one of these keys.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// Open HTTP connections at most; lowered at start to leave descriptors for the rest of
+    /// the daemon under the open-file limit (`http::serve`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A request's head must arrive within this (a new or a kept-alive connection alike).
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// A kept-alive connection with no request is closed this long after its last answer.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -22,8 +32,23 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    5
 }
 
 fn default_listen() -> SocketAddr {
@@ -41,6 +66,15 @@ pub struct ApiKey {
 impl HttpConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        for (key, value) in [
+            ("max_connections", self.max_connections as u64),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push((key.into(), "must be at least 1".into()));
+            }
+        }
         for (i, key) in self.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 problems.push((

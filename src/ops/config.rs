@@ -822,6 +822,15 @@ short_code = "10690000"
         let ftp = text.replace("https://shop.example/moauth", "ftp://shop.example/");
         let (_, key, _) = error_of(&ftp);
         assert_eq!(key, "webhooks.url");
+        // A `complete` event carries the session: plain http only to loopback, or by choice.
+        let plain = text.replace("https://shop.example/moauth", "http://shop.example/moauth");
+        let (line, key, message) = error_of(&plain);
+        assert_eq!((line, key.as_str()), (21, "webhooks.url"), "{message}");
+        assert!(message.contains("allow_plain_http"), "{message}");
+        let chosen = format!("{plain}allow_plain_http = true\n");
+        assert!(Config::parse("moauth.toml", &chosen).is_ok());
+        let local = text.replace("https://shop.example/moauth", "http://127.0.0.1:8081/hook");
+        assert!(Config::parse("moauth.toml", &local).is_ok());
         let twice = format!(
             "{keyed}\n[[http.api_keys]]\nname = \"shop\"\nsha256 = \"{}\"\n",
             "cd".repeat(32)

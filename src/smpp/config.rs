@@ -4,7 +4,6 @@
 //! `problems()` returns what types alone cannot say, as (key path relative to the section,
 //! message) pairs; `ops::config` turns each path into the file's line and column.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -13,7 +12,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct SmscConfig {
     pub name: String,
-    pub address: SocketAddr,
+    /// host:port; a host name is resolved at every connect.
+    pub address: super::address::SmscAddress,
     pub system_id: String,
     pub password: String,
     #[serde(default)]
@@ -126,7 +126,7 @@ impl SmscConfig {
             && let Err(e) = super::tls::TlsClient::new(
                 self.tls_ca_file.as_deref(),
                 self.tls_server_name.as_deref(),
-                self.address,
+                self.address.host(),
             )
         {
             let key = match e {

@@ -12,11 +12,19 @@ use serde::Deserialize;
 pub struct WebhookConfig {
     /// The `name` of the `[[http.api_keys]]` entry whose logins this webhook receives.
     pub backend: String,
-    /// An `http://` or `https://` URL.
+    /// An `https://` URL; `http://` only to a loopback address or with `allow_plain_http`.
     pub url: String,
     /// Signs every call (protocol/signing.md); also `secret_file` / `secret_env`.
     pub secret: String,
+    /// The operator's explicit choice to send events, sessions included, over plain http://
+    /// to a host that is not loopback (e.g. a private network they trust).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
+
+/// Why plain `http://` is refused for a webhook beyond loopback.
+const WEBHOOK_PLAIN_HTTP: &str =
+    "a `complete` event carries the session; set allow_plain_http = true to accept that";
 
 impl WebhookConfig {
     /// `backends` are the names of the `[[http.api_keys]]` entries; `earlier` the webhooks
@@ -39,10 +47,10 @@ impl WebhookConfig {
                 format!("{backend:?} has a webhook already"),
             ));
         }
-        let scheme_ok = reqwest::Url::parse(&self.url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-        if !scheme_ok {
-            problems.push(("url".into(), "must be an http:// or https:// URL".into()));
+        if let Err(message) =
+            crate::signing::check_url(&self.url, self.allow_plain_http, WEBHOOK_PLAIN_HTTP)
+        {
+            problems.push(("url".into(), message));
         }
         problems
     }
