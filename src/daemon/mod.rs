@@ -39,8 +39,8 @@ use crate::ops::config::{AuthMode, Config};
 use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
-use crate::store::Store;
 use crate::store::ingest::Ingest;
+use crate::store::{OpenError, Store};
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
 use status::{Rates, StatusReport, StatusSource};
@@ -52,6 +52,8 @@ use crate::webhooks::dispatch::{self, Dispatcher};
 pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    StoreOpen(#[from] OpenError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
@@ -65,6 +67,17 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+impl DaemonError {
+    /// Whether restarting the process cannot help (another process holds the store, or the
+    /// store directory is unusable): `main` exits 3 for these, which the unit does not restart.
+    pub fn restart_cannot_fix(&self) -> bool {
+        matches!(
+            self,
+            DaemonError::StoreOpen(OpenError::Locked { .. } | OpenError::Unusable { .. })
+        )
+    }
 }
 
 /// Switches for tests and maintenance.
