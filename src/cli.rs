@@ -17,7 +17,7 @@ use crate::core::clock::Clock;
 use crate::core::token::LoginStart;
 use crate::daemon::status::StatusReport;
 use crate::daemon::{Daemon, Options};
-use crate::ops::config::{BindMode, Config, SmscConfig};
+use crate::ops::config::{BindMode, Config, ConfigError, SmscConfig};
 use crate::ops::logging::LogControl;
 use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
@@ -48,8 +48,35 @@ pub fn token(json: bool, short_code: &str, keyword: &str) {
 }
 
 /// `moauth check-config FILE`: exit code 2 on any mistake, with file, line and key.
+///
+/// Beyond what `run` checks when it reads the file, it wants an SMSC to receive SMS from, and a
+/// store directory this user can create or write; it does not take the store's lock, so it
+/// also answers while the daemon runs (before a reload, say).
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
+    let file = path.display().to_string();
+    let mut problems = Vec::new();
+    if config.smsc.is_empty() {
+        problems.push(ConfigError::Unusable {
+            file: file.clone(),
+            key: "smsc".into(),
+            message: "no [[smsc]] table: moauth would have no SMSC to receive login SMS from \
+                      (config/moauth.toml documents one)"
+                .into(),
+        });
+    }
+    if let Err(e) = crate::store::check_dir(&config.store.path) {
+        problems.push(ConfigError::Unusable {
+            file,
+            key: "store.path".into(),
+            message: e.to_string(),
+        });
+    }
+    match problems.len() {
+        0 => {}
+        1 => return Err(problems.remove(0).into()),
+        _ => return Err(ConfigError::Several(problems).into()),
+    }
     println!(
         "{}: ok ({} SMSC connection{})",
         path.display(),

@@ -1,13 +1,16 @@
 //! The `moauth` command line: parse, then hand over to the library.
 //!
 //! Exit codes: 0 done (a drained stop included), 1 failure, 2 a mistake in the config file
-//! (from `check-config` and from `run` alike, so scripts and systemd see the same thing).
+//! (from `check-config` and from `run` alike, so scripts and systemd see the same thing),
+//! 3 a store that another process holds or that cannot be used (a restart cannot fix either;
+//! the unit's RestartPreventExitStatus lists 2 and 3).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use moauth::cli;
+use moauth::daemon::DaemonError;
 use moauth::ops::config::{Config, ConfigError};
 use moauth::ops::logging::{self, LogFormat};
 use moauth::sim::{MoRequest, SimConfig, Simulator};
@@ -141,6 +144,13 @@ async fn main() -> ExitCode {
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
             eprintln!("{e}");
             ExitCode::from(2)
+        }
+        Err(e)
+            if e.downcast_ref::<DaemonError>()
+                .is_some_and(DaemonError::restart_cannot_fix) =>
+        {
+            eprintln!("moauth: {e:#}");
+            ExitCode::from(3)
         }
         Err(e) => {
             eprintln!("moauth: {e:#}");

@@ -40,8 +40,8 @@ use crate::ops::config::{AuthMode, Config, StoreConfig};
 use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
-use crate::store::Store;
 use crate::store::ingest::Ingest;
+use crate::store::{OpenError, Store};
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
 use status::{Rates, StatusReport, StatusSource};
@@ -53,6 +53,8 @@ use crate::webhooks::dispatch::{self, Dispatcher};
 pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    StoreOpen(#[from] OpenError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
@@ -68,6 +70,17 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+impl DaemonError {
+    /// Whether restarting the process cannot help (another process holds the store, or the
+    /// store directory is unusable): `main` exits 3 for these, which the unit does not restart.
+    pub fn restart_cannot_fix(&self) -> bool {
+        matches!(
+            self,
+            DaemonError::StoreOpen(OpenError::Locked { .. } | OpenError::Unusable { .. })
+        )
+    }
 }
 
 /// Switches for tests and maintenance.

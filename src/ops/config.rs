@@ -51,6 +51,13 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// A value that parses but does not work on this machine (`check-config` only).
+    #[error("{file}: key `{key}`: {message}")]
+    Unusable {
+        file: String,
+        key: String,
+        message: String,
+    },
     /// Several independent mistakes, so one run of `check-config` shows them all.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Several(Vec<ConfigError>),

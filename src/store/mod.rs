@@ -13,6 +13,7 @@ mod inbox;
 pub mod ingest;
 mod logins;
 mod minted;
+mod open;
 mod outbox;
 mod parts;
 pub mod postgres;
@@ -31,6 +32,7 @@ pub use accounts::{Accounts, NewLogin};
 pub use inbox::Inbox;
 pub use logins::Logins;
 pub use minted::Minted;
+pub use open::{OpenError, check_dir};
 pub use outbox::Outbox;
 pub use parts::{Filed, PartKey, Parts};
 pub use rejected::Rejected;
@@ -63,6 +65,8 @@ impl From<TransactionError<StoreError>> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// This process's hold on the directory, released when the last handle goes.
+    _lock: Option<Arc<open::StoreLock>>,
     flusher: Arc<flush::Flusher>,
     pub inbox: Inbox,
     pub logins: Logins,
@@ -76,16 +80,26 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(path: &Path, cache_capacity_mb: u64) -> Result<Store, StoreError> {
+    /// Opens (creating if needed) the store at `path`, which only this process may hold.
+    pub fn open(path: &Path, cache_capacity_mb: u64) -> Result<Store, OpenError> {
+        let lock = open::StoreLock::acquire(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_capacity_mb * 1024 * 1024)
-            .open()?;
-        Self::from_db(db)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(cause) => OpenError::Unusable {
+                    path: path.to_owned(),
+                    cause,
+                },
+                e => OpenError::Store(e.into()),
+            })?;
+        Ok(Self::from_db(db, Some(Arc::new(lock)))?)
     }
 
-    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+    fn from_db(db: sled::Db, lock: Option<Arc<open::StoreLock>>) -> Result<Store, StoreError> {
         Ok(Store {
+            _lock: lock,
             inbox: Inbox::new(db.open_tree("inbox")?, db.open_tree("inbox_seen")?),
             logins: Logins::new(db.open_tree("logins")?),
             accounts: Accounts::new(
@@ -212,5 +226,5 @@ fn remove_where<T: Record>(
 #[cfg(test)]
 pub(crate) fn temporary() -> Store {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    Store::from_db(db).unwrap()
+    Store::from_db(db, None).unwrap()
 }

@@ -16,6 +16,7 @@ mod ops_install;
 mod ops_logs;
 mod ops_notify;
 mod ops_signals;
+mod ops_store_errors;
 mod pdu_vectors;
 mod poll_results;
 mod postgres_migrations;

@@ -343,6 +343,14 @@ short_code = "10690000"
         logs
     }
 
+    /// The running daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("daemon is running")
+    }
+
     pub fn signal(&self, signal: i32) {
         let pid = self
             .child
