@@ -39,8 +39,8 @@ use crate::core::mo::MoMessage;
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::outbound::SentRecord;
+use crate::core::store::OutboxStore;
 use crate::ops::config::{BindMode, SmscConfig};
-use crate::store::Store;
 use crate::store::ingest::Ingest;
 
 /// Largest PDU accepted from an SMSC: a deliver_sm with a full 64 KiB message_payload.
@@ -108,7 +108,7 @@ pub struct SmscLink {
     pub role: Role,
     /// Set when the SMSC is reached over TLS.
     pub tls: Option<Arc<TlsClient>>,
-    pub store: Store,
+    pub store: Arc<dyn OutboxStore>,
     pub ingest: Ingest,
     pub states: LinkStates,
     pub clock: Clock,
@@ -279,7 +279,7 @@ impl Served<'_> {
         let enquire_every = Duration::from_secs(self.link.config.enquire_link_secs.max(1));
         let mut enquire =
             tokio::time::interval_at(tokio::time::Instant::now() + enquire_every, enquire_every);
-        let mut queued = self.link.store.outbox.subscribe();
+        let mut queued = self.link.store.replies_queued();
         loop {
             if stop.is_cancelled() && !self.unbinding && self.acks.is_empty() {
                 self.unbind().await?;
@@ -356,18 +356,22 @@ impl Served<'_> {
             return Ok(());
         }
         let in_flight = &self.messages;
-        let batch = self.link.store.outbox.pending_for(
-            &self.link.config.name,
-            |id| in_flight.contains_key(&id),
-            room,
-        )?;
+        let batch = self
+            .link
+            .store
+            .pending_replies(
+                &self.link.config.name,
+                &|id| in_flight.contains_key(&id),
+                room,
+            )
+            .await?;
         if !batch.is_empty() {
-            // The pipeline commits an outcome before its batch's flush, so a reply can be
+            // The pipeline commits an outcome before its batch's sync, so a reply can be
             // visible here before it is durable. Sent now and then lost in a crash, its MO
             // would be processed again: a second credential SMS with another password. The
-            // flush is shared with any other waiting (group commit) and is next to free when
-            // the pipeline's own flush has already covered it.
-            self.link.store.flush().await?;
+            // sync is shared with any other waiting (group commit) and is next to free when
+            // the pipeline's own has already covered it.
+            self.link.store.sync().await?;
         }
         self.outbox_dirty = batch.len() == room;
         for (id, message) in batch {
@@ -382,7 +386,7 @@ impl Served<'_> {
                 Err(e) => {
                     error!(smsc = %self.link.config.name, outbox = id, error = %e, "reply cannot be sent as SMS; dropped");
                     metrics::counter!("moauth_sms_failed_total", "smsc" => self.link.config.name.clone()).increment(1);
-                    self.link.store.outbox.remove(id)?;
+                    self.link.store.ack_reply(id).await?;
                     continue;
                 }
             };
@@ -438,7 +442,7 @@ impl Served<'_> {
                 .await?;
                 return Ok(Some(Ended::UnboundByPeer));
             }
-            _ if is_response(command.id()) => return self.on_response(&command),
+            _ if is_response(command.id()) => return self.on_response(&command).await,
             _ => {
                 warn!(smsc = %self.link.config.name, id = ?command.id(), "unsupported request");
                 send(
@@ -499,11 +503,11 @@ impl Served<'_> {
         }
         match Receipt::parse(&text, receipted_id.as_deref(), state) {
             Some(receipt) => {
-                let settled =
-                    self.link
-                        .store
-                        .sent
-                        .settle(name, &receipt.candidate_ids(), &receipt.stat)?;
+                let settled = self
+                    .link
+                    .store
+                    .settle_sent(name, &receipt.candidate_ids(), &receipt.stat)
+                    .await?;
                 let stat = match settled {
                     Some(_) => receipt_stat(&receipt.stat),
                     None => "unmatched",
@@ -531,7 +535,7 @@ impl Served<'_> {
         Ok(())
     }
 
-    fn on_response(&mut self, command: &Command) -> Result<Option<Ended>, LinkError> {
+    async fn on_response(&mut self, command: &Command) -> Result<Option<Ended>, LinkError> {
         let name = &self.link.config.name;
         let Some(pending) = self.session.response(command.sequence_number()) else {
             warn!(smsc = %name, id = ?command.id(), seq = command.sequence_number(), "response to nothing we sent");
@@ -540,12 +544,12 @@ impl Served<'_> {
         match pending {
             Pending::EnquireLink => {}
             Pending::Unbind => return Ok(Some(Ended::Stopped)),
-            Pending::Submit { id } => self.on_submit_resp(id, command)?,
+            Pending::Submit { id } => self.on_submit_resp(id, command).await?,
         }
         Ok(None)
     }
 
-    fn on_submit_resp(&mut self, id: u64, command: &Command) -> Result<(), LinkError> {
+    async fn on_submit_resp(&mut self, id: u64, command: &Command) -> Result<(), LinkError> {
         let name = &self.link.config.name;
         let status = command.status();
         let Some(flight) = self.messages.get_mut(&id) else {
@@ -563,7 +567,10 @@ impl Served<'_> {
                         submitted_at: self.link.clock.now(),
                         outcome: None,
                     };
-                    self.link.store.sent.record(name, &message_id, &record)?;
+                    self.link
+                        .store
+                        .record_sent(name, &message_id, &record)
+                        .await?;
                 }
             }
             CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
@@ -602,7 +609,7 @@ impl Served<'_> {
             } else {
                 self.failures.remove(&id);
                 // Accepted (or refused for good): the SMSC owns it now.
-                self.link.store.outbox.remove(id)?;
+                self.link.store.ack_reply(id).await?;
             }
         }
         Ok(())

@@ -24,5 +24,6 @@ mod sim_vs_smpplib;
 mod smpp_inbound;
 mod smpp_link;
 mod smpp_tls;
+mod store_battery;
 mod token_props;
 mod webhooks;
