@@ -96,6 +96,18 @@ fn describe() {
         "submit_sm answered ESME_RTHROTTLED or ESME_RMSGQFUL"
     );
     describe_counter!(
+        "moauth_sms_unanswered_total",
+        "submit_sm copies with no answer within response_timeout_secs (fate unknown)"
+    );
+    describe_counter!(
+        "moauth_sms_resent_total",
+        "Copies sent again because earlier copies went unanswered"
+    );
+    describe_counter!(
+        "moauth_sms_unknown_total",
+        "Replies given up after every copy went unanswered: the SMSC may have them"
+    );
+    describe_counter!(
         "moauth_dlr_total",
         "Delivery receipts by final state (unmatched: for no message we know)"
     );

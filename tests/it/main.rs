@@ -21,6 +21,7 @@ mod readiness;
 mod remote_auth;
 mod security;
 mod sim_vs_smpplib;
+mod slow_smsc;
 mod smpp_inbound;
 mod smpp_link;
 mod smpp_tls;
