@@ -11,6 +11,8 @@ mod limits;
 mod login_flow;
 mod metrics;
 mod ops_check_config;
+mod ops_dashboard;
+mod ops_install;
 mod ops_logs;
 mod ops_notify;
 mod ops_signals;
