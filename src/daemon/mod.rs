@@ -14,7 +14,7 @@ pub mod reload;
 pub mod status;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -37,6 +37,7 @@ use crate::login::mint::Minter;
 use crate::login::poll::Poller;
 use crate::ops::config::{AuthMode, Config};
 use crate::smpp::link::{Role, SmscLink};
+use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::ingest::Ingest;
 use crate::store::sled::SledStore;
@@ -248,6 +249,7 @@ impl Daemon {
         let (ingest, ingest_done) =
             Ingest::start(store.clone(), config.inbound.redelivery_window_secs);
         rest_done.push(ingest_done);
+        let early_receipts = Arc::new(Mutex::new(EarlyReceipts::default()));
         let links_done = config
             .smsc
             .iter()
@@ -265,6 +267,7 @@ impl Daemon {
                     ingest: ingest.clone(),
                     states: links.clone(),
                     clock: clock.clone(),
+                    early_receipts: early_receipts.clone(),
                 };
                 tokio::spawn(link.run(stop_links.clone()))
             })
