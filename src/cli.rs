@@ -22,6 +22,7 @@ use crate::ops::logging::LogControl;
 use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
 use crate::sim::{MoRequest, SimConfig, Simulator};
+use crate::store::config::StoreConfig;
 
 /// Default SMPP credentials of the embedded simulator.
 pub const SIM_SYSTEM_ID: &str = "moauth";
@@ -65,7 +66,9 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
                 .into(),
         });
     }
-    if let Err(e) = crate::store::check_dir(&config.store.path) {
+    if let StoreConfig::Sled(sled) = &config.store
+        && let Err(e) = crate::store::sled::check_dir(&sled.path)
+    {
         problems.push(ConfigError::Unusable {
             file,
             key: "store.path".into(),

@@ -22,9 +22,9 @@ use tracing::warn;
 
 use crate::core::health::LinkStates;
 use crate::core::live::Live;
+use crate::core::store::StoreBase;
 use crate::http::limits::{LongPolls, PollLimiter};
 use crate::ops::config::{AuthMode, Config};
-use crate::store::Store;
 
 /// The exposition format's content type (version 0.0.4 of the text format).
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -253,7 +253,7 @@ pub fn register_known(config: &Config) {
 /// Where the scrape-time gauges are read from.
 #[derive(Clone)]
 pub struct MetricsSource {
-    pub store: Store,
+    pub store: Arc<dyn StoreBase>,
     pub links: LinkStates,
     /// Every connection's name as /readyz shows it (`NAME`, or `NAME/receiver` …).
     pub link_names: Arc<Vec<String>>,
@@ -273,8 +273,9 @@ async fn scrape(State(source): State<MetricsSource>) -> impl IntoResponse {
         let up = if bound.contains(name) { 1.0 } else { 0.0 };
         metrics::gauge!("moauth_smsc_bound", "smsc" => name.clone()).set(up);
     }
-    metrics::gauge!("moauth_inbox_depth").set(source.store.inbox.len() as f64);
-    metrics::gauge!("moauth_outbox_depth").set(source.store.outbox.len() as f64);
+    let depths = source.store.depths();
+    metrics::gauge!("moauth_inbox_depth").set(depths.inbox as f64);
+    metrics::gauge!("moauth_outbox_depth").set(depths.outbox as f64);
     metrics::gauge!("moauth_long_polls_active").set(source.long_polls.open() as f64);
     metrics::gauge!("moauth_poll_rate_clients").set(source.poll_limiter.load().clients() as f64);
     let handle = install();

@@ -29,6 +29,7 @@ use crate::core::auth::AuthCore;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
+use crate::core::store::Store;
 use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
 use crate::http::serve::{self, ServeLimits};
@@ -41,7 +42,7 @@ use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::ingest::Ingest;
-use crate::store::{OpenError, Store};
+use crate::store::sled::{OpenError, SledStore};
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
 use status::{Rates, StatusReport, StatusSource};
@@ -92,7 +93,8 @@ pub struct Options {
 
 pub struct Daemon {
     pub http_addr: SocketAddr,
-    pub store: Store,
+    /// The one store, seen by each consumer through its own trait.
+    pub store: Arc<dyn Store>,
     pub links: LinkStates,
     live: LiveSettings,
     /// The configuration started with; what a reload cannot change stays as it says.
@@ -125,8 +127,10 @@ impl Daemon {
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
         let webhook_client = dispatch::client()?;
-        let store = match &config.store {
-            StoreConfig::Sled(sled) => Store::open(&sled.path, sled.cache_capacity_mb)?,
+        let store: Arc<dyn Store> = match &config.store {
+            StoreConfig::Sled(sled) => {
+                Arc::new(SledStore::open(&sled.path, sled.cache_capacity_mb)?)
+            }
             StoreConfig::Postgres(_) => return Err(DaemonError::PostgresNotBuilt),
         };
         metrics::install();
@@ -325,7 +329,7 @@ impl Daemon {
         running(&self.links_done)
             && running(&self.rest_done)
             && matches!(
-                tokio::time::timeout(within, self.store.flush()).await,
+                tokio::time::timeout(within, self.store.sync()).await,
                 Ok(Ok(()))
             )
     }
@@ -344,7 +348,7 @@ impl Daemon {
                 abort.abort();
             }
         }
-        if let Err(e) = self.store.flush().await {
+        if let Err(e) = self.store.sync().await {
             warn!(error = %e, "final flush failed");
         }
         info!("moauth stopped");

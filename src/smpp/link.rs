@@ -42,7 +42,7 @@ use crate::core::mo::MoMessage;
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::outbound::SentRecord;
-use crate::store::Store;
+use crate::core::store::OutboxStore;
 use crate::store::ingest::Ingest;
 
 /// Largest PDU accepted from an SMSC: a deliver_sm with a full 64 KiB message_payload.
@@ -113,7 +113,7 @@ pub struct SmscLink {
     pub role: Role,
     /// Set when the SMSC is reached over TLS.
     pub tls: Option<Arc<TlsClient>>,
-    pub store: Store,
+    pub store: Arc<dyn OutboxStore>,
     pub ingest: Ingest,
     pub states: LinkStates,
     pub clock: Clock,
@@ -297,7 +297,7 @@ fn now() -> Instant {
 
 impl Served<'_> {
     async fn serve(&mut self, stop: &CancellationToken) -> Result<Ended, LinkError> {
-        let mut queued = self.link.store.outbox.subscribe();
+        let mut queued = self.link.store.replies_queued();
         let mut sweep = tokio::time::interval(EARLY_RECEIPT_SWEEP);
         loop {
             // Before the outbox is read again: a finished message must leave it first.
@@ -353,18 +353,18 @@ impl Served<'_> {
             return Ok(());
         }
         let session = &self.session;
-        let batch = self.link.store.outbox.pending_for(
-            &self.link.config.name,
-            |id| session.has(id),
-            room,
-        )?;
+        let batch = self
+            .link
+            .store
+            .pending_replies(&self.link.config.name, &|id| session.has(id), room)
+            .await?;
         if !batch.is_empty() {
-            // The pipeline commits an outcome before its batch's flush, so a reply can be
+            // The pipeline commits an outcome before its batch's sync, so a reply can be
             // visible here before it is durable. Sent now and then lost in a crash, its MO
             // would be processed again: a second credential SMS with another password. The
-            // flush is shared with any other waiting (group commit) and is next to free when
-            // the pipeline's own flush has already covered it.
-            self.link.store.flush().await?;
+            // sync is shared with any other waiting (group commit) and is next to free when
+            // the pipeline's own has already covered it.
+            self.link.store.sync().await?;
         }
         self.outbox_dirty = batch.len() == room;
         for (id, message) in batch {
@@ -373,13 +373,14 @@ impl Served<'_> {
                 Err(e) => {
                     error!(smsc = %self.link.config.name, outbox = id, error = %e, "reply cannot be sent as SMS; dropped");
                     metrics::counter!("moauth_sms_failed_total", "smsc" => self.link.config.name.clone()).increment(1);
-                    self.link.store.outbox.remove(id)?;
+                    self.link.store.ack_reply(id).await?;
                     continue;
                 }
             };
             let unanswered = self.unanswered.get(&id).copied().unwrap_or(0);
             if unanswered > self.link.config.max_resends {
-                self.finished(id, Outcome::Unknown { copies: unanswered })?;
+                self.finished(id, Outcome::Unknown { copies: unanswered })
+                    .await?;
                 continue;
             }
             debug!(smsc = %self.link.config.name, outbox = id, to = %message.to.masked(), "submitting");
@@ -415,7 +416,10 @@ impl Served<'_> {
                             submitted_at: self.link.clock.now(),
                             outcome: None,
                         };
-                        self.link.store.sent.record(&name, &message_id, &record)?;
+                        self.link
+                            .store
+                            .record_sent(&name, &message_id, &record)
+                            .await?;
                         let early = self
                             .link
                             .early_receipts
@@ -423,11 +427,11 @@ impl Served<'_> {
                             .expect("early receipts lock")
                             .take(&name, &message_id);
                         if let Some(receipt) = early {
-                            self.settle(&[message_id], &receipt)?;
+                            self.settle(&[message_id], &receipt).await?;
                         }
                     }
                 }
-                Event::Finished { id, outcome } => self.finished(id, outcome)?,
+                Event::Finished { id, outcome } => self.finished(id, outcome).await?,
                 Event::Throttled { id, status } => {
                     warn!(smsc = %name, outbox = id, status = %status_name(status), "SMSC asks us to slow down");
                     metrics::counter!("moauth_sms_throttled_total", "smsc" => name.clone())
@@ -464,7 +468,7 @@ impl Served<'_> {
 
     /// The message needs nothing more from any connection: the SMSC has it, refused it, or
     /// may have it and we stop sending copies.
-    fn finished(&mut self, id: u64, outcome: Outcome) -> Result<(), LinkError> {
+    async fn finished(&mut self, id: u64, outcome: Outcome) -> Result<(), LinkError> {
         let name = &self.link.config.name;
         match outcome {
             Outcome::Accepted => {}
@@ -483,14 +487,19 @@ impl Served<'_> {
         }
         self.recipients.remove(&id);
         self.unanswered.remove(&id);
-        self.link.store.outbox.remove(id)?;
+        self.link.store.ack_reply(id).await?;
         Ok(())
     }
 
     /// Records a receipt's outcome on the sent message it names; false when none is known.
-    fn settle(&self, ids: &[String], receipt: &Receipt) -> Result<bool, LinkError> {
+    async fn settle(&mut self, ids: &[String], receipt: &Receipt) -> Result<bool, LinkError> {
         let name = &self.link.config.name;
-        let Some(sent) = self.link.store.sent.settle(name, ids, &receipt.stat)? else {
+        let Some(sent) = self
+            .link
+            .store
+            .settle_sent(name, ids, &receipt.stat)
+            .await?
+        else {
             return Ok(false);
         };
         let stat = receipt_stat(&receipt.stat);
@@ -581,7 +590,7 @@ impl Served<'_> {
         }
         match Receipt::parse(&text, receipted_id.as_deref(), state) {
             Some(receipt) => {
-                if !self.settle(&receipt.candidate_ids(), &receipt)? {
+                if !self.settle(&receipt.candidate_ids(), &receipt).await? {
                     // Its submit_sm_resp may still be on its way (on the other connection of
                     // a pair, or late): kept in memory until it comes or the grace runs out.
                     debug!(smsc = %name, message_id = %receipt.message_id, "receipt before its submit_sm_resp; kept");

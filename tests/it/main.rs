@@ -28,5 +28,6 @@ mod slow_smsc;
 mod smpp_inbound;
 mod smpp_link;
 mod smpp_tls;
+mod store_battery;
 mod token_props;
 mod webhooks;

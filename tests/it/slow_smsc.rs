@@ -54,7 +54,7 @@ async fn an_unanswered_submit_is_resent_a_bounded_number_of_times_then_given_up(
     .await;
     h.sim.hold_responses(true);
     h.phone_sends(ALICE, "HELP").await;
-    tokio::time::timeout(PATIENCE, h.daemon().store.outbox.wait_empty())
+    tokio::time::timeout(PATIENCE, h.daemon().store.outbox_drained())
         .await
         .expect("an SMS whose fate stays unknown is given up, not kept for ever");
     let times = h.sim.submit_times();
@@ -83,7 +83,7 @@ async fn the_window_counts_pdus_not_messages() {
     assert_eq!(h.sim.wait_outstanding(2, PATIENCE).await, 2);
     let store = h.daemon().store.clone();
     wait_until("all replies queued", || {
-        store.inbox.is_empty() && store.outbox.len() == 4
+        store.depths().inbox == 0 && store.depths().outbox == 4
     })
     .await;
     h.sim.hold_responses(false);
@@ -108,16 +108,18 @@ async fn a_receipt_that_arrives_before_its_submit_resp_is_matched() {
     assert_eq!(h.sim.wait_receipts_answered(1, PATIENCE).await, 1);
     let store = h.daemon().store.clone();
     let id = sms[0].message_id.clone();
-    wait_until("the early receipt to settle its message", || {
-        store
-            .sent
-            .get("sim", &id)
-            .unwrap()
-            .and_then(|sent| sent.outcome)
-            .as_deref()
-            == Some("DELIVRD")
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let sent = store.sent_record("sim", &id).await.unwrap();
+        if sent.and_then(|sent| sent.outcome).as_deref() == Some("DELIVRD") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the early receipt to settle its message"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
