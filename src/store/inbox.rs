@@ -41,7 +41,7 @@ pub struct MoMessage {
 
 impl MoMessage {
     /// Identifies a delivery of this exact PDU content, whenever it arrives.
-    fn digest(&self) -> [u8; 16] {
+    pub fn digest(&self) -> [u8; 16] {
         let mut h = Sha256::new();
         for field in [
             self.smsc.as_bytes(),

@@ -17,6 +17,7 @@ mod ops_signals;
 mod pdu_vectors;
 mod poll_results;
 mod postgres_migrations;
+mod postgres_nodes;
 mod readiness;
 mod remote_auth;
 mod security;

@@ -10,7 +10,13 @@
 //! progress, a lock held too long) turns into an error the caller can answer — a temporary
 //! SMPP status, a failing `/readyz` — instead of a task stuck forever.
 
+mod inbox;
+mod listen;
+mod logins;
 pub mod migrate;
+mod outcomes;
+mod queues;
+mod rows;
 
 use std::time::Duration;
 
@@ -19,6 +25,7 @@ use thiserror::Error;
 use tokio_postgres::NoTls;
 
 pub use migrate::{MIGRATIONS, Migrated, migrate};
+pub use outcomes::PgOutcome;
 
 #[derive(Debug, Error)]
 pub enum PostgresError {
@@ -40,6 +47,9 @@ pub enum PostgresError {
         name: &'static str,
         source: tokio_postgres::Error,
     },
+    /// A row moauth cannot read back (written by something else, or a newer build).
+    #[error("postgres: unreadable row in {table}: {what}")]
+    Corrupt { table: &'static str, what: String },
     #[error(
         "postgres: migration {version} ({name}) was applied with other contents than this \
          build's; the schema was changed outside moauth's migrations"
@@ -95,5 +105,33 @@ impl Connection {
             .wait_timeout(Some(self.statement_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()?)
+    }
+}
+
+/// One node's handle on the shared database; cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// This node's name in lease columns, so an operator can see who holds what.
+    node: String,
+}
+
+impl PgStore {
+    /// Opens the pool and brings the schema up to date (see [`migrate`]).
+    pub async fn open(connection: &Connection, node: &str) -> Result<PgStore, PostgresError> {
+        let pool = connection.pool()?;
+        let mut client = pool.get().await?;
+        let migrated = migrate(&mut client).await?;
+        drop(client);
+        if migrated.ahead {
+            tracing::warn!(
+                version = migrated.version,
+                "postgres: the schema is newer than this build knows; running on it"
+            );
+        }
+        Ok(PgStore {
+            pool,
+            node: node.to_owned(),
+        })
     }
 }

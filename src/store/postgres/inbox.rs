@@ -1,0 +1,130 @@
+//! The shared inbox: MOs committed before their deliver_sm_resp, redeliveries recognised on
+//! any node, and work claimed by one node at a time with a lease.
+//!
+//! Appending a batch is one statement (one round trip, one commit): the digests go into
+//! `inbox_seen`, whose primary key lets exactly one of two nodes receiving the same PDU store
+//! it, and only the MOs whose digest was new go into the inbox.
+//!
+//! Claiming takes the oldest unleased MOs `FOR UPDATE SKIP LOCKED`, so nodes claiming at once
+//! get different rows and never wait on each other, and stamps them with a lease on the
+//! database's clock. A node that dies holds its claims only until the lease runs out; then
+//! any node takes them. Only the oldest MO of each sender is claimable, so one number's MOs
+//! are decided in arrival order even when several nodes work the inbox.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::listen::INBOX_CHANNEL;
+use super::rows::{MO_COLUMNS, MoArrays, mo_from_row, secs};
+use super::{PgStore, PostgresError};
+use crate::store::MoMessage;
+
+impl PgStore {
+    /// Commits a batch, skipping MOs already received within `window` seconds (redeliveries,
+    /// on this node or any other); returns how many were redeliveries. Durable on return.
+    pub async fn append(
+        &self,
+        messages: &[MoMessage],
+        window: u64,
+    ) -> Result<usize, PostgresError> {
+        let mut digests = HashSet::new();
+        let mut fresh = MoArrays::default();
+        let mut fresh_digests = Vec::new();
+        for mo in messages {
+            let digest = mo.digest();
+            if digests.insert(digest) {
+                fresh.push(mo);
+                fresh_digests.push(digest.to_vec());
+            }
+        }
+        if fresh_digests.is_empty() {
+            return Ok(messages.len());
+        }
+        let window = secs(window);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&fresh_digests, &window];
+        params.extend(fresh.params());
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH batch AS (
+                     SELECT * FROM unnest($1::bytea[], $3::text[], $4::text[], $5::smallint[],
+                         $6::text[], $7::smallint[], $8::smallint[], $9::bytea[], $10::int[],
+                         $11::smallint[], $12::smallint[], $13::bigint[])
+                     WITH ORDINALITY AS b(digest, {MO_COLUMNS}, ord)
+                 ), fresh AS (
+                     INSERT INTO inbox_seen (digest, seen_at)
+                     SELECT digest, received_at FROM batch
+                     ON CONFLICT (digest) DO UPDATE SET seen_at = EXCLUDED.seen_at
+                         WHERE inbox_seen.seen_at + $2 < EXCLUDED.seen_at
+                     RETURNING digest
+                 ), stored AS (
+                     INSERT INTO inbox ({MO_COLUMNS})
+                     SELECT {MO_COLUMNS} FROM batch
+                     WHERE digest IN (SELECT digest FROM fresh) ORDER BY ord
+                     RETURNING id
+                 ), woken AS (
+                     SELECT pg_notify('{INBOX_CHANNEL}', '') FROM (SELECT 1) AS one
+                     WHERE EXISTS (SELECT 1 FROM stored)
+                 )
+                 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM woken)"
+            ))
+            .await?;
+        let row = client.query_one(&statement, &params).await?;
+        let stored: i64 = row.get(0);
+        Ok(messages.len() - usize::try_from(stored).unwrap_or(0))
+    }
+
+    /// Claims up to `limit` MOs for this node for `lease`, oldest first, at most one per
+    /// sender (the oldest one it has waiting).
+    pub async fn claim_inbox(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<(u64, MoMessage)>, PostgresError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "UPDATE inbox SET lease_owner = $1,
+                     lease_until = now() + $2::bigint * interval '1 millisecond'
+                 WHERE id IN (
+                     SELECT id FROM inbox i
+                     WHERE (i.lease_until IS NULL OR i.lease_until < now())
+                       AND NOT EXISTS (SELECT 1 FROM inbox e
+                                       WHERE e.source_addr = i.source_addr AND e.id < i.id)
+                     ORDER BY id LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id, {MO_COLUMNS}"
+            ))
+            .await?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &self.node,
+                    &i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let id: i64 = row.try_get(0)?;
+                Ok((id as u64, mo_from_row("inbox", row, 1)?))
+            })
+            .collect::<Result<Vec<_>, PostgresError>>()?;
+        claimed.sort_by_key(|(id, _)| *id);
+        Ok(claimed)
+    }
+
+    /// MOs in the inbox, claimed or not (a gauge; `count(*)` on an indexed table).
+    pub async fn inbox_len(&self) -> Result<u64, PostgresError> {
+        let client = self.pool.get().await?;
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM inbox", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+}
