@@ -10,8 +10,8 @@ use crate::common;
 use common::postgres::{TestDatabase, database};
 use common::{ALICE, BOB, PATIENCE};
 use moauth::msisdn::Msisdn;
-use moauth::store::postgres::{PgOutcome, PgStore};
-use moauth::store::{LoginRecord, LoginState, MoMessage, Outbound};
+use moauth::store::postgres::{Cutoffs, PgOutcome, PgStore, SWEEP_LOCK, Swept};
+use moauth::store::{LoginRecord, LoginState, MoMessage, NewLogin, Outbound};
 use moauth::token::Verifier;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -244,5 +244,139 @@ async fn replies_are_claimed_per_smsc_and_return_after_a_lapsed_lease() {
         a.outbox_len().await.unwrap(),
         1,
         "only the other SMSC's reply is left"
+    );
+}
+
+#[tokio::test]
+async fn one_node_sweeps_at_a_time_and_only_what_is_due() {
+    let Some(db) = database().await else { return };
+    let (a, _) = nodes(&db).await;
+    let id = {
+        a.append(&[mo(ALICE, "LOGIN 1"), mo(BOB, "LOGIN 2")], 600)
+            .await
+            .unwrap();
+        a.claim_inbox(2, LEASE).await.unwrap()
+    };
+    let (old, young) = (
+        Verifier::random().challenge(),
+        Verifier::random().challenge(),
+    );
+    let mut kept_short = complete("s1");
+    kept_short.keep_until = 150;
+    let kept_long = complete("s2");
+    a.commit_outcomes(&[
+        PgOutcome {
+            mo_id: id[0].0,
+            login: Some((old, &kept_short)),
+            replies: &[],
+            event: None,
+        },
+        PgOutcome {
+            mo_id: id[1].0,
+            login: Some((young, &kept_long)),
+            replies: &[],
+            event: None,
+        },
+    ])
+    .await
+    .unwrap();
+    let cutoffs = Cutoffs {
+        now: 200,
+        seen_before: 0,
+        parts_before: 0,
+        rejected_before: 0,
+        sent_before: 0,
+    };
+    // Another node is sweeping: this one skips its turn.
+    let mut other = db.client().await;
+    let holder = other.transaction().await.unwrap();
+    holder
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+        .await
+        .unwrap();
+    assert_eq!(a.sweep(cutoffs).await.unwrap(), None);
+    holder.rollback().await.unwrap();
+    let swept = a.sweep(cutoffs).await.unwrap().unwrap();
+    assert_eq!(
+        swept,
+        Swept {
+            logins: 1,
+            ..Swept::default()
+        }
+    );
+    assert!(a.login(&old).await.unwrap().is_none());
+    assert_eq!(a.login(&young).await.unwrap(), Some(kept_long));
+}
+
+fn new_login<'a>(request_id: u64, msisdn: &'a Msisdn, password: &str) -> NewLogin<'a> {
+    NewLogin {
+        request_id,
+        msisdn,
+        password_hash_if_new: Some(format!("hash-of-{password}")),
+        password_if_new: Some(password.into()),
+        session: format!("session-{request_id}-{password}"),
+        session_expires_at: 10_000,
+        now: 100,
+    }
+}
+
+#[tokio::test]
+async fn a_new_numbers_first_logins_on_two_nodes_make_one_account() {
+    let Some(db) = database().await else { return };
+    let (a, b) = nodes(&db).await;
+    for round in 0..10u64 {
+        let number = Msisdn::parse(&format!("+86138001380{round:02}")).unwrap();
+        let (ra, rb) = tokio::join!(
+            a.log_in(new_login(2 * round, &number, "pa")),
+            b.log_in(new_login(2 * round + 1, &number, "pb")),
+        );
+        let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
+        assert_eq!(ra.account_id, rb.account_id, "round {round}");
+        assert_eq!(
+            u8::from(ra.created) + u8::from(rb.created),
+            1,
+            "one of the two created it"
+        );
+        assert_eq!(
+            ra.credentials.is_some() as u8 + rb.credentials.is_some() as u8,
+            1,
+            "one password to send"
+        );
+    }
+    assert_eq!(a.account_count().await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn an_mo_logged_in_on_two_nodes_gets_one_answer() {
+    let Some(db) = database().await else { return };
+    let (a, b) = nodes(&db).await;
+    let number = Msisdn::parse(ALICE).unwrap();
+    let first = a
+        .log_in(new_login(7, &number, "pa"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.created);
+    // A's lease lapsed; B retries the same MO (request 7) with a password of its own.
+    let second = b
+        .log_in(new_login(7, &number, "pb"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second, first, "same account, session and credentials");
+    assert_eq!(b.auth_answer(7).await.unwrap(), Some(first));
+    a.settle_answer(7).await.unwrap();
+    assert_eq!(b.auth_answer(7).await.unwrap(), None);
+    // A returning number without a hash to create with is logged in, not refused.
+    let mut returning = new_login(8, &number, "x");
+    returning.password_hash_if_new = None;
+    let again = b.log_in(returning).await.unwrap().unwrap();
+    assert!(!again.created);
+    let stranger = Msisdn::parse(BOB).unwrap();
+    let mut unknown = new_login(9, &stranger, "x");
+    unknown.password_hash_if_new = None;
+    assert!(
+        a.log_in(unknown).await.unwrap().is_err(),
+        "no account, none to create"
     );
 }

@@ -10,13 +10,17 @@
 //! progress, a lock held too long) turns into an error the caller can answer — a temporary
 //! SMPP status, a failing `/readyz` — instead of a task stuck forever.
 
+mod accounts;
 mod inbox;
 mod listen;
 mod logins;
 pub mod migrate;
+mod minted;
 mod outcomes;
+mod parts;
 mod queues;
 mod rows;
+mod sweep;
 
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ use tokio_postgres::NoTls;
 
 pub use migrate::{MIGRATIONS, Migrated, migrate};
 pub use outcomes::PgOutcome;
+pub use sweep::{Cutoffs, SWEEP_LOCK, Swept};
 
 #[derive(Debug, Error)]
 pub enum PostgresError {
