@@ -16,6 +16,7 @@ mod listen;
 mod logins;
 pub mod migrate;
 mod minted;
+mod node;
 mod outcomes;
 mod parts;
 mod queues;
