@@ -9,10 +9,13 @@ use crate::common;
 
 use common::postgres::{TestDatabase, database};
 use common::{ALICE, BOB, PATIENCE};
-use moauth::msisdn::Msisdn;
+use moauth::core::login::{LoginRecord, LoginState};
+use moauth::core::mo::MoMessage;
+use moauth::core::msisdn::Msisdn;
+use moauth::core::outbound::Outbound;
+use moauth::core::token::Verifier;
+use moauth::store::NewLogin;
 use moauth::store::postgres::{Cutoffs, PgOutcome, PgStore, SWEEP_LOCK, Swept};
-use moauth::store::{LoginRecord, LoginState, MoMessage, NewLogin, Outbound};
-use moauth::token::Verifier;
 
 const LEASE: Duration = Duration::from_secs(30);
 

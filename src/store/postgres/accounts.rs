@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 
 use super::rows::secs;
 use super::{PgStore, PostgresError};
-use crate::auth::{AuthAnswer, Credentials};
-use crate::msisdn::Msisdn;
-use crate::store::{Account, NewLogin};
+use crate::core::auth::Account;
+use crate::core::auth::{AuthAnswer, Credentials};
+use crate::core::msisdn::Msisdn;
+use crate::store::NewLogin;
 
 /// The number had no account and none could be created (no password hash was given).
 #[derive(Debug)]

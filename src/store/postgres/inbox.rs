@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::listen::INBOX_CHANNEL;
 use super::rows::{MO_COLUMNS, MoArrays, mo_from_row, secs};
 use super::{PgStore, PostgresError};
-use crate::store::MoMessage;
+use crate::core::mo::MoMessage;
 
 impl PgStore {
     /// Commits a batch, skipping MOs already received within `window` seconds (redeliveries,

@@ -19,7 +19,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::token::Challenge;
+use crate::core::token::Challenge;
 
 /// The channels moauth notifies on.
 pub(super) const LOGIN_CHANNEL: &str = "moauth_login";
@@ -121,7 +121,7 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::Verifier;
+    use crate::core::token::Verifier;
 
     #[test]
     fn a_login_notification_names_its_challenge() {

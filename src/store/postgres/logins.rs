@@ -8,8 +8,8 @@
 use super::listen::LOGIN_CHANNEL;
 use super::rows::{LOGIN_COLUMNS, login_columns, login_from_row, secs};
 use super::{PgStore, PostgresError};
-use crate::store::LoginRecord;
-use crate::token::Challenge;
+use crate::core::login::LoginRecord;
+use crate::core::token::Challenge;
 
 impl PgStore {
     pub async fn login(&self, challenge: &Challenge) -> Result<Option<LoginRecord>, PostgresError> {

@@ -8,10 +8,11 @@
 use super::listen::{LOGIN_CHANNEL, WEBHOOK_CHANNEL};
 use super::rows::{login_columns, secs};
 use super::{PgStore, PostgresError};
-use crate::clock::UnixSecs;
-use crate::msisdn::Msisdn;
-use crate::store::{LoginRecord, MintedLogin, QueuedEvent, SentRecord};
-use crate::token::Challenge;
+use crate::core::clock::UnixSecs;
+use crate::core::login::{LoginRecord, MintedLogin};
+use crate::core::msisdn::Msisdn;
+use crate::core::outbound::{QueuedEvent, SentRecord};
+use crate::core::token::Challenge;
 
 fn key(message_id: &str) -> String {
     message_id.trim().to_ascii_lowercase()

@@ -52,7 +52,7 @@ fn bump(sender: &watch::Sender<u64>) {
 impl Signals {
     /// Turns a notification (or this node's own write) into local wake-ups; logins go to
     /// `login`, which wakes the polls waiting on them (all of them for `None`).
-    pub fn wake(&self, wake: &Wake, login: impl Fn(Option<&crate::token::Challenge>)) {
+    pub fn wake(&self, wake: &Wake, login: impl Fn(Option<&crate::core::token::Challenge>)) {
         match wake {
             Wake::Login(challenge) => login(Some(challenge)),
             Wake::Inbox => self.mos_arrived.notify_one(),

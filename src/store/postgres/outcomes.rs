@@ -11,8 +11,9 @@
 use super::listen::{LOGIN_CHANNEL, OUTBOX_CHANNEL, WEBHOOK_CHANNEL};
 use super::rows::{login_columns, secs};
 use super::{PgStore, PostgresError};
-use crate::store::{LoginRecord, Outbound, QueuedEvent};
-use crate::token::Challenge;
+use crate::core::login::LoginRecord;
+use crate::core::outbound::{Outbound, QueuedEvent};
+use crate::core::token::Challenge;
 
 /// What one MO led to.
 pub struct PgOutcome<'a> {

@@ -6,7 +6,8 @@
 
 use super::rows::{MO_COLUMNS, MoArrays, mo_from_row};
 use super::{PgStore, PostgresError};
-use crate::store::{Filed, MoMessage, PartKey};
+use crate::core::mo::MoMessage;
+use crate::store::{Filed, PartKey};
 
 impl PgStore {
     /// Moves inbox MO `id` to the rejected table with its reason, in one statement. Nothing

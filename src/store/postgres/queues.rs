@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use super::{PgStore, PostgresError};
-use crate::msisdn::Msisdn;
-use crate::store::{Outbound, QueuedEvent};
+use crate::core::msisdn::Msisdn;
+use crate::core::outbound::{Outbound, QueuedEvent};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -4,10 +4,11 @@
 use tokio_postgres::Row;
 
 use super::PostgresError;
-use crate::clock::UnixSecs;
-use crate::msisdn::Msisdn;
-use crate::smpp::udh::Concat;
-use crate::store::{LoginRecord, LoginState, MoMessage, RejectReason};
+use crate::core::clock::UnixSecs;
+use crate::core::login::{LoginRecord, LoginState, RejectReason};
+use crate::core::mo::Concat;
+use crate::core::mo::MoMessage;
+use crate::core::msisdn::Msisdn;
 
 /// The MO columns, in the order [`mo_from_row`] reads them from `offset` on.
 pub(super) const MO_COLUMNS: &str = "smsc, source_addr, source_ton, destination_addr, esm_class, \

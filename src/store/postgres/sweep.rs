@@ -8,7 +8,7 @@
 
 use super::rows::secs;
 use super::{PgStore, PostgresError};
-use crate::clock::UnixSecs;
+use crate::core::clock::UnixSecs;
 
 /// The advisory lock key of sweeps ("moauth" + 1; see the migration lock).
 pub const SWEEP_LOCK: i64 = 0x6d6f_6175_7468 + 1;
