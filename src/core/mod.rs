@@ -22,8 +22,10 @@ pub mod live;
 pub mod login;
 pub mod mo;
 pub mod msisdn;
+pub mod notify;
 pub mod outbound;
 pub mod replies;
+pub mod store;
 pub mod token;
 
 /// The short code a login SMS goes to when the config names none (`moauth token`, the demo).

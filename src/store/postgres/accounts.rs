@@ -14,14 +14,14 @@ use super::{PgStore, PostgresError};
 use crate::core::auth::Account;
 use crate::core::auth::{AuthAnswer, Credentials};
 use crate::core::msisdn::Msisdn;
-use crate::store::NewLogin;
+use crate::core::store::NewLogin;
 
 /// The number had no account and none could be created (no password hash was given).
 #[derive(Debug)]
 pub struct AccountVanished;
 
 impl PgStore {
-    pub async fn account(&self, msisdn: &Msisdn) -> Result<Option<Account>, PostgresError> {
+    pub(super) async fn account(&self, msisdn: &Msisdn) -> Result<Option<Account>, PostgresError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached("SELECT id, password_hash, created_at FROM accounts WHERE msisdn = $1")
@@ -39,7 +39,10 @@ impl PgStore {
             .transpose()
     }
 
-    pub async fn auth_answer(&self, request_id: u64) -> Result<Option<AuthAnswer>, PostgresError> {
+    pub(super) async fn auth_answer(
+        &self,
+        request_id: u64,
+    ) -> Result<Option<AuthAnswer>, PostgresError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
@@ -56,7 +59,7 @@ impl PgStore {
     /// Logs the number in: its account (created if it has none and a hash is given), a
     /// session stored by hash, and the answer under the request id; or the answer already
     /// stored for that request id. Committed on return.
-    pub async fn log_in(
+    pub(super) async fn log_in(
         &self,
         new: NewLogin<'_>,
     ) -> Result<Result<AuthAnswer, AccountVanished>, PostgresError> {
@@ -157,7 +160,7 @@ impl PgStore {
     }
 
     /// Forgets a request's answer (and the password in it).
-    pub async fn settle_answer(&self, request_id: u64) -> Result<(), PostgresError> {
+    pub(super) async fn settle_answer(&self, request_id: u64) -> Result<(), PostgresError> {
         let client = self.pool.get().await?;
         client
             .execute(
@@ -168,7 +171,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn account_count(&self) -> Result<u64, PostgresError> {
+    pub(super) async fn account_count(&self) -> Result<u64, PostgresError> {
         let client = self.pool.get().await?;
         let n: i64 = client
             .query_one("SELECT count(*) FROM accounts", &[])

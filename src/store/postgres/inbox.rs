@@ -12,17 +12,16 @@
 //! are decided in arrival order even when several nodes work the inbox.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use super::listen::INBOX_CHANNEL;
 use super::rows::{MO_COLUMNS, MoArrays, mo_from_row, secs};
 use super::{PgStore, PostgresError};
-use crate::core::mo::MoMessage;
+use crate::core::mo::{MoMessage, RejectedMo};
 
 impl PgStore {
     /// Commits a batch, skipping MOs already received within `window` seconds (redeliveries,
     /// on this node or any other); returns how many were redeliveries. Durable on return.
-    pub async fn append(
+    pub(super) async fn append(
         &self,
         messages: &[MoMessage],
         window: u64,
@@ -77,10 +76,9 @@ impl PgStore {
 
     /// Claims up to `limit` MOs for this node for `lease`, oldest first, at most one per
     /// sender (the oldest one it has waiting).
-    pub async fn claim_inbox(
+    pub(super) async fn claim_inbox(
         &self,
         limit: usize,
-        lease: Duration,
     ) -> Result<Vec<(u64, MoMessage)>, PostgresError> {
         let client = self.pool.get().await?;
         let statement = client
@@ -102,7 +100,7 @@ impl PgStore {
                 &statement,
                 &[
                     &self.node,
-                    &i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+                    &i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX),
                     &i64::try_from(limit).unwrap_or(i64::MAX),
                 ],
             )
@@ -118,13 +116,31 @@ impl PgStore {
         Ok(claimed)
     }
 
-    /// MOs in the inbox, claimed or not (a gauge; `count(*)` on an indexed table).
-    pub async fn inbox_len(&self) -> Result<u64, PostgresError> {
+    /// When the oldest MO still in the inbox was received.
+    pub(super) async fn oldest_received_at(&self) -> Result<Option<u64>, PostgresError> {
         let client = self.pool.get().await?;
-        let n: i64 = client
-            .query_one("SELECT count(*) FROM inbox", &[])
+        let oldest: Option<i64> = client
+            .query_one("SELECT min(received_at) FROM inbox", &[])
             .await?
             .get(0);
-        Ok(n as u64)
+        Ok(oldest.map(|t| t as u64))
+    }
+
+    pub(super) async fn rejected(&self) -> Result<Vec<RejectedMo>, PostgresError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!("SELECT reason, {MO_COLUMNS} FROM rejected ORDER BY id"),
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RejectedMo {
+                    reason: row.try_get(0)?,
+                    mo: mo_from_row("rejected", row, 1)?,
+                })
+            })
+            .collect()
     }
 }

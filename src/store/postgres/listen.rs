@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -52,16 +52,17 @@ fn wake_for(channel: &str, payload: &str) -> Option<Wake> {
 }
 
 /// Keeps a connection listening until `stop`, reconnecting with backoff, and hands every
-/// notification to `wake`.
+/// notification to `wake`. The receiver says whether it is listening right now.
 pub(super) fn spawn(
     config: tokio_postgres::Config,
     wake: Arc<dyn Fn(Wake) + Send + Sync>,
     stop: CancellationToken,
-) -> JoinHandle<()> {
+) -> watch::Receiver<bool> {
+    let (listening, state) = watch::channel(false);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let session = listen(&config, &wake, &mut backoff);
+            let session = listen(&config, &wake, &mut backoff, &listening);
             tokio::select! {
                 _ = stop.cancelled() => return,
                 ended = session => match ended {
@@ -69,13 +70,15 @@ pub(super) fn spawn(
                     Err(e) => warn!("postgres: listening connection: {e}"),
                 },
             }
+            listening.send_replace(false);
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-    })
+    });
+    state
 }
 
 /// One listening session: connect, LISTEN, announce the gap, then forward until it drops.
@@ -83,6 +86,7 @@ async fn listen(
     config: &tokio_postgres::Config,
     wake: &Arc<dyn Fn(Wake) + Send + Sync>,
     backoff: &mut Duration,
+    listening: &watch::Sender<bool>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let forward = {
@@ -107,6 +111,7 @@ async fn listen(
             ))
             .await?;
         *backoff = Duration::from_millis(100);
+        listening.send_replace(true);
         wake(Wake::Gap);
         // Keep the client (and so the session) alive while the connection forwards.
         futures::future::pending::<Result<(), tokio_postgres::Error>>().await

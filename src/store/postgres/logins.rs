@@ -8,11 +8,14 @@
 use super::listen::LOGIN_CHANNEL;
 use super::rows::{LOGIN_COLUMNS, login_columns, login_from_row, secs};
 use super::{PgStore, PostgresError};
-use crate::core::login::LoginRecord;
+use crate::core::login::{LoginRecord, LoginState};
 use crate::core::token::Challenge;
 
 impl PgStore {
-    pub async fn login(&self, challenge: &Challenge) -> Result<Option<LoginRecord>, PostgresError> {
+    pub(super) async fn login(
+        &self,
+        challenge: &Challenge,
+    ) -> Result<Option<LoginRecord>, PostgresError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -29,11 +32,16 @@ impl PgStore {
 
     /// Hands a completed login's session out exactly once across all nodes: returns the
     /// record as it was (with its session) to the one caller that turned it `consumed`, None
-    /// to everyone else. Committed on return.
-    pub async fn take_session(
+    /// to everyone else, and None if the record is no longer the `seen` one. Committed on
+    /// return.
+    pub(super) async fn take_session(
         &self,
         challenge: &Challenge,
+        seen: &LoginRecord,
     ) -> Result<Option<LoginRecord>, PostgresError> {
+        let LoginState::Complete { session, .. } = &seen.state else {
+            return Ok(None);
+        };
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -42,7 +50,7 @@ impl PgStore {
                  ), consumed AS (
                      UPDATE logins SET state = 'consumed', session = NULL, account_id = NULL,
                          created = NULL
-                     WHERE challenge = $1 AND state = 'complete'
+                     WHERE challenge = $1 AND state = 'complete' AND session = $3
                      RETURNING 1
                  )
                  SELECT taken.*, pg_notify('{LOGIN_CHANNEL}', $2)
@@ -52,7 +60,11 @@ impl PgStore {
         client
             .query_opt(
                 &statement,
-                &[&challenge.as_bytes().as_slice(), &challenge.as_str()],
+                &[
+                    &challenge.as_bytes().as_slice(),
+                    &challenge.as_str(),
+                    session,
+                ],
             )
             .await?
             .as_ref()
@@ -62,7 +74,7 @@ impl PgStore {
 
     /// Records that the login's MO waits for the auth core, unless any state is recorded
     /// already (a decided state is never overwritten). Committed on return.
-    pub async fn mark_waiting(
+    pub(super) async fn mark_waiting(
         &self,
         challenge: &Challenge,
         record: &LoginRecord,

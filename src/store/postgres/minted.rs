@@ -10,7 +10,6 @@ use super::rows::{login_columns, secs};
 use super::{PgStore, PostgresError};
 use crate::core::clock::UnixSecs;
 use crate::core::login::{LoginRecord, MintedLogin};
-use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{QueuedEvent, SentRecord};
 use crate::core::token::Challenge;
 
@@ -20,7 +19,7 @@ fn key(message_id: &str) -> String {
 
 impl PgStore {
     /// Records a new login and its due date. Committed on return.
-    pub async fn insert_minted(
+    pub(super) async fn insert_minted(
         &self,
         challenge: &Challenge,
         login: &MintedLogin,
@@ -45,7 +44,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn minted(
+    pub(super) async fn minted(
         &self,
         challenge: &Challenge,
     ) -> Result<Option<MintedLogin>, PostgresError> {
@@ -69,7 +68,7 @@ impl PgStore {
     }
 
     /// Up to `limit` logins whose window closed before `now`, soonest first.
-    pub async fn minted_due(
+    pub(super) async fn minted_due(
         &self,
         now: UnixSecs,
         limit: usize,
@@ -96,7 +95,7 @@ impl PgStore {
     }
 
     /// The login fell due and needs no event (its backend has no webhook).
-    pub async fn settle_due(&self, challenge: &Challenge) -> Result<(), PostgresError> {
+    pub(super) async fn settle_due(&self, challenge: &Challenge) -> Result<(), PostgresError> {
         let client = self.pool.get().await?;
         client
             .execute(
@@ -110,7 +109,7 @@ impl PgStore {
     /// A minted login fell due with no SMS: records it `expired` and queues `event`, unless
     /// an MO recorded a state first or another node recorded the expiry; either way it is no
     /// longer due. Returns whether this call recorded it. Committed on return.
-    pub async fn record_expiry(
+    pub(super) async fn record_expiry(
         &self,
         challenge: &Challenge,
         record: &LoginRecord,
@@ -166,7 +165,7 @@ impl PgStore {
     }
 
     /// Remembers what the SMSC accepted under `message_id`, for its delivery receipt.
-    pub async fn record_sent(
+    pub(super) async fn record_sent(
         &self,
         smsc: &str,
         message_id: &str,
@@ -192,7 +191,7 @@ impl PgStore {
     }
 
     /// Sets the outcome of the first of `ids` that names a sent message; returns that record.
-    pub async fn settle_sent(
+    pub(super) async fn settle_sent(
         &self,
         smsc: &str,
         ids: &[String],
@@ -212,17 +211,7 @@ impl PgStore {
                 &[&smsc, &keys, &outcome],
             )
             .await?;
-        row.map(|row| {
-            let recipient: String = row.try_get(0)?;
-            Ok(SentRecord {
-                to: Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
-                    table: "sent",
-                    what: format!("recipient: {e}"),
-                })?,
-                submitted_at: row.try_get::<_, i64>(1)? as u64,
-                outcome: row.try_get(2)?,
-            })
-        })
-        .transpose()
+        row.map(|row| super::queues::sent_from_row(&row))
+            .transpose()
     }
 }

@@ -15,14 +15,6 @@ use crate::core::login::LoginRecord;
 use crate::core::outbound::{Outbound, QueuedEvent};
 use crate::core::token::Challenge;
 
-/// What one MO led to.
-pub struct PgOutcome<'a> {
-    pub mo_id: u64,
-    pub login: Option<(Challenge, &'a LoginRecord)>,
-    pub replies: &'a [Outbound],
-    pub event: Option<&'a QueuedEvent>,
-}
-
 #[derive(Default)]
 struct Logins {
     mo_id: Vec<i64>,
@@ -49,6 +41,13 @@ struct Replies {
 }
 
 #[derive(Default)]
+struct SetAside {
+    mo_id: Vec<i64>,
+    reason: Vec<String>,
+    mos: MoArrays,
+}
+
+#[derive(Default)]
 struct Events {
     mo_id: Vec<i64>,
     backend: Vec<String>,
@@ -56,7 +55,9 @@ struct Events {
     body: Vec<String>,
 }
 
-const COMMIT: &str = "
+fn commit_statement() -> String {
+    format!(
+        "
 WITH gone AS (
     DELETE FROM inbox WHERE id = ANY($1) RETURNING id
 ), decided AS (
@@ -94,6 +95,15 @@ WITH gone AS (
     ORDER BY ord
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
+), set_aside AS (
+    INSERT INTO rejected (id, reason, {MO_COLUMNS})
+    SELECT mo_id, reason, {MO_COLUMNS}
+    FROM unnest($23::bigint[], $24::text[], $25::text[], $26::text[], $27::smallint[],
+                $28::text[], $29::smallint[], $30::smallint[], $31::bytea[], $32::int[],
+                $33::smallint[], $34::smallint[], $35::bigint[])
+         AS x(mo_id, reason, {MO_COLUMNS})
+    WHERE mo_id IN (SELECT id FROM gone)
+    ON CONFLICT (id) DO NOTHING
 ), woken AS (
     SELECT pg_notify('moauth_login', encode(challenge, 'escape')) FROM decided
     UNION ALL
@@ -102,26 +112,47 @@ WITH gone AS (
     SELECT pg_notify('moauth_webhooks', '') FROM (SELECT 1) AS one
     WHERE EXISTS (SELECT 1 FROM events)
 )
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM woken)";
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM woken)"
+    )
+}
+
+static COMMIT: LazyLock<String> = LazyLock::new(commit_statement);
 
 impl PgStore {
     /// Records what a batch of MOs led to, atomically, for the MOs still in the inbox (those
     /// no other node committed first); returns how many that was. Committed on return.
-    pub async fn commit_outcomes(
+    pub(super) async fn commit_outcomes(
         &self,
-        outcomes: &[PgOutcome<'_>],
+        outcomes: &[Outcome],
     ) -> Result<usize, PostgresError> {
         debug_assert!(COMMIT.contains(LOGIN_CHANNEL));
         debug_assert!(COMMIT.contains(OUTBOX_CHANNEL) && COMMIT.contains(WEBHOOK_CHANNEL));
-        let ids: Vec<i64> = outcomes.iter().map(|o| o.mo_id as i64).collect();
+        let mut ids = Vec::with_capacity(outcomes.len());
         let mut logins = Logins::default();
         let mut replies = Replies::default();
         let mut events = Events::default();
+        let mut aside = SetAside::default();
         for outcome in outcomes {
-            let mo_id = outcome.mo_id as i64;
+            let (mo, login, queued, event) = match outcome {
+                Outcome::Decided {
+                    mo,
+                    login,
+                    replies,
+                    event,
+                } => (*mo, login.as_ref(), replies.as_slice(), event.as_ref()),
+                Outcome::Rejected { mo, rejected } => {
+                    ids.push(*mo as i64);
+                    aside.mo_id.push(*mo as i64);
+                    aside.reason.push(rejected.reason.clone());
+                    aside.mos.push(&rejected.mo);
+                    continue;
+                }
+            };
+            let mo_id = mo as i64;
+            ids.push(mo_id);
             // One row per challenge per statement (PostgreSQL refuses to upsert a row twice
             // in one command): the first decision in the batch is the one that counts.
-            if let Some((challenge, record)) = &outcome.login
+            if let Some((challenge, record)) = login
                 && !logins
                     .challenge
                     .iter()
@@ -142,7 +173,7 @@ impl PgStore {
                 logins.decided_at.push(secs(record.decided_at));
                 logins.keep_until.push(secs(record.keep_until));
             }
-            for reply in outcome.replies {
+            for reply in queued {
                 replies.mo_id.push(mo_id);
                 replies.smsc.push(reply.smsc.clone());
                 replies.sender.push(reply.from.clone());
@@ -150,44 +181,43 @@ impl PgStore {
                 replies.body.push(reply.text.clone());
                 replies.created_at.push(secs(reply.created_at));
             }
-            if let Some(event) = outcome.event {
+            if let Some(event) = event {
                 events.mo_id.push(mo_id);
                 events.backend.push(event.backend.clone());
                 events.event_id.push(event.event_id.clone());
                 events.body.push(event.body.clone());
             }
         }
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &ids,
+            &logins.mo_id,
+            &logins.challenge,
+            &logins.state,
+            &logins.session,
+            &logins.account_id,
+            &logins.created,
+            &logins.reason,
+            &logins.msisdn,
+            &logins.issued_at,
+            &logins.decided_at,
+            &logins.keep_until,
+            &replies.mo_id,
+            &replies.smsc,
+            &replies.sender,
+            &replies.recipient,
+            &replies.body,
+            &replies.created_at,
+            &events.mo_id,
+            &events.backend,
+            &events.event_id,
+            &events.body,
+            &aside.mo_id,
+            &aside.reason,
+        ];
+        params.extend(aside.mos.params());
         let client = self.pool.get().await?;
-        let statement = client.prepare_cached(COMMIT).await?;
-        let row = client
-            .query_one(
-                &statement,
-                &[
-                    &ids,
-                    &logins.mo_id,
-                    &logins.challenge,
-                    &logins.state,
-                    &logins.session,
-                    &logins.account_id,
-                    &logins.created,
-                    &logins.reason,
-                    &logins.msisdn,
-                    &logins.issued_at,
-                    &logins.decided_at,
-                    &logins.keep_until,
-                    &replies.mo_id,
-                    &replies.smsc,
-                    &replies.sender,
-                    &replies.recipient,
-                    &replies.body,
-                    &replies.created_at,
-                    &events.mo_id,
-                    &events.backend,
-                    &events.event_id,
-                    &events.body,
-                ],
-            )
-            .await?;
+        let statement = client.prepare_cached(&COMMIT).await?;
+        let row = client.query_one(&statement, &params).await?;
         let gone: i64 = row.get(0);
         Ok(gone as usize)
     }

@@ -1,4 +1,4 @@
-//! MOs that go nowhere (rejected) and parts of concatenated MOs, on the shared database.
+//! Parts of concatenated MOs on the shared database.
 //!
 //! Filing a part is serialised per message with an advisory lock on the part's group: two
 //! nodes filing the last two parts at once would otherwise each see the other's part
@@ -7,41 +7,13 @@
 use super::rows::{MO_COLUMNS, MoArrays, mo_from_row};
 use super::{PgStore, PostgresError};
 use crate::core::mo::MoMessage;
-use crate::store::{Filed, PartKey};
+use crate::core::store::{Filed, PartKey};
 
 impl PgStore {
-    /// Moves inbox MO `id` to the rejected table with its reason, in one statement. Nothing
-    /// happens if another node moved it first.
-    pub async fn reject_mo(
-        &self,
-        id: u64,
-        mo: &MoMessage,
-        reason: &str,
-    ) -> Result<(), PostgresError> {
-        let mut row = MoArrays::default();
-        row.push(mo);
-        let id = id as i64;
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&id, &reason];
-        params.extend(row.params());
-        let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "WITH gone AS (DELETE FROM inbox WHERE id = $1 RETURNING id)
-                 INSERT INTO rejected (id, reason, {MO_COLUMNS})
-                 SELECT gone.id, $2, m.* FROM gone,
-                     unnest($3::text[], $4::text[], $5::smallint[], $6::text[], $7::smallint[],
-                         $8::smallint[], $9::bytea[], $10::int[], $11::smallint[],
-                         $12::smallint[], $13::bigint[]) AS m"
-            ))
-            .await?;
-        client.execute(&statement, &params).await?;
-        Ok(())
-    }
-
     /// Moves inbox MO `id`, a part, into the parts table; when it was the last one, `join`
     /// makes the whole message from the parts in order, which replaces them in the inbox.
     /// Committed on return.
-    pub async fn file_part(
+    pub(super) async fn file_part(
         &self,
         id: u64,
         at: PartKey<'_>,

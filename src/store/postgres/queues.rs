@@ -1,160 +1,183 @@
 //! The outbox and the webhook queue on the shared database: at-least-once delivery with
 //! leases, so a node that dies mid-send leaves its items to the others once the lease lapses.
 //!
-//! A node claims only the outbox rows of SMSC connections it is bound to (carriers give each
-//! node its own binds; a reply goes out the SMSC its MO came in on). Claims are
-//! `FOR UPDATE SKIP LOCKED`: nodes claiming at once get different rows. An item leaves the
-//! table only when it was accepted (submit_sm_resp OK, a 2xx from the backend); one that
-//! failed for now is given back with a later lease, which is its retry time.
+//! A node asks only for the outbox rows of SMSC connections it is bound to (carriers give
+//! each node its own binds; a reply goes out the SMSC its MO came in on). Rows are locked
+//! `FOR UPDATE SKIP LOCKED`, so nodes asking at once get different rows and never wait on
+//! each other; those handed out get a lease in this node's name. Asking again renews the
+//! leases of what this node still has in flight (it is in the candidates, skipped by the
+//! caller, and leased anew), so a long retry on a live node does not hand its message to
+//! another. An item leaves the table only once accepted (submit_sm_resp OK, a 2xx).
 
 use std::time::Duration;
 
 use super::{PgStore, PostgresError};
 use crate::core::msisdn::Msisdn;
-use crate::core::outbound::{Outbound, QueuedEvent};
+use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use crate::core::store::QueueId;
+
+/// Candidates looked at beyond `limit`: room for this node's own items in flight, which
+/// the caller skips.
+const IN_FLIGHT_ROOM: i64 = 512;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn id(row: &tokio_postgres::Row) -> Result<u64, PostgresError> {
-    Ok(row.try_get::<_, i64>(0)? as u64)
-}
-
-fn ids(ids: &[u64]) -> Vec<i64> {
-    ids.iter().map(|&id| id as i64).collect()
+/// The free rows of `table` (and this node's own), oldest first, locked for this
+/// transaction. `filter` is an extra SQL condition on `$3`.
+fn candidates(table: &str, filter: &str, columns: &str) -> String {
+    format!(
+        "SELECT id, {columns} FROM {table}
+         WHERE {filter} AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $1)
+         ORDER BY id LIMIT $2
+         FOR UPDATE SKIP LOCKED"
+    )
 }
 
 impl PgStore {
-    /// Claims up to `limit` replies for connection `smsc` for `lease`, oldest first.
-    pub async fn claim_outbox(
+    /// Locks the candidates `query` finds, keeps those `keep` accepts (up to `limit`),
+    /// leases them to this node and returns them.
+    async fn lease<T>(
+        &self,
+        query: &str,
+        table: &str,
+        extra: &(dyn tokio_postgres::types::ToSql + Sync),
+        limit: usize,
+        read: impl Fn(&tokio_postgres::Row) -> Result<T, PostgresError>,
+        keep: impl Fn(QueueId, &T) -> bool,
+    ) -> Result<Vec<(QueueId, T)>, PostgresError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let statement = tx.prepare_cached(query).await?;
+        let rows = tx
+            .query(
+                &statement,
+                &[&self.node, &(limit as i64 + IN_FLIGHT_ROOM), extra],
+            )
+            .await?;
+        let mut kept = Vec::new();
+        for row in &rows {
+            let id = row.try_get::<_, i64>(0)? as QueueId;
+            let item = read(row)?;
+            if kept.len() < limit && keep(id, &item) {
+                kept.push((id, item));
+            }
+        }
+        let ids: Vec<i64> = kept.iter().map(|(id, _)| *id as i64).collect();
+        if !ids.is_empty() {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET lease_owner = $1,
+                         lease_until = now() + $2::bigint * interval '1 millisecond'
+                     WHERE id = ANY($3)"
+                ),
+                &[&self.node, &millis(self.lease), &ids],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(kept)
+    }
+
+    /// Up to `limit` replies for connection `smsc`, oldest first, not those `skip` picks;
+    /// leased to this node.
+    pub(super) async fn claim_replies(
         &self,
         smsc: &str,
+        skip: &(dyn Fn(QueueId) -> bool + Send + Sync),
         limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<(u64, Outbound)>, PostgresError> {
-        let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(
-                "UPDATE outbox SET lease_owner = $1,
-                     lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE id IN (
-                     SELECT id FROM outbox
-                     WHERE smsc = $3 AND (lease_until IS NULL OR lease_until < now())
-                     ORDER BY id LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING id, smsc, sender, recipient, body, created_at",
-            )
-            .await?;
-        let rows = client
-            .query(
-                &statement,
-                &[&self.node, &millis(lease), &smsc, &(limit as i64)],
-            )
-            .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| {
+    ) -> Result<Vec<(QueueId, Outbound)>, PostgresError> {
+        let query = candidates(
+            "outbox",
+            "smsc = $3",
+            "smsc, sender, recipient, body, created_at",
+        );
+        let smsc = smsc.to_owned();
+        self.lease(
+            &query,
+            "outbox",
+            &smsc,
+            limit,
+            |row| {
                 let recipient: String = row.try_get(3)?;
-                let to = Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
-                    table: "outbox",
-                    what: format!("recipient: {e}"),
-                })?;
-                Ok((
-                    id(row)?,
-                    Outbound {
-                        smsc: row.try_get(1)?,
-                        from: row.try_get(2)?,
-                        to,
-                        text: row.try_get(4)?,
-                        created_at: row.try_get::<_, i64>(5)? as u64,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, PostgresError>>()?;
-        claimed.sort_by_key(|(id, _)| *id);
-        Ok(claimed)
+                Ok(Outbound {
+                    smsc: row.try_get(1)?,
+                    from: row.try_get(2)?,
+                    to: Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
+                        table: "outbox",
+                        what: format!("recipient: {e}"),
+                    })?,
+                    text: row.try_get(4)?,
+                    created_at: row.try_get::<_, i64>(5)? as u64,
+                })
+            },
+            |id, _| !skip(id),
+        )
+        .await
     }
 
-    /// The SMSC accepted these (or refused them for good): they leave the outbox.
-    pub async fn ack_outbox(&self, done: &[u64]) -> Result<(), PostgresError> {
+    /// The SMSC accepted the reply (or refused it for good): it leaves the outbox.
+    pub(super) async fn remove_reply(&self, id: QueueId) -> Result<(), PostgresError> {
         let client = self.pool.get().await?;
         client
-            .execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids(done)])
+            .execute("DELETE FROM outbox WHERE id = $1", &[&(id as i64)])
             .await?;
+        self.signals.replies_removed.notify_waiters();
         Ok(())
     }
 
-    /// Gives a claimed reply back, to be claimed again (by any node) after `after`.
-    pub async fn retry_outbox(&self, id: u64, after: Duration) -> Result<(), PostgresError> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE outbox SET lease_owner = NULL,
-                     lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE id = $1",
-                &[&(id as i64), &millis(after)],
-            )
-            .await?;
-        Ok(())
+    /// Resolves once the outbox is empty (on every node's account, not only this one's).
+    pub(super) async fn wait_outbox_empty(&self) {
+        loop {
+            let removed = self.signals.replies_removed.notified();
+            tokio::pin!(removed);
+            removed.as_mut().enable();
+            let empty = async {
+                let client = self.pool.get().await?;
+                let row = client
+                    .query_one("SELECT NOT EXISTS (SELECT 1 FROM outbox)", &[])
+                    .await?;
+                Ok::<bool, PostgresError>(row.get(0))
+            };
+            if let Ok(true) = empty.await {
+                return;
+            }
+            // Another node's sends do not wake this one: look again now and then.
+            tokio::select! {
+                _ = removed => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
     }
 
-    /// Replies waiting, claimed or not.
-    pub async fn outbox_len(&self) -> Result<u64, PostgresError> {
-        let client = self.pool.get().await?;
-        let n: i64 = client
-            .query_one("SELECT count(*) FROM outbox", &[])
-            .await?
-            .get(0);
-        Ok(n as u64)
-    }
-
-    /// Claims up to `limit` webhook events for `lease`, oldest first, leaving out those of
-    /// the backends in `paused`.
-    pub async fn claim_webhooks(
+    /// Up to `limit` webhook events, oldest first, not those `skip` picks; leased to this
+    /// node.
+    pub(super) async fn claim_events(
         &self,
-        paused: &[String],
+        skip: &(dyn Fn(QueueId, &QueuedEvent) -> bool + Send + Sync),
         limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<(u64, QueuedEvent)>, PostgresError> {
-        let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(
-                "UPDATE webhooks SET lease_owner = $1,
-                     lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE id IN (
-                     SELECT id FROM webhooks
-                     WHERE backend <> ALL($3) AND (lease_until IS NULL OR lease_until < now())
-                     ORDER BY id LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING id, backend, event_id, body",
-            )
-            .await?;
-        let rows = client
-            .query(
-                &statement,
-                &[&self.node, &millis(lease), &paused, &(limit as i64)],
-            )
-            .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    id(row)?,
-                    QueuedEvent {
-                        backend: row.try_get(1)?,
-                        event_id: row.try_get(2)?,
-                        body: row.try_get(3)?,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, PostgresError>>()?;
-        claimed.sort_by_key(|(id, _)| *id);
-        Ok(claimed)
+    ) -> Result<Vec<(QueueId, QueuedEvent)>, PostgresError> {
+        let query = candidates("webhooks", "$3", "backend, event_id, body");
+        self.lease(
+            &query,
+            "webhooks",
+            &true,
+            limit,
+            |row| {
+                Ok(QueuedEvent {
+                    backend: row.try_get(1)?,
+                    event_id: row.try_get(2)?,
+                    body: row.try_get(3)?,
+                })
+            },
+            |id, event| !skip(id, event),
+        )
+        .await
     }
 
     /// The backend answered 2xx: the event leaves the queue.
-    pub async fn ack_webhook(&self, id: u64) -> Result<(), PostgresError> {
+    pub(super) async fn remove_event(&self, id: QueueId) -> Result<(), PostgresError> {
         let client = self.pool.get().await?;
         client
             .execute("DELETE FROM webhooks WHERE id = $1", &[&(id as i64)])
@@ -162,17 +185,31 @@ impl PgStore {
         Ok(())
     }
 
-    /// Gives a claimed event back, to be claimed again after `after`.
-    pub async fn retry_webhook(&self, id: u64, after: Duration) -> Result<(), PostgresError> {
+    pub(super) async fn sent(
+        &self,
+        smsc: &str,
+        message_id: &str,
+    ) -> Result<Option<SentRecord>, PostgresError> {
         let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE webhooks SET lease_owner = NULL,
-                     lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE id = $1",
-                &[&(id as i64), &millis(after)],
+        let row = client
+            .query_opt(
+                "SELECT recipient, submitted_at, outcome FROM sent
+                 WHERE smsc = $1 AND message_id = $2",
+                &[&smsc, &message_id.trim().to_ascii_lowercase()],
             )
             .await?;
-        Ok(())
+        row.map(|row| sent_from_row(&row)).transpose()
     }
+}
+
+pub(super) fn sent_from_row(row: &tokio_postgres::Row) -> Result<SentRecord, PostgresError> {
+    let recipient: String = row.try_get(0)?;
+    Ok(SentRecord {
+        to: Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
+            table: "sent",
+            what: format!("recipient: {e}"),
+        })?,
+        submitted_at: row.try_get::<_, i64>(1)? as u64,
+        outcome: row.try_get(2)?,
+    })
 }

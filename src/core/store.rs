@@ -1,0 +1,367 @@
+//! The store as each consumer needs it: one narrow trait per consumer, shaped for batches and
+//! for a database across the network.
+//!
+//! | consumer | trait |
+//! | --- | --- |
+//! | SMPP links' group commit (deliver_sm) | [`IngestStore`] |
+//! | the login pipeline | [`PipelineStore`] |
+//! | polls (`POST /v1/logins/poll`, `GET /v1/logins/{T}`) | [`PollStore`] |
+//! | `POST /v1/logins` | [`MintStore`] |
+//! | the SMPP links' sending side | [`OutboxStore`] |
+//! | the webhook dispatcher | [`WebhookStore`] |
+//! | the embedded auth core | [`AccountStore`] |
+//!
+//! # Durability, for every implementation
+//! A method that *writes* is atomic: all of its effect or none. It is **durable once a
+//! [`StoreBase::sync`] that started after it has resolved**; methods that say "durable when
+//! it resolves" are durable without one. Whoever acknowledges something to the outside (a
+//! deliver_sm_resp, an HTTP 200, an SMS or a webhook call that exposes a state) calls `sync`
+//! first. A backend whose writes are durable at commit (PostgreSQL) makes `sync` a no-op; an
+//! embedded one (sled) flushes once for everyone waiting (group commit).
+//!
+//! # Exactly once
+//! Decisions that must happen once are made by the store, atomically, never by a read and a
+//! later write in the caller: a redelivered MO is stored once ([`IngestStore::append_mos`]),
+//! a session is handed out once ([`PollStore::take_session`]), a number gets one account
+//! ([`AccountStore::log_in`]), an MO leaves the inbox only together with its outcome
+//! ([`PipelineStore::commit_outcomes`]). Queues (inbox, outbox, webhooks) are at-least-once:
+//! an item leaves only when acknowledged, so after a crash it is handed out again.
+//!
+//! Every implementation passes the battery in `crate::store::battery` (run against sled by
+//! `cargo test`, and against each further backend with the same macro).
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use crate::core::auth::{Account, AuthAnswer};
+use crate::core::clock::UnixSecs;
+use crate::core::error::StoreError;
+use crate::core::login::{LoginRecord, MintedLogin};
+use crate::core::mo::{MoMessage, RejectedMo};
+use crate::core::msisdn::Msisdn;
+use crate::core::notify::LoginWatch;
+use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use crate::core::token::Challenge;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+pub type StoreFuture<'a, T> = BoxFuture<'a, StoreResult<T>>;
+
+/// An MO's place in the inbox: increasing in arrival order, stable until it leaves.
+pub type MoId = u64;
+/// A queued reply or webhook event; increasing in the order they were queued.
+pub type QueueId = u64;
+
+/// What every consumer may ask.
+pub trait StoreBase: Send + Sync {
+    /// Resolves once every write this process made before the call is durable.
+    fn sync(&self) -> StoreFuture<'_, ()>;
+
+    /// Queue depths for `/metrics` and `/status`. Cheap: never a scan per call.
+    fn depths(&self) -> Depths;
+}
+
+/// How much work waits, as gauges report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depths {
+    /// MOs stored and not yet processed.
+    pub inbox: usize,
+    /// Parts of concatenated MOs waiting for their siblings.
+    pub parts: usize,
+    /// Replies not yet accepted by an SMSC.
+    pub outbox: usize,
+    /// Webhook events not yet answered 2xx.
+    pub webhooks: usize,
+}
+
+/// The SMPP links' side of the inbox: every deliver_sm is stored before it is acknowledged.
+pub trait IngestStore: StoreBase {
+    /// Appends `mos` to the inbox in order, except those whose [`MoMessage::digest`] was
+    /// already received within `redelivery_window` seconds of their `received_at` (an SMSC
+    /// that missed our deliver_sm_resp sends the PDU again): those are stored once, in the
+    /// same transaction. Returns how many were such repeats. Atomic; durable after `sync`.
+    fn append_mos<'a>(
+        &'a self,
+        mos: &'a [MoMessage],
+        redelivery_window: u64,
+    ) -> StoreFuture<'a, usize>;
+
+    /// Resolves when MOs may have been appended since the last wake: the pipeline's cue.
+    /// A wake given while nobody waits is kept for the next waiter.
+    fn mos_arrived(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Reads the poll, the pipeline and the webhook side share.
+pub trait LoginReads: StoreBase {
+    /// The login's record; None means nothing was recorded (a poll derives `pending` or
+    /// `expired` from the token alone).
+    fn login<'a>(&'a self, challenge: &'a Challenge) -> StoreFuture<'a, Option<LoginRecord>>;
+
+    /// Which backend minted the login, if one did.
+    fn minted<'a>(&'a self, challenge: &'a Challenge) -> StoreFuture<'a, Option<MintedLogin>>;
+}
+
+/// Where a part of a concatenated SMS sits.
+pub struct PartKey<'a> {
+    /// Identifies the message the part belongs to (sender, reference, ...).
+    pub group: &'a [u8],
+    pub seq: u8,
+    pub total: u8,
+}
+
+/// What filing one part led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Filed {
+    /// Kept until its siblings come.
+    Waiting,
+    /// This part was filed already; dropped.
+    Duplicate,
+    /// The last part: the whole message went into the inbox under this id.
+    Complete(MoId),
+}
+
+/// What an MO led to, committed with its removal from the inbox.
+#[derive(Debug)]
+pub enum Outcome {
+    Decided {
+        mo: MoId,
+        /// The login state to record, if any.
+        login: Option<(Challenge, LoginRecord)>,
+        /// SMS to queue.
+        replies: Vec<Outbound>,
+        /// The webhook event reporting `login`, if its backend has a webhook.
+        event: Option<QueuedEvent>,
+    },
+    /// The MO could not be read; kept aside for an operator.
+    Rejected { mo: MoId, rejected: RejectedMo },
+}
+
+/// What a sweep may remove: everything past these times.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepDue {
+    /// Login records whose `keep_until` is before this.
+    pub now: UnixSecs,
+    /// Parts received before this whose siblings never came.
+    pub parts_before: UnixSecs,
+    /// Redelivery digests of MOs received before this.
+    pub seen_before: UnixSecs,
+    /// Rejected MOs received before this.
+    pub rejected_before: UnixSecs,
+}
+
+/// How much a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub parts: usize,
+    pub seen: usize,
+    pub rejected: usize,
+}
+
+/// The login pipeline: takes MOs oldest first and commits what each led to.
+pub trait PipelineStore: IngestStore + LoginReads {
+    /// Up to `limit` MOs, oldest first. They stay in the inbox until an outcome removes them,
+    /// so after a crash they are taken again.
+    fn oldest_mos(&self, limit: usize) -> StoreFuture<'_, Vec<(MoId, MoMessage)>>;
+
+    /// For each outcome, atomically: the MO leaves the inbox, the login state (if any) is
+    /// recorded, the replies are queued for sending and the event for its webhook. The whole
+    /// slice is one transaction: all of it or none. Waiting polls of the recorded logins
+    /// are woken. Durable after `sync`; nothing queued here is handed to an SMSC or a
+    /// webhook before then.
+    fn commit_outcomes<'a>(&'a self, outcomes: &'a [Outcome]) -> StoreFuture<'a, ()>;
+
+    /// Records that the login's MO waits for the auth core, unless a state is recorded
+    /// already (a decided state is never overwritten). Durable after `sync`; after a crash
+    /// the MO is taken again and marks itself again.
+    fn mark_waiting<'a>(
+        &'a self,
+        challenge: &'a Challenge,
+        record: &'a LoginRecord,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Moves one part of a concatenated MO from the inbox to the parts; when it completes
+    /// its message, `join` makes the whole and it goes back into the inbox (as a new MO)
+    /// while the parts go. Atomic; a part filed twice is dropped. Durable after `sync`.
+    fn file_part<'a>(
+        &'a self,
+        mo: MoId,
+        at: PartKey<'a>,
+        part: &'a MoMessage,
+        join: &'a (dyn Fn(Vec<MoMessage>) -> MoMessage + Send + Sync),
+    ) -> StoreFuture<'a, Filed>;
+
+    /// Removes login records past their `keep_until`, never one that changed meanwhile;
+    /// returns how many. May take long on a big store: run beside the pipeline, not in it.
+    fn sweep_logins(&self, now: UnixSecs) -> StoreFuture<'_, usize>;
+
+    /// Removes stale parts, redelivery digests and rejected MOs.
+    fn sweep_leftovers(&self, due: SweepDue) -> StoreFuture<'_, Swept>;
+
+    /// The MOs kept aside as unreadable, for an operator.
+    fn rejected_mos(&self) -> StoreFuture<'_, Vec<RejectedMo>>;
+}
+
+/// The poll: reads a login, waits for it to change, hands its session out once.
+pub trait PollStore: LoginReads {
+    /// Swaps `Complete` for `Consumed` if the record is still exactly `seen`; returns the
+    /// record as it was, or None if it changed meanwhile (another poll won). **Durable when
+    /// it resolves**: once a session is answered, no crash can make a second poll get it.
+    fn take_session<'a>(
+        &'a self,
+        challenge: &'a Challenge,
+        seen: &'a LoginRecord,
+    ) -> StoreFuture<'a, Option<LoginRecord>>;
+
+    /// Registers a waiter for the login's next change. Watch first, then read, then wait,
+    /// and no change slips between. Costs nothing once the watch is dropped.
+    fn watch_login(&self, challenge: &Challenge) -> LoginWatch;
+}
+
+/// `POST /v1/logins`: logins moauth makes for a backend.
+pub trait MintStore: LoginReads {
+    /// Records who minted the login and when it falls due. **Durable when it resolves**: the
+    /// answer lets the SMS be sent, and the login's owner must be known when it arrives.
+    fn mint<'a>(&'a self, challenge: &'a Challenge, login: &'a MintedLogin) -> StoreFuture<'a, ()>;
+}
+
+/// The SMPP links' sending side: replies queued by the pipeline, and what became of them.
+pub trait OutboxStore: StoreBase {
+    /// Changes whenever replies were queued since the receiver last looked.
+    fn replies_queued(&self) -> watch::Receiver<u64>;
+
+    /// Up to `limit` replies for the SMSC connection `smsc`, oldest first, skipping those
+    /// `skip` picks (already in flight on this node). Only what is durable may be sent:
+    /// `sync` before sending. A shared backend hands each out to one node at a time (a lease).
+    fn pending_replies<'a>(
+        &'a self,
+        smsc: &'a str,
+        skip: &'a (dyn Fn(QueueId) -> bool + Send + Sync),
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<(QueueId, Outbound)>>;
+
+    /// The SMSC accepted the reply (or refused it for good): it leaves the outbox.
+    /// Durable after `sync`; a crash before that sends it again (at-least-once).
+    fn ack_reply(&self, id: QueueId) -> StoreFuture<'_, ()>;
+
+    /// Remembers an accepted SMS under the SMSC's message id, for its delivery receipt.
+    fn record_sent<'a>(
+        &'a self,
+        smsc: &'a str,
+        message_id: &'a str,
+        record: &'a SentRecord,
+    ) -> StoreFuture<'a, ()>;
+
+    /// A delivery receipt came: records its outcome on the first of `message_ids` known.
+    /// Durable after `sync`.
+    fn settle_sent<'a>(
+        &'a self,
+        smsc: &'a str,
+        message_ids: &'a [String],
+        outcome: &'a str,
+    ) -> StoreFuture<'a, Option<SentRecord>>;
+
+    /// What is known of an accepted SMS: where it went and what its receipt said.
+    fn sent_record<'a>(
+        &'a self,
+        smsc: &'a str,
+        message_id: &'a str,
+    ) -> StoreFuture<'a, Option<SentRecord>>;
+
+    /// Resolves once no reply waits to be sent (drains and tests).
+    fn outbox_drained(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The webhook dispatcher: delivers events, and records logins that expired unanswered.
+pub trait WebhookStore: LoginReads {
+    /// Changes whenever events were queued since the receiver last looked.
+    fn events_queued(&self) -> watch::Receiver<u64>;
+
+    /// Up to `limit` events, oldest first, skipping those `skip` picks (in flight, or for a
+    /// paused backend). Only what is durable may be delivered: `sync` before calling out.
+    fn pending_events<'a>(
+        &'a self,
+        skip: &'a (dyn Fn(QueueId, &QueuedEvent) -> bool + Send + Sync),
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<(QueueId, QueuedEvent)>>;
+
+    /// The backend answered 2xx: the event leaves the queue. Durable after `sync`; a crash
+    /// before that delivers it again with the same `event_id` (at-least-once).
+    fn ack_event(&self, id: QueueId) -> StoreFuture<'_, ()>;
+
+    /// When the oldest MO still in the inbox was received: a minted login that falls due
+    /// after it may still have its SMS waiting there.
+    fn oldest_mo_received_at(&self) -> StoreFuture<'_, Option<UnixSecs>>;
+
+    /// Up to `limit` minted logins whose window closed before `before`, soonest first.
+    fn due_minted(
+        &self,
+        before: UnixSecs,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<(UnixSecs, Challenge)>>;
+
+    /// The login fell due and needs no event: it is no longer due.
+    fn settle_due<'a>(
+        &'a self,
+        expires_at: UnixSecs,
+        challenge: &'a Challenge,
+    ) -> StoreFuture<'a, ()>;
+
+    /// A minted login fell due with no SMS: records `record` (expired) and queues `event`,
+    /// unless a state is recorded already; either way it is no longer due. Returns whether
+    /// it was recorded. Atomic; durable after `sync`.
+    fn record_expiry<'a>(
+        &'a self,
+        expires_at: UnixSecs,
+        challenge: &'a Challenge,
+        record: &'a LoginRecord,
+        event: &'a QueuedEvent,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Forgets minted logins past their `keep_until`; returns how many.
+    fn sweep_minted(&self, now: UnixSecs) -> StoreFuture<'_, usize>;
+}
+
+/// What to write for one login of the embedded auth core.
+pub struct NewLogin<'a> {
+    /// The MO's inbox id: the same on every retry of that MO.
+    pub request_id: u64,
+    pub msisdn: &'a Msisdn,
+    /// Given when the number may have no account yet: the account to create then.
+    pub password_hash_if_new: Option<String>,
+    /// Sent by SMS if the account is created here; kept in the answer until settled.
+    pub password_if_new: Option<String>,
+    pub session: String,
+    pub session_expires_at: UnixSecs,
+    pub now: UnixSecs,
+}
+
+/// The embedded auth core's accounts, sessions and answers.
+pub trait AccountStore: StoreBase {
+    fn account<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, Option<Account>>;
+
+    /// The answer given to `request_id`, if it was not settled yet: a retried MO gets the
+    /// same account, session and credentials.
+    fn auth_answer(&self, request_id: u64) -> StoreFuture<'_, Option<AuthAnswer>>;
+
+    /// Logs the number in: creates its account if it has none and `password_hash_if_new`
+    /// is given (else [`StoreError::AccountVanished`]), stores the session (by hash only)
+    /// and the answer under the request id. Never two accounts for one number, whoever
+    /// races. Atomic; durable after `sync`.
+    fn log_in<'a>(&'a self, new: NewLogin<'a>) -> StoreFuture<'a, AuthAnswer>;
+
+    /// The login that used `request_id` is committed: its answer (and the password in it)
+    /// is forgotten.
+    fn settle_answer(&self, request_id: u64) -> StoreFuture<'_, ()>;
+
+    fn account_count(&self) -> StoreFuture<'_, usize>;
+}
+
+/// Everything one backend offers; the daemon holds one and hands each consumer its part.
+pub trait Store:
+    PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+{
+}
+
+impl<T> Store for T where
+    T: PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+{
+}
