@@ -8,12 +8,14 @@
 //! state, once decided, is never overwritten (only `waiting` gives way to a decision), and an
 //! event id is queued once.
 
+use std::sync::LazyLock;
+
+use tokio_postgres::types::ToSql;
+
 use super::listen::{LOGIN_CHANNEL, OUTBOX_CHANNEL, WEBHOOK_CHANNEL};
-use super::rows::{login_columns, secs};
+use super::rows::{MO_COLUMNS, MoArrays, login_columns, secs};
 use super::{PgStore, PostgresError};
-use crate::core::login::LoginRecord;
-use crate::core::outbound::{Outbound, QueuedEvent};
-use crate::core::token::Challenge;
+use crate::core::store::Outcome;
 
 #[derive(Default)]
 struct Logins {
