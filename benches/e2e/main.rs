@@ -17,8 +17,9 @@ use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
 use moauth::core::login::LoginRecord;
 use moauth::core::login::LoginState;
 use moauth::core::msisdn::Msisdn;
+use moauth::core::store::{Outcome, PipelineStore, StoreBase};
 use moauth::sim::{MoRequest, SimConfig, Simulator};
-use moauth::store::Store;
+use moauth::store::sled::SledStore;
 
 use daemon::{Daemon, disk_usage};
 use drive::{Login, number, quantile};
@@ -90,11 +91,12 @@ struct Rates {
 
 /// Writes `count` completed logins into a store, as the pipeline would leave them.
 async fn live_logins(path: &Path, count: usize) -> anyhow::Result<()> {
-    let store = Store::open(path, 64)?;
+    let store = SledStore::open(path, 64)?;
     let now = moauth::core::clock::Clock::System.now();
     let numbers: Vec<Msisdn> = (0..1000)
         .map(|i| Msisdn::parse(&number(i)))
         .collect::<Result<_, _>>()?;
+    let mut batch = Vec::with_capacity(1000);
     for i in 0..count {
         let login = Login::fresh();
         let record = LoginRecord {
@@ -108,14 +110,18 @@ async fn live_logins(path: &Path, count: usize) -> anyhow::Result<()> {
             decided_at: now,
             keep_until: now + 86_400,
         };
-        store.commit_outcome(
-            u64::MAX - i as u64,
-            Some((login.token.challenge(), record)),
-            &[],
-            None,
-        )?;
+        batch.push(Outcome::Decided {
+            mo: u64::MAX - i as u64,
+            login: Some((login.token.challenge(), record)),
+            replies: vec![],
+            event: None,
+        });
+        if batch.len() == batch.capacity() || i + 1 == count {
+            store.commit_outcomes(&batch).await?;
+            batch.clear();
+        }
     }
-    store.flush().await?;
+    store.sync().await?;
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The default auth core: accounts in the local sled store.
+//! The default auth core: accounts in moauth's own store.
 //!
 //! A new number gets a random password (65 bits) stored only as an Argon2id hash. Hashing
 //! costs tens of milliseconds of CPU, so it runs on the blocking pool, never on the runtime,
@@ -15,21 +15,27 @@ use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest};
 use crate::core::clock::Clock;
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
-use crate::store::{NewLogin, Store};
+use crate::core::store::{AccountStore, NewLogin};
+use std::sync::Arc;
 
 /// Password alphabet: Crockford base32 in lower case, readable and GSM-7 safe.
 const PASSWORD_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const PASSWORD_LEN: usize = 13;
 
 pub struct EmbeddedAuth {
-    store: Store,
+    store: Arc<dyn AccountStore>,
     clock: Clock,
     session_ttl_secs: u64,
     send_credentials: bool,
 }
 
 impl EmbeddedAuth {
-    pub fn new(store: Store, clock: Clock, session_ttl_secs: u64, send_credentials: bool) -> Self {
+    pub fn new(
+        store: Arc<dyn AccountStore>,
+        clock: Clock,
+        session_ttl_secs: u64,
+        send_credentials: bool,
+    ) -> Self {
         AuthCoreHealth::Embedded.publish();
         EmbeddedAuth {
             store,
@@ -40,11 +46,11 @@ impl EmbeddedAuth {
     }
 
     async fn login_inner(&self, request: &AuthRequest) -> Result<AuthAnswer, AuthError> {
-        if let Some(answer) = self.store.accounts.answer(request.request_id)? {
+        if let Some(answer) = self.store.auth_answer(request.request_id).await? {
             return Ok(answer);
         }
         let (password_hash_if_new, password_if_new) =
-            if self.store.accounts.get(&request.msisdn)?.is_some() {
+            if self.store.account(&request.msisdn).await?.is_some() {
                 (None, None)
             } else {
                 let password = random_password();
@@ -52,15 +58,18 @@ impl EmbeddedAuth {
                 (Some(hash), self.send_credentials.then_some(password))
             };
         let now = self.clock.now();
-        Ok(self.store.accounts.login(NewLogin {
-            request_id: request.request_id,
-            msisdn: &request.msisdn,
-            password_hash_if_new,
-            password_if_new,
-            session: random_session(),
-            session_expires_at: now + self.session_ttl_secs,
-            now,
-        })?)
+        Ok(self
+            .store
+            .log_in(NewLogin {
+                request_id: request.request_id,
+                msisdn: &request.msisdn,
+                password_hash_if_new,
+                password_if_new,
+                session: random_session(),
+                session_expires_at: now + self.session_ttl_secs,
+                now,
+            })
+            .await?)
     }
 }
 
@@ -72,12 +81,12 @@ impl AuthCore for EmbeddedAuth {
         self.login_inner(request).boxed()
     }
 
-    fn settle(&self, request_id: u64) -> Result<(), AuthError> {
-        Ok(self.store.accounts.settle(request_id)?)
+    fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>> {
+        async move { Ok(self.store.settle_answer(request_id).await?) }.boxed()
     }
 
-    fn knows(&self, msisdn: &Msisdn) -> Result<Option<bool>, AuthError> {
-        Ok(Some(self.store.accounts.get(msisdn)?.is_some()))
+    fn knows<'a>(&'a self, msisdn: &'a Msisdn) -> BoxFuture<'a, Result<Option<bool>, AuthError>> {
+        async move { Ok(Some(self.store.account(msisdn).await?.is_some())) }.boxed()
     }
 
     fn health(&self) -> AuthCoreHealth {
@@ -121,6 +130,7 @@ async fn hash_password(password: String) -> Result<String, AuthError> {
 mod tests {
     use super::*;
     use crate::core::token::{Token, Verifier};
+    use crate::store::sled::SledStore;
     use argon2::PasswordVerifier;
     use argon2::password_hash::phc::PasswordHash;
 
@@ -135,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn new_number_gets_account_whose_hash_verifies_the_sent_password() {
-        let store = crate::store::temporary();
+        let store = Arc::new(SledStore::temporary().unwrap());
         let auth = EmbeddedAuth::new(store.clone(), Clock::manual(1_700_000_000), 60, true);
         let answer = auth.login(&request(1, "+8613800138000")).await.unwrap();
         assert!(answer.created);
@@ -143,8 +153,8 @@ mod tests {
         assert_eq!(credentials.login, "+8613800138000");
         assert_eq!(credentials.password.len(), PASSWORD_LEN);
         let account = store
-            .accounts
-            .get(&Msisdn::parse("+8613800138000").unwrap())
+            .account(&Msisdn::parse("+8613800138000").unwrap())
+            .await
             .unwrap()
             .unwrap();
         assert!(!account.password_hash.contains(&credentials.password));
@@ -158,7 +168,7 @@ mod tests {
 
     #[tokio::test]
     async fn returning_number_keeps_account_and_gets_no_credentials() {
-        let store = crate::store::temporary();
+        let store = Arc::new(SledStore::temporary().unwrap());
         let auth = EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true);
         let first = auth.login(&request(1, "+8613800138000")).await.unwrap();
         let second = auth.login(&request(2, "+8613800138000")).await.unwrap();
@@ -169,12 +179,12 @@ mod tests {
 
     #[tokio::test]
     async fn retried_request_gets_the_same_answer_until_settled() {
-        let store = crate::store::temporary();
+        let store = Arc::new(SledStore::temporary().unwrap());
         let auth = EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true);
         let first = auth.login(&request(7, "+8613800138000")).await.unwrap();
         let again = auth.login(&request(7, "+8613800138000")).await.unwrap();
         assert_eq!(first, again);
-        auth.settle(7).unwrap();
+        auth.settle(7).await.unwrap();
         let after = auth.login(&request(7, "+8613800138000")).await.unwrap();
         assert!(!after.created);
     }

@@ -375,8 +375,9 @@ impl AuthCore for RemoteAuth {
 
     /// The auth core keeps its own answers by request id (protocol/auth-core.md); moauth
     /// keeps nothing to forget.
-    fn settle(&self, _request_id: u64) -> Result<(), AuthError> {
-        Ok(())
+    /// Nothing kept here: the remote core deduplicates by request id itself.
+    fn settle(&self, _request_id: u64) -> BoxFuture<'_, Result<(), AuthError>> {
+        futures::future::ready(Ok(())).boxed()
     }
 
     fn health(&self) -> AuthCoreHealth {

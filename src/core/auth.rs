@@ -70,12 +70,12 @@ pub trait AuthCore: Send + Sync {
     ) -> BoxFuture<'a, Result<AuthAnswer, AuthError>>;
 
     /// The login that used `request_id` is committed: its answer need not be kept.
-    fn settle(&self, request_id: u64) -> Result<(), AuthError>;
+    fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>>;
 
     /// Whether `msisdn` has an account already, for the new-accounts limit; None when this
     /// core cannot tell without a login (then a login is taken to create one).
-    fn knows(&self, _msisdn: &Msisdn) -> Result<Option<bool>, AuthError> {
-        Ok(None)
+    fn knows<'a>(&'a self, _msisdn: &'a Msisdn) -> BoxFuture<'a, Result<Option<bool>, AuthError>> {
+        Box::pin(futures::future::ready(Ok(None)))
     }
     /// What `/readyz` reports.
     fn health(&self) -> AuthCoreHealth;

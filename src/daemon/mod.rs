@@ -28,6 +28,7 @@ use crate::core::auth::AuthCore;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
+use crate::core::store::Store;
 use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
 use crate::http::{ApiState, router};
@@ -37,8 +38,8 @@ use crate::login::poll::Poller;
 use crate::ops::config::{AuthMode, Config};
 use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::tls::{TlsClient, TlsError};
-use crate::store::Store;
 use crate::store::ingest::Ingest;
+use crate::store::sled::SledStore;
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
 use status::{Rates, StatusReport, StatusSource};
@@ -72,7 +73,8 @@ pub struct Options {
 
 pub struct Daemon {
     pub http_addr: SocketAddr,
-    pub store: Store,
+    /// The one store, seen by each consumer through its own trait.
+    pub store: Arc<dyn Store>,
     pub links: LinkStates,
     live: LiveSettings,
     /// The configuration started with; what a reload cannot change stays as it says.
@@ -105,8 +107,12 @@ impl Daemon {
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
         let webhook_client = dispatch::client()?;
-        let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(
+            &config.store.path,
+            config.store.cache_capacity_mb,
+        )?);
         metrics::install();
+        metrics::register_known(&config);
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
         let auth: Arc<dyn AuthCore> = match config.auth.mode {
             AuthMode::Remote => {
@@ -296,7 +302,7 @@ impl Daemon {
         running(&self.links_done)
             && running(&self.rest_done)
             && matches!(
-                tokio::time::timeout(within, self.store.flush()).await,
+                tokio::time::timeout(within, self.store.sync()).await,
                 Ok(Ok(()))
             )
     }
@@ -315,7 +321,7 @@ impl Daemon {
                 abort.abort();
             }
         }
-        if let Err(e) = self.store.flush().await {
+        if let Err(e) = self.store.sync().await {
             warn!(error = %e, "final flush failed");
         }
         info!("moauth stopped");

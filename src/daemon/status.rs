@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::core::health::LinkStates;
-use crate::store::Store;
+use crate::core::store::StoreBase;
 
 /// How often the rate sampler looks at the counter, and how far back it remembers.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -82,7 +82,7 @@ impl StatusReport {
 /// Everything a report is made from; cheap to clone into the HTTP router.
 #[derive(Clone)]
 pub struct StatusSource {
-    pub store: Store,
+    pub store: Arc<dyn StoreBase>,
     pub links: LinkStates,
     pub smsc_names: Arc<Vec<String>>,
     pub rates: Rates,
@@ -93,6 +93,7 @@ impl StatusSource {
     pub fn report(&self) -> StatusReport {
         let bound = self.links.bound();
         let (mo_per_min_1m, mo_per_min_5m) = self.rates.per_minute();
+        let depths = self.store.depths();
         StatusReport {
             smsc: self
                 .smsc_names
@@ -102,8 +103,8 @@ impl StatusSource {
                     bound: bound.contains(name),
                 })
                 .collect(),
-            inbox: self.store.inbox.len(),
-            outbox: self.store.outbox.len(),
+            inbox: depths.inbox,
+            outbox: depths.outbox,
             processed: self.rates.total(),
             mo_per_min_1m,
             mo_per_min_5m,

@@ -130,8 +130,8 @@ async fn get_login(
     let owner = state
         .minter
         .store
-        .minted
-        .get(&token.challenge())
+        .minted(&token.challenge())
+        .await
         .map_err(ApiError::internal)?;
     if owner.is_none_or(|owner| owner.backend != backend) {
         return Err(ApiError::new(
@@ -214,7 +214,7 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
     // A real check that costs next to nothing: with nothing unwritten, sled's flush returns
     // at once; a store whose disk fails or hangs fails it.
     let store_ok = matches!(
-        tokio::time::timeout(READY_STORE_WITHIN, state.poller.store.flush()).await,
+        tokio::time::timeout(READY_STORE_WITHIN, state.poller.store.sync()).await,
         Ok(Ok(()))
     );
     let status = if bound.is_empty() || !store_ok {

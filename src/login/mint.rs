@@ -12,12 +12,13 @@ use crate::core::decide::Window;
 use crate::core::error::StoreError;
 use crate::core::live::Live;
 use crate::core::login::MintedLogin;
+use crate::core::store::MintStore;
 use crate::core::token::LoginStart;
-use crate::store::Store;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Minter {
-    pub store: Store,
+    pub store: Arc<dyn MintStore>,
     pub clock: Clock,
     /// Reloadable (SIGHUP), like the pipeline's.
     pub window: Live<Window>,
@@ -43,17 +44,19 @@ impl Minter {
         let start = LoginStart::new(now, &self.short_code, &keyword);
         let window = self.window.load();
         let expires_at = window.expires_at(&start.token);
-        self.store.minted.insert(
-            &start.token.challenge(),
-            &MintedLogin {
-                backend: backend.to_owned(),
-                issued_at: start.token.issued_at(),
-                expires_at,
-                keep_until: expires_at + window.result_ttl_secs,
-            },
-        )?;
-        // The answer lets the SMS be sent; the login's owner must be on disk before it can.
-        self.store.flush().await?;
+        // Durable when minted: the answer lets the SMS be sent, and the login's owner must
+        // be on disk before it can.
+        self.store
+            .mint(
+                &start.token.challenge(),
+                &MintedLogin {
+                    backend: backend.to_owned(),
+                    issued_at: start.token.issued_at(),
+                    expires_at,
+                    keep_until: expires_at + window.result_ttl_secs,
+                },
+            )
+            .await?;
         Ok(MintAnswer {
             verifier: start.verifier.to_base64url(),
             token: start.token.to_string(),

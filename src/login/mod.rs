@@ -34,14 +34,14 @@ use crate::core::decide::{self, Decision, Unanswered, Window};
 use crate::core::error::StoreError;
 use crate::core::limits::{self, Limit, NumberLimits};
 use crate::core::live::Live;
-use crate::core::mo::MoMessage;
+use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
+use crate::core::store::{Outcome, PartKey, PipelineStore, SweepDue};
 use crate::core::token::parse_body;
 use crate::ops::config::{InboundConfig, LimitsConfig};
 use crate::smpp::{text, udh};
-use crate::store::{PartKey, Store};
 use crate::webhooks::Hooks;
 
 /// MOs taken from the inbox per round; one flush covers them all.
@@ -59,7 +59,7 @@ pub enum PipelineError {
 }
 
 pub struct LoginPipeline {
-    pub store: Store,
+    pub store: Arc<dyn PipelineStore>,
     pub auth: Arc<dyn AuthCore>,
     /// Reloadable (SIGHUP): each MO reads the values current when it is processed.
     pub replies: Live<Replies>,
@@ -84,12 +84,12 @@ impl LoginPipeline {
         let mut logins_sweep = None;
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
-            let arrived = self.store.inbox.arrived();
+            let arrived = self.store.mos_arrived();
             match self.drain_batch().await {
                 Ok(0) => {
                     tokio::select! {
                         _ = arrived => {}
-                        _ = sweep.tick() => self.sweep(&mut logins_sweep),
+                        _ = sweep.tick() => self.sweep(&mut logins_sweep).await,
                         _ = stop.cancelled() => {}
                     }
                 }
@@ -97,7 +97,7 @@ impl LoginPipeline {
                     backoff = Duration::from_millis(100);
                     // A busy inbox must not put the sweep off for ever.
                     if sweep.tick().now_or_never().is_some() {
-                        self.sweep(&mut logins_sweep);
+                        self.sweep(&mut logins_sweep).await;
                     }
                 }
                 Err(e) => {
@@ -114,7 +114,7 @@ impl LoginPipeline {
 
     /// Processes up to one batch; returns how many MOs were finished.
     pub async fn drain_batch(&self) -> Result<usize, PipelineError> {
-        let batch = self.store.inbox.oldest(BATCH)?;
+        let batch = self.store.oldest_mos(BATCH).await?;
         let mut done = 0;
         let mut result = Ok(());
         for (id, mo) in batch {
@@ -125,7 +125,7 @@ impl LoginPipeline {
             done += 1;
         }
         if done > 0 {
-            self.store.flush().await?;
+            self.store.sync().await?;
             self.processed.fetch_add(done as u64, Ordering::Relaxed);
         }
         result.map(|()| done)
@@ -139,14 +139,17 @@ impl LoginPipeline {
                     seq: part.concat.seq,
                     total: part.concat.total,
                 };
-                let filed = self.store.file_part(id, at, &part.payload, concat::join)?;
+                let filed = self
+                    .store
+                    .file_part(id, at, &part.payload, &concat::join)
+                    .await?;
                 debug!(mo = id, concat = ?part.concat, ?filed, "part of a longer SMS");
                 return Ok(());
             }
             Ok(None) => {}
             Err(e) => {
                 warn!(mo = id, error = %e, "MO with a malformed user data header; rejected");
-                self.store.reject_mo(id, mo, &e.to_string())?;
+                self.reject(id, mo, e.to_string()).await?;
                 count_rejected("malformed");
                 return Ok(());
             }
@@ -159,7 +162,7 @@ impl LoginPipeline {
             Ok(sender) => sender,
             Err(e) => {
                 warn!(mo = id, error = %e, "MO from a sender that cannot be answered; rejected");
-                self.store.reject_mo(id, mo, &e.to_string())?;
+                self.reject(id, mo, e.to_string()).await?;
                 count_rejected("malformed");
                 return Ok(());
             }
@@ -168,17 +171,17 @@ impl LoginPipeline {
             Ok(text) => text,
             Err(reason) => {
                 warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; rejected");
-                self.store.reject_mo(id, mo, &reason)?;
+                self.reject(id, mo, reason.to_string()).await?;
                 count_rejected("malformed");
                 return Ok(());
             }
         };
         let body = parse_body(&text, &self.keywords.load());
         let prior = match &body {
-            crate::core::token::Body::Login(token) => self.store.logins.get(&token.challenge())?,
+            crate::core::token::Body::Login(token) => self.store.login(&token.challenge()).await?,
             crate::core::token::Body::Bad {
                 claimed: Some(c), ..
-            } => self.store.logins.get(c)?,
+            } => self.store.login(c).await?,
             _ => None,
         };
         let decision = decide::decide(
@@ -190,7 +193,7 @@ impl LoginPipeline {
         );
         debug!(mo = id, ?decision, "decided");
         let (now, rules) = (self.clock.now(), self.limits.load());
-        let decision = match self.limit(&rules, id, &sender, &decision, now)? {
+        let decision = match self.limit(&rules, id, &sender, &decision, now).await? {
             Some(limit) => {
                 info!(mo = id, from = %sender.masked(), limit = limit.as_str(), "MO refused by a limit; no reply");
                 count_rejected(limit.reason().as_str());
@@ -245,9 +248,7 @@ impl LoginPipeline {
                         &window,
                     ) {
                         Unanswered::Wait(record) => {
-                            self.store
-                                .logins
-                                .mark_waiting(&token.challenge(), &record)?;
+                            self.store.mark_waiting(&token.challenge(), &record).await?;
                             return Err(AuthError::Unavailable(why).into());
                         }
                         Unanswered::GiveUp(record, reply) => {
@@ -273,10 +274,16 @@ impl LoginPipeline {
             .iter()
             .map(|r| self.outbound(mo, &sender, r))
             .collect();
-        let (record, event) = self.hooks.route(record)?;
+        let (login, event) = self.hooks.route(record).await?;
         self.store
-            .commit_outcome(id, record, &replies, event.as_ref())?;
-        self.auth.settle(id)?;
+            .commit_outcomes(&[Outcome::Decided {
+                mo: id,
+                login,
+                replies,
+                event,
+            }])
+            .await?;
+        self.auth.settle(id).await?;
         // Counted once committed: an MO processed again after a failure counts once.
         if let Some(created) = completed {
             if created {
@@ -290,9 +297,20 @@ impl LoginPipeline {
         Ok(())
     }
 
+    /// Sets an MO that cannot be read aside for an operator, out of the pipeline's way.
+    async fn reject(&self, id: u64, mo: &MoMessage, reason: String) -> Result<(), StoreError> {
+        let rejected = RejectedMo {
+            mo: mo.clone(),
+            reason,
+        };
+        self.store
+            .commit_outcomes(&[Outcome::Rejected { mo: id, rejected }])
+            .await
+    }
+
     /// The limit, if any, that refuses this MO: the deny list or the sender's MO bucket, or
     /// for a login of a number the auth core does not know, its prefix's new-account bucket.
-    fn limit(
+    async fn limit(
         &self,
         rules: &LimitsConfig,
         mo_id: u64,
@@ -300,15 +318,18 @@ impl LoginPipeline {
         decision: &Decision,
         now: UnixSecs,
     ) -> Result<Option<Limit>, PipelineError> {
-        let mut limits = self.number_limits();
-        if let Err(limit) = limits.admit_mo(rules, sender, mo_id, now) {
-            limit_hit(limit);
-            return Ok(Some(limit));
-        }
+        let may_create = {
+            let mut limits = self.number_limits();
+            if let Err(limit) = limits.admit_mo(rules, sender, mo_id, now) {
+                limit_hit(limit);
+                return Ok(Some(limit));
+            }
+            limits.may_create_account(rules, sender, now)
+        };
         if matches!(decision, Decision::LogIn(_))
-            && let Err(limit) = limits.may_create_account(rules, sender, now)
+            && let Err(limit) = may_create
             // A core that cannot say whether the number is known is taken to create one.
-            && self.auth.knows(sender)? != Some(true)
+            && self.auth.knows(sender).await? != Some(true)
         {
             limit_hit(limit);
             return Ok(Some(limit));
@@ -332,43 +353,36 @@ impl LoginPipeline {
 
     /// Removes what has outlived its purpose: finished logins, parts whose siblings never
     /// came, digests of MOs too old to be redelivered, week-old rejected MOs.
-    fn sweep(&self, logins_sweep: &mut Option<JoinHandle<()>>) {
+    async fn sweep(&self, logins_sweep: &mut Option<JoinHandle<()>>) {
         let now = self.clock.now();
         self.number_limits().sweep(now);
-        // A million live logins take seconds to walk: on the blocking pool, beside the
-        // pipeline instead of in its way (it removes only by compare-and-swap, so a record
-        // the pipeline rewrites meanwhile stays), and never two at once.
+        // A million live logins take seconds to walk: beside the pipeline instead of in its
+        // way (a record the pipeline rewrites meanwhile stays), and never two at once.
         if logins_sweep.as_ref().is_none_or(JoinHandle::is_finished) {
-            let logins = self.store.logins.clone();
-            *logins_sweep = Some(tokio::task::spawn_blocking(move || {
-                match logins.sweep(now) {
+            let store = self.store.clone();
+            *logins_sweep = Some(tokio::spawn(async move {
+                match store.sweep_logins(now).await {
                     Ok(swept) => debug!(logins = swept, "swept"),
                     Err(e) => warn!(error = %e, "logins sweep failed"),
                 }
             }));
         }
-        let swept = (|| {
-            let parts = self
-                .store
-                .parts
-                .expire(now.saturating_sub(self.inbound.concat_timeout_secs))?;
-            if parts > 0 {
-                warn!(
-                    parts,
-                    "parts of concatenated SMS expired before the rest arrived; dropped"
-                );
+        let due = SweepDue {
+            now,
+            parts_before: now.saturating_sub(self.inbound.concat_timeout_secs),
+            seen_before: now.saturating_sub(self.inbound.redelivery_window_secs),
+            rejected_before: now.saturating_sub(REJECTED_KEPT_SECS),
+        };
+        match self.store.sweep_leftovers(due).await {
+            Ok(swept) => {
+                if swept.parts > 0 {
+                    warn!(
+                        parts = swept.parts,
+                        "parts of concatenated SMS expired before the rest arrived; dropped"
+                    );
+                }
+                debug!(seen = swept.seen, rejected = swept.rejected, "swept");
             }
-            let seen = self
-                .store
-                .inbox
-                .sweep_seen(now, self.inbound.redelivery_window_secs)?;
-            self.store
-                .rejected
-                .expire(now.saturating_sub(REJECTED_KEPT_SECS))?;
-            Ok::<_, StoreError>(seen)
-        })();
-        match swept {
-            Ok(seen) => debug!(seen, "swept"),
             Err(e) => warn!(error = %e, "sweep failed"),
         }
     }

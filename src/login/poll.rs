@@ -17,8 +17,9 @@ use crate::core::error::StoreError;
 use crate::core::live::Live;
 use crate::core::login::LoginState;
 use crate::core::login::RejectReason;
+use crate::core::store::PollStore;
 use crate::core::token::Token;
-use crate::store::Store;
+use std::sync::Arc;
 
 #[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -58,7 +59,7 @@ impl PollAnswer {
 
 #[derive(Clone)]
 pub struct Poller {
-    pub store: Store,
+    pub store: Arc<dyn PollStore>,
     pub clock: Clock,
     /// Reloadable (SIGHUP).
     pub window: Live<Window>,
@@ -68,12 +69,12 @@ impl Poller {
     /// Answers now, or as soon as the login changes within `wait`.
     pub async fn poll(&self, token: &Token, wait: Duration) -> Result<PollAnswer, StoreError> {
         if wait.is_zero() {
-            // Nothing to wait for, so no subscription: a sled watch costs a lock and a channel.
+            // Nothing to wait for, so no watch.
             return self.answer_now(token).await;
         }
         let deadline = Instant::now() + wait;
         loop {
-            let mut changed = self.store.logins.watch(&token.challenge());
+            let mut changed = self.store.watch_login(&token.challenge());
             let answer = self.answer_now(token).await?;
             if answer != PollAnswer::Pending {
                 return Ok(answer);
@@ -88,7 +89,11 @@ impl Poller {
             } else {
                 deadline
             };
-            if tokio::time::timeout_at(wake, &mut changed).await.is_err() && wake >= deadline {
+            if tokio::time::timeout_at(wake, changed.changed())
+                .await
+                .is_err()
+                && wake >= deadline
+            {
                 return self.answer_now(token).await;
             }
         }
@@ -100,7 +105,7 @@ impl Poller {
             // A record past its `keep_until` is gone, swept or not: an uncollected session
             // is not handed out late, and `consumed` turns into `expired` on time.
             let now = self.clock.now();
-            let record = self.store.logins.get(&challenge)?;
+            let record = self.store.login(&challenge).await?;
             let Some(record) = record.filter(|r| r.keep_until >= now) else {
                 return Ok(if now > self.window.load().expires_at(token) {
                     PollAnswer::Expired
@@ -114,12 +119,16 @@ impl Poller {
                     account_id,
                     created,
                 } => {
-                    if self.store.logins.consume(&challenge, &record)?.is_none() {
+                    // Durable once taken: the record says `consumed`, so after any crash a
+                    // second poll cannot get this session again.
+                    if self
+                        .store
+                        .take_session(&challenge, &record)
+                        .await?
+                        .is_none()
+                    {
                         continue;
                     }
-                    // Durable now: the record says `consumed`, so after any crash a second
-                    // poll cannot get this session again.
-                    self.store.flush().await?;
                     PollAnswer::Complete {
                         session: session.clone(),
                         account_id: account_id.clone(),

@@ -7,8 +7,10 @@
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
-use super::Store;
+use std::sync::Arc;
+
 use crate::core::mo::MoMessage;
+use crate::core::store::IngestStore;
 
 const MAX_BATCH: usize = 1024;
 
@@ -24,7 +26,10 @@ pub struct Ingest {
 impl Ingest {
     /// Starts the ingest task; it ends when every `Ingest` handle is dropped.
     /// MOs repeated within `redelivery_window` seconds are acknowledged, not stored again.
-    pub fn start(store: Store, redelivery_window: u64) -> (Ingest, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn IngestStore>,
+        redelivery_window: u64,
+    ) -> (Ingest, tokio::task::JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 4);
         (
             Ingest { jobs },
@@ -48,12 +53,12 @@ impl Ingest {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, redelivery_window: u64) {
+async fn run(store: Arc<dyn IngestStore>, mut rx: mpsc::Receiver<Job>, redelivery_window: u64) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (messages, waiters): (Vec<Option<MoMessage>>, Vec<_>) = jobs.drain(..).unzip();
         let messages: Vec<MoMessage> = messages.into_iter().flatten().collect();
-        let stored = match store.inbox.append(&messages, redelivery_window) {
+        let stored = match store.append_mos(&messages, redelivery_window).await {
             Ok(repeats) => {
                 if repeats > 0 {
                     info!(
@@ -61,7 +66,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, redelivery_window: u64) 
                         "redelivered MOs acknowledged without processing them again"
                     );
                 }
-                store.flush().await.map(|()| repeats)
+                store.sync().await.map(|()| repeats)
             }
             Err(e) => Err(e),
         };
@@ -75,9 +80,6 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, redelivery_window: u64) 
         }
         for waiter in waiters {
             let _ = waiter.send(stored.is_ok());
-        }
-        if stored.is_ok() {
-            store.inbox.wake();
         }
     }
 }

@@ -13,6 +13,7 @@
 //! event whose backend lost its webhook in a reload waits until one is configured again.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -29,8 +30,8 @@ use crate::core::live::Live;
 use crate::core::login::LoginRecord;
 use crate::core::login::LoginState;
 use crate::core::outbound::QueuedEvent;
+use crate::core::store::WebhookStore;
 use crate::signing;
-use crate::store::Store;
 
 /// A receiver that has not answered within this is treated as down.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,7 +73,7 @@ fn jittered(wait: Duration) -> Duration {
 }
 
 pub struct Dispatcher {
-    pub store: Store,
+    pub store: Arc<dyn WebhookStore>,
     pub targets: Live<Targets>,
     pub clock: Clock,
     pub client: reqwest::Client,
@@ -88,27 +89,27 @@ impl Dispatcher {
     /// Runs until `stop`; calls still in flight then are dropped and, still queued, made again
     /// after the restart.
     pub async fn run(self, stop: CancellationToken) {
-        let mut queued = self.store.webhooks.subscribe();
+        let mut queued = self.store.events_queued();
         let mut paused: HashMap<String, Pause> = HashMap::new();
         let mut flying: HashSet<u64> = HashSet::new();
         let mut in_flight = FuturesUnordered::new();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
-            if let Err(e) = self.expire_due() {
+            if let Err(e) = self.expire_due().await {
                 warn!(error = %e, "could not record expired logins; will try again");
             }
             let now = Instant::now();
             let waiting = |id: u64, queued: &QueuedEvent| {
                 flying.contains(&id) || paused.get(&queued.backend).is_some_and(|p| p.until > now)
             };
-            match self
+            let pending = self
                 .store
-                .webhooks
-                .pending(waiting, IN_FLIGHT - flying.len())
-            {
+                .pending_events(&waiting, IN_FLIGHT - flying.len())
+                .await;
+            match pending {
                 // Only what is durable leaves: an event (which may carry the session) is
-                // visible here as soon as its outcome commits, before the pipeline's flush.
-                Ok(due) if !due.is_empty() && self.store.flush().await.is_err() => {
+                // visible here as soon as its outcome commits, before the pipeline's sync.
+                Ok(due) if !due.is_empty() && self.store.sync().await.is_err() => {
                     warn!("store flush failed; webhook calls wait");
                 }
                 Ok(due) => {
@@ -119,7 +120,7 @@ impl Dispatcher {
                 }
                 Err(e) => warn!(error = %e, "webhook queue unreadable; will try again"),
             }
-            metrics::gauge!("moauth_webhook_queue_depth").set(self.store.webhooks.len() as f64);
+            metrics::gauge!("moauth_webhook_queue_depth").set(self.store.depths().webhooks as f64);
             let wake = paused
                 .values()
                 .map(|p| p.until)
@@ -128,11 +129,11 @@ impl Dispatcher {
             tokio::select! {
                 Some((id, queued, result)) = in_flight.next(), if !in_flight.is_empty() => {
                     flying.remove(&id);
-                    self.settle(id, &queued, result, &mut paused);
+                    self.settle(id, &queued, result, &mut paused).await;
                 }
                 Ok(()) = queued.changed() => {}
                 _ = tokio::time::sleep_until(wake) => {}
-                _ = sweep.tick() => self.sweep(),
+                _ = sweep.tick() => self.sweep().await,
                 _ = stop.cancelled() => return,
             }
         }
@@ -171,7 +172,7 @@ impl Dispatcher {
         }
     }
 
-    fn settle(
+    async fn settle(
         &self,
         id: u64,
         queued: &QueuedEvent,
@@ -184,7 +185,7 @@ impl Dispatcher {
                     .increment(1);
                 paused.remove(&queued.backend);
                 // A removal lost in a crash sends the event again, with the same event_id.
-                if let Err(e) = self.store.webhooks.remove(id) {
+                if let Err(e) = self.store.ack_event(id).await {
                     warn!(error = %e, event_id = %queued.event_id, "delivered webhook event not removed; it will be sent again");
                 }
                 debug!(backend = %queued.backend, event_id = %queued.event_id, "webhook delivered");
@@ -214,16 +215,17 @@ impl Dispatcher {
         }
     }
 
-    fn expire_due(&self) -> Result<(), StoreError> {
-        let expired = expire_due(&self.store, &self.targets.load(), self.clock.now())?;
+    async fn expire_due(&self) -> Result<(), StoreError> {
+        let targets = self.targets.load();
+        let expired = expire_due(&*self.store, &targets, self.clock.now()).await?;
         if expired > 0 {
             info!(expired, "minted logins expired without an SMS");
         }
         Ok(())
     }
 
-    fn sweep(&self) {
-        match self.store.minted.sweep(self.clock.now()) {
+    async fn sweep(&self) {
+        match self.store.sweep_minted(self.clock.now()).await {
             Ok(swept) => debug!(swept, "minted logins swept"),
             Err(e) => warn!(error = %e, "sweep of minted logins failed"),
         }
@@ -235,16 +237,20 @@ impl Dispatcher {
 /// such a login (an auth core that was down holds them there), so only logins that expired
 /// before the oldest waiting MO arrived are due: any MO for them came too late. A login whose
 /// backend has no webhook is only taken off the due list.
-fn expire_due(store: &Store, targets: &Targets, now: UnixSecs) -> Result<usize, StoreError> {
-    let horizon = match store.inbox.oldest(1)?.first() {
-        Some((_, mo)) => mo.received_at.min(now),
+async fn expire_due(
+    store: &dyn WebhookStore,
+    targets: &Targets,
+    now: UnixSecs,
+) -> Result<usize, StoreError> {
+    let horizon = match store.oldest_mo_received_at().await? {
+        Some(received_at) => received_at.min(now),
         None => now,
     };
     let mut expired = 0;
-    for (expires_at, challenge) in store.minted.due(horizon, DUE_BATCH)? {
-        let minted = store.minted.get(&challenge)?;
+    for (expires_at, challenge) in store.due_minted(horizon, DUE_BATCH).await? {
+        let minted = store.minted(&challenge).await?;
         let Some(minted) = minted.filter(|m| targets.get(&m.backend).is_some()) else {
-            store.minted.settle_due(expires_at, &challenge)?;
+            store.settle_due(expires_at, &challenge).await?;
             continue;
         };
         let record = LoginRecord {
@@ -260,7 +266,10 @@ fn expire_due(store: &Store, targets: &Targets, now: UnixSecs) -> Result<usize, 
             continue;
         };
         // Not flushed: a record lost in a crash is made again, its due entry went with it.
-        if store.record_expiry(expires_at, &challenge, &stored, &queued)? {
+        if store
+            .record_expiry(expires_at, &challenge, &stored, &queued)
+            .await?
+        {
             expired += 1;
         }
     }
@@ -273,8 +282,12 @@ mod tests {
 
     use crate::core::login::MintedLogin;
     use crate::core::mo::MoMessage;
+    use crate::core::store::{
+        IngestStore, LoginReads, MintStore, Outcome, PipelineStore, StoreBase,
+    };
     use crate::core::token::{Token, Verifier};
     use crate::ops::config::WebhookConfig;
+    use crate::store::sled::SledStore;
 
     fn shop_hook() -> Targets {
         Targets::from_config(&[WebhookConfig {
@@ -284,7 +297,7 @@ mod tests {
         }])
     }
 
-    fn mint(store: &Store, backend: &str, expires_at: UnixSecs) -> Token {
+    async fn mint(store: &SledStore, backend: &str, expires_at: UnixSecs) -> Token {
         let token = Token::for_verifier(&Verifier::random(), expires_at - 600);
         let minted = MintedLogin {
             backend: backend.into(),
@@ -292,7 +305,7 @@ mod tests {
             expires_at,
             keep_until: expires_at + 3_600,
         };
-        store.minted.insert(&token.challenge(), &minted).unwrap();
+        store.mint(&token.challenge(), &minted).await.unwrap();
         token
     }
 
@@ -310,36 +323,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_minted_login_expires_once_and_only_after_every_mo_that_could_complete_it() {
-        let store = crate::store::temporary();
-        let token = mint(&store, "shop", 1_000);
+    #[tokio::test]
+    async fn a_minted_login_expires_once_and_only_after_every_mo_that_could_complete_it() {
+        let store = SledStore::temporary().unwrap();
+        let token = mint(&store, "shop", 1_000).await;
         let challenge = token.challenge();
-        store.inbox.append(&[mo_received_at(999)], 600).unwrap();
+        store.append_mos(&[mo_received_at(999)], 600).await.unwrap();
 
         // Its window closed, but an MO received inside it still waits in the inbox.
-        assert_eq!(expire_due(&store, &shop_hook(), 2_000).unwrap(), 0);
-        assert!(store.logins.get(&challenge).unwrap().is_none());
+        assert_eq!(expire_due(&store, &shop_hook(), 2_000).await.unwrap(), 0);
+        assert!(store.login(&challenge).await.unwrap().is_none());
 
-        let (id, _) = store.inbox.oldest(1).unwrap()[0].clone();
-        store.commit_outcome(id, None, &[], None).unwrap();
-        assert_eq!(expire_due(&store, &shop_hook(), 2_000).unwrap(), 1);
-        let record = store.logins.get(&challenge).unwrap().unwrap();
+        let (id, _) = store.oldest_mos(1).await.unwrap()[0].clone();
+        store
+            .commit_outcomes(&[Outcome::Decided {
+                mo: id,
+                login: None,
+                replies: vec![],
+                event: None,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(expire_due(&store, &shop_hook(), 2_000).await.unwrap(), 1);
+        let record = store.login(&challenge).await.unwrap().unwrap();
         assert_eq!(record.state, LoginState::Expired);
-        let queued = store.webhooks.pending(|_, _| false, 10).unwrap();
+        let queued = store.pending_events(&|_, _| false, 10).await.unwrap();
         assert_eq!(queued.len(), 1);
         assert!(queued[0].1.body.contains(r#""state":"expired""#));
 
         // Once: it is no longer due.
-        assert_eq!(expire_due(&store, &shop_hook(), 3_000).unwrap(), 0);
-        assert_eq!(store.webhooks.len(), 1);
+        assert_eq!(expire_due(&store, &shop_hook(), 3_000).await.unwrap(), 0);
+        assert_eq!(store.depths().webhooks, 1);
     }
 
-    #[test]
-    fn a_login_with_a_state_or_without_a_webhook_gets_no_expiry_event() {
-        let store = crate::store::temporary();
-        let answered = mint(&store, "shop", 1_000);
-        let quiet = mint(&store, "crm", 1_000);
+    #[tokio::test]
+    async fn a_login_with_a_state_or_without_a_webhook_gets_no_expiry_event() {
+        let store = SledStore::temporary().unwrap();
+        let answered = mint(&store, "shop", 1_000).await;
+        let quiet = mint(&store, "crm", 1_000).await;
         let record = LoginRecord {
             state: LoginState::Rejected {
                 reason: crate::core::login::RejectReason::BadToken,
@@ -349,20 +370,26 @@ mod tests {
             decided_at: 500,
             keep_until: 4_600,
         };
-        store.inbox.append(&[mo_received_at(500)], 600).unwrap();
-        let (id, _) = store.inbox.oldest(1).unwrap()[0].clone();
+        store.append_mos(&[mo_received_at(500)], 600).await.unwrap();
+        let (id, _) = store.oldest_mos(1).await.unwrap()[0].clone();
         store
-            .commit_outcome(id, Some((answered.challenge(), record.clone())), &[], None)
+            .commit_outcomes(&[Outcome::Decided {
+                mo: id,
+                login: Some((answered.challenge(), record.clone())),
+                replies: vec![],
+                event: None,
+            }])
+            .await
             .unwrap();
 
-        assert_eq!(expire_due(&store, &shop_hook(), 2_000).unwrap(), 0);
+        assert_eq!(expire_due(&store, &shop_hook(), 2_000).await.unwrap(), 0);
         assert_eq!(
-            store.logins.get(&answered.challenge()).unwrap(),
+            store.login(&answered.challenge()).await.unwrap(),
             Some(record)
         );
-        assert!(store.logins.get(&quiet.challenge()).unwrap().is_none());
-        assert!(store.webhooks.is_empty());
-        assert!(store.minted.due(u64::MAX, 10).unwrap().is_empty());
+        assert!(store.login(&quiet.challenge()).await.unwrap().is_none());
+        assert_eq!(store.depths().webhooks, 0);
+        assert!(store.due_minted(u64::MAX, 10).await.unwrap().is_empty());
     }
 
     #[test]

@@ -7,22 +7,23 @@
 //! carries the session, and that is its one hand-out (the record becomes `consumed`).
 //!
 //! Durability: [`Hooks::route`] turns the state an MO led to into the event that goes into
-//! the same store transaction ([`crate::store::Store::commit_outcome`]); logins that expire
+//! the same store transaction ([`crate::core::store::PipelineStore::commit_outcomes`]); logins that expire
 //! without an SMS are recorded with their event by the [`dispatch::Dispatcher`], which also
 //! delivers the queue with retries. A state is recorded if and only if its event is queued.
 
 pub mod dispatch;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::core::error::StoreError;
 use crate::core::events;
 use crate::core::live::Live;
 use crate::core::login::LoginRecord;
 use crate::core::outbound::QueuedEvent;
+use crate::core::store::LoginReads;
 use crate::core::token::Challenge;
 use crate::ops::config::WebhookConfig;
-use crate::store::Store;
 
 /// Where a backend's events go and the secret that signs them.
 #[derive(Clone)]
@@ -68,18 +69,21 @@ pub type Recorded = Option<(Challenge, LoginRecord)>;
 /// Decides, as the pipeline is about to record a login's state, whether an event goes with it.
 #[derive(Clone)]
 pub struct Hooks {
-    pub store: Store,
+    pub store: Arc<dyn LoginReads>,
     pub targets: Live<Targets>,
 }
 
 impl Hooks {
     /// The record to store and the event to queue with it. A login gets an event when it
     /// was minted by a backend that has a webhook now and the state is terminal.
-    pub fn route(&self, login: Recorded) -> Result<(Recorded, Option<QueuedEvent>), StoreError> {
+    pub async fn route(
+        &self,
+        login: Recorded,
+    ) -> Result<(Recorded, Option<QueuedEvent>), StoreError> {
         let Some((challenge, record)) = login else {
             return Ok((None, None));
         };
-        let Some(minted) = self.store.minted.get(&challenge)? else {
+        let Some(minted) = self.store.minted(&challenge).await? else {
             return Ok((Some((challenge, record)), None));
         };
         if self.targets.load().get(&minted.backend).is_none() {

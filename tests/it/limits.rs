@@ -196,7 +196,7 @@ async fn a_denied_number_is_acknowledged_never_answered_and_its_login_blocked() 
     assert_eq!(answer["state"], "complete");
     let sms = h.settled_submits(1).await;
     assert_eq!(sms[0].to, ALICE);
-    assert_eq!(h.daemon().store.accounts.count(), 1);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 1);
 }
 
 /// A login by SMS from `from`, as the app sees it.

@@ -27,7 +27,7 @@ async fn new_number_gets_account_credentials_sms_and_session_on_poll() {
     assert_eq!(sms[0].from, "10690000");
     assert!(sms[0].text.contains("+8613800138000"), "{}", sms[0].text);
     assert!(sms[0].text.contains("password "), "{}", sms[0].text);
-    assert_eq!(h.daemon().store.accounts.count(), 1);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -47,7 +47,7 @@ async fn same_number_again_gets_same_account_and_no_credentials_sms() {
     assert_eq!(second["account_id"], first["account_id"]);
     assert_ne!(second["session"], first["session"]);
     h.settled_submits(1).await;
-    assert_eq!(h.daemon().store.accounts.count(), 1);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn bad_check_symbol_gets_error_sms_and_rejected_bad_token() {
         answer,
         json!({ "state": "rejected", "reason": "bad_token" })
     );
-    assert_eq!(h.daemon().store.accounts.count(), 0);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn replay_after_the_session_was_collected_only_gets_an_error_sms() {
     let sms = h.settled_submits(2).await;
     assert_eq!(sms[1].to, BOB);
     assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "consumed");
-    assert_eq!(h.daemon().store.accounts.count(), 1);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -113,7 +113,7 @@ async fn token_outside_the_window_is_expired() {
         h.poll(&verifier, &token, 0).await.1,
         json!({ "state": "expired" })
     );
-    assert_eq!(h.daemon().store.accounts.count(), 0);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 0);
 
     let (never_sent_v, never_sent) = h.app_token(0);
     assert_eq!(
@@ -176,7 +176,7 @@ async fn acknowledged_mo_survives_a_restart_before_processing() {
     let (verifier, token) = h.app_token(0);
     let acked = h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
     assert_eq!(acked.statuses, [0]);
-    assert_eq!(h.daemon().store.inbox.len(), 1);
+    assert_eq!(h.daemon().store.depths().inbox, 1);
     assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "pending");
 
     h.restart(Options::default()).await;
@@ -184,7 +184,7 @@ async fn acknowledged_mo_survives_a_restart_before_processing() {
     assert_eq!(answer["state"], "complete");
     assert_eq!(answer["created"], true);
     h.settled_submits(1).await;
-    assert!(h.daemon().store.inbox.is_empty());
+    assert_eq!(h.daemon().store.depths().inbox, 0);
 }
 
 #[tokio::test]

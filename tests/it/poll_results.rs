@@ -28,12 +28,15 @@ async fn a_consumed_login_reads_consumed_until_its_result_ttl_then_expired() {
     h.clock.advance(1);
     assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "expired");
 
-    assert_eq!(h.daemon().store.logins.sweep(h.clock.now()).unwrap(), 1);
+    assert_eq!(
+        h.daemon().store.sweep_logins(h.clock.now()).await.unwrap(),
+        1
+    );
     assert!(
         h.daemon()
             .store
-            .logins
-            .get(&token.challenge())
+            .login(&token.challenge())
+            .await
             .unwrap()
             .is_none()
     );
@@ -56,7 +59,10 @@ async fn a_session_nobody_collected_expires_with_its_record() {
     h.clock.advance(1);
     let (status, late) = h.poll(&late_verifier, &late_token, 0).await;
     assert_eq!((status, late), (200, json!({ "state": "expired" })));
-    assert_eq!(h.daemon().store.logins.sweep(h.clock.now()).unwrap(), 2);
+    assert_eq!(
+        h.daemon().store.sweep_logins(h.clock.now()).await.unwrap(),
+        2
+    );
     assert_eq!(
         h.poll(&late_verifier, &late_token, 0).await.1["state"],
         "expired"

@@ -378,7 +378,7 @@ async fn new_user_gets_the_credential_sms_the_auth_core_asked_for_and_its_sessio
         "moauth: your account is user0, password pw-0-secret. Keep it private."
     );
     assert_eq!(
-        h.daemon().store.accounts.count(),
+        h.daemon().store.account_count().await.unwrap(),
         0,
         "the remote core keeps the accounts"
     );
@@ -409,7 +409,7 @@ async fn a_refusal_becomes_a_rejection_sms_and_state() {
     assert_eq!(sms[0].to, BOB);
     assert!(sms[0].text.contains("cannot log you in"), "{}", sms[0].text);
     assert_eq!(core.next().await.status, 200);
-    assert!(h.daemon().store.inbox.is_empty());
+    assert_eq!(h.daemon().store.depths().inbox, 0);
 }
 
 #[tokio::test]
@@ -471,7 +471,7 @@ async fn auth_core_down_for_a_while_mos_wait_and_complete_in_arrival_order() {
     for (verifier, token) in &logins {
         assert_eq!(h.poll(verifier, token, 0).await.1["state"], "pending");
     }
-    assert_eq!(h.daemon().store.inbox.len(), 3, "nothing lost");
+    assert_eq!(h.daemon().store.depths().inbox, 3, "nothing lost");
 
     core.set_mode(Mode::Up);
     for (verifier, token) in &logins {
@@ -542,7 +542,11 @@ async fn a_daemon_restart_while_mos_wait_keeps_them_and_they_complete() {
     assert_eq!((before.status, before.msisdn()), (503, ALICE));
 
     h.restart(Options::default()).await;
-    assert_eq!(h.daemon().store.inbox.len(), 2, "the waiting MOs survived");
+    assert_eq!(
+        h.daemon().store.depths().inbox,
+        2,
+        "the waiting MOs survived"
+    );
     for (verifier, token) in &logins {
         assert_eq!(h.poll(verifier, token, 0).await.1["state"], "pending");
     }
@@ -551,7 +555,7 @@ async fn a_daemon_restart_while_mos_wait_keeps_them_and_they_complete() {
         assert_eq!(h.poll(verifier, token, 20_000).await.1["state"], "complete");
     }
     h.settled_submits(2).await;
-    assert!(h.daemon().store.inbox.is_empty());
+    assert_eq!(h.daemon().store.depths().inbox, 0);
     let after: Vec<Seen> = core
         .drain()
         .into_iter()
@@ -584,8 +588,8 @@ async fn an_mo_that_waits_too_long_is_rejected_with_an_apology() {
     while h
         .daemon()
         .store
-        .logins
-        .get(&token.challenge())
+        .login(&token.challenge())
+        .await
         .unwrap()
         .is_none()
     {
@@ -597,7 +601,7 @@ async fn an_mo_that_waits_too_long_is_rejected_with_an_apology() {
     }
     h.clock.advance(700);
     assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "pending");
-    assert_eq!(h.daemon().store.inbox.len(), 1);
+    assert_eq!(h.daemon().store.depths().inbox, 1);
 
     h.clock.advance(200);
     let (_, answer) = h.poll(&verifier, &token, 20_000).await;
@@ -608,7 +612,7 @@ async fn an_mo_that_waits_too_long_is_rejected_with_an_apology() {
     let sms = h.settled_submits(1).await;
     assert_eq!(sms[0].to, ALICE);
     assert!(sms[0].text.contains("sorry"), "{}", sms[0].text);
-    assert!(h.daemon().store.inbox.is_empty());
+    assert_eq!(h.daemon().store.depths().inbox, 0);
 }
 
 #[tokio::test]
@@ -643,7 +647,7 @@ async fn an_auth_core_certificate_nobody_vouches_for_is_refused() {
         .unwrap();
     assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "pending");
     assert!(core.drain().is_empty(), "a request got through");
-    assert_eq!(h.daemon().store.inbox.len(), 1, "the MO waits");
+    assert_eq!(h.daemon().store.depths().inbox, 1, "the MO waits");
 }
 
 #[tokio::test]

@@ -76,8 +76,8 @@ async fn unknown_coding_is_acknowledged_not_processed() {
     logs_in(&h, &verifier, &token).await;
     h.settled_submits(1).await;
     let store = &h.daemon().store;
-    assert!(store.inbox.is_empty());
-    let rejected = store.rejected.all().unwrap();
+    assert_eq!(store.depths().inbox, 0);
+    let rejected = store.rejected_mos().await.unwrap();
     assert_eq!(rejected.len(), 1, "kept with its reason, not dropped");
     assert_eq!(rejected[0].mo.user_data, [0xde, 0xad]);
     assert!(rejected[0].reason.contains('4'), "{}", rejected[0].reason);
@@ -109,7 +109,8 @@ async fn three_part_mo_in_shuffled_order_with_a_duplicate_across_a_restart() {
     h.sim.deliver(&[parts[1].clone()]).await.unwrap();
     logs_in(&h, &verifier, &token).await;
     h.settled_submits(1).await;
-    assert!(h.daemon().store.parts.is_empty() && h.daemon().store.inbox.is_empty());
+    let depths = h.daemon().store.depths();
+    assert_eq!((depths.parts, depths.inbox), (0, 0));
 }
 
 #[tokio::test]
@@ -155,7 +156,7 @@ async fn redelivered_mo_is_acknowledged_and_processed_once() {
     logs_in(&h, &verifier, &token).await;
     let sms = h.settled_submits(1).await;
     assert!(sms[0].text.contains("password"));
-    assert_eq!(h.daemon().store.accounts.count(), 1);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -175,8 +176,8 @@ async fn receipts_match_their_message_in_hex_and_in_decimal() {
         let sent = h
             .daemon()
             .store
-            .sent
-            .get("sim", &sms[0].message_id)
+            .sent_record("sim", &sms[0].message_id)
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(sent.outcome.as_deref(), Some("DELIVRD"), "{style:?}");

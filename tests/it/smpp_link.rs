@@ -38,7 +38,7 @@ async fn the_window_of_outstanding_submits_is_never_exceeded() {
     assert_eq!(h.sim.wait_outstanding(4, PATIENCE).await, 4);
     let store = h.daemon().store.clone();
     wait_until("all replies queued", || {
-        store.inbox.is_empty() && store.outbox.len() == 12
+        store.depths().inbox == 0 && store.depths().outbox == 12
     })
     .await;
     h.sim.hold_responses(false);
@@ -104,7 +104,7 @@ async fn an_mo_whose_resp_was_lost_is_redelivered_and_processed_once() {
     let (_, answer) = h.poll(&verifier, &token, 10_000).await;
     assert_eq!(answer["state"], "complete");
     h.settled_submits(1).await;
-    assert_eq!(h.daemon().store.accounts.count(), 1);
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -116,7 +116,7 @@ async fn acknowledged_mos_survive_the_smsc_dropping_the_connection() {
     h.sim.wait_bind_attempts(2, PATIENCE).await;
     assert!(h.sim.wait_bound(1, PATIENCE).await);
     h.sim.wait_submits(20, PATIENCE).await;
-    tokio::time::timeout(PATIENCE, h.daemon().store.outbox.wait_empty())
+    tokio::time::timeout(PATIENCE, h.daemon().store.outbox_drained())
         .await
         .unwrap();
     // At-least-once: a reply whose submit_sm_resp was cut off by the drop is sent again.
@@ -177,7 +177,7 @@ async fn a_temporary_refusal_is_retried_and_a_permanent_one_dropped() {
 
     h.sim.refuse_next_submits(1, 0x0B);
     h.phone_sends(ALICE, "STOP").await;
-    tokio::time::timeout(PATIENCE, h.daemon().store.outbox.wait_empty())
+    tokio::time::timeout(PATIENCE, h.daemon().store.outbox_drained())
         .await
         .unwrap();
     assert_eq!(

@@ -27,7 +27,7 @@ fn backend(config: &mut Config, name: &str, key: &str, receiver: &Receiver) {
 /// Waits until the daemon has no webhook event left to deliver.
 async fn queue_drained(h: &Harness) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !h.daemon().store.webhooks.is_empty() {
+    while h.daemon().store.depths().webhooks != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "webhook queue not drained"
@@ -152,7 +152,7 @@ async fn queued_events_survive_a_daemon_restart() {
         assert!(tokio::time::Instant::now() < deadline, "no webhook call");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(h.daemon().store.webhooks.len(), 1);
+    assert_eq!(h.daemon().store.depths().webhooks, 1);
 
     h.restart(Options::default()).await;
     shop.state.refuse.store(0, Ordering::SeqCst);
@@ -179,7 +179,7 @@ async fn a_backlog_queued_while_the_receiver_was_down_arrives_once_each() {
         challenges.insert(token.challenge().as_str().to_owned());
     }
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while h.daemon().store.webhooks.len() < 5 || shop.state.calls.load(Ordering::SeqCst) == 0 {
+    while h.daemon().store.depths().webhooks < 5 || shop.state.calls.load(Ordering::SeqCst) == 0 {
         assert!(tokio::time::Instant::now() < deadline, "events not queued");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

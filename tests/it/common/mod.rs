@@ -214,7 +214,7 @@ impl Harness {
     /// be on its way, and checks that exactly `count` were sent.
     pub async fn settled_submits(&self, count: usize) -> Vec<Submitted> {
         self.sim.wait_submits(count, PATIENCE).await;
-        tokio::time::timeout(PATIENCE, self.daemon().store.outbox.wait_empty())
+        tokio::time::timeout(PATIENCE, self.daemon().store.outbox_drained())
             .await
             .expect("outbox did not drain");
         let submits = self.sim.submits();

@@ -15,6 +15,7 @@ use super::{StoreError, decode, encode};
 use crate::core::auth::{Account, AuthAnswer, Credentials};
 use crate::core::clock::UnixSecs;
 use crate::core::msisdn::Msisdn;
+use crate::core::store::NewLogin;
 
 #[derive(Serialize, Deserialize)]
 struct SessionRecord {
@@ -27,17 +28,6 @@ pub struct Accounts {
     accounts: sled::Tree,
     sessions: sled::Tree,
     answers: sled::Tree,
-}
-
-/// What to write for one login: the account to create if the number has none yet.
-pub struct NewLogin<'a> {
-    pub request_id: u64,
-    pub msisdn: &'a Msisdn,
-    pub password_hash_if_new: Option<String>,
-    pub password_if_new: Option<String>,
-    pub session: String,
-    pub session_expires_at: UnixSecs,
-    pub now: UnixSecs,
 }
 
 impl Accounts {

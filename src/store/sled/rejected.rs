@@ -3,12 +3,9 @@
 //! nowhere. Acknowledging such an MO is right (the SMSC must not retry it forever); forgetting
 //! it is not.
 
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
-
-use super::{StoreError, decode, encode, remove_where};
+use super::{StoreError, decode, remove_where};
 use crate::core::clock::UnixSecs;
-use crate::core::mo::{MoMessage, RejectedMo};
+use crate::core::mo::RejectedMo;
 
 #[derive(Clone)]
 pub struct Rejected {
@@ -32,29 +29,5 @@ impl Rejected {
         remove_where(&self.tree, "rejected", |r: &RejectedMo| {
             r.mo.received_at < cutoff
         })
-    }
-
-    pub fn len(&self) -> usize {
-        self.tree.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
-}
-
-impl super::Store {
-    /// Moves inbox MO `id` to the rejected tree with its reason, in one transaction.
-    pub fn reject_mo(&self, id: u64, mo: &MoMessage, reason: &str) -> Result<(), StoreError> {
-        let value = encode(&RejectedMo {
-            mo: mo.clone(),
-            reason: reason.to_owned(),
-        });
-        (&self.inbox.tree, &self.rejected.tree).transaction(|(inbox, rejected)| {
-            inbox.remove(&id.to_be_bytes())?;
-            rejected.insert(&id.to_be_bytes(), value.as_slice())?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
-        Ok(())
     }
 }

@@ -71,12 +71,6 @@ impl Logins {
         Ok(())
     }
 
-    /// Resolves when the record for `challenge` changes. Subscribe before reading the state,
-    /// then await, so no change slips between the read and the wait.
-    pub fn watch(&self, challenge: &Challenge) -> sled::Subscriber {
-        self.tree.watch_prefix(challenge.as_bytes())
-    }
-
     /// Removes records past their `keep_until`; returns how many.
     pub fn sweep(&self, now: UnixSecs) -> Result<usize, StoreError> {
         let mut removed = 0;
@@ -93,44 +87,5 @@ impl Logins {
             }
         }
         Ok(removed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::msisdn::Msisdn;
-    use crate::core::token::Verifier;
-
-    fn kept_until(keep_until: UnixSecs) -> LoginRecord {
-        LoginRecord {
-            state: LoginState::Complete {
-                session: "s".into(),
-                account_id: "1".into(),
-                created: false,
-            },
-            msisdn: Some(Msisdn::parse("+8613800138000").unwrap()),
-            issued_at: 1,
-            decided_at: 2,
-            keep_until,
-        }
-    }
-
-    #[test]
-    fn sweep_removes_only_records_past_their_keep_until() {
-        let store = crate::store::temporary();
-        let (old, young) = (
-            Verifier::random().challenge(),
-            Verifier::random().challenge(),
-        );
-        store
-            .commit_outcome(1, Some((old, kept_until(10))), &[], None)
-            .unwrap();
-        store
-            .commit_outcome(2, Some((young, kept_until(20))), &[], None)
-            .unwrap();
-        assert_eq!(store.logins.sweep(15).unwrap(), 1);
-        assert!(store.logins.get(&old).unwrap().is_none());
-        assert_eq!(store.logins.get(&young).unwrap(), Some(kept_until(20)));
     }
 }

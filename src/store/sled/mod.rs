@@ -1,0 +1,546 @@
+//! The embedded sled store: one process, one directory, zero configuration.
+//!
+//! It implements the traits of [`crate::core::store`] and nothing else leaves this module:
+//! sled's types, its quirks (see [`flush`]) and its key layouts stay here. Each tree has one
+//! owner module (inbox, logins, accounts, outbox, ...); changes that span trees (an MO's
+//! outcome) are one sled transaction. Writes are durable once [`SledStore`]'s `sync` (one
+//! shared flush, group commit) has resolved after them.
+//!
+//! Waiting polls are woken through a [`LoginNotifier`] after each write to a login, never
+//! through sled's `watch_prefix`, which keeps a subscriber per poll for ever.
+
+mod accounts;
+mod flush;
+mod inbox;
+mod logins;
+mod minted;
+mod outbox;
+mod parts;
+mod rejected;
+mod sent;
+mod webhooks;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use accounts::Accounts;
+use inbox::Inbox;
+use logins::Logins;
+use minted::Minted;
+use outbox::Outbox;
+use parts::Parts;
+use rejected::Rejected;
+use sent::Sent;
+use webhooks::Webhooks;
+
+use crate::core::auth::{Account, AuthAnswer};
+use crate::core::clock::UnixSecs;
+use crate::core::error::StoreError;
+use crate::core::login::{LoginRecord, MintedLogin};
+use crate::core::mo::{MoMessage, RejectedMo};
+use crate::core::msisdn::Msisdn;
+use crate::core::notify::{LoginNotifier, LoginWatch};
+use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use crate::core::store::{
+    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, OutboxStore,
+    Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, StoreResult,
+    SweepDue, Swept, WebhookStore,
+};
+use crate::core::token::Challenge;
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// Handles to every tree; cheap to clone (sled trees are reference-counted).
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    flusher: Arc<flush::Flusher>,
+    notifier: LoginNotifier,
+    inbox: Inbox,
+    logins: Logins,
+    accounts: Accounts,
+    outbox: Outbox,
+    parts: Parts,
+    rejected: Rejected,
+    sent: Sent,
+    minted: Minted,
+    webhooks: Webhooks,
+}
+
+impl SledStore {
+    pub fn open(path: &Path, cache_capacity_mb: u64) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_mb * 1024 * 1024)
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// A store in a temporary directory, removed when the last handle goes (tests).
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
+        Ok(SledStore {
+            inbox: Inbox::new(db.open_tree("inbox")?, db.open_tree("inbox_seen")?),
+            logins: Logins::new(db.open_tree("logins")?),
+            accounts: Accounts::new(
+                db.open_tree("accounts")?,
+                db.open_tree("sessions")?,
+                db.open_tree("auth_receipts")?,
+            ),
+            outbox: Outbox::new(db.open_tree("outbox")?),
+            flusher: Arc::new(flush::Flusher::default()),
+            notifier: LoginNotifier::default(),
+            parts: Parts::new(db.open_tree("parts")?),
+            rejected: Rejected::new(db.open_tree("rejected")?),
+            sent: Sent::new(db.open_tree("sent")?),
+            minted: Minted::new(db.open_tree("minted")?, db.open_tree("minted_due")?),
+            webhooks: Webhooks::new(db.open_tree("webhooks")?),
+            db,
+        })
+    }
+
+    /// How many polls wait on a login right now (the notifier's entries).
+    pub fn watched_logins(&self) -> usize {
+        self.notifier.len()
+    }
+
+    /// Every outcome of the slice in one sled transaction over the trees they touch.
+    fn commit(&self, outcomes: &[Outcome]) -> StoreResult<()> {
+        enum Encoded {
+            Decided {
+                mo: MoId,
+                login: Option<(Challenge, Vec<u8>)>,
+                replies: Vec<Vec<u8>>,
+                event: Option<Vec<u8>>,
+            },
+            Rejected {
+                mo: MoId,
+                value: Vec<u8>,
+            },
+        }
+        let encoded: Vec<Encoded> = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Decided {
+                    mo,
+                    login,
+                    replies,
+                    event,
+                } => Encoded::Decided {
+                    mo: *mo,
+                    login: login.as_ref().map(|(c, r)| (*c, encode(r))),
+                    replies: replies.iter().map(encode).collect(),
+                    event: event.as_ref().map(encode),
+                },
+                Outcome::Rejected { mo, rejected } => Encoded::Rejected {
+                    mo: *mo,
+                    value: encode(rejected),
+                },
+            })
+            .collect();
+        (
+            &self.inbox.tree,
+            &self.logins.tree,
+            &self.outbox.tree,
+            &self.webhooks.tree,
+            &self.rejected.tree,
+        )
+            .transaction(|(inbox, logins, outbox, webhooks, rejected)| {
+                for outcome in &encoded {
+                    match outcome {
+                        Encoded::Decided {
+                            mo,
+                            login,
+                            replies,
+                            event,
+                        } => {
+                            inbox.remove(&mo.to_be_bytes())?;
+                            if let Some((challenge, value)) = login {
+                                logins.insert(challenge.as_bytes(), value.as_slice())?;
+                            }
+                            for value in replies {
+                                let id = outbox.generate_id()?;
+                                outbox.insert(&id.to_be_bytes(), value.as_slice())?;
+                            }
+                            if let Some(value) = event {
+                                let id = webhooks.generate_id()?;
+                                webhooks.insert(&id.to_be_bytes(), value.as_slice())?;
+                            }
+                        }
+                        Encoded::Rejected { mo, value } => {
+                            inbox.remove(&mo.to_be_bytes())?;
+                            rejected.insert(&mo.to_be_bytes(), value.as_slice())?;
+                        }
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })?;
+        let mut replies = false;
+        let mut events = false;
+        for outcome in outcomes {
+            if let Outcome::Decided {
+                login,
+                replies: r,
+                event,
+                ..
+            } = outcome
+            {
+                if let Some((challenge, _)) = login {
+                    self.notifier.notify(challenge);
+                }
+                replies |= !r.is_empty();
+                events |= event.is_some();
+            }
+        }
+        if replies {
+            self.outbox.wake();
+        }
+        if events {
+            self.webhooks.wake();
+        }
+        Ok(())
+    }
+
+    fn expire(
+        &self,
+        expires_at: UnixSecs,
+        challenge: &Challenge,
+        record: &LoginRecord,
+        event: &QueuedEvent,
+    ) -> StoreResult<bool> {
+        let record_value = encode(record);
+        let event_value = encode(event);
+        let due = minted::due_key(expires_at, challenge);
+        let recorded = (&self.logins.tree, &self.minted.due, &self.webhooks.tree).transaction(
+            |(logins, minted_due, webhooks)| {
+                minted_due.remove(due.as_slice())?;
+                if logins.get(challenge.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                logins.insert(challenge.as_bytes(), record_value.as_slice())?;
+                let id = webhooks.generate_id()?;
+                webhooks.insert(&id.to_be_bytes(), event_value.as_slice())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(true)
+            },
+        )?;
+        if recorded {
+            self.notifier.notify(challenge);
+            self.webhooks.wake();
+        }
+        Ok(recorded)
+    }
+}
+
+/// A sled call is a local B-tree operation (no I/O wait but a flush), so it runs in place.
+fn ready<'a, T: Send + 'a>(result: StoreResult<T>) -> StoreFuture<'a, T> {
+    futures::future::ready(result).boxed()
+}
+
+impl StoreBase for SledStore {
+    fn sync(&self) -> StoreFuture<'_, ()> {
+        self.flusher.flush(&self.db).boxed()
+    }
+
+    fn depths(&self) -> Depths {
+        Depths {
+            inbox: self.inbox.len(),
+            parts: self.parts.len(),
+            outbox: self.outbox.len(),
+            webhooks: self.webhooks.len(),
+        }
+    }
+}
+
+impl IngestStore for SledStore {
+    fn append_mos<'a>(
+        &'a self,
+        mos: &'a [MoMessage],
+        redelivery_window: u64,
+    ) -> StoreFuture<'a, usize> {
+        let appended = self.inbox.append(mos, redelivery_window);
+        if appended.is_ok() && !mos.is_empty() {
+            self.inbox.wake();
+        }
+        ready(appended)
+    }
+
+    fn mos_arrived(&self) -> BoxFuture<'_, ()> {
+        self.inbox.arrived().boxed()
+    }
+}
+
+impl LoginReads for SledStore {
+    fn login<'a>(&'a self, challenge: &'a Challenge) -> StoreFuture<'a, Option<LoginRecord>> {
+        ready(self.logins.get(challenge))
+    }
+
+    fn minted<'a>(&'a self, challenge: &'a Challenge) -> StoreFuture<'a, Option<MintedLogin>> {
+        ready(self.minted.get(challenge))
+    }
+}
+
+impl PipelineStore for SledStore {
+    fn oldest_mos(&self, limit: usize) -> StoreFuture<'_, Vec<(MoId, MoMessage)>> {
+        ready(self.inbox.oldest(limit))
+    }
+
+    fn commit_outcomes<'a>(&'a self, outcomes: &'a [Outcome]) -> StoreFuture<'a, ()> {
+        ready(self.commit(outcomes))
+    }
+
+    fn mark_waiting<'a>(
+        &'a self,
+        challenge: &'a Challenge,
+        record: &'a LoginRecord,
+    ) -> StoreFuture<'a, ()> {
+        ready(self.logins.mark_waiting(challenge, record))
+    }
+
+    fn file_part<'a>(
+        &'a self,
+        mo: MoId,
+        at: PartKey<'a>,
+        part: &'a MoMessage,
+        join: &'a (dyn Fn(Vec<MoMessage>) -> MoMessage + Send + Sync),
+    ) -> StoreFuture<'a, Filed> {
+        ready(parts::file(&self.inbox, &self.parts, mo, at, part, join))
+    }
+
+    fn sweep_logins(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
+        // A million live logins take seconds to walk: on the blocking pool.
+        let logins = self.logins.clone();
+        async move {
+            tokio::task::spawn_blocking(move || logins.sweep(now))
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+        }
+        .boxed()
+    }
+
+    fn sweep_leftovers(&self, due: SweepDue) -> StoreFuture<'_, Swept> {
+        ready((|| {
+            Ok(Swept {
+                parts: self.parts.expire(due.parts_before)?,
+                seen: self.inbox.sweep_seen(due.seen_before)?,
+                rejected: self.rejected.expire(due.rejected_before)?,
+            })
+        })())
+    }
+
+    fn rejected_mos(&self) -> StoreFuture<'_, Vec<RejectedMo>> {
+        ready(self.rejected.all())
+    }
+}
+
+impl PollStore for SledStore {
+    fn take_session<'a>(
+        &'a self,
+        challenge: &'a Challenge,
+        seen: &'a LoginRecord,
+    ) -> StoreFuture<'a, Option<LoginRecord>> {
+        async move {
+            let taken = self.logins.consume(challenge, seen)?;
+            if taken.is_some() {
+                self.notifier.notify(challenge);
+                self.sync().await?;
+            }
+            Ok(taken)
+        }
+        .boxed()
+    }
+
+    fn watch_login(&self, challenge: &Challenge) -> LoginWatch {
+        self.notifier.watch(challenge)
+    }
+}
+
+impl MintStore for SledStore {
+    fn mint<'a>(&'a self, challenge: &'a Challenge, login: &'a MintedLogin) -> StoreFuture<'a, ()> {
+        async move {
+            self.minted.insert(challenge, login)?;
+            self.sync().await
+        }
+        .boxed()
+    }
+}
+
+impl OutboxStore for SledStore {
+    fn replies_queued(&self) -> watch::Receiver<u64> {
+        self.outbox.subscribe()
+    }
+
+    fn pending_replies<'a>(
+        &'a self,
+        smsc: &'a str,
+        skip: &'a (dyn Fn(QueueId) -> bool + Send + Sync),
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<(QueueId, Outbound)>> {
+        ready(self.outbox.pending_for(smsc, skip, limit))
+    }
+
+    fn ack_reply(&self, id: QueueId) -> StoreFuture<'_, ()> {
+        ready(self.outbox.remove(id))
+    }
+
+    fn record_sent<'a>(
+        &'a self,
+        smsc: &'a str,
+        message_id: &'a str,
+        record: &'a SentRecord,
+    ) -> StoreFuture<'a, ()> {
+        ready(self.sent.record(smsc, message_id, record))
+    }
+
+    fn settle_sent<'a>(
+        &'a self,
+        smsc: &'a str,
+        message_ids: &'a [String],
+        outcome: &'a str,
+    ) -> StoreFuture<'a, Option<SentRecord>> {
+        ready(self.sent.settle(smsc, message_ids, outcome))
+    }
+
+    fn sent_record<'a>(
+        &'a self,
+        smsc: &'a str,
+        message_id: &'a str,
+    ) -> StoreFuture<'a, Option<SentRecord>> {
+        ready(self.sent.get(smsc, message_id))
+    }
+
+    fn outbox_drained(&self) -> BoxFuture<'_, ()> {
+        self.outbox.wait_empty().boxed()
+    }
+}
+
+impl WebhookStore for SledStore {
+    fn events_queued(&self) -> watch::Receiver<u64> {
+        self.webhooks.subscribe()
+    }
+
+    fn pending_events<'a>(
+        &'a self,
+        skip: &'a (dyn Fn(QueueId, &QueuedEvent) -> bool + Send + Sync),
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<(QueueId, QueuedEvent)>> {
+        ready(self.webhooks.pending(skip, limit))
+    }
+
+    fn ack_event(&self, id: QueueId) -> StoreFuture<'_, ()> {
+        ready(self.webhooks.remove(id))
+    }
+
+    fn oldest_mo_received_at(&self) -> StoreFuture<'_, Option<UnixSecs>> {
+        ready(
+            self.inbox
+                .oldest(1)
+                .map(|oldest| oldest.first().map(|(_, mo)| mo.received_at)),
+        )
+    }
+
+    fn due_minted(
+        &self,
+        before: UnixSecs,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<(UnixSecs, Challenge)>> {
+        ready(self.minted.due(before, limit))
+    }
+
+    fn settle_due<'a>(
+        &'a self,
+        expires_at: UnixSecs,
+        challenge: &'a Challenge,
+    ) -> StoreFuture<'a, ()> {
+        ready(self.minted.settle_due(expires_at, challenge))
+    }
+
+    fn record_expiry<'a>(
+        &'a self,
+        expires_at: UnixSecs,
+        challenge: &'a Challenge,
+        record: &'a LoginRecord,
+        event: &'a QueuedEvent,
+    ) -> StoreFuture<'a, bool> {
+        ready(self.expire(expires_at, challenge, record, event))
+    }
+
+    fn sweep_minted(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
+        ready(self.minted.sweep(now))
+    }
+}
+
+impl AccountStore for SledStore {
+    fn account<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, Option<Account>> {
+        ready(self.accounts.get(msisdn))
+    }
+
+    fn auth_answer(&self, request_id: u64) -> StoreFuture<'_, Option<AuthAnswer>> {
+        ready(self.accounts.answer(request_id))
+    }
+
+    fn log_in<'a>(&'a self, new: NewLogin<'a>) -> StoreFuture<'a, AuthAnswer> {
+        ready(self.accounts.login(new))
+    }
+
+    fn settle_answer(&self, request_id: u64) -> StoreFuture<'_, ()> {
+        ready(self.accounts.settle(request_id))
+    }
+
+    fn account_count(&self) -> StoreFuture<'_, usize> {
+        ready(Ok(self.accounts.count()))
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialise to JSON")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        tree,
+        message: source.to_string(),
+    })
+}
+
+/// Removes the records of `tree` that `expired` picks; returns how many. For trees whose
+/// records nobody else rewrites (a swap-free remove is enough).
+fn remove_where<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    expired: impl Fn(&T) -> bool,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        if expired(&decode(name, &value)?) {
+            tree.remove(key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

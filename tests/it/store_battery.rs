@@ -1,0 +1,685 @@
+//! The store battery: what every backend behind `moauth::core::store` must do, written once
+//! against the traits and run against each backend by `store_battery!` (sled below; a further
+//! backend adds one line with how to open an empty store).
+//!
+//! Each check is a story a consumer relies on: the inbox hands MOs out oldest first and stores
+//! a redelivery once, an outcome is all-or-nothing, a session leaves once however many polls
+//! race, a number gets one account, queues keep an item until it is acknowledged, sweeps take
+//! only what is due.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moauth::core::auth::{AuthAnswer, Credentials};
+use moauth::core::clock::UnixSecs;
+use moauth::core::error::StoreError;
+use moauth::core::login::{LoginRecord, LoginState, MintedLogin, RejectReason};
+use moauth::core::mo::{MoMessage, RejectedMo};
+use moauth::core::msisdn::Msisdn;
+use moauth::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use moauth::core::store::{Filed, NewLogin, Outcome, PartKey, Store, SweepDue};
+use moauth::core::token::{Challenge, Verifier};
+
+/// Runs every check of the battery against the backend `$open` makes (an async expression
+/// giving a fresh, empty `Arc<dyn Store>`, or None when the backend is not installed here,
+/// which its opener says loudly), as tests in module `$backend`.
+macro_rules! store_battery {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+            store_battery!(@checks $open;
+                appended_mos_come_out_oldest_first,
+                a_redelivery_within_the_window_is_stored_once,
+                an_outcome_records_its_login_queues_its_sms_and_event_and_leaves_the_inbox,
+                an_unreadable_mo_is_kept_aside,
+                waiting_never_overwrites_a_decided_state,
+                a_session_is_taken_exactly_once_however_many_polls_race,
+                a_watching_poll_wakes_when_its_login_is_recorded,
+                parts_become_one_mo_once_all_came,
+                a_minted_login_expires_once_and_never_over_a_decided_state,
+                replies_stay_queued_until_acknowledged,
+                events_stay_queued_until_acknowledged,
+                a_receipt_settles_the_sms_it_reports_on,
+                a_number_gets_one_account_however_many_logins_race,
+                an_answer_is_kept_for_a_retry_until_settled,
+                sweeps_take_only_what_is_due,
+            );
+        }
+    };
+    (@checks $open:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                if let Some(store) = $open.await {
+                    super::$check(store).await;
+                }
+            }
+        )*
+    };
+}
+
+store_battery!(sled, async {
+    Some(Arc::new(moauth::store::sled::SledStore::temporary().unwrap()) as Arc<dyn Store>)
+});
+
+store_battery!(postgres, async {
+    let db = crate::common::postgres::database().await?;
+    let store = moauth::store::postgres::PgStore::open(&db.connection(), "battery", LEASE)
+        .await
+        .unwrap();
+    Some(Arc::new(store) as Arc<dyn Store>)
+});
+
+/// How long a PostgreSQL claim lasts in the battery: longer than any check, so a claim
+/// never lapses under a check that hands the same items out twice on purpose.
+const LEASE: Duration = Duration::from_secs(60);
+
+const NOW: UnixSecs = 1_800_000_000;
+
+fn mo(from: &str, text: &str, received_at: UnixSecs) -> MoMessage {
+    MoMessage {
+        smsc: "main".into(),
+        source_addr: from.into(),
+        source_ton: 1,
+        destination_addr: "10690000".into(),
+        esm_class: 0,
+        data_coding: 0,
+        user_data: text.as_bytes().to_vec(),
+        sar: None,
+        received_at,
+    }
+}
+
+fn challenge() -> Challenge {
+    Verifier::random().challenge()
+}
+
+fn record(state: LoginState, keep_until: UnixSecs) -> LoginRecord {
+    LoginRecord {
+        state,
+        msisdn: Some(Msisdn::parse("+8613800138000").unwrap()),
+        issued_at: NOW - 10,
+        decided_at: NOW,
+        keep_until,
+    }
+}
+
+fn complete(session: &str) -> LoginState {
+    LoginState::Complete {
+        session: session.into(),
+        account_id: "1".into(),
+        created: false,
+    }
+}
+
+fn sms(smsc: &str, text: &str) -> Outbound {
+    Outbound {
+        smsc: smsc.into(),
+        from: "10690000".into(),
+        to: Msisdn::parse("+8613800138000").unwrap(),
+        text: text.into(),
+        created_at: NOW,
+    }
+}
+
+fn event(backend: &str, id: &str) -> QueuedEvent {
+    QueuedEvent {
+        backend: backend.into(),
+        event_id: id.into(),
+        body: format!(r#"{{"event_id":"{id}"}}"#),
+    }
+}
+
+/// Appends and takes the inbox's MOs, as ingest and the pipeline do.
+async fn inbox(store: &Arc<dyn Store>, mos: &[MoMessage]) -> Vec<(u64, MoMessage)> {
+    store.append_mos(mos, 600).await.unwrap();
+    store.sync().await.unwrap();
+    store.oldest_mos(100).await.unwrap()
+}
+
+fn decided(mo: u64, login: Option<(Challenge, LoginRecord)>) -> Outcome {
+    Outcome::Decided {
+        mo,
+        login,
+        replies: vec![],
+        event: None,
+    }
+}
+
+async fn appended_mos_come_out_oldest_first(store: Arc<dyn Store>) {
+    store
+        .append_mos(&[mo("1", "a", NOW), mo("1", "b", NOW)], 600)
+        .await
+        .unwrap();
+    store.append_mos(&[mo("1", "c", NOW)], 600).await.unwrap();
+    let taken = store.oldest_mos(10).await.unwrap();
+    let texts: Vec<_> = taken.iter().map(|(_, m)| m.user_data.clone()).collect();
+    assert_eq!(texts, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    assert!(taken.windows(2).all(|w| w[0].0 < w[1].0), "ids rise");
+    assert_eq!(store.oldest_mos(2).await.unwrap().len(), 2);
+    assert_eq!(store.depths().inbox, 3);
+    assert_eq!(store.oldest_mo_received_at().await.unwrap(), Some(NOW));
+}
+
+async fn a_redelivery_within_the_window_is_stored_once(store: Arc<dyn Store>) {
+    let first = mo("1", "LOGIN x", NOW);
+    assert_eq!(
+        store
+            .append_mos(&[first.clone(), first.clone()], 60)
+            .await
+            .unwrap(),
+        1
+    );
+    let mut again = first.clone();
+    again.received_at = NOW + 60;
+    assert_eq!(store.append_mos(&[again.clone()], 60).await.unwrap(), 1);
+    again.received_at = NOW + 61;
+    assert_eq!(
+        store
+            .append_mos(&[mo("2", "LOGIN x", NOW + 61), again], 60)
+            .await
+            .unwrap(),
+        0,
+        "past the window it is a new MO; another sender is another MO"
+    );
+    assert_eq!(store.depths().inbox, 3);
+}
+
+async fn an_outcome_records_its_login_queues_its_sms_and_event_and_leaves_the_inbox(
+    store: Arc<dyn Store>,
+) {
+    let taken = inbox(&store, &[mo("1", "a", NOW), mo("1", "b", NOW)]).await;
+    let (first, second) = (challenge(), challenge());
+    let outcomes = [
+        Outcome::Decided {
+            mo: taken[0].0,
+            login: Some((first, record(complete("s1"), NOW + 600))),
+            replies: vec![sms("main", "welcome")],
+            event: Some(event("shop", "e1")),
+        },
+        decided(
+            taken[1].0,
+            Some((
+                second,
+                record(
+                    LoginState::Rejected {
+                        reason: RejectReason::BadToken,
+                    },
+                    NOW + 600,
+                ),
+            )),
+        ),
+    ];
+    store.commit_outcomes(&outcomes).await.unwrap();
+    store.sync().await.unwrap();
+    assert!(store.oldest_mos(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.login(&first).await.unwrap(),
+        Some(record(complete("s1"), NOW + 600))
+    );
+    assert!(matches!(
+        store.login(&second).await.unwrap().unwrap().state,
+        LoginState::Rejected { .. }
+    ));
+    let depths = store.depths();
+    assert_eq!((depths.inbox, depths.outbox, depths.webhooks), (0, 1, 1));
+}
+
+async fn an_unreadable_mo_is_kept_aside(store: Arc<dyn Store>) {
+    let taken = inbox(&store, &[mo("1", "\u{1}", NOW)]).await;
+    let rejected = RejectedMo {
+        mo: taken[0].1.clone(),
+        reason: "undecodable".into(),
+    };
+    store
+        .commit_outcomes(&[Outcome::Rejected {
+            mo: taken[0].0,
+            rejected: rejected.clone(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.depths().inbox, 0);
+    assert_eq!(store.rejected_mos().await.unwrap(), [rejected]);
+}
+
+async fn waiting_never_overwrites_a_decided_state(store: Arc<dyn Store>) {
+    let (fresh, decided_one) = (challenge(), challenge());
+    let waiting = record(LoginState::Waiting, NOW + 600);
+    store.mark_waiting(&fresh, &waiting).await.unwrap();
+    assert_eq!(store.login(&fresh).await.unwrap(), Some(waiting.clone()));
+
+    let taken = inbox(&store, &[mo("1", "a", NOW)]).await;
+    let done = record(complete("s"), NOW + 600);
+    store
+        .commit_outcomes(&[decided(taken[0].0, Some((decided_one, done.clone())))])
+        .await
+        .unwrap();
+    store.mark_waiting(&decided_one, &waiting).await.unwrap();
+    assert_eq!(store.login(&decided_one).await.unwrap(), Some(done));
+}
+
+async fn a_session_is_taken_exactly_once_however_many_polls_race(store: Arc<dyn Store>) {
+    let login = challenge();
+    let taken = inbox(&store, &[mo("1", "a", NOW)]).await;
+    let done = record(complete("s"), NOW + 600);
+    store
+        .commit_outcomes(&[decided(taken[0].0, Some((login, done.clone())))])
+        .await
+        .unwrap();
+    let polls: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, done) = (store.clone(), done.clone());
+            tokio::spawn(async move { store.take_session(&login, &done).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for poll in polls {
+        if let Some(won) = poll.await.unwrap() {
+            assert_eq!(won, done);
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(
+        store.login(&login).await.unwrap().unwrap().state,
+        LoginState::Consumed
+    );
+    assert_eq!(store.take_session(&login, &done).await.unwrap(), None);
+}
+
+async fn a_watching_poll_wakes_when_its_login_is_recorded(store: Arc<dyn Store>) {
+    let (login, other) = (challenge(), challenge());
+    let mut watch = store.watch_login(&login);
+    let taken = inbox(&store, &[mo("1", "a", NOW), mo("1", "b", NOW)]).await;
+    store
+        .commit_outcomes(&[decided(
+            taken[0].0,
+            Some((other, record(complete("s"), NOW + 600))),
+        )])
+        .await
+        .unwrap();
+    assert!(
+        futures::poll!(Box::pin(watch.changed())).is_pending(),
+        "another login's change does not wake it"
+    );
+    store
+        .commit_outcomes(&[decided(
+            taken[1].0,
+            Some((login, record(complete("t"), NOW + 600))),
+        )])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), watch.changed())
+        .await
+        .expect("woken by its login's change");
+}
+
+async fn parts_become_one_mo_once_all_came(store: Arc<dyn Store>) {
+    let join = |parts: Vec<MoMessage>| {
+        let mut whole = parts[0].clone();
+        whole.user_data = parts.into_iter().flat_map(|p| p.user_data).collect();
+        whole
+    };
+    let taken = inbox(
+        &store,
+        &[
+            mo("1", "second", NOW),
+            mo("1", "second, again", NOW + 1),
+            mo("1", "first", NOW + 2),
+        ],
+    )
+    .await;
+    let at = |seq| PartKey {
+        group: b"1/ref7",
+        seq,
+        total: 2,
+    };
+    let filed = store
+        .file_part(taken[0].0, at(2), &taken[0].1, &join)
+        .await
+        .unwrap();
+    assert_eq!(filed, Filed::Waiting);
+    assert_eq!(store.depths().parts, 1);
+    let filed = store
+        .file_part(taken[1].0, at(2), &taken[1].1, &join)
+        .await
+        .unwrap();
+    assert_eq!(filed, Filed::Duplicate);
+    let Filed::Complete(whole) = store
+        .file_part(taken[2].0, at(1), &taken[2].1, &join)
+        .await
+        .unwrap()
+    else {
+        panic!("the last part completes the message");
+    };
+    let left = store.oldest_mos(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0, whole);
+    assert_eq!(left[0].1.user_data, b"firstsecond");
+    assert_eq!(store.depths().parts, 0);
+}
+
+async fn a_minted_login_expires_once_and_never_over_a_decided_state(store: Arc<dyn Store>) {
+    let (quiet, answered) = (challenge(), challenge());
+    let minted = MintedLogin {
+        backend: "shop".into(),
+        issued_at: NOW - 600,
+        expires_at: NOW,
+        keep_until: NOW + 3_600,
+    };
+    store.mint(&quiet, &minted).await.unwrap();
+    store.mint(&answered, &minted).await.unwrap();
+    assert_eq!(store.minted(&quiet).await.unwrap(), Some(minted.clone()));
+    assert!(store.due_minted(NOW, 10).await.unwrap().is_empty());
+    let mut due = store.due_minted(NOW + 1, 10).await.unwrap();
+    due.sort_by_key(|(_, c)| c.to_string());
+    let mut expected = vec![(NOW, quiet), (NOW, answered)];
+    expected.sort_by_key(|(_, c)| c.to_string());
+    assert_eq!(due, expected);
+
+    let taken = inbox(&store, &[mo("1", "a", NOW)]).await;
+    let done = record(complete("s"), NOW + 600);
+    store
+        .commit_outcomes(&[decided(taken[0].0, Some((answered, done.clone())))])
+        .await
+        .unwrap();
+    let expired = record(LoginState::Expired, NOW + 3_600);
+    assert!(
+        store
+            .record_expiry(NOW, &quiet, &expired, &event("shop", "q"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_expiry(NOW, &answered, &expired, &event("shop", "a"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.login(&answered).await.unwrap(), Some(done));
+    assert_eq!(store.login(&quiet).await.unwrap(), Some(expired));
+    assert!(store.due_minted(u64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.depths().webhooks,
+        1,
+        "one event, for the login it recorded"
+    );
+
+    let later = challenge();
+    store
+        .mint(
+            &later,
+            &MintedLogin {
+                expires_at: NOW + 10,
+                ..minted
+            },
+        )
+        .await
+        .unwrap();
+    store.settle_due(NOW + 10, &later).await.unwrap();
+    assert!(store.due_minted(u64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(store.sweep_minted(NOW + 3_601).await.unwrap(), 3);
+    assert_eq!(store.minted(&later).await.unwrap(), None);
+}
+
+async fn replies_stay_queued_until_acknowledged(store: Arc<dyn Store>) {
+    let mut queued = store.replies_queued();
+    let taken = inbox(&store, &[mo("1", "a", NOW)]).await;
+    store
+        .commit_outcomes(&[Outcome::Decided {
+            mo: taken[0].0,
+            login: None,
+            replies: vec![
+                sms("main", "one"),
+                sms("other", "two"),
+                sms("main", "three"),
+            ],
+            event: None,
+        }])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), queued.changed())
+        .await
+        .expect("told that replies were queued")
+        .unwrap();
+    store.sync().await.unwrap();
+    let main = store.pending_replies("main", &|_| false, 10).await.unwrap();
+    let texts: Vec<_> = main.iter().map(|(_, m)| m.text.as_str()).collect();
+    assert_eq!(texts, ["one", "three"]);
+    let first = main[0].0;
+    let skipping = store
+        .pending_replies("main", &|id| id == first, 10)
+        .await
+        .unwrap();
+    assert_eq!(skipping.len(), 1);
+    assert_eq!(skipping[0].1.text, "three");
+
+    store.ack_reply(first).await.unwrap();
+    store.ack_reply(main[1].0).await.unwrap();
+    assert!(
+        store
+            .pending_replies("main", &|_| false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.depths().outbox, 1);
+    let other = store
+        .pending_replies("other", &|_| false, 10)
+        .await
+        .unwrap();
+    store.ack_reply(other[0].0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), store.outbox_drained())
+        .await
+        .expect("drained");
+}
+
+async fn events_stay_queued_until_acknowledged(store: Arc<dyn Store>) {
+    let mut queued = store.events_queued();
+    let taken = inbox(&store, &[mo("1", "a", NOW), mo("1", "b", NOW)]).await;
+    let outcomes: Vec<_> = taken
+        .iter()
+        .zip(["shop", "crm"])
+        .map(|((id, _), backend)| Outcome::Decided {
+            mo: *id,
+            login: Some((challenge(), record(LoginState::Expired, NOW + 600))),
+            replies: vec![],
+            event: Some(event(backend, backend)),
+        })
+        .collect();
+    store.commit_outcomes(&outcomes).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), queued.changed())
+        .await
+        .expect("told that events were queued")
+        .unwrap();
+    let all = store.pending_events(&|_, _| false, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].1, event("shop", "shop"));
+    let not_shop = store
+        .pending_events(&|_, e| e.backend == "shop", 10)
+        .await
+        .unwrap();
+    assert_eq!(not_shop.len(), 1);
+    assert_eq!(not_shop[0].1.backend, "crm");
+    store.ack_event(all[0].0).await.unwrap();
+    let left = store.pending_events(&|_, _| false, 10).await.unwrap();
+    assert_eq!(left, [all[1].clone()]);
+    assert_eq!(store.depths().webhooks, 1);
+}
+
+async fn a_receipt_settles_the_sms_it_reports_on(store: Arc<dyn Store>) {
+    let sent = SentRecord {
+        to: Msisdn::parse("+8613800138000").unwrap(),
+        submitted_at: NOW,
+        outcome: None,
+    };
+    store.record_sent("main", "AB12", &sent).await.unwrap();
+    assert_eq!(
+        store.sent_record("main", "ab12").await.unwrap(),
+        Some(sent.clone()),
+        "message ids compare without case"
+    );
+    assert_eq!(store.sent_record("other", "AB12").await.unwrap(), None);
+    let settled = store
+        .settle_sent("main", &["171".into(), "ab12".into()], "DELIVRD")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settled.outcome.as_deref(), Some("DELIVRD"));
+    assert_eq!(
+        store
+            .sent_record("main", "AB12")
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome
+            .as_deref(),
+        Some("DELIVRD")
+    );
+    assert_eq!(
+        store
+            .settle_sent("main", &["unknown".into()], "DELIVRD")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+fn new_login<'a>(request_id: u64, msisdn: &'a Msisdn, hash: Option<&str>) -> NewLogin<'a> {
+    NewLogin {
+        request_id,
+        msisdn,
+        password_hash_if_new: hash.map(str::to_owned),
+        password_if_new: hash.map(|_| "secret-password".to_owned()),
+        session: format!("session-{request_id}"),
+        session_expires_at: NOW + 3_600,
+        now: NOW,
+    }
+}
+
+async fn a_number_gets_one_account_however_many_logins_race(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613800138000").unwrap();
+    assert!(matches!(
+        store.log_in(new_login(1, &number, None)).await,
+        Err(StoreError::AccountVanished)
+    ));
+    let logins: Vec<_> = (10..18)
+        .map(|id| {
+            let (store, number) = (store.clone(), number.clone());
+            tokio::spawn(async move {
+                store
+                    .log_in(new_login(id, &number, Some("$argon2id$hash")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers: Vec<AuthAnswer> = Vec::new();
+    for login in logins {
+        answers.push(login.await.unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| a.created).count(), 1);
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.account_id == answers[0].account_id)
+    );
+    let created = answers.iter().find(|a| a.created).unwrap();
+    assert!(
+        created.credentials
+            == Some(Credentials {
+                login: "+8613800138000".into(),
+                password: "secret-password".into()
+            })
+    );
+    assert!(
+        answers
+            .iter()
+            .filter(|a| !a.created)
+            .all(|a| a.credentials.is_none())
+    );
+    assert_eq!(store.account_count().await.unwrap(), 1);
+    let account = store.account(&number).await.unwrap().unwrap();
+    assert_eq!(account.password_hash, "$argon2id$hash");
+}
+
+async fn an_answer_is_kept_for_a_retry_until_settled(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613900139000").unwrap();
+    assert_eq!(store.auth_answer(5).await.unwrap(), None);
+    let answer = store
+        .log_in(new_login(5, &number, Some("$argon2id$hash")))
+        .await
+        .unwrap();
+    assert_eq!(store.auth_answer(5).await.unwrap(), Some(answer));
+    store.settle_answer(5).await.unwrap();
+    assert_eq!(store.auth_answer(5).await.unwrap(), None);
+    assert!(store.account(&number).await.unwrap().is_some());
+}
+
+async fn sweeps_take_only_what_is_due(store: Arc<dyn Store>) {
+    let (old, young) = (challenge(), challenge());
+    let taken = inbox(
+        &store,
+        &[
+            mo("1", "a", NOW),
+            mo("1", "b", NOW),
+            mo("1", "part", NOW - 500),
+            mo("1", "bad", NOW - 100),
+        ],
+    )
+    .await;
+    store
+        .commit_outcomes(&[
+            decided(taken[0].0, Some((old, record(complete("s"), NOW + 10)))),
+            decided(taken[1].0, Some((young, record(complete("t"), NOW + 20)))),
+            Outcome::Rejected {
+                mo: taken[3].0,
+                rejected: RejectedMo {
+                    mo: taken[3].1.clone(),
+                    reason: "bad".into(),
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    let join = |parts: Vec<MoMessage>| parts[0].clone();
+    store
+        .file_part(
+            taken[2].0,
+            PartKey {
+                group: b"g",
+                seq: 1,
+                total: 2,
+            },
+            &taken[2].1,
+            &join,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(store.sweep_logins(NOW + 15).await.unwrap(), 1);
+    assert_eq!(store.login(&old).await.unwrap(), None);
+    assert!(store.login(&young).await.unwrap().is_some());
+
+    let swept = store
+        .sweep_leftovers(SweepDue {
+            now: NOW,
+            parts_before: NOW - 400,
+            seen_before: NOW - 200,
+            rejected_before: NOW - 200,
+        })
+        .await
+        .unwrap();
+    assert_eq!((swept.parts, swept.rejected), (1, 0));
+    assert_eq!(swept.seen, 1, "the digest of the MO received at NOW - 500");
+    assert_eq!(store.depths().parts, 0);
+    assert_eq!(store.rejected_mos().await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .append_mos(&[mo("1", "part", NOW - 500)], 600)
+            .await
+            .unwrap(),
+        0,
+        "its digest is gone, so it is stored again"
+    );
+}
