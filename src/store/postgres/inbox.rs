@@ -5,15 +5,19 @@
 //! `inbox_seen`, whose primary key lets exactly one of two nodes receiving the same PDU store
 //! it, and only the MOs whose digest was new go into the inbox.
 //!
-//! Claiming takes the oldest unleased MOs `FOR UPDATE SKIP LOCKED`, so nodes claiming at once
-//! get different rows and never wait on each other, and stamps them with a lease on the
-//! database's clock. A node that dies holds its claims only until the lease runs out; then
-//! any node takes them. Only the oldest MO of each sender is claimable, so one number's MOs
-//! are decided in arrival order even when several nodes work the inbox.
+//! Claiming takes the oldest MOs that are free (or this node's already) `FOR UPDATE SKIP
+//! LOCKED`, so nodes claiming at once get different rows and never wait on each other, and
+//! stamps them with a lease on the database's clock. Asking again hands this node the same
+//! MOs (renewing the lease) until their outcome is committed, as on one node. A node that
+//! dies holds its claims only until the lease runs out; then any node takes them. An MO whose
+//! sender has an earlier MO under another node's live lease is not claimable, so one number's
+//! MOs are decided in arrival order by one node at a time (two nodes claiming in the same
+//! instant can still split a number's MOs; each MO is still decided once).
 
 use std::collections::HashSet;
 
 use super::listen::INBOX_CHANNEL;
+use super::node::adjust;
 use super::rows::{MO_COLUMNS, MoArrays, mo_from_row, secs};
 use super::{PgStore, PostgresError};
 use crate::core::mo::{MoMessage, RejectedMo};
@@ -43,6 +47,7 @@ impl PgStore {
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             vec![&fresh_digests, &window];
         params.extend(fresh.params());
+        let _writing = self.signals.writing();
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -71,11 +76,11 @@ impl PgStore {
             .await?;
         let row = client.query_one(&statement, &params).await?;
         let stored: i64 = row.get(0);
+        adjust(&self.signals.inbox, stored);
         Ok(messages.len() - usize::try_from(stored).unwrap_or(0))
     }
 
-    /// Claims up to `limit` MOs for this node for `lease`, oldest first, at most one per
-    /// sender (the oldest one it has waiting).
+    /// Claims up to `limit` MOs for this node, oldest first.
     pub(super) async fn claim_inbox(
         &self,
         limit: usize,
@@ -87,9 +92,11 @@ impl PgStore {
                      lease_until = now() + $2::bigint * interval '1 millisecond'
                  WHERE id IN (
                      SELECT id FROM inbox i
-                     WHERE (i.lease_until IS NULL OR i.lease_until < now())
+                     WHERE (i.lease_until IS NULL OR i.lease_until < now()
+                            OR i.lease_owner = $1)
                        AND NOT EXISTS (SELECT 1 FROM inbox e
-                                       WHERE e.source_addr = i.source_addr AND e.id < i.id)
+                                       WHERE e.source_addr = i.source_addr AND e.id < i.id
+                                         AND e.lease_owner <> $1 AND e.lease_until >= now())
                      ORDER BY id LIMIT $3
                      FOR UPDATE SKIP LOCKED)
                  RETURNING id, {MO_COLUMNS}"

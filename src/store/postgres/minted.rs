@@ -6,6 +6,7 @@
 //! once, not once per node.
 
 use super::listen::{LOGIN_CHANNEL, WEBHOOK_CHANNEL};
+use super::node::adjust;
 use super::rows::{login_columns, secs};
 use super::{PgStore, PostgresError};
 use crate::core::clock::UnixSecs;
@@ -116,6 +117,7 @@ impl PgStore {
         event: &QueuedEvent,
     ) -> Result<bool, PostgresError> {
         let columns = login_columns(&record.state);
+        let _writing = self.signals.writing();
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -133,7 +135,7 @@ impl PgStore {
                      ON CONFLICT (event_id) DO NOTHING
                      RETURNING 1
                  )
-                 SELECT (SELECT count(*) FROM recorded),
+                 SELECT (SELECT count(*) FROM recorded), (SELECT count(*) FROM queued),
                         (SELECT count(*) FROM (
                             SELECT pg_notify('{LOGIN_CHANNEL}', $14) FROM recorded
                             UNION ALL
@@ -161,6 +163,7 @@ impl PgStore {
                 ],
             )
             .await?;
+        adjust(&self.signals.webhooks, row.get(1));
         Ok(row.get::<_, i64>(0) == 1)
     }
 

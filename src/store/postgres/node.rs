@@ -3,7 +3,7 @@
 //! request), and whether the database answered lately (for `/readyz`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -27,6 +27,20 @@ pub(super) struct Signals {
     pub webhooks: AtomicUsize,
     /// The last depth refresh reached the database.
     pub reachable: AtomicBool,
+    /// This node's writes in progress, and a count of those begun or ended: a refresh whose
+    /// query overlapped one of them would overwrite its adjustment with a stale count.
+    writes: AtomicUsize,
+    generation: AtomicU64,
+}
+
+/// A write in progress (see [`Signals::writing`]).
+pub(super) struct Writing<'a>(&'a Signals);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.writes.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Default for Signals {
@@ -41,6 +55,8 @@ impl Default for Signals {
             outbox: AtomicUsize::new(0),
             webhooks: AtomicUsize::new(0),
             reachable: AtomicBool::new(true),
+            writes: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -49,7 +65,27 @@ fn bump(sender: &watch::Sender<u64>) {
     sender.send_modify(|n| *n = n.wrapping_add(1));
 }
 
+/// Moves a gauge by `delta`, never below zero.
+pub(super) fn adjust(gauge: &AtomicUsize, delta: i64) {
+    let _ = gauge.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+        Some(if delta < 0 {
+            n.saturating_sub(delta.unsigned_abs() as usize)
+        } else {
+            n.saturating_add(delta as usize)
+        })
+    });
+}
+
 impl Signals {
+    /// Marks a write of this node as in progress until the guard drops; the write adjusts
+    /// the gauges itself with what its statement reported, and no refresh overlapping it
+    /// stores its counts.
+    pub fn writing(&self) -> Writing<'_> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Writing(self)
+    }
+
     /// Turns a notification (or this node's own write) into local wake-ups; logins go to
     /// `login`, which wakes the polls waiting on them (all of them for `None`).
     pub fn wake(&self, wake: &Wake, login: impl Fn(Option<&crate::core::token::Challenge>)) {
@@ -69,6 +105,11 @@ impl Signals {
 
     /// Reads the queue depths once; marks the database unreachable if that fails.
     pub async fn refresh(&self, pool: &Pool) {
+        let before = self.generation.load(Ordering::SeqCst);
+        let quiet = |s: &Signals| {
+            s.writes.load(Ordering::SeqCst) == 0 && s.generation.load(Ordering::SeqCst) == before
+        };
+        let started_quiet = quiet(self);
         let counted = async {
             let client = pool.get().await?;
             let row = client
@@ -83,6 +124,11 @@ impl Signals {
         match counted.await {
             Ok(counts) => {
                 let counts: [i64; 4] = counts;
+                if !(started_quiet && quiet(self)) {
+                    // This node wrote meanwhile and adjusted the gauges itself.
+                    self.reachable.store(true, Ordering::Relaxed);
+                    return;
+                }
                 for (gauge, n) in [&self.inbox, &self.parts, &self.outbox, &self.webhooks]
                     .into_iter()
                     .zip(counts)

@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 
 use super::listen::{LOGIN_CHANNEL, OUTBOX_CHANNEL, WEBHOOK_CHANNEL};
+use super::node::adjust;
 use super::rows::{MO_COLUMNS, MoArrays, login_columns, secs};
 use super::{PgStore, PostgresError};
 use crate::core::store::Outcome;
@@ -114,7 +115,7 @@ WITH gone AS (
     SELECT pg_notify('moauth_webhooks', '') FROM (SELECT 1) AS one
     WHERE EXISTS (SELECT 1 FROM events)
 )
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM woken)"
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM woken),\n       (SELECT count(*) FROM queued), (SELECT count(*) FROM events)"
     )
 }
 
@@ -217,10 +218,14 @@ impl PgStore {
             &aside.reason,
         ];
         params.extend(aside.mos.params());
+        let _writing = self.signals.writing();
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(&COMMIT).await?;
         let row = client.query_one(&statement, &params).await?;
         let gone: i64 = row.get(0);
+        adjust(&self.signals.inbox, -gone);
+        adjust(&self.signals.outbox, row.get(2));
+        adjust(&self.signals.webhooks, row.get(3));
         Ok(gone as usize)
     }
 }

@@ -4,6 +4,7 @@
 //! nodes filing the last two parts at once would otherwise each see the other's part
 //! missing (neither committed yet) and both wait forever for a message that is complete.
 
+use super::node::adjust;
 use super::rows::{MO_COLUMNS, MoArrays, mo_from_row};
 use super::{PgStore, PostgresError};
 use crate::core::mo::MoMessage;
@@ -20,6 +21,7 @@ impl PgStore {
         part: &MoMessage,
         join: impl Fn(Vec<MoMessage>) -> MoMessage,
     ) -> Result<Filed, PostgresError> {
+        let _writing = self.signals.writing();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -55,6 +57,7 @@ impl PgStore {
             .await?;
         if inserted == 0 {
             tx.commit().await?;
+            adjust(&self.signals.inbox, -1);
             return Ok(Filed::Duplicate);
         }
         let rows = tx
@@ -68,6 +71,8 @@ impl PgStore {
             .await?;
         if rows.len() < usize::from(at.total) {
             tx.commit().await?;
+            adjust(&self.signals.inbox, -1);
+            adjust(&self.signals.parts, 1);
             return Ok(Filed::Waiting);
         }
         let all = rows
@@ -92,6 +97,7 @@ impl PgStore {
             .await?
             .get(0);
         tx.commit().await?;
+        adjust(&self.signals.parts, 1 - i64::from(at.total));
         Ok(Filed::Complete(joined as u64))
     }
 }

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use super::node::adjust;
 use super::{PgStore, PostgresError};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
@@ -119,10 +120,12 @@ impl PgStore {
 
     /// The SMSC accepted the reply (or refused it for good): it leaves the outbox.
     pub(super) async fn remove_reply(&self, id: QueueId) -> Result<(), PostgresError> {
+        let _writing = self.signals.writing();
         let client = self.pool.get().await?;
-        client
+        let removed = client
             .execute("DELETE FROM outbox WHERE id = $1", &[&(id as i64)])
             .await?;
+        adjust(&self.signals.outbox, -(removed as i64));
         self.signals.replies_removed.notify_waiters();
         Ok(())
     }
@@ -178,10 +181,12 @@ impl PgStore {
 
     /// The backend answered 2xx: the event leaves the queue.
     pub(super) async fn remove_event(&self, id: QueueId) -> Result<(), PostgresError> {
+        let _writing = self.signals.writing();
         let client = self.pool.get().await?;
-        client
+        let removed = client
             .execute("DELETE FROM webhooks WHERE id = $1", &[&(id as i64)])
             .await?;
+        adjust(&self.signals.webhooks, -(removed as i64));
         Ok(())
     }
 

@@ -51,6 +51,7 @@ impl PgStore {
     }
 
     pub(super) async fn sweep_leftovers_due(&self, due: SweepDue) -> Result<Swept, PostgresError> {
+        let _writing = self.signals.writing();
         let removed = self
             .sweep_locked(&[
                 ("DELETE FROM parts WHERE received_at < $1", due.parts_before),
@@ -61,6 +62,9 @@ impl PgStore {
                 ),
             ])
             .await?;
+        if let Some(r) = &removed {
+            super::node::adjust(&self.signals.parts, -(r[0] as i64));
+        }
         Ok(removed.map_or_else(Swept::default, |r| Swept {
             parts: r[0] as usize,
             seen: r[1] as usize,
