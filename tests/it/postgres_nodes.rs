@@ -155,7 +155,11 @@ async fn one_numbers_mos_are_claimed_in_arrival_order() {
     assert_eq!(claimed[0].1.user_data, b"first");
     let theirs = b.oldest_mos(10).await.unwrap();
     let texts: Vec<&[u8]> = theirs.iter().map(|(_, m)| m.user_data.as_slice()).collect();
-    assert_eq!(texts, [b"other".as_slice()], "second waits while A holds first");
+    assert_eq!(
+        texts,
+        [b"other".as_slice()],
+        "second waits while A holds first"
+    );
     a.commit_outcomes(&[decided(claimed[0].0, None, vec![])])
         .await
         .unwrap();

@@ -94,10 +94,10 @@ async fn listen(
         async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = messages.next().await {
-                if let AsyncMessage::Notification(n) = message? {
-                    if let Some(w) = wake_for(n.channel(), n.payload()) {
-                        wake(w);
-                    }
+                if let AsyncMessage::Notification(n) = message?
+                    && let Some(w) = wake_for(n.channel(), n.payload())
+                {
+                    wake(w);
                 }
             }
             Ok(())
