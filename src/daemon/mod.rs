@@ -14,7 +14,7 @@ pub mod reload;
 pub mod status;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::{EmbeddedAuth, RemoteAuth, RemoteError};
+use crate::auth::hasher::HashError;
+use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
 use crate::core::auth::AuthCore;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
@@ -37,6 +38,7 @@ use crate::login::mint::Minter;
 use crate::login::poll::Poller;
 use crate::ops::config::{AuthMode, Config};
 use crate::smpp::link::{Role, SmscLink};
+use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::ingest::Ingest;
 use crate::store::sled::SledStore;
@@ -55,6 +57,8 @@ pub enum DaemonError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Auth(#[from] RemoteError),
+    #[error(transparent)]
+    Hasher(#[from] HashError),
     #[error("webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
     #[error("http listen on {addr}: {source}")]
@@ -128,6 +132,7 @@ impl Daemon {
                 clock.clone(),
                 config.login.session_ttl_secs,
                 config.login.send_credentials,
+                Hasher::start(&config.auth.argon2)?,
             )),
         };
         let live = LiveSettings::new(&config);
@@ -248,6 +253,7 @@ impl Daemon {
         let (ingest, ingest_done) =
             Ingest::start(store.clone(), config.inbound.redelivery_window_secs);
         rest_done.push(ingest_done);
+        let early_receipts = Arc::new(Mutex::new(EarlyReceipts::default()));
         let links_done = config
             .smsc
             .iter()
@@ -265,6 +271,7 @@ impl Daemon {
                     ingest: ingest.clone(),
                     states: links.clone(),
                     clock: clock.clone(),
+                    early_receipts: early_receipts.clone(),
                 };
                 tokio::spawn(link.run(stop_links.clone()))
             })

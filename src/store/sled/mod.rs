@@ -16,6 +16,7 @@ mod logins;
 mod minted;
 mod outbox;
 mod parts;
+mod record;
 mod rejected;
 mod sent;
 mod webhooks;
@@ -23,8 +24,6 @@ mod webhooks;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -38,6 +37,7 @@ use logins::Logins;
 use minted::Minted;
 use outbox::Outbox;
 use parts::Parts;
+use record::Record;
 use rejected::Rejected;
 use sent::Sent;
 use webhooks::Webhooks;
@@ -516,20 +516,17 @@ impl AccountStore for SledStore {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("store records serialise to JSON")
+fn encode<T: Record>(value: &T) -> Vec<u8> {
+    value.to_bytes()
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        tree,
-        message: source.to_string(),
-    })
+fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    T::from_bytes(tree, bytes)
 }
 
 /// Removes the records of `tree` that `expired` picks; returns how many. For trees whose
 /// records nobody else rewrites (a swap-free remove is enough).
-fn remove_where<T: DeserializeOwned>(
+fn remove_where<T: Record>(
     tree: &sled::Tree,
     name: &'static str,
     expired: impl Fn(&T) -> bool,
