@@ -46,6 +46,14 @@ impl LoginNotifier {
         }
     }
 
+    /// Wakes every waiting poll, to read its login again: after a shared database's
+    /// notifications may have been missed (a dropped LISTEN connection).
+    pub fn notify_all(&self) {
+        for sender in self.lock().values() {
+            sender.send_replace(());
+        }
+    }
+
     /// How many challenges are being waited on (for tests and the status report).
     pub fn len(&self) -> usize {
         self.lock().len()

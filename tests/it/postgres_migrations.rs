@@ -41,6 +41,7 @@ async fn a_fresh_database_gets_every_migration_and_a_second_start_none() {
         .collect();
     for table in [
         "accounts",
+        "auth_answers",
         "inbox",
         "inbox_seen",
         "logins",
@@ -137,7 +138,8 @@ async fn one_account_per_number_holds_against_concurrent_inserts() {
     let Some(db) = database().await else { return };
     migrate(&mut db.client().await).await.unwrap();
     let (a, b) = (db.client().await, db.client().await);
-    let insert = "INSERT INTO accounts (msisdn, created_at) VALUES ('+8613800138000', 1)";
+    let insert = "INSERT INTO accounts (msisdn, password_hash, created_at) \
+                  VALUES ('+8613800138000', 'h', 1)";
     let (ra, rb) = tokio::join!(a.execute(insert, &[]), b.execute(insert, &[]));
     assert_eq!(
         [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count(),

@@ -25,11 +25,18 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, oldest first; versions are consecutive from 1.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "auth answers",
+        sql: include_str!("migrations/0002_auth_answers.sql"),
+    },
+];
 
 /// The advisory lock key migrations take: "moauth" in ASCII, so it is recognisable in
 /// `pg_locks` and unlikely to collide with another application's.

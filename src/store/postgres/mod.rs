@@ -10,15 +10,36 @@
 //! progress, a lock held too long) turns into an error the caller can answer — a temporary
 //! SMPP status, a failing `/readyz` — instead of a task stuck forever.
 
+mod accounts;
+mod inbox;
+mod listen;
+mod logins;
 pub mod migrate;
+mod minted;
+mod node;
+mod outcomes;
+mod parts;
+mod queues;
+mod rows;
+mod sweep;
+mod traits;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use thiserror::Error;
 use tokio_postgres::NoTls;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::core::error::StoreError;
+use crate::core::notify::LoginNotifier;
+use listen::Wake;
+use node::Signals;
 
 pub use migrate::{MIGRATIONS, Migrated, migrate};
+
+pub use sweep::SWEEP_LOCK;
 
 #[derive(Debug, Error)]
 pub enum PostgresError {
@@ -40,6 +61,11 @@ pub enum PostgresError {
         name: &'static str,
         source: tokio_postgres::Error,
     },
+    #[error("postgres: could not LISTEN for other nodes' commits in time")]
+    NotListening,
+    /// A row moauth cannot read back (written by something else, or a newer build).
+    #[error("postgres: unreadable row in {table}: {what}")]
+    Corrupt { table: &'static str, what: String },
     #[error(
         "postgres: migration {version} ({name}) was applied with other contents than this \
          build's; the schema was changed outside moauth's migrations"
@@ -95,5 +121,88 @@ impl Connection {
             .wait_timeout(Some(self.statement_timeout))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()?)
+    }
+}
+
+/// One node's handle on the shared database; cheap to clone. Dropping the last clone stops
+/// its listening connection and its depth refresh.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// This node's name in lease columns, so an operator can see who holds what.
+    node: String,
+    /// How long a claim on inbox, outbox or webhook work lasts unless finished or renewed.
+    lease: Duration,
+    signals: Arc<Signals>,
+    logins: LoginNotifier,
+    _stop: Arc<DropGuard>,
+}
+
+impl PgStore {
+    /// Opens the pool, brings the schema up to date (see [`migrate`]) and starts listening
+    /// for other nodes' commits. Fails if the database cannot be reached now.
+    pub async fn open(
+        connection: &Connection,
+        node: &str,
+        lease: Duration,
+    ) -> Result<PgStore, PostgresError> {
+        let pool = connection.pool()?;
+        let mut client = pool.get().await?;
+        let migrated = migrate(&mut client).await?;
+        drop(client);
+        if migrated.ahead {
+            tracing::warn!(
+                version = migrated.version,
+                "postgres: the schema is newer than this build knows; running on it"
+            );
+        }
+        let stop = CancellationToken::new();
+        let signals = Arc::new(Signals::default());
+        let logins = LoginNotifier::default();
+        let wake = {
+            let (signals, logins) = (signals.clone(), logins.clone());
+            Arc::new(move |w: Wake| {
+                signals.wake(&w, |challenge| match challenge {
+                    Some(c) => logins.notify(c),
+                    None => logins.notify_all(),
+                })
+            })
+        };
+        let mut listening = listen::spawn(connection.config()?, wake, stop.clone());
+        // Serve only once other nodes' commits reach this one: a poll answered before then
+        // could wait out its whole wait_ms for a change that already happened.
+        tokio::time::timeout(connection.statement_timeout, listening.wait_for(|l| *l))
+            .await
+            .map_err(|_| PostgresError::NotListening)?
+            .map_err(|_| PostgresError::NotListening)?;
+        signals.refresh(&pool).await;
+        node::spawn_refresh(pool.clone(), signals.clone(), stop.clone());
+        Ok(PgStore {
+            pool,
+            node: node.to_owned(),
+            lease,
+            signals,
+            logins,
+            _stop: Arc::new(stop.drop_guard()),
+        })
+    }
+
+    /// Whether the database answered the last check (at most a second ago): `/readyz`.
+    pub fn reachable(&self) -> bool {
+        self.signals
+            .reachable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl From<PostgresError> for StoreError {
+    fn from(e: PostgresError) -> StoreError {
+        match e {
+            PostgresError::Corrupt { table, what } => StoreError::Corrupt {
+                tree: table,
+                message: what,
+            },
+            other => StoreError::Backend(other.to_string()),
+        }
     }
 }

@@ -1,0 +1,195 @@
+//! The embedded auth core's accounts, sessions and answers on the shared database.
+//!
+//! One account per number is the UNIQUE constraint on `accounts.msisdn`: a new number's
+//! account is an `INSERT … ON CONFLICT DO NOTHING`, and whoever loses the race (another node
+//! deciding the same number's first login) reads the winner's account instead — in a new
+//! statement, which under READ COMMITTED sees the winner's commit. Answers are keyed by
+//! request id with the same constraint: two nodes logging in for the same MO (a lease that
+//! lapsed mid-work) end up holding one answer, the first one stored.
+
+use sha2::{Digest, Sha256};
+
+use super::rows::secs;
+use super::{PgStore, PostgresError};
+use crate::core::auth::Account;
+use crate::core::auth::{AuthAnswer, Credentials};
+use crate::core::msisdn::Msisdn;
+use crate::core::store::NewLogin;
+
+/// The number had no account and none could be created (no password hash was given).
+#[derive(Debug)]
+pub struct AccountVanished;
+
+impl PgStore {
+    pub(super) async fn account(&self, msisdn: &Msisdn) -> Result<Option<Account>, PostgresError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached("SELECT id, password_hash, created_at FROM accounts WHERE msisdn = $1")
+            .await?;
+        client
+            .query_opt(&statement, &[&msisdn.as_str()])
+            .await?
+            .map(|row| {
+                Ok(Account {
+                    id: row.try_get::<_, i64>(0)? as u64,
+                    password_hash: row.try_get(1)?,
+                    created_at: row.try_get::<_, i64>(2)? as u64,
+                })
+            })
+            .transpose()
+    }
+
+    pub(super) async fn auth_answer(
+        &self,
+        request_id: u64,
+    ) -> Result<Option<AuthAnswer>, PostgresError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT account_id, created, session, login, password FROM auth_answers
+                 WHERE request_id = $1",
+            )
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&(request_id as i64)])
+            .await?;
+        row.map(|row| answer_from_row(&row)).transpose()
+    }
+
+    /// Logs the number in: its account (created if it has none and a hash is given), a
+    /// session stored by hash, and the answer under the request id; or the answer already
+    /// stored for that request id. Committed on return.
+    pub(super) async fn log_in(
+        &self,
+        new: NewLogin<'_>,
+    ) -> Result<Result<AuthAnswer, AccountVanished>, PostgresError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let number = new.msisdn.as_str();
+        let mut account = None;
+        if let Some(hash) = &new.password_hash_if_new {
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO accounts (msisdn, password_hash, created_at)
+                     VALUES ($1, $2, $3) ON CONFLICT (msisdn) DO NOTHING RETURNING id",
+                )
+                .await?;
+            account = tx
+                .query_opt(&insert, &[&number, hash, &secs(new.now)])
+                .await?
+                .map(|row| (row.get::<_, i64>(0), true));
+        }
+        if account.is_none() {
+            let select = tx
+                .prepare_cached("SELECT id FROM accounts WHERE msisdn = $1")
+                .await?;
+            account = tx
+                .query_opt(&select, &[&number])
+                .await?
+                .map(|row| (row.get::<_, i64>(0), false));
+        }
+        let Some((account_id, created)) = account else {
+            return Ok(Err(AccountVanished));
+        };
+        let session = tx
+            .prepare_cached(
+                "INSERT INTO sessions (hash, account_id, expires_at) VALUES ($1, $2, $3)",
+            )
+            .await?;
+        tx.execute(
+            &session,
+            &[
+                &Sha256::digest(new.session.as_bytes()).as_slice(),
+                &account_id,
+                &secs(new.session_expires_at),
+            ],
+        )
+        .await?;
+        let credentials = created
+            .then(|| {
+                new.password_if_new.clone().map(|password| Credentials {
+                    login: number.to_owned(),
+                    password,
+                })
+            })
+            .flatten();
+        let store = tx
+            .prepare_cached(
+                "WITH stored AS (
+                     INSERT INTO auth_answers
+                         (request_id, account_id, created, session, login, password)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (request_id) DO NOTHING
+                     RETURNING account_id, created, session, login, password
+                 )
+                 SELECT * FROM stored
+                 UNION ALL
+                 SELECT account_id, created, session, login, password FROM auth_answers
+                 WHERE request_id = $1 AND NOT EXISTS (SELECT 1 FROM stored)",
+            )
+            .await?;
+        let row = tx
+            .query_opt(
+                &store,
+                &[
+                    &(new.request_id as i64),
+                    &account_id.to_string(),
+                    &created,
+                    &new.session,
+                    &credentials.as_ref().map(|c| c.login.as_str()),
+                    &credentials.as_ref().map(|c| c.password.as_str()),
+                ],
+            )
+            .await?;
+        let answer = match row {
+            Some(row) => answer_from_row(&row)?,
+            // Stored by another node after this statement's snapshot: read it anew.
+            None => {
+                let again = tx
+                    .query_one(
+                        "SELECT account_id, created, session, login, password FROM auth_answers
+                         WHERE request_id = $1",
+                        &[&(new.request_id as i64)],
+                    )
+                    .await?;
+                answer_from_row(&again)?
+            }
+        };
+        tx.commit().await?;
+        Ok(Ok(answer))
+    }
+
+    /// Forgets a request's answer (and the password in it).
+    pub(super) async fn settle_answer(&self, request_id: u64) -> Result<(), PostgresError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "DELETE FROM auth_answers WHERE request_id = $1",
+                &[&(request_id as i64)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn account_count(&self) -> Result<u64, PostgresError> {
+        let client = self.pool.get().await?;
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM accounts", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+}
+
+fn answer_from_row(row: &tokio_postgres::Row) -> Result<AuthAnswer, PostgresError> {
+    let login: Option<String> = row.try_get(3)?;
+    let password: Option<String> = row.try_get(4)?;
+    Ok(AuthAnswer {
+        account_id: row.try_get(0)?,
+        created: row.try_get(1)?,
+        session: row.try_get(2)?,
+        credentials: login
+            .zip(password)
+            .map(|(login, password)| Credentials { login, password }),
+    })
+}

@@ -1,0 +1,220 @@
+//! The outbox and the webhook queue on the shared database: at-least-once delivery with
+//! leases, so a node that dies mid-send leaves its items to the others once the lease lapses.
+//!
+//! A node asks only for the outbox rows of SMSC connections it is bound to (carriers give
+//! each node its own binds; a reply goes out the SMSC its MO came in on). Rows are locked
+//! `FOR UPDATE SKIP LOCKED`, so nodes asking at once get different rows and never wait on
+//! each other; those handed out get a lease in this node's name. Asking again renews the
+//! leases of what this node still has in flight (it is in the candidates, skipped by the
+//! caller, and leased anew), so a long retry on a live node does not hand its message to
+//! another. An item leaves the table only once accepted (submit_sm_resp OK, a 2xx).
+
+use std::time::Duration;
+
+use super::node::adjust;
+use super::{PgStore, PostgresError};
+use crate::core::msisdn::Msisdn;
+use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use crate::core::store::QueueId;
+
+/// Candidates looked at beyond `limit`: room for this node's own items in flight, which
+/// the caller skips.
+const IN_FLIGHT_ROOM: i64 = 512;
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The free rows of `table` (and this node's own), oldest first, locked for this
+/// transaction. `filter` is an extra SQL condition on `$3`.
+fn candidates(table: &str, filter: &str, columns: &str) -> String {
+    format!(
+        "SELECT id, {columns} FROM {table}
+         WHERE {filter} AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $1)
+         ORDER BY id LIMIT $2
+         FOR UPDATE SKIP LOCKED"
+    )
+}
+
+impl PgStore {
+    /// Locks the candidates `query` finds, keeps those `keep` accepts (up to `limit`),
+    /// leases them to this node and returns them.
+    async fn lease<T>(
+        &self,
+        query: &str,
+        table: &str,
+        extra: &(dyn tokio_postgres::types::ToSql + Sync),
+        limit: usize,
+        read: impl Fn(&tokio_postgres::Row) -> Result<T, PostgresError>,
+        keep: impl Fn(QueueId, &T) -> bool,
+    ) -> Result<Vec<(QueueId, T)>, PostgresError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let statement = tx.prepare_cached(query).await?;
+        let rows = tx
+            .query(
+                &statement,
+                &[&self.node, &(limit as i64 + IN_FLIGHT_ROOM), extra],
+            )
+            .await?;
+        let mut kept = Vec::new();
+        for row in &rows {
+            let id = row.try_get::<_, i64>(0)? as QueueId;
+            let item = read(row)?;
+            if kept.len() < limit && keep(id, &item) {
+                kept.push((id, item));
+            }
+        }
+        let ids: Vec<i64> = kept.iter().map(|(id, _)| *id as i64).collect();
+        if !ids.is_empty() {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET lease_owner = $1,
+                         lease_until = now() + $2::bigint * interval '1 millisecond'
+                     WHERE id = ANY($3)"
+                ),
+                &[&self.node, &millis(self.lease), &ids],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(kept)
+    }
+
+    /// Up to `limit` replies for connection `smsc`, oldest first, not those `skip` picks;
+    /// leased to this node.
+    pub(super) async fn claim_replies(
+        &self,
+        smsc: &str,
+        skip: &(dyn Fn(QueueId) -> bool + Send + Sync),
+        limit: usize,
+    ) -> Result<Vec<(QueueId, Outbound)>, PostgresError> {
+        let query = candidates(
+            "outbox",
+            "smsc = $3",
+            "smsc, sender, recipient, body, created_at",
+        );
+        let smsc = smsc.to_owned();
+        self.lease(
+            &query,
+            "outbox",
+            &smsc,
+            limit,
+            |row| {
+                let recipient: String = row.try_get(3)?;
+                Ok(Outbound {
+                    smsc: row.try_get(1)?,
+                    from: row.try_get(2)?,
+                    to: Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
+                        table: "outbox",
+                        what: format!("recipient: {e}"),
+                    })?,
+                    text: row.try_get(4)?,
+                    created_at: row.try_get::<_, i64>(5)? as u64,
+                })
+            },
+            |id, _| !skip(id),
+        )
+        .await
+    }
+
+    /// The SMSC accepted the reply (or refused it for good): it leaves the outbox.
+    pub(super) async fn remove_reply(&self, id: QueueId) -> Result<(), PostgresError> {
+        let _writing = self.signals.writing();
+        let client = self.pool.get().await?;
+        let removed = client
+            .execute("DELETE FROM outbox WHERE id = $1", &[&(id as i64)])
+            .await?;
+        adjust(&self.signals.outbox, -(removed as i64));
+        self.signals.replies_removed.notify_waiters();
+        Ok(())
+    }
+
+    /// Resolves once the outbox is empty (on every node's account, not only this one's).
+    pub(super) async fn wait_outbox_empty(&self) {
+        loop {
+            let removed = self.signals.replies_removed.notified();
+            tokio::pin!(removed);
+            removed.as_mut().enable();
+            let empty = async {
+                let client = self.pool.get().await?;
+                let row = client
+                    .query_one("SELECT NOT EXISTS (SELECT 1 FROM outbox)", &[])
+                    .await?;
+                Ok::<bool, PostgresError>(row.get(0))
+            };
+            if let Ok(true) = empty.await {
+                return;
+            }
+            // Another node's sends do not wake this one: look again now and then.
+            tokio::select! {
+                _ = removed => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    /// Up to `limit` webhook events, oldest first, not those `skip` picks; leased to this
+    /// node.
+    pub(super) async fn claim_events(
+        &self,
+        skip: &(dyn Fn(QueueId, &QueuedEvent) -> bool + Send + Sync),
+        limit: usize,
+    ) -> Result<Vec<(QueueId, QueuedEvent)>, PostgresError> {
+        let query = candidates("webhooks", "$3", "backend, event_id, body");
+        self.lease(
+            &query,
+            "webhooks",
+            &true,
+            limit,
+            |row| {
+                Ok(QueuedEvent {
+                    backend: row.try_get(1)?,
+                    event_id: row.try_get(2)?,
+                    body: row.try_get(3)?,
+                })
+            },
+            |id, event| !skip(id, event),
+        )
+        .await
+    }
+
+    /// The backend answered 2xx: the event leaves the queue.
+    pub(super) async fn remove_event(&self, id: QueueId) -> Result<(), PostgresError> {
+        let _writing = self.signals.writing();
+        let client = self.pool.get().await?;
+        let removed = client
+            .execute("DELETE FROM webhooks WHERE id = $1", &[&(id as i64)])
+            .await?;
+        adjust(&self.signals.webhooks, -(removed as i64));
+        Ok(())
+    }
+
+    pub(super) async fn sent(
+        &self,
+        smsc: &str,
+        message_id: &str,
+    ) -> Result<Option<SentRecord>, PostgresError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT recipient, submitted_at, outcome FROM sent
+                 WHERE smsc = $1 AND message_id = $2",
+                &[&smsc, &message_id.trim().to_ascii_lowercase()],
+            )
+            .await?;
+        row.map(|row| sent_from_row(&row)).transpose()
+    }
+}
+
+pub(super) fn sent_from_row(row: &tokio_postgres::Row) -> Result<SentRecord, PostgresError> {
+    let recipient: String = row.try_get(0)?;
+    Ok(SentRecord {
+        to: Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
+            table: "sent",
+            what: format!("recipient: {e}"),
+        })?,
+        submitted_at: row.try_get::<_, i64>(1)? as u64,
+        outcome: row.try_get(2)?,
+    })
+}
