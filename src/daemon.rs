@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -23,6 +24,7 @@ use tracing::{info, warn};
 use crate::auth::{AuthCore, EmbeddedAuth, RemoteAuth, RemoteError};
 use crate::clock::Clock;
 use crate::http::limits::{self, LongPolls};
+use crate::http::page::{self, PageState};
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
 use crate::login::ingest::Ingest;
@@ -84,6 +86,25 @@ impl Daemon {
         config: Config,
         clock: Clock,
         options: Options,
+    ) -> Result<Daemon, DaemonError> {
+        Self::serve(config, clock, options, None).await
+    }
+
+    /// `moauth demo --web` only: the daemon plus the simulated phone's routes, which the login
+    /// page then shows beside itself. A daemon started from a config file never has them.
+    pub async fn start_with_demo_phone(
+        config: Config,
+        clock: Clock,
+        phone: Router,
+    ) -> Result<Daemon, DaemonError> {
+        Self::serve(config, clock, Options::default(), Some(phone)).await
+    }
+
+    async fn serve(
+        config: Config,
+        clock: Clock,
+        options: Options,
+        demo_phone: Option<Router>,
     ) -> Result<Daemon, DaemonError> {
         crate::install_crypto_provider();
         // Before anything starts: a bad CA file refuses the start, it does not half-start.
@@ -179,9 +200,17 @@ impl Daemon {
             long_polls,
             poll_limiter: live.poll_limiter.clone(),
         };
+        let page = page::router(PageState {
+            settings: live.page.clone(),
+            clock: clock.clone(),
+            demo_phone: demo_phone.is_some(),
+        });
         let app = router(
             api,
-            status::router(status.clone()).merge(metrics::router(scraped)),
+            status::router(status.clone())
+                .merge(metrics::router(scraped))
+                .merge(page)
+                .merge(demo_phone.unwrap_or_default()),
         );
         let stop_http = stop_rest.clone();
         rest_done.push(tokio::spawn(async move {

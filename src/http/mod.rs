@@ -7,6 +7,7 @@ mod error;
 pub mod keys;
 pub mod limits;
 mod logins;
+pub mod page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

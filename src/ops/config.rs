@@ -134,6 +134,9 @@ pub struct HttpConfig {
     /// Enables `GET /v1/logins/{token}` for backends holding one of these keys.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// Serves the login page at `/login` (`http::page`); `/moauth.js` is always served.
+    #[serde(default)]
+    pub login_page: bool,
 }
 
 impl Default for HttpConfig {
@@ -141,6 +144,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
+            login_page: false,
         }
     }
 }

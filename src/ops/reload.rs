@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 
 use crate::http::keys::ApiKeys;
 use crate::http::limits::PollLimiter;
+use crate::http::page::PageSettings;
 use crate::login::decide::Window;
 use crate::login::replies::Replies;
 use crate::ops::config::{Config, LimitsConfig};
@@ -39,6 +40,8 @@ pub struct LiveSettings {
     pub api_keys: Live<ApiKeys>,
     /// Each backend's webhook, by backend name.
     pub webhooks: Live<Targets>,
+    /// The login page: on or off, and the app name, short code and keyword it shows.
+    pub page: Live<PageSettings>,
 }
 
 impl LiveSettings {
@@ -51,6 +54,7 @@ impl LiveSettings {
             poll_limiter: live(PollLimiter::new(&config.limits)),
             api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
             webhooks: live(Targets::from_config(&config.webhooks)),
+            page: live(PageSettings::from_config(config)),
         }
     }
 
@@ -69,6 +73,7 @@ impl LiveSettings {
             .store(Arc::new(ApiKeys::from_config(&config.http.api_keys)));
         self.webhooks
             .store(Arc::new(Targets::from_config(&config.webhooks)));
+        self.page.store(Arc::new(PageSettings::from_config(config)));
     }
 }
 
