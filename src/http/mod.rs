@@ -124,6 +124,23 @@ async fn get_login(
     // A path that is not UTF-8 once percent-decoded cannot be a token either.
     let Path(token) = token.map_err(|e| ApiError::bad_request("bad_token", e.body_text()))?;
     let token = parse_token(&token)?;
+    // The token travels in clear (the SMS, webhook bodies, logs): knowing it must not be
+    // enough. A key collects only the logins it minted; an app-made login (no owner) only with
+    // its verifier, at `POST /v1/logins/poll`. Every other case gets the same answer, so the
+    // route tells nothing about whose login a token is.
+    let owner = state
+        .minter
+        .store
+        .minted
+        .get(&token.challenge())
+        .map_err(ApiError::internal)?;
+    if owner.is_none_or(|owner| owner.backend != backend) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_your_login",
+            "this key did not mint this login; an app's login is collected with its verifier at POST /v1/logins/poll",
+        ));
+    }
     answer(&state, &token, query.wait_ms).await
 }
 

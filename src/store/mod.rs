@@ -13,6 +13,7 @@ mod logins;
 mod minted;
 mod outbox;
 mod parts;
+pub mod postgres;
 mod rejected;
 mod sent;
 mod webhooks;

@@ -107,7 +107,7 @@ async fn token_lookup_needs_a_backend_api_key() {
         }];
     })
     .await;
-    let (_, token) = h.app_token(0);
+    let (_, token, _) = h.mint("s3cret-key").await;
     h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
     let url = h.api(&format!("/v1/logins/{}?wait_ms=10000", token.compact()));
 

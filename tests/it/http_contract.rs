@@ -11,7 +11,7 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{ALICE, Harness, PATIENCE};
+use common::{ALICE, BOB, Harness, PATIENCE};
 use moauth::daemon::{Options, api_key_hash};
 use moauth::ops::config::ApiKey;
 use reqwest::Method;
@@ -218,7 +218,7 @@ async fn every_documented_route_answers_as_documented() {
 
     let (verifier, token) = h.app_token(0);
     let (other, _) = h.app_token(0);
-    let (_, old) = h.app_token(3_600);
+    let (old_verifier, old) = h.app_token(3_600);
     let (typo_verifier, typo_token) = h.app_token(0);
     let (fresh_verifier, fresh_token) = h.app_token(0);
     let poll_body = |v: &moauth::token::Verifier, t: &moauth::token::Token| {
@@ -282,23 +282,32 @@ async fn every_documented_route_answers_as_documented() {
     }
 
     // Every state of a login, each answer checked against the document.
+    // A login the key minted: the only kind the token lookup hands out.
+    let (minted_verifier, minted, _) = h.mint(API_KEY).await;
     h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    h.phone_sends(BOB, &format!("LOGIN {minted}")).await;
     let mut typo: Vec<char> = typo_token.to_string().chars().collect();
     let last = typo.last_mut().unwrap();
     *last = if *last == 'Z' { 'Y' } else { 'Z' };
     h.phone_sends(ALICE, &format!("LOGIN {}", typo.iter().collect::<String>()))
         .await;
-    h.settled_submits(2).await;
+    h.settled_submits(3).await;
     let mut states = BTreeSet::new();
     probes = vec![
         Probe::poll(&h, "application/json", poll_body(&verifier, &token)),
-        Probe::get(&h, "/v1/logins/{token}", &lookup(&token)).keyed(),
+        Probe::get(
+            &h,
+            "/v1/logins/{token}",
+            &format!("{}?wait_ms=10000", lookup(&minted)),
+        )
+        .keyed(),
+        Probe::poll(&h, "application/json", poll_body(&minted_verifier, &minted)),
         Probe::poll(
             &h,
             "application/json",
             poll_body(&typo_verifier, &typo_token),
         ),
-        Probe::get(&h, "/v1/logins/{token}", &lookup(&old)).keyed(),
+        Probe::poll(&h, "application/json", poll_body(&old_verifier, &old)),
         Probe::poll(
             &h,
             "application/json",

@@ -264,7 +264,7 @@ async fn the_token_lookup_checks_the_api_key_before_the_rate_limit() {
         c.limits.poll_burst = 1;
     })
     .await;
-    let (_, token) = h.app_token(0);
+    let (_, token, _) = h.mint("shop-key").await;
     let lookup = h.api(&format!("/v1/logins/{}", token.compact()));
     let keyed = h.http.get(&lookup).bearer_auth("shop-key");
     assert_eq!(keyed.send().await.unwrap().status(), 200);

@@ -32,7 +32,7 @@ async fn page_token(browser: &Browser) -> (String, Token) {
 
 #[tokio::test]
 async fn the_pages_code_logs_in_and_the_page_shows_the_masked_number() {
-    let Some(browser) = Browser::open("login_page", Look::default()).await else {
+    let Some(browser) = Browser::open(Look::default()).await else {
         return;
     };
     let h = shop(|_| {}).await;
@@ -86,7 +86,7 @@ async fn the_pages_code_logs_in_and_the_page_shows_the_masked_number() {
 
 #[tokio::test]
 async fn a_mistyped_code_never_completes_the_page_and_the_right_one_still_does() {
-    let Some(browser) = Browser::open("login_page", Look::default()).await else {
+    let Some(browser) = Browser::open(Look::default()).await else {
         return;
     };
     let h = shop(|_| {}).await;
@@ -122,7 +122,7 @@ async fn a_mistyped_code_never_completes_the_page_and_the_right_one_still_does()
 
 #[tokio::test]
 async fn a_deny_listed_sender_turns_the_page_rejected_with_its_reason() {
-    let Some(browser) = Browser::open("login_page", Look::default()).await else {
+    let Some(browser) = Browser::open(Look::default()).await else {
         return;
     };
     let h = shop(|c| c.limits.deny_numbers = vec![BOB.into()]).await;
@@ -157,7 +157,7 @@ async fn a_deny_listed_sender_turns_the_page_rejected_with_its_reason() {
 
 #[tokio::test]
 async fn a_code_past_its_window_turns_the_page_expired_and_enter_makes_a_new_one() {
-    let Some(browser) = Browser::open("login_page", Look::default()).await else {
+    let Some(browser) = Browser::open(Look::default()).await else {
         return;
     };
     let h = shop(|c| c.login.max_age_secs = 1).await;
@@ -200,7 +200,7 @@ fn reference_vectors() -> Vec<(String, u64, String)> {
 
 #[tokio::test]
 async fn the_javascript_token_equals_the_reference_vectors() {
-    let Some(browser) = Browser::open("login_page", Look::default()).await else {
+    let Some(browser) = Browser::open(Look::default()).await else {
         return;
     };
     let h = shop(|_| {}).await;
@@ -241,7 +241,7 @@ async fn the_javascript_token_equals_the_reference_vectors() {
 
 #[tokio::test]
 async fn the_page_requests_nothing_from_another_origin() {
-    let Some(browser) = Browser::open("login_page", Look::default()).await else {
+    let Some(browser) = Browser::open(Look::default()).await else {
         return;
     };
     let h = shop(|_| {}).await;
@@ -300,7 +300,7 @@ async fn chinese_readers_get_the_page_in_chinese() {
         languages: Some("zh-CN,zh"),
         ..Look::default()
     };
-    let Some(browser) = Browser::open("login_page", look).await else {
+    let Some(browser) = Browser::open(look).await else {
         return;
     };
     let h = shop(|_| {}).await;
@@ -324,7 +324,7 @@ async fn a_phone_gets_the_composer_button_and_an_iphone_its_ampersand() {
         phone_user_agent: Some(IPHONE),
         ..Look::default()
     };
-    let Some(browser) = Browser::open("login_page", look).await else {
+    let Some(browser) = Browser::open(look).await else {
         return;
     };
     let h = shop(|_| {}).await;
@@ -355,7 +355,7 @@ async fn a_phone_gets_the_composer_button_and_an_iphone_its_ampersand() {
 
 #[tokio::test]
 async fn the_demo_phone_sends_the_pages_sms_through_the_simulator() {
-    let Some(browser) = Browser::open("login_page", Look::default()).await else {
+    let Some(browser) = Browser::open(Look::default()).await else {
         return;
     };
     let sim = loopback_sim().await;
