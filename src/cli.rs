@@ -12,20 +12,20 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::clock::Clock;
+use crate::core::DEFAULT_SHORT_CODE;
+use crate::core::clock::Clock;
+use crate::core::token::LoginStart;
+use crate::daemon::status::StatusReport;
 use crate::daemon::{Daemon, Options};
 use crate::ops::config::{BindMode, Config, SmscConfig};
 use crate::ops::logging::LogControl;
 use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
-use crate::ops::status::StatusReport;
 use crate::sim::{MoRequest, SimConfig, Simulator};
-use crate::token::LoginStart;
 
 /// Default SMPP credentials of the embedded simulator.
 pub const SIM_SYSTEM_ID: &str = "moauth";
 pub const SIM_PASSWORD: &str = "sim-pass";
-pub const DEFAULT_SHORT_CODE: &str = "10690000";
 
 /// `moauth token`: what an app does before opening the SMS composer.
 pub fn token(json: bool, short_code: &str, keyword: &str) {

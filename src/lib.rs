@@ -3,21 +3,24 @@
 //! The SMS path (phone → SMSC → SMPP `deliver_sm`) proves the phone number and carries the token;
 //! the HTTP path (app backend → moauth) redeems the verifier for the session. Each module owns one
 //! concept; protocol logic is sans-IO, tokio tasks only move bytes.
+//!
+//! The shape is a star: [`core`] (domain types, pure decisions, the store and auth-core
+//! interfaces) imports nothing else from the crate; the adapters around it (`store`, `smpp`,
+//! `sim`, `http`, `webhooks`, `auth`) and the pipeline (`login`) depend on it; [`daemon`] is
+//! the one place that wires them, and `cli` only parses arguments and hands over.
 
 pub mod auth;
 pub mod cli;
-pub mod clock;
+pub mod core;
 pub mod daemon;
 pub mod demo;
 pub mod http;
 pub mod login;
-pub mod msisdn;
 pub mod ops;
 pub mod signing;
 pub mod sim;
 pub mod smpp;
 pub mod store;
-pub mod token;
 pub mod webhooks;
 
 /// Makes rustls with ring the TLS provider of every client in the process, before any

@@ -42,7 +42,7 @@ enum Command {
     Token {
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = cli::DEFAULT_SHORT_CODE)]
+        #[arg(long, default_value = moauth::core::DEFAULT_SHORT_CODE)]
         short_code: String,
         #[arg(long, default_value = "LOGIN")]
         keyword: String,

@@ -10,7 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use thiserror::Error;
 
-use crate::clock::UnixSecs;
+use crate::core::clock::UnixSecs;
 
 /// The header that carries the timestamp and the signature.
 pub const HEADER: &str = "moauth-signature";

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure};
 use futures::{SinkExt, StreamExt};
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
+use moauth::core::token::{Token, Verifier};
 use moauth::sim::{MoRequest, Simulator};
 use moauth::smpp::frame::{Inbound, SmppCodec};
-use moauth::token::{Token, Verifier};
 use rusmpp::pdus::{BindTransceiver, DeliverSmResp};
 use rusmpp::types::COctetString;
 use rusmpp::{Command, CommandStatus, Pdu};
@@ -33,7 +33,7 @@ pub struct Login {
 impl Login {
     pub fn fresh() -> Login {
         let verifier = Verifier::random();
-        let now = moauth::clock::Clock::System.now();
+        let now = moauth::core::clock::Clock::System.now();
         Login {
             token: Token::for_verifier(&verifier, now),
             verifier,

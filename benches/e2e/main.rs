@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
-use moauth::msisdn::Msisdn;
+use moauth::core::login::LoginRecord;
+use moauth::core::login::LoginState;
+use moauth::core::msisdn::Msisdn;
 use moauth::sim::{MoRequest, SimConfig, Simulator};
-use moauth::store::{LoginRecord, LoginState, Store};
+use moauth::store::Store;
 
 use daemon::{Daemon, disk_usage};
 use drive::{Login, number, quantile};
@@ -89,7 +91,7 @@ struct Rates {
 /// Writes `count` completed logins into a store, as the pipeline would leave them.
 async fn live_logins(path: &Path, count: usize) -> anyhow::Result<()> {
     let store = Store::open(path, 64)?;
-    let now = moauth::clock::Clock::System.now();
+    let now = moauth::core::clock::Clock::System.now();
     let numbers: Vec<Msisdn> = (0..1000)
         .map(|i| Msisdn::parse(&number(i)))
         .collect::<Result<_, _>>()?;

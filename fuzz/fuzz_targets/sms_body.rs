@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moauth::token::{Body, DEFAULT_KEYWORDS, Token, parse_body};
+use moauth::core::token::{Body, DEFAULT_KEYWORDS, Token, parse_body};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use moauth::login::concat;
 use moauth::smpp::udh;
-use moauth::store::MoMessage;
+use moauth::core::mo::MoMessage;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((header, rest)) = udh::split(data) {

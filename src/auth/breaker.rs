@@ -9,33 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-/// The auth core's state as `/readyz` and the metrics name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthCoreHealth {
-    /// The embedded core: always there while the store is.
-    Embedded,
-    /// Requests go out.
-    Closed,
-    /// Requests are held back after repeated failures.
-    Open,
-    /// One probe may go out (or is out) to see whether the auth core is back.
-    HalfOpen,
-}
-
-impl AuthCoreHealth {
-    /// Whether the auth core is believed to answer (the `moauth_auth_core_up` gauge).
-    pub fn is_up(self) -> bool {
-        matches!(self, AuthCoreHealth::Embedded | AuthCoreHealth::Closed)
-    }
-
-    /// Sets the `moauth_auth_core_up` gauge: 1 while requests go out, 0 while held back.
-    pub fn publish(self) {
-        metrics::gauge!("moauth_auth_core_up").set(if self.is_up() { 1.0 } else { 0.0 });
-    }
-}
+use crate::core::health::AuthCoreHealth;
 
 /// Whether a request may go out now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,9 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{AuthAnswer, AuthCore, AuthCoreHealth, AuthError, AuthRequest};
-use crate::clock::Clock;
-use crate::msisdn::Msisdn;
+use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest};
+use crate::core::clock::Clock;
+use crate::core::health::AuthCoreHealth;
+use crate::core::msisdn::Msisdn;
 use crate::store::{NewLogin, Store};
 
 /// Password alphabet: Crockford base32 in lower case, readable and GSM-7 safe.
@@ -119,7 +120,7 @@ async fn hash_password(password: String) -> Result<String, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::{Token, Verifier};
+    use crate::core::token::{Token, Verifier};
     use argon2::PasswordVerifier;
     use argon2::password_hash::phc::PasswordHash;
 

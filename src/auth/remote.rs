@@ -24,9 +24,10 @@ use thiserror::Error;
 use tracing::{error, info, warn};
 
 use super::backoff::Backoff;
-use super::breaker::{Admit, AuthCoreHealth, Breaker};
-use super::{AuthAnswer, AuthCore, AuthError, AuthRequest, Credentials};
-use crate::clock::{Clock, UnixSecs};
+use super::breaker::{Admit, Breaker};
+use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest, Credentials};
+use crate::core::clock::{Clock, UnixSecs};
+use crate::core::health::AuthCoreHealth;
 use crate::ops::config::RemoteAuthConfig;
 use crate::signing;
 use crate::smpp::tls::{TlsError, root_store};
@@ -390,8 +391,8 @@ impl AuthCore for RemoteAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msisdn::Msisdn;
-    use crate::token::{Token, Verifier};
+    use crate::core::msisdn::Msisdn;
+    use crate::core::token::{Token, Verifier};
 
     fn request(id: u64) -> AuthRequest {
         AuthRequest {

@@ -11,11 +11,12 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::cli::{DEFAULT_SHORT_CODE, SIM_PASSWORD, SIM_SYSTEM_ID, embedded_config};
-use crate::clock::Clock;
+use crate::cli::{SIM_PASSWORD, SIM_SYSTEM_ID, embedded_config};
+use crate::core::DEFAULT_SHORT_CODE;
+use crate::core::clock::Clock;
+use crate::core::token::{Token, Verifier};
 use crate::daemon::{Daemon, Options};
 use crate::sim::{MoRequest, SimConfig, Simulator};
-use crate::token::{Token, Verifier};
 
 const PHONE: &str = "+8613800138000";
 const WAIT: Duration = Duration::from_secs(10);

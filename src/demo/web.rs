@@ -18,8 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::cli::{DEFAULT_SHORT_CODE, embedded_config};
-use crate::clock::Clock;
+use crate::cli::embedded_config;
+use crate::core::DEFAULT_SHORT_CODE;
+use crate::core::clock::Clock;
 use crate::daemon::{Daemon, DaemonError};
 use crate::http::ApiError;
 use crate::http::page;

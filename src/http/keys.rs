@@ -10,6 +10,14 @@ use sha2::{Digest, Sha256};
 
 use crate::ops::config::ApiKey;
 
+/// SHA-256 of an API key as the config expects it, for `moauth hash-key` and tests.
+pub fn api_key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[derive(Clone, Default)]
 pub struct ApiKeys(Vec<(String, [u8; 32])>);
 
@@ -51,7 +59,6 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::api_key_hash;
 
     fn key(name: &str, secret: &str) -> ApiKey {
         ApiKey {

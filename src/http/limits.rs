@@ -24,8 +24,8 @@ use governor::{Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use super::ApiError;
+use crate::core::live::Live;
 use crate::ops::config::LimitsConfig;
-use crate::ops::reload::Live;
 
 /// How often addresses with a full bucket are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);

@@ -24,12 +24,12 @@ use tracing::debug;
 
 pub use error::ApiError;
 
-use crate::auth::AuthCore;
+use crate::core::auth::AuthCore;
+use crate::core::health::LinkStates;
+use crate::core::live::Live;
+use crate::core::token::{Token, Verifier};
 use crate::login::mint::Minter;
 use crate::login::poll::{PollAnswer, Poller};
-use crate::ops::reload::Live;
-use crate::smpp::link::LinkStates;
-use crate::token::{Token, Verifier};
 use keys::ApiKeys;
 
 /// Long-polls wait at most this long (protocol/openapi.yaml).

@@ -20,10 +20,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiError;
-use crate::clock::Clock;
+use crate::core::clock::Clock;
+use crate::core::live::Live;
+use crate::core::token::{Token, composer_uri};
 use crate::ops::config::{Config, Language};
-use crate::ops::reload::Live;
-use crate::token::{Token, composer_uri};
 
 pub const MOAUTH_JS: &str = include_str!("../../web/moauth.js");
 const PAGE_JS: &str = include_str!("../../web/login.js");
@@ -55,7 +55,7 @@ impl PageSettings {
             short_code: config
                 .smsc
                 .first()
-                .map_or(crate::cli::DEFAULT_SHORT_CODE.into(), |s| {
+                .map_or(crate::core::DEFAULT_SHORT_CODE.into(), |s| {
                     s.short_code.clone()
                 }),
             keyword: config.login.keywords.first().cloned().unwrap_or_default(),
@@ -504,7 +504,7 @@ pub fn demo_phone_js() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::Verifier;
+    use crate::core::token::Verifier;
 
     fn settings(app: &str) -> PageSettings {
         PageSettings {
@@ -534,8 +534,8 @@ mod tests {
         assert_eq!(body, format!("LOGIN {token} shop"));
         let keywords = vec!["LOGIN".to_string()];
         assert_eq!(
-            crate::token::parse_body(&body, &keywords),
-            crate::token::Body::Login(token)
+            crate::core::token::parse_body(&body, &keywords),
+            crate::core::token::Body::Login(token)
         );
     }
 

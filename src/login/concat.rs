@@ -6,8 +6,8 @@
 //! joined as raw user data, before any text decoding, because a part boundary may fall inside
 //! a UCS-2 surrogate pair or a GSM escape sequence.
 
+use crate::core::mo::MoMessage;
 use crate::smpp::udh::{self, Concat, UdhError};
-use crate::store::MoMessage;
 
 /// esm_class bit: user data starts with a UDH.
 pub const ESM_UDHI: u8 = 0x40;

@@ -7,11 +7,13 @@
 
 use serde::Serialize;
 
-use crate::clock::{Clock, UnixSecs};
-use crate::login::decide::Window;
-use crate::ops::reload::Live;
-use crate::store::{MintedLogin, Store, StoreError};
-use crate::token::LoginStart;
+use crate::core::clock::{Clock, UnixSecs};
+use crate::core::decide::Window;
+use crate::core::error::StoreError;
+use crate::core::live::Live;
+use crate::core::login::MintedLogin;
+use crate::core::token::LoginStart;
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct Minter {

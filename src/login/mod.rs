@@ -13,12 +13,8 @@
 //! final: `rejected/auth_core_refused` and its SMS.
 
 pub mod concat;
-pub mod decide;
-pub mod ingest;
-pub mod limits;
 pub mod mint;
 pub mod poll;
-pub mod replies;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,18 +26,23 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::auth::{AuthCore, AuthError, AuthRequest};
-use crate::clock::{Clock, UnixSecs};
-use crate::msisdn::Msisdn;
+use crate::core::auth::AuthCore;
+use crate::core::auth::AuthError;
+use crate::core::auth::AuthRequest;
+use crate::core::clock::{Clock, UnixSecs};
+use crate::core::decide::{self, Decision, Unanswered, Window};
+use crate::core::error::StoreError;
+use crate::core::limits::{self, Limit, NumberLimits};
+use crate::core::live::Live;
+use crate::core::mo::MoMessage;
+use crate::core::msisdn::Msisdn;
+use crate::core::outbound::Outbound;
+use crate::core::replies::{Replies, Reply};
+use crate::core::token::parse_body;
 use crate::ops::config::{InboundConfig, LimitsConfig};
-use crate::ops::reload::Live;
 use crate::smpp::{text, udh};
-use crate::store::{MoMessage, Outbound, PartKey, Store, StoreError};
-use crate::token::parse_body;
+use crate::store::{PartKey, Store};
 use crate::webhooks::Hooks;
-use decide::{Decision, Unanswered, Window};
-use limits::{Limit, NumberLimits};
-use replies::{Replies, Reply};
 
 /// MOs taken from the inbox per round; one flush covers them all.
 const BATCH: usize = 64;
@@ -174,8 +175,8 @@ impl LoginPipeline {
         };
         let body = parse_body(&text, &self.keywords.load());
         let prior = match &body {
-            crate::token::Body::Login(token) => self.store.logins.get(&token.challenge())?,
-            crate::token::Body::Bad {
+            crate::core::token::Body::Login(token) => self.store.logins.get(&token.challenge())?,
+            crate::core::token::Body::Bad {
                 claimed: Some(c), ..
             } => self.store.logins.get(c)?,
             _ => None,

@@ -11,11 +11,14 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::clock::Clock;
-use crate::login::decide::Window;
-use crate::ops::reload::Live;
-use crate::store::{LoginState, RejectReason, Store, StoreError};
-use crate::token::Token;
+use crate::core::clock::Clock;
+use crate::core::decide::Window;
+use crate::core::error::StoreError;
+use crate::core::live::Live;
+use crate::core::login::LoginState;
+use crate::core::login::RejectReason;
+use crate::core::token::Token;
+use crate::store::Store;
 
 #[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]

@@ -18,7 +18,11 @@ use thiserror::Error;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::token::DEFAULT_KEYWORDS;
+use crate::core::token::DEFAULT_KEYWORDS;
+
+/// `[limits]` and `[templates]` configure the core's decisions and live beside them.
+pub use crate::core::limits::LimitsConfig;
+pub use crate::core::replies::{Language, Templates};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -244,53 +248,6 @@ fn default_cc() -> String {
     "86".into()
 }
 
-/// Reply texts. `{login}`, `{password}` and `{app}` are substituted.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Templates {
-    #[serde(default = "default_language")]
-    pub language: Language,
-    pub app: Option<String>,
-    pub credentials: Option<String>,
-    pub bad_token: Option<String>,
-    pub expired: Option<String>,
-    pub replayed: Option<String>,
-    pub help: Option<String>,
-    pub stop: Option<String>,
-    /// The remote auth core refused the login.
-    pub auth_core_refused: Option<String>,
-    /// The remote auth core did not answer within `[auth.remote] max_wait_secs`.
-    pub auth_core_unavailable: Option<String>,
-}
-
-impl Default for Templates {
-    fn default() -> Self {
-        Templates {
-            language: default_language(),
-            app: None,
-            credentials: None,
-            bad_token: None,
-            expired: None,
-            replayed: None,
-            help: None,
-            stop: None,
-            auth_core_refused: None,
-            auth_core_unavailable: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    En,
-    Zh,
-}
-
-fn default_language() -> Language {
-    Language::En
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmscConfig {
@@ -356,73 +313,6 @@ fn default_window() -> usize {
 }
 fn default_max_tps() -> u32 {
     50
-}
-
-/// Abuse limits (`[limits]`), each reloadable on SIGHUP; 0 switches a limit off.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Poll requests per minute per client IP (IPv6 per /64), a token bucket ...
-    #[serde(default = "default_poll_per_minute")]
-    pub poll_per_minute: u32,
-    /// ... holding this many at once.
-    #[serde(default = "default_poll_burst")]
-    pub poll_burst: u32,
-    /// Long-polls (`wait_ms` above 0) open at once, over every client.
-    #[serde(default = "default_max_long_polls")]
-    pub max_long_polls: usize,
-    /// MOs per sender per hour that are processed; later ones are acknowledged and refused.
-    #[serde(default = "default_mo_per_number")]
-    pub mo_per_number_per_hour: u32,
-    /// Replies other than credentials (error texts, HELP, STOP) per number per hour.
-    #[serde(default = "default_error_sms_per_number")]
-    pub error_sms_per_number_per_hour: u32,
-    /// Numbers or number prefixes, E.164 with `+`, whose MOs are refused without a reply.
-    #[serde(default)]
-    pub deny_numbers: Vec<String>,
-    /// New accounts per number prefix per hour (SMS-pumping defence) ...
-    #[serde(default = "default_new_accounts_per_prefix")]
-    pub new_accounts_per_prefix_per_hour: u32,
-    /// ... where the prefix is this many leading digits of the E.164 number.
-    #[serde(default = "default_new_account_prefix_digits")]
-    pub new_account_prefix_digits: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            poll_per_minute: default_poll_per_minute(),
-            poll_burst: default_poll_burst(),
-            max_long_polls: default_max_long_polls(),
-            mo_per_number_per_hour: default_mo_per_number(),
-            error_sms_per_number_per_hour: default_error_sms_per_number(),
-            deny_numbers: Vec::new(),
-            new_accounts_per_prefix_per_hour: default_new_accounts_per_prefix(),
-            new_account_prefix_digits: default_new_account_prefix_digits(),
-        }
-    }
-}
-
-fn default_poll_per_minute() -> u32 {
-    600
-}
-fn default_poll_burst() -> u32 {
-    120
-}
-fn default_max_long_polls() -> usize {
-    1000
-}
-fn default_mo_per_number() -> u32 {
-    20
-}
-fn default_error_sms_per_number() -> u32 {
-    5
-}
-fn default_new_accounts_per_prefix() -> u32 {
-    100
-}
-fn default_new_account_prefix_digits() -> usize {
-    7
 }
 
 /// Which auth core answers logins: the embedded one, or the app's own over HTTP.

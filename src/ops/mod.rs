@@ -1,10 +1,8 @@
-//! Operating the daemon: configuration, logging, signals, systemd notification, live reload
-//! and the status report.
+//! Operating the daemon: configuration, logging, signals and systemd notification. The parts
+//! that read every adapter (live reload, metrics, the status report) live beside the wiring,
+//! in [`crate::daemon`].
 
 pub mod config;
 pub mod logging;
-pub mod metrics;
 pub mod notify;
-pub mod reload;
 pub mod signals;
-pub mod status;

@@ -6,9 +6,9 @@
 //! failure ends the connection and the task reconnects with exponential backoff and jitter.
 //! Bookkeeping (sequence numbers, window, timeouts) lives in the sans-IO [`Session`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -32,11 +32,16 @@ use super::session::{Pending, Session};
 use super::text;
 use super::tls::{Stream, TlsClient, TlsError};
 use super::udh::Concat;
-use crate::clock::Clock;
-use crate::login::ingest::Ingest;
-use crate::msisdn::Msisdn;
+use crate::core::clock::Clock;
+use crate::core::error::StoreError;
+use crate::core::health::LinkStates;
+use crate::core::mo::MoMessage;
+use crate::core::msisdn::Msisdn;
+use crate::core::outbound::Outbound;
+use crate::core::outbound::SentRecord;
 use crate::ops::config::{BindMode, SmscConfig};
-use crate::store::{MoMessage, Outbound, SentRecord, Store, StoreError};
+use crate::store::Store;
+use crate::store::ingest::Ingest;
 
 /// Largest PDU accepted from an SMSC: a deliver_sm with a full 64 KiB message_payload.
 pub const MAX_PDU: usize = 70_000;
@@ -64,28 +69,6 @@ pub enum LinkError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] TlsError),
-}
-
-/// Which connections are bound, for `/readyz` and status output.
-#[derive(Clone, Default)]
-pub struct LinkStates(Arc<Mutex<BTreeMap<String, bool>>>);
-
-impl LinkStates {
-    pub fn set(&self, name: &str, bound: bool) {
-        self.0
-            .lock()
-            .expect("link state lock")
-            .insert(name.to_owned(), bound);
-    }
-
-    pub fn bound(&self) -> Vec<String> {
-        let states = self.0.lock().expect("link state lock");
-        states
-            .iter()
-            .filter(|(_, b)| **b)
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
 }
 
 /// What a connection is bound for: both directions, or one half of a receiver + transmitter

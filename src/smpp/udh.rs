@@ -8,8 +8,9 @@
 //! `concat()` can be trusted by reassembly. Unknown IEs are kept as raw bytes: the header must be
 //! skipped correctly even when moauth does not understand all of it.
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use crate::core::mo::Concat;
 
 /// IEI of the concatenated short message IE with an 8-bit reference.
 const IEI_CONCAT_8: u8 = 0x00;
@@ -25,17 +26,6 @@ const IEI_LOCKING_SHIFT: u8 = 0x25;
 pub struct Ie<'a> {
     pub iei: u8,
     pub data: &'a [u8],
-}
-
-/// Where a part sits in a concatenated message; reassembly keys on the sender and `reference`.
-/// Also carries the same facts when an SMSC sends them as sar_* TLVs instead of a UDH.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Concat {
-    /// Widened to 16 bits so 8-bit and 16-bit references share one type; the two IEs are
-    /// mutually exclusive within one message, so the widths never need telling apart.
-    pub reference: u16,
-    pub total: u8,
-    pub seq: u8,
 }
 
 /// A parsed header; every IE is kept in wire order so callers can act on ones not modelled here.

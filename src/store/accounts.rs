@@ -12,17 +12,9 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::{StoreError, decode, encode};
-use crate::auth::AuthAnswer;
-use crate::clock::UnixSecs;
-use crate::msisdn::Msisdn;
-
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Account {
-    pub id: u64,
-    /// Argon2id PHC string; the password itself is never stored.
-    pub password_hash: String,
-    pub created_at: UnixSecs,
-}
+use crate::core::auth::{Account, AuthAnswer, Credentials};
+use crate::core::clock::UnixSecs;
+use crate::core::msisdn::Msisdn;
 
 #[derive(Serialize, Deserialize)]
 struct SessionRecord {
@@ -114,12 +106,10 @@ impl Accounts {
                     created,
                     session: new.session.clone(),
                     credentials: if created {
-                        new.password_if_new
-                            .clone()
-                            .map(|password| crate::auth::Credentials {
-                                login: new.msisdn.as_str().to_owned(),
-                                password,
-                            })
+                        new.password_if_new.clone().map(|password| Credentials {
+                            login: new.msisdn.as_str().to_owned(),
+                            password,
+                        })
                     } else {
                         None
                     },

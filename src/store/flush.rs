@@ -15,7 +15,7 @@
 
 use std::sync::Mutex;
 
-use super::StoreError;
+use crate::core::error::StoreError;
 
 #[derive(Default)]
 pub(super) struct Flusher {
@@ -50,7 +50,7 @@ impl Flusher {
         let db = db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| StoreError::Sled(sled::Error::ReportableBug(e.to_string())))??;
+            .map_err(|e| StoreError::Backend(e.to_string()))??;
         self.numbers.lock().expect("flush numbers").succeeded = number;
         Ok(())
     }

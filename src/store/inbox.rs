@@ -11,58 +11,12 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 use tokio::sync::Notify;
 
 use super::{StoreError, decode, encode};
-use crate::clock::UnixSecs;
-use crate::smpp::udh::Concat;
-
-/// A mobile-originated SMS as received, before interpretation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MoMessage {
-    /// Name of the SMSC connection it came in on; replies go out the same way.
-    pub smsc: String,
-    pub source_addr: String,
-    pub source_ton: u8,
-    pub destination_addr: String,
-    pub esm_class: u8,
-    pub data_coding: u8,
-    /// short_message, or the message_payload TLV when short_message was empty.
-    pub user_data: Vec<u8>,
-    /// Part numbering from sar_* TLVs (a UDH, if any, is still inside `user_data`).
-    #[serde(default)]
-    pub sar: Option<Concat>,
-    pub received_at: UnixSecs,
-}
-
-impl MoMessage {
-    /// Identifies a delivery of this exact PDU content, whenever it arrives.
-    fn digest(&self) -> [u8; 16] {
-        let mut h = Sha256::new();
-        for field in [
-            self.smsc.as_bytes(),
-            self.source_addr.as_bytes(),
-            self.destination_addr.as_bytes(),
-        ] {
-            h.update((field.len() as u32).to_be_bytes());
-            h.update(field);
-        }
-        h.update([self.source_ton, self.esm_class, self.data_coding]);
-        if let Some(sar) = self.sar {
-            h.update(sar.reference.to_be_bytes());
-            h.update([sar.total, sar.seq]);
-        }
-        h.update(&self.user_data);
-        let full = h.finalize();
-        let mut digest = [0u8; 16];
-        digest.copy_from_slice(&full[..16]);
-        digest
-    }
-}
+use crate::core::mo::MoMessage;
 
 #[derive(Clone)]
 pub struct Inbox {

@@ -4,81 +4,12 @@
 //! logins whose SMS never came write nothing). A record also marks its token as used, which is
 //! how replays are caught: the record outlives the token's acceptance window.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{StoreError, decode, encode};
-use crate::clock::UnixSecs;
-use crate::msisdn::Msisdn;
-use crate::token::Challenge;
-
-/// Why a login was refused, as the HTTP API names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectReason {
-    BadToken,
-    Replayed,
-    AuthCoreRefused,
-    /// An abuse limit refused the MO (per-number MOs, new accounts per prefix).
-    RateLimited,
-    /// The sender is on the deny list.
-    BlockedNumber,
-    AuthCoreUnavailable,
-}
-
-impl RejectReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::BadToken => "bad_token",
-            RejectReason::Replayed => "replayed",
-            RejectReason::AuthCoreRefused => "auth_core_refused",
-            RejectReason::RateLimited => "rate_limited",
-            RejectReason::BlockedNumber => "blocked_number",
-            RejectReason::AuthCoreUnavailable => "auth_core_unavailable",
-        }
-    }
-}
-
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum LoginState {
-    /// The session waits for its one poll. `session` is a secret: no Debug output.
-    Complete {
-        session: String,
-        account_id: String,
-        created: bool,
-    },
-    Consumed,
-    Expired,
-    Rejected {
-        reason: RejectReason,
-    },
-    /// Its MO waits in the inbox for the auth core; polls say `pending` even past the
-    /// token's window, until the MO's outcome replaces this.
-    Waiting,
-}
-
-impl std::fmt::Debug for LoginState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoginState::Complete { created, .. } => write!(f, "Complete {{ created: {created} }}"),
-            LoginState::Consumed => f.write_str("Consumed"),
-            LoginState::Expired => f.write_str("Expired"),
-            LoginState::Rejected { reason } => write!(f, "Rejected({})", reason.as_str()),
-            LoginState::Waiting => f.write_str("Waiting"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginRecord {
-    pub state: LoginState,
-    /// The number whose SMS decided this state, if one did.
-    pub msisdn: Option<Msisdn>,
-    pub issued_at: UnixSecs,
-    pub decided_at: UnixSecs,
-    /// The sweeper removes the record after this.
-    pub keep_until: UnixSecs,
-}
+use crate::core::clock::UnixSecs;
+use crate::core::login::{LoginRecord, LoginState};
+use crate::core::token::Challenge;
 
 /// The one field of a [`LoginRecord`] the sweep reads: decoding whole records (session,
 /// number, state) made a sweep of 1,000,000 live logins take 2.2 s, all of it on the pipeline.
@@ -168,7 +99,8 @@ impl Logins {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::Verifier;
+    use crate::core::msisdn::Msisdn;
+    use crate::core::token::Verifier;
 
     fn kept_until(keep_until: UnixSecs) -> LoginRecord {
         LoginRecord {

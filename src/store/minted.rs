@@ -8,24 +8,13 @@
 //! dispatcher find exactly the ones that fell due without reading the rest. App-made tokens
 //! have no entry here, so they work exactly as before.
 
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::{StoreError, decode, encode, remove_where};
-use crate::clock::UnixSecs;
-use crate::token::Challenge;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MintedLogin {
-    /// The `[[http.api_keys]]` name of the backend that asked for it.
-    pub backend: String,
-    pub issued_at: UnixSecs,
-    /// The token's window closes here (as a poll sees it).
-    pub expires_at: UnixSecs,
-    /// Kept as long as the login's own record may be.
-    pub keep_until: UnixSecs,
-}
+use crate::core::clock::UnixSecs;
+use crate::core::login::MintedLogin;
+use crate::core::token::Challenge;
 
 #[derive(Clone)]
 pub struct Minted {

@@ -9,6 +9,7 @@
 mod accounts;
 mod flush;
 mod inbox;
+pub mod ingest;
 mod logins;
 mod minted;
 mod outbox;
@@ -25,39 +26,34 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use thiserror::Error;
 
-pub use accounts::{Account, Accounts, NewLogin};
-pub use inbox::{Inbox, MoMessage};
-pub use logins::{LoginRecord, LoginState, Logins, RejectReason};
-pub use minted::{Minted, MintedLogin};
-pub use outbox::{Outbound, Outbox};
+pub use accounts::{Accounts, NewLogin};
+pub use inbox::Inbox;
+pub use logins::Logins;
+pub use minted::Minted;
+pub use outbox::Outbox;
 pub use parts::{Filed, PartKey, Parts};
-pub use rejected::{Rejected, RejectedMo};
-pub use sent::{Sent, SentRecord};
-pub use webhooks::{QueuedEvent, Webhooks};
+pub use rejected::Rejected;
+pub use sent::Sent;
+pub use webhooks::Webhooks;
 
-use crate::clock::UnixSecs;
-use crate::token::Challenge;
+use crate::core::clock::UnixSecs;
+use crate::core::error::StoreError;
+use crate::core::login::LoginRecord;
+use crate::core::outbound::{Outbound, QueuedEvent};
+use crate::core::token::Challenge;
 
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("store: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("store: the account to log in to was not found and none may be created")]
-    AccountVanished,
-    #[error("store: corrupt record in {tree}: {source}")]
-    Corrupt {
-        tree: &'static str,
-        source: serde_json::Error,
-    },
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
+            TransactionError::Storage(e) => e.into(),
         }
     }
 }
@@ -191,7 +187,10 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        tree,
+        message: source.to_string(),
+    })
 }
 
 /// Removes the records of `tree` that `expired` picks; returns how many. For trees whose

@@ -5,34 +5,10 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use super::{StoreError, decode};
-use crate::clock::UnixSecs;
-use crate::msisdn::Msisdn;
-
-/// An SMS to send.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outbound {
-    /// The SMSC connection to send through (the one the MO came from).
-    pub smsc: String,
-    pub from: String,
-    pub to: Msisdn,
-    /// May hold a password; never logged.
-    pub text: String,
-    pub created_at: UnixSecs,
-}
-
-impl std::fmt::Debug for Outbound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbound")
-            .field("smsc", &self.smsc)
-            .field("to", &self.to)
-            .field("chars", &self.text.chars().count())
-            .finish()
-    }
-}
+use crate::core::outbound::Outbound;
 
 #[derive(Clone)]
 pub struct Outbox {

@@ -9,8 +9,9 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{MoMessage, StoreError, decode, encode, remove_where};
-use crate::clock::UnixSecs;
+use super::{StoreError, decode, encode, remove_where};
+use crate::core::clock::UnixSecs;
+use crate::core::mo::MoMessage;
 
 #[derive(Clone)]
 pub struct Parts {

@@ -3,18 +3,12 @@
 //! nowhere. Acknowledging such an MO is right (the SMSC must not retry it forever); forgetting
 //! it is not.
 
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{MoMessage, StoreError, decode, encode, remove_where};
-use crate::clock::UnixSecs;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RejectedMo {
-    pub mo: MoMessage,
-    pub reason: String,
-}
+use super::{StoreError, decode, encode, remove_where};
+use crate::core::clock::UnixSecs;
+use crate::core::mo::{MoMessage, RejectedMo};
 
 #[derive(Clone)]
 pub struct Rejected {

@@ -1,18 +1,7 @@
 //! Messages the SMSC accepted, by the message id it gave, until a receipt says how they ended.
 
-use serde::{Deserialize, Serialize};
-
 use super::{StoreError, decode, encode};
-use crate::clock::UnixSecs;
-use crate::msisdn::Msisdn;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SentRecord {
-    pub to: Msisdn,
-    pub submitted_at: UnixSecs,
-    /// The receipt's stat (DELIVRD, UNDELIV, …) once one came.
-    pub outcome: Option<String>,
-}
+use crate::core::outbound::SentRecord;
 
 #[derive(Clone)]
 pub struct Sent {

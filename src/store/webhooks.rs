@@ -9,29 +9,10 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{StoreError, decode};
-
-/// One call to make: the exact body (signed anew at every attempt) and whose webhook gets it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueuedEvent {
-    /// The `[[http.api_keys]]` name of the backend that minted the login.
-    pub backend: String,
-    pub event_id: String,
-    /// The JSON body as sent; it may carry a session, so it is never logged.
-    pub body: String,
-}
-
-impl std::fmt::Debug for QueuedEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueuedEvent")
-            .field("backend", &self.backend)
-            .field("event_id", &self.event_id)
-            .finish()
-    }
-}
+use crate::core::outbound::QueuedEvent;
 
 #[derive(Clone)]
 pub struct Webhooks {

@@ -21,11 +21,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Target, Targets, event};
-use crate::clock::{Clock, UnixSecs};
-use crate::ops::reload::Live;
+use super::{Target, Targets};
+use crate::core::clock::{Clock, UnixSecs};
+use crate::core::error::StoreError;
+use crate::core::events;
+use crate::core::live::Live;
+use crate::core::login::LoginRecord;
+use crate::core::login::LoginState;
+use crate::core::outbound::QueuedEvent;
 use crate::signing;
-use crate::store::{LoginRecord, LoginState, QueuedEvent, Store, StoreError};
+use crate::store::Store;
 
 /// A receiver that has not answered within this is treated as down.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -249,8 +254,8 @@ fn expire_due(store: &Store, targets: &Targets, now: UnixSecs) -> Result<usize, 
             decided_at: now,
             keep_until: minted.keep_until.max(now),
         };
-        let id = event::new_event_id();
-        let Some((stored, queued)) = event::report(&minted.backend, &challenge, &record, &id)
+        let id = events::new_event_id();
+        let Some((stored, queued)) = events::report(&minted.backend, &challenge, &record, &id)
         else {
             continue;
         };
@@ -266,9 +271,10 @@ fn expire_due(store: &Store, targets: &Targets, now: UnixSecs) -> Result<usize, 
 mod tests {
     use super::*;
 
+    use crate::core::login::MintedLogin;
+    use crate::core::mo::MoMessage;
+    use crate::core::token::{Token, Verifier};
     use crate::ops::config::WebhookConfig;
-    use crate::store::{MintedLogin, MoMessage};
-    use crate::token::{Token, Verifier};
 
     fn shop_hook() -> Targets {
         Targets::from_config(&[WebhookConfig {
@@ -336,7 +342,7 @@ mod tests {
         let quiet = mint(&store, "crm", 1_000);
         let record = LoginRecord {
             state: LoginState::Rejected {
-                reason: crate::store::RejectReason::BadToken,
+                reason: crate::core::login::RejectReason::BadToken,
             },
             msisdn: None,
             issued_at: 400,

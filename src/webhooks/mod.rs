@@ -12,14 +12,17 @@
 //! delivers the queue with retries. A state is recorded if and only if its event is queued.
 
 pub mod dispatch;
-pub mod event;
 
 use std::collections::HashMap;
 
+use crate::core::error::StoreError;
+use crate::core::events;
+use crate::core::live::Live;
+use crate::core::login::LoginRecord;
+use crate::core::outbound::QueuedEvent;
+use crate::core::token::Challenge;
 use crate::ops::config::WebhookConfig;
-use crate::ops::reload::Live;
-use crate::store::{LoginRecord, QueuedEvent, Store, StoreError};
-use crate::token::Challenge;
+use crate::store::Store;
 
 /// Where a backend's events go and the secret that signs them.
 #[derive(Clone)]
@@ -83,7 +86,12 @@ impl Hooks {
             return Ok((Some((challenge, record)), None));
         }
         Ok(
-            match event::report(&minted.backend, &challenge, &record, &event::new_event_id()) {
+            match events::report(
+                &minted.backend,
+                &challenge,
+                &record,
+                &events::new_event_id(),
+            ) {
                 Some((stored, queued)) => (Some((challenge, stored)), Some(queued)),
                 None => (Some((challenge, record)), None),
             },

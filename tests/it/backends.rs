@@ -5,9 +5,9 @@
 use crate::common;
 
 use common::{ALICE, Harness};
+use moauth::core::token::Token;
 use moauth::daemon::{Options, api_key_hash};
 use moauth::ops::config::ApiKey;
-use moauth::token::Token;
 
 fn key(name: &str, secret: &str) -> ApiKey {
     ApiKey {

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use common::process::Spawned;
 use futures::StreamExt;
-use moauth::clock::Clock;
+use moauth::core::clock::Clock;
+use moauth::core::token::{Token, Verifier};
 use moauth::sim::Deliver;
-use moauth::token::{Token, Verifier};
 use serde_json::Value;
 
 const CHUNK: usize = 200;

@@ -5,9 +5,9 @@
 use crate::common;
 
 use moauth::cli::embedded_config;
-use moauth::clock::Clock;
+use moauth::core::clock::Clock;
+use moauth::core::token::{Token, Verifier};
 use moauth::daemon::{Daemon, Options};
-use moauth::token::{Token, Verifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

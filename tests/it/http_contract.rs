@@ -221,10 +221,10 @@ async fn every_documented_route_answers_as_documented() {
     let (old_verifier, old) = h.app_token(3_600);
     let (typo_verifier, typo_token) = h.app_token(0);
     let (fresh_verifier, fresh_token) = h.app_token(0);
-    let poll_body = |v: &moauth::token::Verifier, t: &moauth::token::Token| {
+    let poll_body = |v: &moauth::core::token::Verifier, t: &moauth::core::token::Token| {
         json!({ "verifier": v.to_base64url(), "token": t.to_string() }).to_string()
     };
-    let lookup = |t: &moauth::token::Token| format!("/v1/logins/{}", t.compact());
+    let lookup = |t: &moauth::core::token::Token| format!("/v1/logins/{}", t.compact());
 
     let mut probes = vec![
         // pending, then complete and consumed once the SMS is in (sent below).

@@ -2,11 +2,12 @@
 //! SMS goes through the simulator, and the page shows what the poll says. Screenshots of every
 //! state land in target/tmp/browser/.
 
-use moauth::cli::{DEFAULT_SHORT_CODE, embedded_config};
-use moauth::clock::Clock;
+use moauth::cli::embedded_config;
+use moauth::core::DEFAULT_SHORT_CODE;
+use moauth::core::clock::Clock;
+use moauth::core::token::{Token, composer_uri};
 use moauth::daemon::{Daemon, Options};
 use moauth::demo::web::phone_routes;
-use moauth::token::{Token, composer_uri};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, Look, sms_body};
@@ -77,7 +78,7 @@ async fn the_pages_code_logs_in_and_the_page_shows_the_masked_number() {
     assert!(
         matches!(
             login.map(|l| l.state),
-            Some(moauth::store::LoginState::Consumed)
+            Some(moauth::core::login::LoginState::Consumed)
         ),
         "the page's poll did not collect the session"
     );
@@ -235,7 +236,7 @@ async fn the_javascript_token_equals_the_reference_vectors() {
             vec![],
         )
         .await;
-    moauth::token::Verifier::from_base64url(made.as_str().unwrap()).unwrap();
+    moauth::core::token::Verifier::from_base64url(made.as_str().unwrap()).unwrap();
     browser.close().await;
 }
 

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use common::process::Spawned;
 use common::{ALICE, BOB, PATIENCE, mistyped, poll_login};
-use moauth::clock::Clock;
+use moauth::core::clock::Clock;
+use moauth::core::token::{Token, Verifier};
 use moauth::sim::ReceiptStyle;
-use moauth::token::{Token, Verifier};
 use serde_json::json;
 
 /// `name{labels}` → value, for every sample line of the exposition.

@@ -7,8 +7,8 @@ use common::ALICE;
 use common::process::Spawned;
 use common::receiver::Receiver;
 use moauth::cli::SIM_PASSWORD;
+use moauth::core::token::{Token, Verifier};
 use moauth::daemon::api_key_hash;
-use moauth::token::{Token, Verifier};
 use serde_json::Value;
 
 #[tokio::test]

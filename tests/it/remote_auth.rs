@@ -19,11 +19,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use common::{ALICE, BOB, Harness, PATIENCE, START};
-use moauth::clock::Clock;
+use moauth::core::clock::Clock;
+use moauth::core::token::Token;
 use moauth::daemon::Options;
 use moauth::ops::config::{AuthMode, RemoteAuthConfig};
 use moauth::signing;
-use moauth::token::Token;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -662,7 +662,7 @@ async fn credentials_sessions_and_the_signing_secret_never_reach_the_logs() {
         ],
     )
     .await;
-    let verifier = moauth::token::Verifier::random();
+    let verifier = moauth::core::token::Verifier::random();
     let token = Token::for_verifier(&verifier, Clock::System.now());
     d.phone_sends(ALICE, &login_text(&token)).await;
 

@@ -16,7 +16,7 @@ fn key(name: &str, secret: &str) -> ApiKey {
     }
 }
 
-async fn lookup(h: &Harness, token: &moauth::token::Token, bearer: &str) -> (u16, Value) {
+async fn lookup(h: &Harness, token: &moauth::core::token::Token, bearer: &str) -> (u16, Value) {
     let response = h
         .http
         .get(h.api(&format!("/v1/logins/{}", token.compact())))

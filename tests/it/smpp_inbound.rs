@@ -4,11 +4,11 @@
 use crate::common;
 
 use common::{ALICE, BOB, Harness, PATIENCE};
+use moauth::core::mo::Concat;
+use moauth::core::token::{Token, Verifier};
 use moauth::daemon::Options;
 use moauth::sim::{Deliver, ReceiptStyle};
 use moauth::smpp::text;
-use moauth::smpp::udh::Concat;
-use moauth::token::{Token, Verifier};
 
 fn deliver(from: &str, data_coding: u8, short_message: Vec<u8>) -> Deliver {
     Deliver {

@@ -61,10 +61,13 @@ async fn an_smsc_certificate_for_another_name_is_refused() {
     config.smsc[0].tls = true;
     config.smsc[0].tls_ca_file = Some(ca);
     config.smsc[0].tls_server_name = Some("other.test".into());
-    let daemon =
-        moauth::daemon::Daemon::start(config, moauth::clock::Clock::System, Options::default())
-            .await
-            .unwrap();
+    let daemon = moauth::daemon::Daemon::start(
+        config,
+        moauth::core::clock::Clock::System,
+        Options::default(),
+    )
+    .await
+    .unwrap();
     // The handshake fails before any bind: the simulator sees TLS attempts but no bind, and
     // the daemon keeps retrying with backoff. Two failed handshakes are enough to show it.
     let attempts = sim.wait_handshake_failures(2, PATIENCE).await;

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use moauth::token::{Body, DEFAULT_KEYWORDS, Token, TokenError, Verifier, parse_body};
+use moauth::core::token::{Body, DEFAULT_KEYWORDS, Token, TokenError, Verifier, parse_body};
 use proptest::prelude::*;
 
 const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID, embedded_config};
-use moauth::clock::Clock;
+use moauth::core::clock::Clock;
+use moauth::core::token::{Token, Verifier};
 use moauth::daemon::{Daemon, Options};
 use moauth::ops::config::Config;
 use moauth::sim::{MoRequest, MoResult, SimConfig, Simulator, Submitted};
-use moauth::token::{Token, Verifier};
 use serde_json::{Value, json};
 
 pub const ALICE: &str = "+8613800138000";

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use moauth::clock::Clock;
+use moauth::core::clock::Clock;
 use moauth::signing;
 use serde_json::Value;
 use tokio::sync::mpsc;

@@ -6,9 +6,12 @@
 
 use serde::Serialize;
 
-use crate::clock::UnixSecs;
-use crate::store::{LoginRecord, LoginState, QueuedEvent, RejectReason};
-use crate::token::Challenge;
+use crate::core::clock::UnixSecs;
+use crate::core::login::LoginRecord;
+use crate::core::login::LoginState;
+use crate::core::login::RejectReason;
+use crate::core::outbound::QueuedEvent;
+use crate::core::token::Challenge;
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -90,8 +93,8 @@ pub fn new_event_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msisdn::Msisdn;
-    use crate::token::{Token, Verifier};
+    use crate::core::msisdn::Msisdn;
+    use crate::core::token::{Token, Verifier};
 
     fn record(state: LoginState) -> LoginRecord {
         LoginRecord {

@@ -7,7 +7,8 @@
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info};
 
-use crate::store::{MoMessage, Store};
+use super::Store;
+use crate::core::mo::MoMessage;
 
 const MAX_BATCH: usize = 1024;
 

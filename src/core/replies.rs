@@ -1,7 +1,7 @@
 //! The texts moauth sends back, from config templates with English and Chinese defaults.
 
-use crate::auth::Credentials;
-use crate::ops::config::{Language, Templates};
+use crate::core::auth::Credentials;
+use serde::Deserialize;
 
 /// Which reply an MO earned.
 #[derive(Clone, PartialEq, Eq)]
@@ -118,6 +118,53 @@ const ZH: Defaults = Defaults {
     auth_core_refused: "【{app}】无法用此号码登录，请联系客服。",
     auth_core_unavailable: "【{app}】抱歉，暂时无法为您登录，请稍后在应用中重试。",
 };
+
+/// Reply texts. `{login}`, `{password}` and `{app}` are substituted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    #[serde(default = "default_language")]
+    pub language: Language,
+    pub app: Option<String>,
+    pub credentials: Option<String>,
+    pub bad_token: Option<String>,
+    pub expired: Option<String>,
+    pub replayed: Option<String>,
+    pub help: Option<String>,
+    pub stop: Option<String>,
+    /// The remote auth core refused the login.
+    pub auth_core_refused: Option<String>,
+    /// The remote auth core did not answer within `[auth.remote] max_wait_secs`.
+    pub auth_core_unavailable: Option<String>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates {
+            language: default_language(),
+            app: None,
+            credentials: None,
+            bad_token: None,
+            expired: None,
+            replayed: None,
+            help: None,
+            stop: None,
+            auth_core_refused: None,
+            auth_core_unavailable: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    En,
+    Zh,
+}
+
+fn default_language() -> Language {
+    Language::En
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,12 +4,14 @@
 //! token's challenge, [`decide`] says whether to ask the auth core, what state to record and
 //! which reply to send. Time is an argument, so every branch is a plain unit test.
 
-use crate::auth::AuthAnswer;
-use crate::clock::UnixSecs;
-use crate::login::replies::Reply;
-use crate::msisdn::Msisdn;
-use crate::store::{LoginRecord, LoginState, RejectReason};
-use crate::token::{Body, Challenge, Token};
+use crate::core::auth::AuthAnswer;
+use crate::core::clock::UnixSecs;
+use crate::core::login::LoginRecord;
+use crate::core::login::LoginState;
+use crate::core::login::RejectReason;
+use crate::core::msisdn::Msisdn;
+use crate::core::replies::Reply;
+use crate::core::token::{Body, Challenge, Token};
 
 /// The acceptance window and how long results stay answerable.
 #[derive(Debug, Clone, Copy)]
@@ -238,7 +240,7 @@ pub fn unanswered(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::{TokenError, Verifier};
+    use crate::core::token::{TokenError, Verifier};
 
     const NOW: UnixSecs = 1_800_000_000;
     const WINDOW: Window = Window {

@@ -350,7 +350,7 @@ fn read_bits(values: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    const DOC: &str = include_str!("../../protocol/token.md");
+    const DOC: &str = include_str!("../../../protocol/token.md");
 
     /// The first vector of `protocol/token.md`.
     fn sample() -> (Verifier, Token) {

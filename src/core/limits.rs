@@ -16,12 +16,15 @@
 
 use std::collections::HashMap;
 
-use crate::clock::UnixSecs;
-use crate::login::decide::{Decision, Window};
-use crate::login::replies::Reply;
-use crate::msisdn::Msisdn;
-use crate::ops::config::LimitsConfig;
-use crate::store::{LoginRecord, LoginState, RejectReason};
+use serde::Deserialize;
+
+use crate::core::clock::UnixSecs;
+use crate::core::decide::{Decision, Window};
+use crate::core::login::LoginRecord;
+use crate::core::login::LoginState;
+use crate::core::login::RejectReason;
+use crate::core::msisdn::Msisdn;
+use crate::core::replies::Reply;
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -226,11 +229,78 @@ pub fn refuse(
     }
 }
 
+/// Abuse limits (`[limits]`), each reloadable on SIGHUP; 0 switches a limit off.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Poll requests per minute per client IP (IPv6 per /64), a token bucket ...
+    #[serde(default = "default_poll_per_minute")]
+    pub poll_per_minute: u32,
+    /// ... holding this many at once.
+    #[serde(default = "default_poll_burst")]
+    pub poll_burst: u32,
+    /// Long-polls (`wait_ms` above 0) open at once, over every client.
+    #[serde(default = "default_max_long_polls")]
+    pub max_long_polls: usize,
+    /// MOs per sender per hour that are processed; later ones are acknowledged and refused.
+    #[serde(default = "default_mo_per_number")]
+    pub mo_per_number_per_hour: u32,
+    /// Replies other than credentials (error texts, HELP, STOP) per number per hour.
+    #[serde(default = "default_error_sms_per_number")]
+    pub error_sms_per_number_per_hour: u32,
+    /// Numbers or number prefixes, E.164 with `+`, whose MOs are refused without a reply.
+    #[serde(default)]
+    pub deny_numbers: Vec<String>,
+    /// New accounts per number prefix per hour (SMS-pumping defence) ...
+    #[serde(default = "default_new_accounts_per_prefix")]
+    pub new_accounts_per_prefix_per_hour: u32,
+    /// ... where the prefix is this many leading digits of the E.164 number.
+    #[serde(default = "default_new_account_prefix_digits")]
+    pub new_account_prefix_digits: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            poll_per_minute: default_poll_per_minute(),
+            poll_burst: default_poll_burst(),
+            max_long_polls: default_max_long_polls(),
+            mo_per_number_per_hour: default_mo_per_number(),
+            error_sms_per_number_per_hour: default_error_sms_per_number(),
+            deny_numbers: Vec::new(),
+            new_accounts_per_prefix_per_hour: default_new_accounts_per_prefix(),
+            new_account_prefix_digits: default_new_account_prefix_digits(),
+        }
+    }
+}
+
+fn default_poll_per_minute() -> u32 {
+    600
+}
+fn default_poll_burst() -> u32 {
+    120
+}
+fn default_max_long_polls() -> usize {
+    1000
+}
+fn default_mo_per_number() -> u32 {
+    20
+}
+fn default_error_sms_per_number() -> u32 {
+    5
+}
+fn default_new_accounts_per_prefix() -> u32 {
+    100
+}
+fn default_new_account_prefix_digits() -> usize {
+    7
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Credentials;
-    use crate::token::{Token, Verifier};
+    use crate::core::auth::Credentials;
+    use crate::core::token::{Token, Verifier};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     const NOW: UnixSecs = 1_800_000_000;

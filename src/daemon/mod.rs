@@ -9,35 +9,43 @@
 //! what that loop needs, [`Daemon::reload`], [`Daemon::status`] and [`Daemon::healthy`], so
 //! tests can drive every piece in-process.
 
+pub mod metrics;
+pub mod reload;
+pub mod status;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::{AuthCore, EmbeddedAuth, RemoteAuth, RemoteError};
-use crate::clock::Clock;
+use crate::auth::{EmbeddedAuth, RemoteAuth, RemoteError};
+use crate::core::auth::AuthCore;
+use crate::core::clock::Clock;
+use crate::core::error::StoreError;
+use crate::core::health::LinkStates;
+use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
 use crate::http::page::{self, PageState};
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
-use crate::login::ingest::Ingest;
 use crate::login::mint::Minter;
 use crate::login::poll::Poller;
 use crate::ops::config::{AuthMode, Config};
-use crate::ops::metrics::{self, MetricsSource};
-use crate::ops::reload::{LiveSettings, needs_restart};
-use crate::ops::status::{self, Rates, StatusReport, StatusSource};
-use crate::smpp::link::{LinkStates, Role, SmscLink};
+use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::tls::{TlsClient, TlsError};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::store::ingest::Ingest;
 use crate::webhooks::Hooks;
+use metrics::MetricsSource;
+use status::{Rates, StatusReport, StatusSource};
+
+pub use crate::http::keys::api_key_hash;
 use crate::webhooks::dispatch::{self, Dispatcher};
 
 #[derive(Debug, Error)]
@@ -175,7 +183,7 @@ impl Daemon {
                 short_code: config
                     .smsc
                     .first()
-                    .map_or(crate::cli::DEFAULT_SHORT_CODE.into(), |s| {
+                    .map_or(crate::core::DEFAULT_SHORT_CODE.into(), |s| {
                         s.short_code.clone()
                     }),
             },
@@ -351,12 +359,4 @@ async fn sample_rates(rates: Rates, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
     }
-}
-
-/// SHA-256 of an API key as the config expects it, for `moauth hash-key` and tests.
-pub fn api_key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

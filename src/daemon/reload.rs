@@ -10,22 +10,14 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
+use crate::core::decide::Window;
+use crate::core::live::{Live, live};
+use crate::core::replies::Replies;
 use crate::http::keys::ApiKeys;
 use crate::http::limits::PollLimiter;
 use crate::http::page::PageSettings;
-use crate::login::decide::Window;
-use crate::login::replies::Replies;
 use crate::ops::config::{Config, LimitsConfig};
 use crate::webhooks::Targets;
-
-/// A value readers load per use and a reload replaces whole.
-pub type Live<T> = Arc<ArcSwap<T>>;
-
-fn live<T>(value: T) -> Live<T> {
-    Arc::new(ArcSwap::from_pointee(value))
-}
 
 /// The reloadable part of the configuration, shared with the pipeline and the HTTP API.
 #[derive(Clone)]
@@ -116,7 +108,7 @@ fn window(config: &Config) -> Window {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::login::replies::Reply;
+    use crate::core::replies::Reply;
 
     #[test]
     fn apply_swaps_templates_and_keys_in_place() {
@@ -128,7 +120,7 @@ mod tests {
         assert!(keys.load().is_empty());
         config.http.api_keys = vec![crate::ops::config::ApiKey {
             name: "shop".into(),
-            sha256: crate::daemon::api_key_hash("k"),
+            sha256: crate::http::keys::api_key_hash("k"),
         }];
         live.apply(&config);
         assert_eq!(reader.load().render(&Reply::Help), "new help");

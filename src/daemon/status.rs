@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::smpp::link::LinkStates;
+use crate::core::health::LinkStates;
 use crate::store::Store;
 
 /// How often the rate sampler looks at the counter, and how far back it remembers.

@@ -20,9 +20,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::core::health::LinkStates;
+use crate::core::live::Live;
 use crate::http::limits::{LongPolls, PollLimiter};
-use crate::ops::reload::Live;
-use crate::smpp::link::LinkStates;
 use crate::store::Store;
 
 /// The exposition format's content type (version 0.0.4 of the text format).

@@ -154,7 +154,7 @@ fn blank(input: &str) -> IResult<&str, &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::Verifier;
+    use crate::core::token::Verifier;
 
     /// The first vector of `protocol/token.md`: `1CC6W-TAB6R-GSPD4-8JAH4-B1JN7-W80Y4`.
     fn sample() -> Token {

@@ -1,0 +1,95 @@
+//! The auth core's interface: who owns accounts and sessions.
+//!
+//! The login pipeline asks one question, "log this verified number in", through [`AuthCore`];
+//! the embedded core answers from the store, a remote one (the app's own account system) over
+//! HTTP. Both deduplicate by request id, so a retried MO never creates a second account and a
+//! lost answer can be asked for again.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::core::clock::UnixSecs;
+use crate::core::error::StoreError;
+use crate::core::health::AuthCoreHealth;
+use crate::core::msisdn::Msisdn;
+use crate::core::token::Token;
+
+/// One verified login attempt: the number proven by the SMS path and the token it carried.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// The inbox id of the MO: stable across retries.
+    pub request_id: u64,
+    pub msisdn: Msisdn,
+    pub token: Token,
+    pub received_at: UnixSecs,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthAnswer {
+    pub account_id: String,
+    pub created: bool,
+    /// Opaque session handed to the app; a secret.
+    pub session: String,
+    /// Sent to the user by SMS once, when the auth core asks for it; a secret.
+    pub credentials: Option<Credentials>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub login: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for AuthAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthAnswer")
+            .field("account_id", &self.account_id)
+            .field("created", &self.created)
+            .field("credentials", &self.credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// Final: the login is rejected.
+    #[error("auth core refused: {0}")]
+    Refused(String),
+    /// Temporary: the MO stays in the inbox and is tried again.
+    #[error("auth core unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub trait AuthCore: Send + Sync {
+    fn login<'a>(
+        &'a self,
+        request: &'a AuthRequest,
+    ) -> BoxFuture<'a, Result<AuthAnswer, AuthError>>;
+
+    /// The login that used `request_id` is committed: its answer need not be kept.
+    fn settle(&self, request_id: u64) -> Result<(), AuthError>;
+
+    /// Whether `msisdn` has an account already, for the new-accounts limit; None when this
+    /// core cannot tell without a login (then a login is taken to create one).
+    fn knows(&self, _msisdn: &Msisdn) -> Result<Option<bool>, AuthError> {
+        Ok(None)
+    }
+    /// What `/readyz` reports.
+    fn health(&self) -> AuthCoreHealth;
+
+    /// How long an MO may wait for this core before it is rejected with an apology; None
+    /// waits for as long as it takes.
+    fn max_wait_secs(&self) -> Option<u64>;
+}
+
+/// An account of the embedded auth core, keyed by its E.164 number (the login ID).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Account {
+    pub id: u64,
+    /// Argon2id PHC string; the password itself is never stored.
+    pub password_hash: String,
+    pub created_at: UnixSecs,
+}

@@ -1,0 +1,56 @@
+//! What `/readyz`, `/status` and the metrics report about the adapters: which SMPP links are
+//! bound and whether the auth core answers. Adapters write it, the HTTP and status side read
+//! it; neither knows the other.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+/// Which connections are bound, for `/readyz` and status output.
+#[derive(Clone, Default)]
+pub struct LinkStates(Arc<Mutex<BTreeMap<String, bool>>>);
+
+impl LinkStates {
+    pub fn set(&self, name: &str, bound: bool) {
+        self.0
+            .lock()
+            .expect("link state lock")
+            .insert(name.to_owned(), bound);
+    }
+
+    pub fn bound(&self) -> Vec<String> {
+        let states = self.0.lock().expect("link state lock");
+        states
+            .iter()
+            .filter(|(_, b)| **b)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+/// The auth core's state as `/readyz` and the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthCoreHealth {
+    /// The embedded core: always there while the store is.
+    Embedded,
+    /// Requests go out.
+    Closed,
+    /// Requests are held back after repeated failures.
+    Open,
+    /// One probe may go out (or is out) to see whether the auth core is back.
+    HalfOpen,
+}
+
+impl AuthCoreHealth {
+    /// Whether the auth core is believed to answer (the `moauth_auth_core_up` gauge).
+    pub fn is_up(self) -> bool {
+        matches!(self, AuthCoreHealth::Embedded | AuthCoreHealth::Closed)
+    }
+
+    /// Sets the `moauth_auth_core_up` gauge: 1 while requests go out, 0 while held back.
+    pub fn publish(self) {
+        metrics::gauge!("moauth_auth_core_up").set(if self.is_up() { 1.0 } else { 0.0 });
+    }
+}
