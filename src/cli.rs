@@ -216,6 +216,8 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
         interface_version: "3.4".into(),
         enquire_link_secs: 30,
         response_timeout_secs: 10,
+        resend_after_secs: 60,
+        max_resends: 1,
         window: 10,
         max_tps: 0,
         delivery_receipts: true,

@@ -23,6 +23,7 @@ use tracing::warn;
 use crate::core::health::LinkStates;
 use crate::core::live::Live;
 use crate::http::limits::{LongPolls, PollLimiter};
+use crate::ops::config::{AuthMode, Config};
 use crate::store::Store;
 
 /// The exposition format's content type (version 0.0.4 of the text format).
@@ -96,6 +97,18 @@ fn describe() {
         "submit_sm answered ESME_RTHROTTLED or ESME_RMSGQFUL"
     );
     describe_counter!(
+        "moauth_sms_unanswered_total",
+        "submit_sm copies with no answer within response_timeout_secs (fate unknown)"
+    );
+    describe_counter!(
+        "moauth_sms_resent_total",
+        "Copies sent again because earlier copies went unanswered"
+    );
+    describe_counter!(
+        "moauth_sms_unknown_total",
+        "Replies given up after every copy went unanswered: the SMSC may have them"
+    );
+    describe_counter!(
         "moauth_dlr_total",
         "Delivery receipts by final state (unmatched: for no message we know)"
     );
@@ -127,13 +140,110 @@ fn describe() {
         "moauth_poll_rate_clients",
         "Client addresses the poll rate limiter tracks"
     );
+    describe_gauge!(
+        "moauth_auth_core_up",
+        "1 while requests go to the auth core, 0 while its breaker holds them back"
+    );
+    describe_counter!(
+        "moauth_auth_core_requests_total",
+        "Remote auth core requests by outcome"
+    );
+    describe_gauge!(
+        "moauth_webhook_queue_depth",
+        "Webhook events waiting for their receiver's 2xx"
+    );
+    describe_counter!(
+        "moauth_webhook_calls_total",
+        "Webhook calls by outcome (a failed call is retried)"
+    );
     // Present from the start, so a dashboard shows 0 rather than no data.
     for name in [
         "moauth_mo_received_total",
+        "moauth_mo_redelivered_total",
         "moauth_logins_completed_total",
         "moauth_accounts_created_total",
     ] {
         metrics::counter!(name).increment(0);
+    }
+}
+
+/// Reasons of `moauth_mo_rejected_total`, as the pipeline counts them.
+pub const REJECT_REASONS: &[&str] = &[
+    "bad_token",
+    "expired",
+    "replayed",
+    "rate_limited",
+    "blocked_number",
+    "auth_core_refused",
+    "auth_core_unavailable",
+    "malformed",
+];
+/// Limits of `moauth_limit_hits_total`: the HTTP ones and the pipeline's.
+pub const LIMITS: &[&str] = &[
+    "poll_rate",
+    "long_polls",
+    "mo_per_number",
+    "error_sms_per_number",
+    "deny_list",
+    "new_accounts_per_prefix",
+];
+/// `state` values of `moauth_poll_duration_seconds`: the states a poll answers.
+pub const POLL_STATES: &[&str] = &["pending", "complete", "consumed", "expired", "rejected"];
+/// `stat` values of `moauth_dlr_total`: SMPP's final states in lower case, and the two catch-alls.
+pub const DLR_STATS: &[&str] = &[
+    "delivrd",
+    "expired",
+    "deleted",
+    "undeliv",
+    "acceptd",
+    "unknown",
+    "rejectd",
+    "enroute",
+    "other",
+    "unmatched",
+];
+
+/// Puts every series whose labels are known from the config in place at 0, so that a rate over
+/// it (an alert on `rate(moauth_sms_failed_total[5m])`, a dashboard panel) has a series before
+/// the first event rather than no data.
+pub fn register_known(config: &Config) {
+    // A registered histogram renders its `_count` and `_sum` at 0, so rates work at once.
+    let _ = metrics::histogram!("moauth_mo_to_session_seconds");
+    for state in POLL_STATES {
+        let _ = metrics::histogram!("moauth_poll_duration_seconds", "state" => *state);
+    }
+    for reason in REJECT_REASONS {
+        metrics::counter!("moauth_mo_rejected_total", "reason" => *reason).increment(0);
+    }
+    for limit in LIMITS {
+        metrics::counter!("moauth_limit_hits_total", "limit" => *limit).increment(0);
+    }
+    for smsc in &config.smsc {
+        for name in [
+            "moauth_sms_sent_total",
+            "moauth_sms_failed_total",
+            "moauth_sms_throttled_total",
+        ] {
+            metrics::counter!(name, "smsc" => smsc.name.clone()).increment(0);
+        }
+        for stat in DLR_STATS {
+            metrics::counter!("moauth_dlr_total", "smsc" => smsc.name.clone(), "stat" => *stat)
+                .increment(0);
+        }
+    }
+    // Both the embedded core and a remote one behind a closed breaker (its state at start)
+    // are up; the breaker publishes every later change.
+    metrics::gauge!("moauth_auth_core_up").set(1.0);
+    if config.auth.mode == AuthMode::Remote {
+        for outcome in ["ok", "refused", "retry", "unavailable"] {
+            metrics::counter!("moauth_auth_core_requests_total", "outcome" => outcome).increment(0);
+        }
+    }
+    if !config.webhooks.is_empty() {
+        metrics::gauge!("moauth_webhook_queue_depth").set(0.0);
+        for outcome in ["delivered", "failed"] {
+            metrics::counter!("moauth_webhook_calls_total", "outcome" => outcome).increment(0);
+        }
     }
 }
 

@@ -128,6 +128,7 @@ impl Daemon {
         let webhook_client = dispatch::client()?;
         let store = Store::open(&config.store.path, config.store.cache_capacity_mb)?;
         metrics::install();
+        metrics::register_known(&config);
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
         let auth: Arc<dyn AuthCore> = match config.auth.mode {
             AuthMode::Remote => {

@@ -280,6 +280,15 @@ pub struct SmscConfig {
     pub enquire_link_secs: u64,
     #[serde(default = "default_response_timeout")]
     pub response_timeout_secs: u64,
+    /// A submit_sm unanswered within `response_timeout_secs` may still have been accepted:
+    /// its late answer is matched until the next copy would go, this long after the copy
+    /// went unanswered.
+    #[serde(default = "default_resend_after")]
+    pub resend_after_secs: u64,
+    /// Copies sent after the first of a message whose submit_sm went unanswered; then it is
+    /// given up as of unknown fate.
+    #[serde(default = "default_max_resends")]
+    pub max_resends: u32,
     /// Outstanding submit_sm allowed before waiting for responses.
     #[serde(default = "default_window")]
     pub window: usize,
@@ -307,6 +316,12 @@ fn default_enquire_link() -> u64 {
 }
 fn default_response_timeout() -> u64 {
     10
+}
+fn default_resend_after() -> u64 {
+    60
+}
+fn default_max_resends() -> u32 {
+    1
 }
 fn default_window() -> usize {
     10

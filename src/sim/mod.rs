@@ -146,6 +146,34 @@ struct Faults {
     outstanding: watch::Sender<usize>,
     max_outstanding: AtomicUsize,
     receipts: Mutex<Option<ReceiptStyle>>,
+    /// How long the answer to each kind of request is held back, as a slow SMSC does.
+    delays: Mutex<HashMap<SlowRequest, Duration>>,
+}
+
+/// The requests whose answers the simulator can be told to send late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowRequest {
+    SubmitSm,
+    EnquireLink,
+    Bind,
+    Unbind,
+}
+
+impl std::str::FromStr for SlowRequest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "submit_sm" => Ok(SlowRequest::SubmitSm),
+            "enquire_link" => Ok(SlowRequest::EnquireLink),
+            "bind" => Ok(SlowRequest::Bind),
+            "unbind" => Ok(SlowRequest::Unbind),
+            other => Err(format!(
+                "unknown request {other:?}: submit_sm, enquire_link, bind or unbind"
+            )),
+        }
+    }
 }
 
 /// What a session is told to do by the simulator's API.
@@ -315,6 +343,17 @@ impl Simulator {
         let mut attempts = self.state.faults.bind_attempts.subscribe();
         let _ = tokio::time::timeout(timeout, attempts.wait_for(|a| a.len() >= count)).await;
         self.bind_attempts()
+    }
+
+    /// Answers this kind of request `delay` after it arrives (zero: at once). Later requests
+    /// are answered in order, each its own `delay` after its arrival.
+    pub fn delay_responses(&self, request: SlowRequest, delay: Duration) {
+        self.state
+            .faults
+            .delays
+            .lock()
+            .expect("sim lock")
+            .insert(request, delay);
     }
 
     /// Holds (true) or releases (false) the answers to submit_sm.

@@ -1,6 +1,6 @@
 //! One ESME connection to the simulator: bind, then requests both ways.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Deliver, MoRequest, Order, ReceiptStyle, SimError, SimState, Submitted};
+use super::{Deliver, MoRequest, Order, ReceiptStyle, SimError, SimState, SlowRequest, Submitted};
 use crate::smpp::frame::{Inbound, SmppCodec};
 use crate::smpp::tls::Stream;
 use crate::smpp::{text, udh};
@@ -109,6 +109,16 @@ struct Conn<'a> {
     partial: Partial,
     /// submit_sm answers kept back while the simulator holds responses.
     held: Vec<(Command, Option<Deliver>)>,
+    /// Answers sent late on purpose (see [`super::Simulator::delay_responses`]), in the order
+    /// they fall due: when, the answer, the receipt that follows it, and whether to close then.
+    late: VecDeque<Late>,
+}
+
+struct Late {
+    due: tokio::time::Instant,
+    answer: Command,
+    receipt: Option<Deliver>,
+    close: bool,
 }
 
 pub(super) async fn serve(
@@ -130,6 +140,7 @@ pub(super) async fn serve(
         receipts: HashSet::new(),
         partial: HashMap::new(),
         held: Vec::new(),
+        late: VecDeque::new(),
     };
     loop {
         let result = tokio::select! {
@@ -142,6 +153,9 @@ pub(super) async fn serve(
                 None => Err(()),
             },
             Some(order) = order_rx.recv() => conn.obey(order).await,
+            _ = sleep_until_due(conn.late.front().map(|l| l.due)), if !conn.late.is_empty() => {
+                conn.send_late().await
+            }
             Ok(()) = hold.changed() => {
                 if *hold.borrow_and_update() { Ok(()) } else { conn.release().await }
             }
@@ -164,7 +178,58 @@ pub(super) async fn serve(
     debug!(%peer, "sim: session closed");
 }
 
+async fn sleep_until_due(due: Option<tokio::time::Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
 impl Conn<'_> {
+    /// Sends `answer` (then `receipt`) now, or queues it when this kind of request is slow.
+    /// `close` ends the session once it is sent.
+    async fn respond(
+        &mut self,
+        request: Option<SlowRequest>,
+        answer: Command,
+        receipt: Option<Deliver>,
+        close: bool,
+    ) -> Result<(), ()> {
+        let delay = request.and_then(|r| {
+            let delays = self.state.faults.delays.lock().expect("sim lock");
+            delays.get(&r).copied().filter(|d| !d.is_zero())
+        });
+        if let Some(delay) = delay {
+            self.late.push_back(Late {
+                due: tokio::time::Instant::now() + delay,
+                answer,
+                receipt,
+                close,
+            });
+            return Ok(());
+        }
+        self.send(answer).await?;
+        if let Some(receipt) = receipt {
+            self.send_receipt(&receipt).await?;
+        }
+        if close { Err(()) } else { Ok(()) }
+    }
+
+    /// Sends every late answer that has fallen due.
+    async fn send_late(&mut self) -> Result<(), ()> {
+        let now = tokio::time::Instant::now();
+        while self.late.front().is_some_and(|l| l.due <= now) {
+            let late = self.late.pop_front().expect("checked");
+            self.send(late.answer).await?;
+            if let Some(receipt) = late.receipt {
+                self.send_receipt(&receipt).await?;
+            }
+            if late.close {
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
     fn sequence(&mut self) -> u32 {
         let seq = self.next_seq;
         self.next_seq = if seq >= 0x7FFF_FFFF { 1 } else { seq + 1 };
@@ -255,9 +320,10 @@ impl Conn<'_> {
                 Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp)
             }
             Some(Pdu::Unbind) => {
-                self.send(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
-                    .await?;
-                return Err(());
+                let answer = Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp);
+                return self
+                    .respond(Some(SlowRequest::Unbind), answer, None, true)
+                    .await;
             }
             Some(Pdu::SubmitSm(submit)) if self.bound => return self.submit(seq, submit).await,
             Some(Pdu::SubmitSm(_)) => {
@@ -277,8 +343,14 @@ impl Conn<'_> {
             Some(_) => Command::new(CommandStatus::EsmeRinvcmdid, seq, Pdu::GenericNack),
         };
         let refused = answer.status() != CommandStatus::EsmeRok && !self.bound;
-        self.send(answer).await?;
-        if refused { Err(()) } else { Ok(()) }
+        let slow = match command.pdu() {
+            Some(Pdu::EnquireLink) => Some(SlowRequest::EnquireLink),
+            Some(Pdu::BindTransceiver(_) | Pdu::BindReceiver(_) | Pdu::BindTransmitter(_)) => {
+                Some(SlowRequest::Bind)
+            }
+            _ => None,
+        };
+        self.respond(slow, answer, None, refused).await
     }
 
     fn bind(
@@ -353,11 +425,8 @@ impl Conn<'_> {
                 .fetch_max(now, Ordering::SeqCst);
             return Ok(());
         }
-        self.send(answer).await?;
-        if let Some(receipt) = receipt {
-            self.send_receipt(&receipt).await?;
-        }
-        Ok(())
+        self.respond(Some(SlowRequest::SubmitSm), answer, receipt, false)
+            .await
     }
 
     /// A DELIVRD receipt, if receipts are on and the submit asked for one.

@@ -1,10 +1,11 @@
 //! `SmscLink`: one ESME connection to an SMSC, kept up for the daemon's lifetime.
 //!
-//! The task connects, binds as transceiver, then moves bytes: deliver_sm go to the group
-//! commit and are answered only once durable; outbox messages go out as submit_sm within the
-//! window and leave the outbox only on an OK response; enquire_link keeps the link honest. Any
-//! failure ends the connection and the task reconnects with exponential backoff and jitter.
-//! Bookkeeping (sequence numbers, window, timeouts) lives in the sans-IO [`Session`].
+//! The task connects, binds, and then only moves bytes and timers for the sans-IO
+//! [`Session`], which makes every protocol decision (window, pacing, retries, what an
+//! unanswered submit means, enquire_link, unbind). What needs the store stays here:
+//! deliver_sm go to the group commit and are answered only once durable; outbox messages are
+//! handed to the session and leave the outbox when it says they are finished. Any failure ends
+//! the connection and the task reconnects with exponential backoff and jitter.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -14,9 +15,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
-use rusmpp::pdus::{
-    BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, DeliverSmResp, SubmitSm,
-};
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, SubmitSm};
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, Ton};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
@@ -28,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use super::frame::{FrameError, Inbound, SmppCodec};
 use super::receipt::Receipt;
-use super::session::{Pending, Session};
+use super::session::{Ended, Event, Outcome, Session, SessionConfig, TEMPORARY_TRIES};
 use super::text;
 use super::tls::{Stream, TlsClient, TlsError};
 use super::udh::Concat;
@@ -114,12 +113,6 @@ pub struct SmscLink {
     pub clock: Clock,
 }
 
-/// How a bound session ended without an error.
-enum Ended {
-    Stopped,
-    UnboundByPeer,
-}
-
 type Framer = Framed<Box<dyn Stream>, SmppCodec>;
 
 impl SmscLink {
@@ -127,8 +120,11 @@ impl SmscLink {
     pub async fn run(self, stop: CancellationToken) {
         let name = self.role.label(&self.config.name);
         let mut failures: u32 = 0;
+        let mut unanswered = HashMap::new();
         loop {
-            let result = self.connect_and_serve(&stop, &mut failures).await;
+            let result = self
+                .connect_and_serve(&stop, &mut failures, &mut unanswered)
+                .await;
             self.states.set(&name, false);
             match result {
                 Ok(Ended::Stopped) => {
@@ -136,6 +132,7 @@ impl SmscLink {
                     return;
                 }
                 Ok(Ended::UnboundByPeer) => warn!(smsc = %name, "SMSC unbound"),
+                Ok(Ended::Dead) => warn!(smsc = %name, error = %LinkError::Dead, "SMSC link down"),
                 Err(e) => warn!(smsc = %name, error = %e, "SMSC link down"),
             }
             if stop.is_cancelled() {
@@ -155,6 +152,7 @@ impl SmscLink {
         &self,
         stop: &CancellationToken,
         failures: &mut u32,
+        unanswered: &mut HashMap<u64, u32>,
     ) -> Result<Ended, LinkError> {
         let timeout = Duration::from_secs(self.config.response_timeout_secs);
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(self.config.address))
@@ -169,30 +167,43 @@ impl SmscLink {
             None => Box::new(tcp),
         };
         let mut framed = Framed::new(stream, SmppCodec::new(MAX_PDU));
-        let mut session = Session::new(self.config.window, self.config.max_tps);
-        self.bind(&mut framed, &mut session, timeout).await?;
+        const BIND_SEQUENCE: u32 = 1;
+        self.bind(&mut framed, BIND_SEQUENCE, timeout).await?;
         *failures = 0;
         self.states.set(&self.role.label(&self.config.name), true);
         info!(smsc = %self.config.name, address = %self.config.address, role = ?self.role, "bound");
-        Served {
+        let c = &self.config;
+        let policy = SessionConfig {
+            window: c.window,
+            max_tps: c.max_tps,
+            response_timeout: timeout,
+            enquire_every: Duration::from_secs(c.enquire_link_secs.max(1)),
+            resend_after: Duration::from_secs(c.resend_after_secs),
+            max_resends: c.max_resends,
+        };
+        let mut served = Served {
             link: self,
             framed,
-            session,
+            session: Session::new(policy, now(), BIND_SEQUENCE + 1),
             acks: FuturesUnordered::new(),
-            messages: HashMap::new(),
+            recipients: HashMap::new(),
+            unanswered,
             outbox_dirty: true,
-            paused_until: None,
-            failures: HashMap::new(),
-            unbinding: false,
-        }
-        .serve(stop)
-        .await
+        };
+        let ended = served.serve(stop).await;
+        let open: Vec<(u64, u32)> = served
+            .session
+            .unfinished()
+            .filter(|(_, copies)| *copies > 0)
+            .collect();
+        served.unanswered.extend(open);
+        ended
     }
 
     async fn bind(
         &self,
         framed: &mut Framer,
-        session: &mut Session,
+        seq: u32,
         timeout: Duration,
     ) -> Result<(), LinkError> {
         let c = &self.config;
@@ -218,7 +229,6 @@ impl SmscLink {
             Role::Receiver => (bind_pdu!(BindReceiver), CommandId::BindReceiverResp),
             Role::Transmitter => (bind_pdu!(BindTransmitter), CommandId::BindTransmitterResp),
         };
-        let seq = session.next_sequence();
         send(framed, Command::new(CommandStatus::EsmeRok, seq, bind)).await?;
         let answer = tokio::time::timeout(timeout, framed.next())
             .await
@@ -243,61 +253,54 @@ impl SmscLink {
     }
 }
 
-/// A bound connection being served.
+/// A bound connection being served: bytes and timers in and out of its [`Session`].
 struct Served<'a> {
     link: &'a SmscLink,
     framed: Framer,
     session: Session,
     /// deliver_sm waiting for their MO to be durable: (sequence number, stored?).
     acks: FuturesUnordered<BoxFuture<'static, (u32, bool)>>,
-    /// Outbox messages in flight: segments still unanswered, and whether one failed for now.
-    messages: HashMap<u64, InFlight>,
+    /// Where each message handed to the session goes, for its sent record.
+    recipients: HashMap<u64, Msisdn>,
+    /// Copies per outbox message that went unanswered, kept across reconnects so the bound
+    /// on copies holds when a slow SMSC also drops the link.
+    unanswered: &'a mut HashMap<u64, u32>,
     outbox_dirty: bool,
-    /// After ESME_RTHROTTLED / ESME_RMSGQFUL nothing is submitted until then.
-    paused_until: Option<tokio::time::Instant>,
-    /// Temporary refusals so far, per outbox message.
-    failures: HashMap<u64, u32>,
-    unbinding: bool,
 }
 
-struct InFlight {
-    to: Msisdn,
-    unanswered: usize,
-    retry: bool,
+/// Time as the session sees it: tokio's clock, so tests that pause tokio's time drive it too.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
-
-const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
-/// Attempts for a message the SMSC refuses with a temporary error (system error, submit
-/// failed, application error) before it is dropped as failed; the pause grows each time.
-const TEMPORARY_TRIES: u32 = 4;
-const UNBIND_WAIT: Duration = Duration::from_secs(2);
 
 impl Served<'_> {
-    async fn serve(mut self, stop: &CancellationToken) -> Result<Ended, LinkError> {
-        let timeout = Duration::from_secs(self.link.config.response_timeout_secs);
-        let mut housekeeping = tokio::time::interval(Duration::from_millis(500));
-        let enquire_every = Duration::from_secs(self.link.config.enquire_link_secs.max(1));
-        let mut enquire =
-            tokio::time::interval_at(tokio::time::Instant::now() + enquire_every, enquire_every);
+    async fn serve(&mut self, stop: &CancellationToken) -> Result<Ended, LinkError> {
         let mut queued = self.link.store.outbox.subscribe();
         loop {
-            if stop.is_cancelled() && !self.unbinding && self.acks.is_empty() {
-                self.unbind().await?;
+            // Before the outbox is read again: a finished message must leave it first.
+            let ended = self.on_events().await?;
+            if stop.is_cancelled() && !self.session.is_closing() && self.acks.is_empty() {
+                self.session.close(now());
             }
-            if self.outbox_dirty
-                && self.link.role.sends()
-                && !stop.is_cancelled()
-                && self.paused_until.is_none()
-            {
+            if self.outbox_dirty && self.link.role.sends() && !stop.is_cancelled() {
                 self.fill_window().await?;
             }
-            let pause = self.paused_until;
+            while let Some(command) = self.session.poll_transmit(now()) {
+                send(&mut self.framed, command).await?;
+            }
+            if let Some(ended) = ended {
+                return Ok(ended);
+            }
+            let wake = self
+                .session
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 inbound = self.framed.next() => match inbound {
-                    Some(Ok(inbound)) => {
-                        if let Some(ended) = self.on_inbound(inbound).await? {
-                            return Ok(ended);
-                        }
+                    Some(Ok(Inbound::Command(command))) => self.session.handle_command(now(), &command),
+                    Some(Ok(Inbound::Bad { header, error })) => {
+                        warn!(smsc = %self.link.config.name, ?header, %error, "malformed PDU");
+                        self.session.handle_bad(now(), &header, error.status());
                     }
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(LinkError::Closed),
@@ -306,59 +309,29 @@ impl Served<'_> {
                     // `stored` is true only after the MO's inbox write was flushed by the
                     // group commit: the SMSC may forget the message once it reads this OK.
                     // Otherwise it gets a temporary error and redelivers.
-                    let status = if stored { CommandStatus::EsmeRok } else { CommandStatus::EsmeRxTAppn };
-                    send(&mut self.framed, Command::new(status, seq, DeliverSmResp::default())).await?;
+                    self.session.ack_deliver(seq, stored);
                 }
                 Ok(()) = queued.changed() => self.outbox_dirty = true,
-                _ = tokio::time::sleep_until(pause.unwrap_or_else(tokio::time::Instant::now)), if pause.is_some() => {
-                    self.paused_until = None;
+                _ = sleep_until(wake), if wake.is_some() => {
+                    self.session.handle_timeout(now());
+                    // A pause or a resend may have ended: the window may take messages again.
                     self.outbox_dirty = true;
                 }
-                _ = enquire.tick(), if !self.unbinding => {
-                    if !self.session.enquire_outstanding() {
-                        let seq = self.session.request(Pending::EnquireLink, Instant::now());
-                        send(&mut self.framed, Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLink)).await?;
-                    }
-                }
-                _ = housekeeping.tick() => {
-                    let wait = if self.unbinding { UNBIND_WAIT } else { timeout };
-                    for overdue in self.session.expire(Instant::now(), wait) {
-                        match overdue {
-                            Pending::Submit { id } => {
-                                warn!(smsc = %self.link.config.name, outbox = id, "submit_sm unanswered; will retry");
-                                self.messages.remove(&id);
-                                self.outbox_dirty = true;
-                            }
-                            Pending::EnquireLink => return Err(LinkError::Dead),
-                            Pending::Unbind => return Ok(Ended::Stopped),
-                        }
-                    }
-                }
-                _ = stop.cancelled(), if !self.unbinding => {}
+                _ = stop.cancelled(), if !stop.is_cancelled() => {}
             }
         }
     }
 
-    async fn unbind(&mut self) -> Result<(), LinkError> {
-        self.unbinding = true;
-        let seq = self.session.request(Pending::Unbind, Instant::now());
-        send(
-            &mut self.framed,
-            Command::new(CommandStatus::EsmeRok, seq, Pdu::Unbind),
-        )
-        .await
-    }
-
-    /// Submits outbox messages while the window has room.
+    /// Hands outbox messages to the session while its window has room.
     async fn fill_window(&mut self) -> Result<(), LinkError> {
-        let room = self.session.window_room();
+        let room = self.session.wants();
         if room == 0 {
             return Ok(());
         }
-        let in_flight = &self.messages;
+        let session = &self.session;
         let batch = self.link.store.outbox.pending_for(
             &self.link.config.name,
-            |id| in_flight.contains_key(&id),
+            |id| session.has(id),
             room,
         )?;
         if !batch.is_empty() {
@@ -371,12 +344,6 @@ impl Served<'_> {
         }
         self.outbox_dirty = batch.len() == room;
         for (id, message) in batch {
-            let now = Instant::now();
-            if let Some(until) = self.session.paced_until(now) {
-                self.paused_until = Some(tokio::time::Instant::from_std(until));
-                self.outbox_dirty = true;
-                return Ok(());
-            }
             let segments = match submit_sms(id, &message, self.link.config.delivery_receipts) {
                 Ok(segments) => segments,
                 Err(e) => {
@@ -386,69 +353,98 @@ impl Served<'_> {
                     continue;
                 }
             };
-            self.messages.insert(
-                id,
-                InFlight {
-                    to: message.to.clone(),
-                    unanswered: segments.len(),
-                    retry: false,
-                },
-            );
-            self.session.pace(now, segments.len() as u32);
-            for submit in segments {
-                let seq = self.session.request(Pending::Submit { id }, now);
-                send(
-                    &mut self.framed,
-                    Command::new(CommandStatus::EsmeRok, seq, submit),
-                )
-                .await?;
+            let unanswered = self.unanswered.get(&id).copied().unwrap_or(0);
+            if unanswered > self.link.config.max_resends {
+                self.finished(id, Outcome::Unknown { copies: unanswered })?;
+                continue;
             }
-            debug!(smsc = %self.link.config.name, outbox = id, to = %message.to.masked(), "submitted");
+            debug!(smsc = %self.link.config.name, outbox = id, to = %message.to.masked(), "submitting");
+            self.recipients.insert(id, message.to);
+            self.session.submit(id, segments, unanswered);
         }
         Ok(())
     }
 
-    /// Handles one PDU from the SMSC; Some when the session ends.
-    async fn on_inbound(&mut self, inbound: Inbound) -> Result<Option<Ended>, LinkError> {
-        let command = match inbound {
-            Inbound::Command(command) => command,
-            Inbound::Bad { header, error } => {
-                warn!(smsc = %self.link.config.name, ?header, %error, "malformed PDU");
-                if let Some(answer) = header.reject(error.status()) {
-                    send(&mut self.framed, answer).await?;
+    /// Acts on what the session decided; Some when the session is over.
+    async fn on_events(&mut self) -> Result<Option<Ended>, LinkError> {
+        let name = self.link.config.name.clone();
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Deliver { seq, pdu } => self.on_deliver_sm(seq, &pdu).await?,
+                Event::Accepted {
+                    id,
+                    message_id,
+                    late,
+                } => {
+                    debug!(smsc = %name, outbox = id, %message_id, late, "accepted");
+                    metrics::counter!("moauth_sms_sent_total", "smsc" => name.clone()).increment(1);
+                    if let Some(to) = self.recipients.get(&id) {
+                        let record = SentRecord {
+                            to: to.clone(),
+                            submitted_at: self.link.clock.now(),
+                            outcome: None,
+                        };
+                        self.link.store.sent.record(&name, &message_id, &record)?;
+                    }
                 }
-                return Ok(None);
-            }
-        };
-        let seq = command.sequence_number();
-        match command.pdu() {
-            Some(Pdu::DeliverSm(deliver)) => self.on_deliver_sm(seq, deliver).await?,
-            Some(Pdu::EnquireLink) => {
-                send(
-                    &mut self.framed,
-                    Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp),
-                )
-                .await?;
-            }
-            Some(Pdu::Unbind) => {
-                send(
-                    &mut self.framed,
-                    Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp),
-                )
-                .await?;
-                return Ok(Some(Ended::UnboundByPeer));
-            }
-            _ if is_response(command.id()) => return self.on_response(&command),
-            _ => {
-                warn!(smsc = %self.link.config.name, id = ?command.id(), "unsupported request");
-                send(
-                    &mut self.framed,
-                    Command::new(CommandStatus::EsmeRinvcmdid, seq, Pdu::GenericNack),
-                )
-                .await?;
+                Event::Finished { id, outcome } => self.finished(id, outcome)?,
+                Event::Throttled { id, status } => {
+                    warn!(smsc = %name, outbox = id, status = %status_name(status), "SMSC asks us to slow down");
+                    metrics::counter!("moauth_sms_throttled_total", "smsc" => name.clone())
+                        .increment(1);
+                }
+                Event::Refused { id, status, tries } => {
+                    warn!(smsc = %name, outbox = id, status = %status_name(status), tries, "temporary refusal; will retry");
+                }
+                Event::Unanswered { id, copies } => {
+                    warn!(smsc = %name, outbox = id, copies, "submit_sm unanswered in time; the SMSC may have it: a late answer still counts");
+                    metrics::counter!("moauth_sms_unanswered_total", "smsc" => name.clone())
+                        .increment(1);
+                }
+                Event::Resent { id, copy } => {
+                    warn!(smsc = %name, outbox = id, copy, "no answer to earlier copies; sending the message again");
+                    metrics::counter!("moauth_sms_resent_total", "smsc" => name.clone())
+                        .increment(1);
+                }
+                Event::Unexpected { seq, command_id } => {
+                    if command_id == CommandId::EnquireLinkResp {
+                        debug!(smsc = %name, seq, "late enquire_link_resp");
+                    } else {
+                        warn!(smsc = %name, id = ?command_id, seq, "response to nothing we wait for");
+                    }
+                }
+                Event::Unsupported { command_id } => {
+                    warn!(smsc = %name, id = ?command_id, "unsupported request");
+                }
+                Event::Ended(ended) => return Ok(Some(ended)),
             }
         }
         Ok(None)
+    }
+
+    /// The message needs nothing more from any connection: the SMSC has it, refused it, or
+    /// may have it and we stop sending copies.
+    fn finished(&mut self, id: u64, outcome: Outcome) -> Result<(), LinkError> {
+        let name = &self.link.config.name;
+        match outcome {
+            Outcome::Accepted => {}
+            Outcome::Refused(status) => {
+                error!(smsc = %name, outbox = id, status = %status_name(status), "SMSC refused the message for good; dropped");
+                metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
+            }
+            Outcome::KeptRefusing(status) => {
+                error!(smsc = %name, outbox = id, status = %status_name(status), tries = TEMPORARY_TRIES, "SMSC kept refusing the message; dropped");
+                metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
+            }
+            Outcome::Unknown { copies } => {
+                error!(smsc = %name, outbox = id, copies, "no copy of the message was answered; not sending it again (the SMSC may have it)");
+                metrics::counter!("moauth_sms_unknown_total", "smsc" => name.clone()).increment(1);
+            }
+        }
+        self.recipients.remove(&id);
+        self.unanswered.remove(&id);
+        self.link.store.outbox.remove(id)?;
+        Ok(())
     }
 
     async fn on_deliver_sm(&mut self, seq: u32, deliver: &DeliverSm) -> Result<(), LinkError> {
@@ -530,83 +526,17 @@ impl Served<'_> {
             .push(async move { (seq, durable.await.unwrap_or(false)) }.boxed());
         Ok(())
     }
+}
 
-    fn on_response(&mut self, command: &Command) -> Result<Option<Ended>, LinkError> {
-        let name = &self.link.config.name;
-        let Some(pending) = self.session.response(command.sequence_number()) else {
-            warn!(smsc = %name, id = ?command.id(), seq = command.sequence_number(), "response to nothing we sent");
-            return Ok(None);
-        };
-        match pending {
-            Pending::EnquireLink => {}
-            Pending::Unbind => return Ok(Some(Ended::Stopped)),
-            Pending::Submit { id } => self.on_submit_resp(id, command)?,
-        }
-        Ok(None)
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
     }
+}
 
-    fn on_submit_resp(&mut self, id: u64, command: &Command) -> Result<(), LinkError> {
-        let name = &self.link.config.name;
-        let status = command.status();
-        let Some(flight) = self.messages.get_mut(&id) else {
-            return Ok(());
-        };
-        flight.unanswered = flight.unanswered.saturating_sub(1);
-        match status {
-            CommandStatus::EsmeRok => {
-                if let Some(Pdu::SubmitSmResp(resp)) = command.pdu() {
-                    let message_id = resp.message_id().to_string();
-                    debug!(smsc = %name, outbox = id, %message_id, "accepted");
-                    metrics::counter!("moauth_sms_sent_total", "smsc" => name.clone()).increment(1);
-                    let record = SentRecord {
-                        to: flight.to.clone(),
-                        submitted_at: self.link.clock.now(),
-                        outcome: None,
-                    };
-                    self.link.store.sent.record(name, &message_id, &record)?;
-                }
-            }
-            CommandStatus::EsmeRthrottled | CommandStatus::EsmeRmsgqful => {
-                warn!(smsc = %name, outbox = id, ?status, "SMSC asks us to slow down");
-                metrics::counter!("moauth_sms_throttled_total", "smsc" => name.clone())
-                    .increment(1);
-                flight.retry = true;
-                self.paused_until = Some(tokio::time::Instant::now() + THROTTLE_PAUSE);
-            }
-            CommandStatus::EsmeRsyserr
-            | CommandStatus::EsmeRsubmitfail
-            | CommandStatus::EsmeRxTAppn
-            | CommandStatus::EsmeRdeliveryfailure => {
-                let tries = self.failures.entry(id).or_insert(0);
-                *tries += 1;
-                if *tries < TEMPORARY_TRIES {
-                    warn!(smsc = %name, outbox = id, ?status, tries = *tries, "temporary refusal; will retry");
-                    flight.retry = true;
-                    self.paused_until = Some(tokio::time::Instant::now() + THROTTLE_PAUSE * *tries);
-                } else {
-                    error!(smsc = %name, outbox = id, ?status, tries = *tries, "SMSC kept refusing the message; dropped");
-                    metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone())
-                        .increment(1);
-                }
-            }
-            _ => {
-                error!(smsc = %name, outbox = id, ?status, "SMSC refused the message for good; dropped");
-                metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
-            }
-        }
-        if flight.unanswered == 0 {
-            let retry = flight.retry;
-            self.messages.remove(&id);
-            if retry {
-                self.outbox_dirty = true;
-            } else {
-                self.failures.remove(&id);
-                // Accepted (or refused for good): the SMSC owns it now.
-                self.link.store.outbox.remove(id)?;
-            }
-        }
-        Ok(())
-    }
+/// A command_status as SMPP names it, for logs.
+fn status_name(status: CommandStatus) -> String {
+    format!("{status:?} (0x{:08X})", u32::from(status))
 }
 
 /// A receipt's final state as a metric label: one of the SMPP words, lower case, so the
@@ -619,10 +549,6 @@ fn receipt_stat(stat: &str) -> &'static str {
         .into_iter()
         .find(|known| stat.eq_ignore_ascii_case(known))
         .unwrap_or("other")
-}
-
-fn is_response(id: CommandId) -> bool {
-    u32::from(id) & 0x8000_0000 != 0
 }
 
 /// Part numbering from sar_msg_ref_num / sar_total_segments / sar_segment_seqnum, when all three

@@ -1,0 +1,97 @@
+//! An SMSC that answers late, out of order or in ways our own simulator does not by default:
+//! no SMS is multiplied, no receipt lost, no MO refused. Every case crosses real TCP.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::{ALICE, Harness, PATIENCE};
+use moauth::daemon::Options;
+use moauth::sim::{Deliver, SlowRequest};
+
+fn help_from(i: usize) -> Deliver {
+    Deliver {
+        from: format!("+86139{i:08}"),
+        data_coding: 1,
+        short_message: b"HELP".to_vec(),
+        ..Deliver::default()
+    }
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_submit_answered_after_the_timeout_is_sent_once_and_counts_as_sent() {
+    let h = Harness::start_with(Options::default(), |c| c.smsc[0].response_timeout_secs = 1).await;
+    h.sim
+        .delay_responses(SlowRequest::SubmitSm, Duration::from_millis(2500));
+    h.phone_sends(ALICE, "HELP").await;
+    // The late ESME_ROK is matched to the submit that timed out: the message leaves the outbox
+    // and is not sent again.
+    let sms = h.settled_submits(1).await;
+    assert!(sms[0].text.contains("tap"));
+    assert_eq!(h.sim.submit_times().len(), 1, "one copy reached the SMSC");
+}
+
+#[tokio::test]
+async fn an_unanswered_submit_is_resent_a_bounded_number_of_times_then_given_up() {
+    let h = Harness::start_with(Options::default(), |c| {
+        c.smsc[0].response_timeout_secs = 1;
+        c.smsc[0].resend_after_secs = 1;
+        c.smsc[0].max_resends = 2;
+        // enquire_link is answered; only submits are swallowed.
+        c.smsc[0].enquire_link_secs = 1;
+    })
+    .await;
+    h.sim.hold_responses(true);
+    h.phone_sends(ALICE, "HELP").await;
+    tokio::time::timeout(PATIENCE, h.daemon().store.outbox.wait_empty())
+        .await
+        .expect("an SMS whose fate stays unknown is given up, not kept for ever");
+    let times = h.sim.submit_times();
+    assert_eq!(times.len(), 3, "the first copy and two resends");
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= Duration::from_millis(1900),
+            "resent {gap:?} after the last copy: timeout and pause not both waited"
+        );
+    }
+    assert_eq!(h.sim.bound_sessions(), 1, "the link stayed up");
+}
+
+#[tokio::test]
+async fn the_window_counts_pdus_not_messages() {
+    let h = Harness::start_with(Options::default(), |c| {
+        c.smsc[0].window = 2;
+        // Three GSM-7 segments per reply.
+        c.templates.help = Some("x".repeat(400));
+    })
+    .await;
+    h.sim.hold_responses(true);
+    let mos: Vec<Deliver> = (0..4).map(help_from).collect();
+    h.sim.deliver(&mos).await.unwrap();
+    assert_eq!(h.sim.wait_outstanding(2, PATIENCE).await, 2);
+    let store = h.daemon().store.clone();
+    wait_until("all replies queued", || {
+        store.inbox.is_empty() && store.outbox.len() == 4
+    })
+    .await;
+    h.sim.hold_responses(false);
+    let sms = h.settled_submits(4).await;
+    assert!(sms.iter().all(|s| s.parts == 3), "{sms:?}");
+    assert_eq!(
+        h.sim.max_outstanding(),
+        2,
+        "submit_sm PDUs in flight at once"
+    );
+}
