@@ -223,6 +223,9 @@ pub fn register_known(config: &Config) {
             "moauth_sms_sent_total",
             "moauth_sms_failed_total",
             "moauth_sms_throttled_total",
+            "moauth_sms_unanswered_total",
+            "moauth_sms_resent_total",
+            "moauth_sms_unknown_total",
         ] {
             metrics::counter!(name, "smsc" => smsc.name.clone()).increment(0);
         }

@@ -14,7 +14,7 @@ pub mod reload;
 pub mod status;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -38,6 +38,7 @@ use crate::login::mint::Minter;
 use crate::login::poll::Poller;
 use crate::ops::config::{AuthMode, Config};
 use crate::smpp::link::{Role, SmscLink};
+use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::Store;
 use crate::store::ingest::Ingest;
@@ -272,6 +273,7 @@ impl Daemon {
         let (ingest, ingest_done) =
             Ingest::start(store.clone(), config.inbound.redelivery_window_secs);
         rest_done.push(ingest_done);
+        let early_receipts = Arc::new(Mutex::new(EarlyReceipts::default()));
         let links_done = config
             .smsc
             .iter()
@@ -289,6 +291,7 @@ impl Daemon {
                     ingest: ingest.clone(),
                     states: links.clone(),
                     clock: clock.clone(),
+                    early_receipts: early_receipts.clone(),
                 };
                 tokio::spawn(link.run(stop_links.clone()))
             })

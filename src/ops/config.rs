@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use thiserror::Error;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::core::token::DEFAULT_KEYWORDS;
 
@@ -44,29 +45,18 @@ pub enum ConfigError {
     Several(Vec<ConfigError>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
-    #[serde(default)]
     pub http: HttpConfig,
-    #[serde(default)]
     pub login: LoginConfig,
-    #[serde(default)]
     pub numbering: NumberingConfig,
-    #[serde(default)]
     pub templates: Templates,
-    #[serde(default)]
     pub inbound: InboundConfig,
-    #[serde(default)]
     pub log: LogConfig,
-    #[serde(default)]
     pub smsc: Vec<SmscConfig>,
-    #[serde(default)]
     pub limits: LimitsConfig,
-    #[serde(default)]
     pub auth: AuthConfig,
-    #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
 }
 
@@ -433,219 +423,500 @@ impl Config {
     }
 
     /// Parses and validates; `file` only names the source in errors.
+    ///
+    /// Each section (and each entry of an array table) is typed on its own, so one wrong type
+    /// does not hide the mistakes of the others, and every check reports at the span the parser
+    /// gave the key it concerns.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
-        let at_span = |e: toml::de::Error| {
-            let span = e.span().unwrap_or(0..0);
-            invalid(file, text, span.start, e.message().to_owned())
+        let mut reading = Reading {
+            file,
+            text,
+            problems: Vec::new(),
         };
-        let mut document = DeTable::parse(text).map_err(at_span)?;
-        resolve_secrets(file, text, document.get_mut())?;
-        let config =
-            Config::deserialize(toml::de::Deserializer::from(document)).map_err(at_span)?;
-        config.validate(file, text)?;
-        Ok(config)
-    }
+        let (document, syntax) = DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            for e in syntax {
+                let offset = e.span().map_or(0, |s| s.start);
+                reading.error(offset, key_written_at(text, offset), e.message());
+            }
+            return Err(reading.finish());
+        }
+        let mut root = document.into_inner();
+        resolve_secrets(&mut reading, &mut root);
 
-    /// Checks what types alone cannot say, pointing at the offending key.
-    fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        let mut at = |table: &str, key: &str, message: String| {
-            let offset = [key.to_owned(), format!("{key}_file"), format!("{key}_env")]
-                .iter()
-                .find_map(|k| find_key(text, table, k))
-                .unwrap_or(0);
-            problems.push(invalid(file, text, offset, message));
-        };
-        for smsc in &self.smsc {
-            if !matches!(smsc.interface_version.as_str(), "3.4" | "5.0") {
-                at(
-                    "smsc",
-                    "interface_version",
-                    "must be \"3.4\" or \"5.0\"".into(),
-                );
+        let store = reading.section::<StoreConfig>(&mut root, "store", true);
+        let http = reading.section::<HttpConfig>(&mut root, "http", false);
+        let login = reading.section::<LoginConfig>(&mut root, "login", false);
+        let numbering = reading.section::<NumberingConfig>(&mut root, "numbering", false);
+        let templates = reading.section::<Templates>(&mut root, "templates", false);
+        let inbound = reading.section::<InboundConfig>(&mut root, "inbound", false);
+        let log = reading.section::<LogConfig>(&mut root, "log", false);
+        let limits = reading.section::<LimitsConfig>(&mut root, "limits", false);
+        let auth = reading.section::<AuthConfig>(&mut root, "auth", false);
+        let smsc = reading.entries::<SmscConfig>(&mut root, "smsc");
+        let webhooks = reading.entries::<WebhookConfig>(&mut root, "webhooks");
+        for (key, _) in root.iter() {
+            reading.error(
+                key.span().start,
+                key.get_ref().to_string(),
+                "unknown section",
+            );
+        }
+
+        if let Some(http) = &http {
+            reading.check("http", &http.value, http.config.problems());
+        }
+        if let Some(login) = &login {
+            reading.check("login", &login.value, login.config.problems());
+        }
+        if let Some(numbering) = &numbering {
+            reading.check("numbering", &numbering.value, numbering.config.problems());
+        }
+        if let Some(log) = &log {
+            reading.check("log", &log.value, log.config.problems());
+        }
+        if let Some(limits) = &limits {
+            reading.check("limits", &limits.value, limits.config.problems());
+        }
+        if let Some(auth) = &auth {
+            reading.check("auth", &auth.value, auth.config.problems());
+        }
+        for (i, entry) in smsc.iter().enumerate() {
+            let mut problems = entry.config.problems();
+            // Two links of one name would both send every reply (each claims the name's outbox).
+            if smsc[..i].iter().any(|e| e.config.name == entry.config.name) {
+                problems.push((
+                    "name".into(),
+                    format!("{:?}: another [[smsc]] has this name", entry.config.name),
+                ));
             }
-            if smsc.system_id.len() > 15 {
-                at(
-                    "smsc",
-                    "system_id",
-                    "SMPP allows at most 15 characters".into(),
-                );
-            }
-            if smsc.password.len() > 8 {
-                at(
-                    "smsc",
-                    "password",
-                    "SMPP 3.4 allows at most 8 characters".into(),
-                );
-            }
-            if smsc.system_type.len() > 12 {
-                at(
-                    "smsc",
-                    "system_type",
-                    "SMPP allows at most 12 characters".into(),
-                );
-            }
-            if smsc.tls
-                && let Err(e) = crate::smpp::tls::TlsClient::new(
-                    smsc.tls_ca_file.as_deref(),
-                    smsc.tls_server_name.as_deref(),
-                    smsc.address,
-                )
+            reading.check("smsc", &entry.value, problems);
+        }
+        for (i, entry) in webhooks.iter().enumerate() {
+            let mut problems = entry.config.problems();
+            let backend = &entry.config.backend;
+            if let Some(http) = &http
+                && !http.config.api_keys.iter().any(|k| &k.name == backend)
             {
-                let key = match e {
-                    crate::smpp::tls::TlsError::ServerName(_) => "tls_server_name",
-                    _ => "tls_ca_file",
-                };
-                at("smsc", key, e.to_string());
+                problems.push((
+                    "backend".into(),
+                    format!("{backend:?} is not the name of an [[http.api_keys]] entry"),
+                ));
+            } else if webhooks[..i].iter().any(|h| &h.config.backend == backend) {
+                problems.push((
+                    "backend".into(),
+                    format!("{backend:?} has a webhook already"),
+                ));
             }
-            if smsc.address_range.len() > 40 || !smsc.address_range.is_ascii() {
-                at(
-                    "smsc",
-                    "address_range",
-                    "at most 40 ASCII characters".into(),
-                );
-            }
-            if smsc.short_code.is_empty() || smsc.short_code.len() > 20 {
-                at("smsc", "short_code", "must be 1 to 20 characters".into());
-            }
-            if smsc.window == 0 {
-                at("smsc", "window", "must be at least 1".into());
-            }
+            reading.check("webhooks", &entry.value, problems);
         }
-        if self.login.keywords.iter().any(|k| k.trim().is_empty()) {
-            at("login", "keywords", "keywords must not be empty".into());
+
+        if !reading.problems.is_empty() {
+            return Err(reading.finish());
         }
-        for (i, key) in self.http.api_keys.iter().enumerate() {
+        let missing = "a section that failed to parse is a reported problem";
+        Ok(Config {
+            store: store.expect(missing).config,
+            http: http.expect(missing).config,
+            login: login.expect(missing).config,
+            numbering: numbering.expect(missing).config,
+            templates: templates.expect(missing).config,
+            inbound: inbound.expect(missing).config,
+            log: log.expect(missing).config,
+            limits: limits.expect(missing).config,
+            auth: auth.expect(missing).config,
+            smsc: smsc.into_iter().map(|e| e.config).collect(),
+            webhooks: webhooks.into_iter().map(|e| e.config).collect(),
+        })
+    }
+}
+
+/// A mistake a section's own check found: the key it concerns, as a dotted path relative to
+/// the section (a number picks an entry of an array table: `api_keys.1.sha256`), and what is
+/// wrong. The loader turns the path into the file's line and column.
+pub type Problem = (String, String);
+
+impl SmscConfig {
+    /// What types alone cannot say.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut at = |key: &str, message: &str| problems.push((key.into(), message.into()));
+        if !matches!(self.interface_version.as_str(), "3.4" | "5.0") {
+            at("interface_version", "must be \"3.4\" or \"5.0\"");
+        }
+        if self.system_id.len() > 15 {
+            at("system_id", "SMPP allows at most 15 characters");
+        }
+        if self.password.len() > 8 {
+            at("password", "SMPP 3.4 allows at most 8 characters");
+        }
+        if self.system_type.len() > 12 {
+            at("system_type", "SMPP allows at most 12 characters");
+        }
+        if self.tls
+            && let Err(e) = crate::smpp::tls::TlsClient::new(
+                self.tls_ca_file.as_deref(),
+                self.tls_server_name.as_deref(),
+                self.address,
+            )
+        {
+            let key = match e {
+                crate::smpp::tls::TlsError::ServerName(_) => "tls_server_name",
+                _ => "tls_ca_file",
+            };
+            at(key, &e.to_string());
+        }
+        if self.address_range.len() > 40 || !self.address_range.is_ascii() {
+            at("address_range", "at most 40 ASCII characters");
+        }
+        if self.short_code.is_empty() || self.short_code.len() > 20 {
+            at("short_code", "must be 1 to 20 characters");
+        }
+        if self.window == 0 {
+            at("window", "must be at least 1");
+        }
+        problems
+    }
+}
+
+impl HttpConfig {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (i, key) in self.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                at("http.api_keys", "sha256", "must be 64 hex digits".into());
+                problems.push((
+                    format!("api_keys.{i}.sha256"),
+                    "must be 64 hex digits".into(),
+                ));
             }
             // Logs and webhooks name the backend by it.
-            if key.name.trim().is_empty()
-                || self.http.api_keys[..i].iter().any(|k| k.name == key.name)
-            {
-                at(
-                    "http.api_keys",
-                    "name",
+            if key.name.trim().is_empty() || self.api_keys[..i].iter().any(|k| k.name == key.name) {
+                problems.push((
+                    format!("api_keys.{i}.name"),
                     format!("{:?}: names must be non-empty and unique", key.name),
-                );
+                ));
             }
         }
-        for (i, hook) in self.webhooks.iter().enumerate() {
-            if !self.http.api_keys.iter().any(|k| k.name == hook.backend) {
-                at(
-                    "webhooks",
-                    "backend",
-                    format!(
-                        "{:?} is not the name of an [[http.api_keys]] entry",
-                        hook.backend
-                    ),
-                );
-            } else if self.webhooks[..i].iter().any(|h| h.backend == hook.backend) {
-                at(
-                    "webhooks",
-                    "backend",
-                    format!("{:?} has a webhook already", hook.backend),
-                );
-            }
-            let scheme_ok = reqwest::Url::parse(&hook.url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-            if !scheme_ok {
-                at(
-                    "webhooks",
-                    "url",
-                    "must be an http:// or https:// URL".into(),
-                );
-            }
+        problems
+    }
+}
+
+impl WebhookConfig {
+    pub fn problems(&self) -> Vec<Problem> {
+        let scheme_ok = reqwest::Url::parse(&self.url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        if scheme_ok {
+            Vec::new()
+        } else {
+            vec![("url".into(), "must be an http:// or https:// URL".into())]
         }
-        if self.numbering.default_country_code.is_empty()
-            || !self
-                .numbering
-                .default_country_code
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        {
-            at("numbering", "default_country_code", "must be digits".into());
+    }
+}
+
+impl LoginConfig {
+    pub fn problems(&self) -> Vec<Problem> {
+        if self.keywords.iter().any(|k| k.trim().is_empty()) {
+            vec![("keywords".into(), "keywords must not be empty".into())]
+        } else {
+            Vec::new()
         }
-        for number in &self.limits.deny_numbers {
+    }
+}
+
+impl NumberingConfig {
+    pub fn problems(&self) -> Vec<Problem> {
+        let code = &self.default_country_code;
+        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+            vec![("default_country_code".into(), "must be digits".into())]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (i, number) in self.deny_numbers.iter().enumerate() {
             let digits = number.strip_prefix('+').unwrap_or_default();
             if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
             {
-                at(
-                    "limits",
-                    "deny_numbers",
+                problems.push((
+                    format!("deny_numbers.{i}"),
                     format!(
                         "{number:?} is not an E.164 number or prefix (\"+\" and 1 to 15 digits)"
                     ),
-                );
+                ));
             }
         }
-        if !(1..=15).contains(&self.limits.new_account_prefix_digits) {
-            at(
-                "limits",
-                "new_account_prefix_digits",
-                "must be 1 to 15".into(),
-            );
+        if !(1..=15).contains(&self.new_account_prefix_digits) {
+            problems.push(("new_account_prefix_digits".into(), "must be 1 to 15".into()));
         }
-        match (self.auth.mode, &self.auth.remote) {
+        problems
+    }
+}
+
+impl AuthConfig {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut at = |key: &str, message: &str| problems.push((key.into(), message.into()));
+        match (self.mode, &self.remote) {
             (AuthMode::Remote, None) => at(
-                "auth",
                 "mode",
-                "\"remote\" needs an [auth.remote] table with url and secret".into(),
+                "\"remote\" needs an [auth.remote] table with url and secret",
             ),
             (_, Some(remote)) => {
                 if let Err(message) = crate::auth::RemoteAuth::check_url(&remote.url) {
-                    at("auth.remote", "url", message);
+                    at("remote.url", &message);
                 }
                 if remote.timeout_ms == 0 {
-                    at("auth.remote", "timeout_ms", "must be at least 1".into());
+                    at("remote.timeout_ms", "must be at least 1");
                 }
                 if remote.backoff_initial_ms == 0
                     || remote.backoff_initial_ms > remote.backoff_max_ms
                 {
                     at(
-                        "auth.remote",
-                        "backoff_initial_ms",
-                        "must be at least 1 and at most backoff_max_ms".into(),
+                        "remote.backoff_initial_ms",
+                        "must be at least 1 and at most backoff_max_ms",
                     );
                 }
                 if remote.max_wait_secs == 0 {
-                    at("auth.remote", "max_wait_secs", "must be at least 1".into());
+                    at("remote.max_wait_secs", "must be at least 1");
                 }
                 if remote.breaker_failures == 0 {
-                    at(
-                        "auth.remote",
-                        "breaker_failures",
-                        "must be at least 1".into(),
-                    );
+                    at("remote.breaker_failures", "must be at least 1");
                 }
                 if remote.breaker_open_secs == 0 {
-                    at(
-                        "auth.remote",
-                        "breaker_open_secs",
-                        "must be at least 1".into(),
-                    );
+                    at("remote.breaker_open_secs", "must be at least 1");
                 }
                 if let Some(path) = &remote.ca_file
                     && let Err(e) = crate::smpp::tls::root_store(Some(path))
                 {
-                    at("auth.remote", "ca_file", e.to_string());
+                    at("remote.ca_file", &e.to_string());
                 }
             }
             (AuthMode::Embedded, None) => {}
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            at(
-                "log",
-                "level",
+        problems
+    }
+}
+
+impl LogConfig {
+    pub fn problems(&self) -> Vec<Problem> {
+        if tracing_subscriber::EnvFilter::try_new(&self.level).is_err() {
+            vec![(
+                "level".into(),
                 "not a log filter (try \"info\" or \"info,moauth=debug\")".into(),
-            );
-        }
-        match problems.len() {
-            0 => Ok(()),
-            1 => Err(problems.remove(0)),
-            _ => Err(ConfigError::Several(problems)),
+            )]
+        } else {
+            Vec::new()
         }
     }
+}
+
+/// One section of the file, typed, beside its parsed value whose spans locate its keys.
+struct Section<'de, T> {
+    config: T,
+    value: Spanned<DeValue<'de>>,
+}
+
+/// The file being read: its name and text to turn spans into positions, and every mistake
+/// found so far.
+struct Reading<'a> {
+    file: &'a str,
+    text: &'a str,
+    problems: Vec<ConfigError>,
+}
+
+impl Reading<'_> {
+    /// `[name]`, taken out of the document and typed. An absent table is typed from an empty
+    /// one, so its defaults apply; if that fails the table was `required`.
+    fn section<'de, T: DeserializeOwned>(
+        &mut self,
+        root: &mut DeTable<'de>,
+        name: &str,
+        required: bool,
+    ) -> Option<Section<'de, T>> {
+        let Some(value) = root.remove(name) else {
+            let empty = Spanned::new(0..0, DeValue::Table(DeTable::new()));
+            return match T::deserialize(ValueDeserializer::from(empty.clone())) {
+                Ok(config) => Some(Section {
+                    config,
+                    value: empty,
+                }),
+                Err(e) => {
+                    let need = if required { "required" } else { "incomplete" };
+                    self.error(
+                        0,
+                        name.into(),
+                        format!("missing [{name}] table ({need}: {})", e.message()),
+                    );
+                    None
+                }
+            };
+        };
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(config) => Some(Section { config, value }),
+            Err(e) => {
+                self.type_error(name, &value, e);
+                None
+            }
+        }
+    }
+
+    /// `[[name]]`, each entry typed on its own so a mistake in one hides none in another.
+    fn entries<'de, T: DeserializeOwned>(
+        &mut self,
+        root: &mut DeTable<'de>,
+        name: &str,
+    ) -> Vec<Section<'de, T>> {
+        let Some(value) = root.remove(name) else {
+            return Vec::new();
+        };
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.error(
+                span.start,
+                name.into(),
+                format!("must be [[{name}]] tables"),
+            );
+            return Vec::new();
+        };
+        items
+            .into_iter()
+            .filter_map(
+                |item| match T::deserialize(ValueDeserializer::from(item.clone())) {
+                    Ok(config) => Some(Section {
+                        config,
+                        value: item,
+                    }),
+                    Err(e) => {
+                        self.type_error(name, &item, e);
+                        None
+                    }
+                },
+            )
+            .collect()
+    }
+
+    /// Reports a section's own findings, each at its key's span (or, for a key left at its
+    /// default, at the table that lacks it).
+    fn check(&mut self, name: &str, value: &Spanned<DeValue<'_>>, problems: Vec<Problem>) {
+        for (path, message) in problems {
+            let mut here = value;
+            let mut offset = value.span().start;
+            for segment in path.split('.') {
+                let next = match (here.get_ref(), segment.parse::<usize>()) {
+                    (DeValue::Array(items), Ok(i)) => items.get(i).map(|item| (item, None)),
+                    (DeValue::Table(table), _) => table
+                        .get_key_value(segment)
+                        .map(|(k, v)| (v, Some(k.span().start))),
+                    _ => None,
+                };
+                let Some((next, key_offset)) = next else {
+                    break;
+                };
+                here = next;
+                offset = key_offset.unwrap_or(next.span().start);
+            }
+            // A path the document lacks (a default value) still names every key.
+            let shown: Vec<&str> = path
+                .split('.')
+                .filter(|s| s.parse::<usize>().is_err())
+                .collect();
+            let key = format!("{name}.{}", shown.join("."));
+            self.error(offset, key, message);
+        }
+    }
+
+    /// A parser or serde error inside `value` (the section `name`), named by the deepest key
+    /// whose span holds the error's.
+    fn type_error(&mut self, name: &str, value: &Spanned<DeValue<'_>>, e: toml::de::Error) {
+        let offset = e.span().map_or(value.span().start, |s| s.start);
+        let mut key: Vec<String> = (!name.is_empty())
+            .then(|| name.to_owned())
+            .into_iter()
+            .collect();
+        key.extend(key_path(value, offset).unwrap_or_default());
+        // serde reports a missing key at the table that lacks it; name the key itself.
+        if let Some(field) = e
+            .message()
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
+            key.push(field.to_owned());
+        }
+        self.error(offset, key.join("."), e.message());
+    }
+
+    fn error(&mut self, offset: usize, key: String, message: impl Into<String>) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        self.problems.push(ConfigError::Invalid {
+            file: self.file.to_owned(),
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            key,
+            message: message.into(),
+        });
+    }
+
+    /// Every mistake, in the order of the file.
+    fn finish(mut self) -> ConfigError {
+        let position = |e: &ConfigError| match e {
+            ConfigError::Invalid { line, column, .. } => (*line, *column),
+            _ => (0, 0),
+        };
+        self.problems.sort_by_key(position);
+        match self.problems.len() {
+            1 => self.problems.remove(0),
+            _ => ConfigError::Several(self.problems),
+        }
+    }
+}
+
+/// The key a line that does not parse was meant to set: `table.key` from the text, as no
+/// span says it.
+fn key_written_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let header = |l: &str| {
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+    };
+    if let Some(table) = header(line) {
+        return table;
+    }
+    let key = line.split_once('=').map_or("", |(k, _)| k.trim());
+    match text[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| header(l.trim()))
+    {
+        Some(table) if !key.is_empty() => format!("{table}.{key}"),
+        Some(table) => table,
+        None => key.to_owned(),
+    }
+}
+
+/// The dotted key path under `value` whose key or value span holds `offset`, deepest first;
+/// `None` when `value` does not hold it at all.
+fn key_path(value: &Spanned<DeValue<'_>>, offset: usize) -> Option<Vec<String>> {
+    let inner = match value.get_ref() {
+        DeValue::Table(table) => table.iter().find_map(|(k, v)| {
+            key_path(v, offset)
+                .or_else(|| k.span().contains(&offset).then(Vec::new))
+                .map(|mut path| {
+                    path.insert(0, k.get_ref().to_string());
+                    path
+                })
+        }),
+        DeValue::Array(items) => items.iter().find_map(|item| key_path(item, offset)),
+        _ => None,
+    };
+    inner.or_else(|| value.span().contains(&offset).then(Vec::new))
 }
 
 /// Where a secret may be given as `KEY_file` (a path to read) or `KEY_env` (a variable to
@@ -657,13 +928,19 @@ const SECRET_SITES: &[(&str, &str)] = &[
 ];
 
 /// Replaces `KEY_file` / `KEY_env` by `KEY` at every site of [`SECRET_SITES`].
-fn resolve_secrets(file: &str, text: &str, root: &mut DeTable<'_>) -> Result<(), ConfigError> {
+fn resolve_secrets(reading: &mut Reading<'_>, root: &mut DeTable<'_>) {
     for (path, key) in SECRET_SITES {
         for table in tables_at(root, path) {
-            resolve_secret(file, text, table, key)?;
+            if let Err((span, name, message)) = resolve_secret(table, key) {
+                reading.error(span.start, format!("{path}.{name}"), message);
+                // Reported once: typing the table must not add "missing field" for it.
+                table.insert(
+                    Spanned::new(span.clone(), Cow::Owned(key.to_string())),
+                    Spanned::new(span, DeValue::String(Cow::Borrowed(""))),
+                );
+            }
         }
     }
-    Ok(())
 }
 
 /// The tables under a dotted path. Anything of another shape is a type error that serde
@@ -690,12 +967,13 @@ fn tables_at<'t, 'de>(root: &'t mut DeTable<'de>, path: &str) -> Vec<&'t mut DeT
     here
 }
 
+/// Puts the secret that `KEY_file` / `KEY_env` points to under `KEY`, with the span of the
+/// key that named it; a mistake comes back as (the span of the key written, that key, what is
+/// wrong).
 fn resolve_secret(
-    file: &str,
-    text: &str,
     table: &mut DeTable<'_>,
     key: &str,
-) -> Result<(), ConfigError> {
+) -> Result<(), (std::ops::Range<usize>, String, String)> {
     let from_file = table.remove_entry(format!("{key}_file").as_str());
     let from_env = table.remove_entry(format!("{key}_env").as_str());
     let given = [
@@ -708,15 +986,14 @@ fn resolve_secret(
         (Some((name, source)), None) => (name, source, read_secret_file),
         (None, Some((name, source))) => (name, source, read_secret_env),
         (Some(_), Some((name, _))) => {
-            return Err(invalid(
-                file,
-                text,
-                name.span().start,
+            return Err((
+                name.span(),
+                name.get_ref().to_string(),
                 format!("give only one of {key}, {key}_file and {key}_env"),
             ));
         }
     };
-    let fail = |message: String| invalid(file, text, name.span().start, message);
+    let fail = |message: String| (name.span(), name.get_ref().to_string(), message);
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(fail(format!(
             "give only one of {key}, {key}_file and {key}_env"
@@ -749,69 +1026,6 @@ fn read_secret_file(path: &str) -> Result<String, String> {
 
 fn read_secret_env(variable: &str) -> Result<String, String> {
     std::env::var(variable).map_err(|_| format!("environment variable {variable} is not set"))
-}
-
-/// Builds an error at a byte offset: line and column from the text, the key from the
-/// `key = value` line under its nearest `[table]` header.
-fn invalid(file: &str, text: &str, offset: usize, message: String) -> ConfigError {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    let line_text = text[line_start..].lines().next().unwrap_or("");
-    let key = line_text
-        .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
-        .unwrap_or_default();
-    // A table header on the line itself is the table; else the nearest one above.
-    let table = std::iter::once(line_text.trim())
-        .filter(|l| l.starts_with('['))
-        .chain(before[..line_start].lines().rev().map(str::trim))
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
-    let key = match (table, key.is_empty()) {
-        (Some(t), false) => format!("{t}.{key}"),
-        (Some(t), true) => t,
-        (None, _) => key,
-    };
-    // serde reports a missing key at the table that lacks it; name the key itself.
-    let key = match message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.split('`').next())
-    {
-        // At offset 0 the whole document lacks it: a top-level table.
-        Some(field) if key.is_empty() || offset == 0 => field.to_owned(),
-        Some(field) => format!("{key}.{field}"),
-        None => key,
-    };
-    ConfigError::Invalid {
-        file: file.to_owned(),
-        line,
-        column,
-        key,
-        message,
-    }
-}
-
-/// Offset of `key =` inside the first `[table]` or `[[table]]` section that has it.
-fn find_key(text: &str, table: &str, key: &str) -> Option<usize> {
-    let mut in_table = false;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            in_table = trimmed.trim_matches(|c| c == '[' || c == ']').trim() == table;
-        } else if in_table
-            && trimmed
-                .split_once('=')
-                .is_some_and(|(k, _)| k.trim() == key)
-        {
-            return Some(offset + line.len() - line.trim_start().len());
-        }
-        offset += line.len();
-    }
-    None
 }
 
 #[cfg(test)]
@@ -947,11 +1161,11 @@ short_code = "10690000"
         let shown = Config::parse("moauth.toml", &text).unwrap_err().to_string();
         let lines: Vec<&str> = shown.lines().collect();
         assert_eq!(lines.len(), 2, "{shown}");
-        assert!(lines[0].contains("key `smsc.password`"), "{shown}");
         assert!(
-            lines[1].starts_with("moauth.toml:3:1: key `log.level`"),
+            lines[0].starts_with("moauth.toml:3:1: key `log.level`"),
             "{shown}"
         );
+        assert!(lines[1].contains("key `smsc.password`"), "{shown}");
     }
 
     #[test]
@@ -1052,6 +1266,20 @@ short_code = "10690000"
         );
         let (_, key, message) = error_of(&twice);
         assert_eq!(key, "http.api_keys.name", "{message}");
+    }
+
+    #[test]
+    fn a_line_that_does_not_parse_names_its_key() {
+        let text = GOOD.replace("listen = \"127.0.0.1:8080\"", "listen = ");
+        let (line, key, _) = error_of(&text);
+        assert_eq!((line, key.as_str()), (6, "http.listen"));
+    }
+
+    #[test]
+    fn an_unknown_section_names_its_line() {
+        let text = format!("{GOOD}\n[limit]\npoll_burst = 1\n");
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (15, "limit"), "{message}");
     }
 
     #[test]

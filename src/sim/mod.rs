@@ -84,6 +84,10 @@ pub struct Deliver {
     pub receipted_message_id: Option<String>,
     #[serde(default)]
     pub message_state: Option<u8>,
+    /// Send it as a data_sm (short_message, if any, goes into message_payload), as some
+    /// SMSCs deliver MOs.
+    #[serde(default)]
+    pub data_sm: bool,
 }
 
 /// How the simulator writes the message id in the delivery receipts it sends.
@@ -148,6 +152,11 @@ struct Faults {
     receipts: Mutex<Option<ReceiptStyle>>,
     /// How long the answer to each kind of request is held back, as a slow SMSC does.
     delays: Mutex<HashMap<SlowRequest, Duration>>,
+    /// Send each delivery receipt before the submit_sm_resp it reports on, as an SMSC does
+    /// when the two travel different paths.
+    receipts_first: AtomicBool,
+    /// generic_nack the ESME sent us.
+    nacks: AtomicUsize,
 }
 
 /// The requests whose answers the simulator can be told to send late.
@@ -178,11 +187,11 @@ impl std::str::FromStr for SlowRequest {
 
 /// What a session is told to do by the simulator's API.
 pub(crate) enum Order {
-    Deliver(Box<rusmpp::pdus::DeliverSm>, oneshot::Sender<u32>),
+    Deliver(Box<rusmpp::Pdu>, oneshot::Sender<u32>),
     /// Close the TCP connection without unbinding, as a crashed SMSC would.
     Drop,
     /// Send this deliver_sm, then close at once: its resp can never arrive.
-    DeliverThenDrop(Box<rusmpp::pdus::DeliverSm>),
+    DeliverThenDrop(Box<rusmpp::Pdu>),
     /// Write these bytes raw onto the socket.
     Garbage(Vec<u8>),
 }
@@ -255,7 +264,7 @@ impl Simulator {
             let (answered, status) = oneshot::channel();
             session
                 .send(Order::Deliver(
-                    Box::new(session::deliver_pdu(deliver)?),
+                    Box::new(session::mo_pdu(deliver)?),
                     answered,
                 ))
                 .await
@@ -296,7 +305,7 @@ impl Simulator {
     /// Sends one deliver_sm and closes the connection before its resp can arrive, as an SMSC
     /// that crashes mid-conversation: the ESME may or may not have stored it.
     pub async fn deliver_then_drop(&self, deliver: &Deliver) -> Result<(), SimError> {
-        let pdu = Box::new(session::deliver_pdu(deliver)?);
+        let pdu = Box::new(session::mo_pdu(deliver)?);
         self.any_session()?
             .send(Order::DeliverThenDrop(pdu))
             .await
@@ -354,6 +363,19 @@ impl Simulator {
             .lock()
             .expect("sim lock")
             .insert(request, delay);
+    }
+
+    /// Sends each delivery receipt before (true) or after (false) its submit_sm_resp.
+    pub fn receipts_before_resp(&self, first: bool) {
+        self.state
+            .faults
+            .receipts_first
+            .store(first, Ordering::SeqCst);
+    }
+
+    /// How many generic_nack the ESME has sent.
+    pub fn nacks_received(&self) -> usize {
+        self.state.faults.nacks.load(Ordering::SeqCst)
     }
 
     /// Holds (true) or releases (false) the answers to submit_sm.

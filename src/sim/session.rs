@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use rusmpp::pdus::{
-    BindReceiverResp, BindTransceiverResp, BindTransmitterResp, DeliverSm, SubmitSm, SubmitSmResp,
+    BindReceiverResp, BindTransceiverResp, BindTransmitterResp, DataSm, DeliverSm, SubmitSm,
+    SubmitSmResp,
 };
 use rusmpp::tlvs::MessageDeliveryRequestTlvValue as Tlv;
+use rusmpp::tlvs::MessageSubmissionRequestTlvValue as SubmitTlv;
 use rusmpp::types::{AnyOctetString, COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, MessagePayload, MessageState, Npi, Ton};
 use rusmpp::{Command, CommandStatus, Pdu};
@@ -45,6 +47,38 @@ pub(super) fn mo_delivers(request: &MoRequest, reference: u8) -> Result<Vec<Deli
             ..Deliver::default()
         })
         .collect())
+}
+
+/// The PDU an MO (or receipt) goes out as: deliver_sm, or data_sm when asked.
+pub(super) fn mo_pdu(d: &Deliver) -> Result<Pdu, SimError> {
+    if !d.data_sm {
+        return Ok(deliver_pdu(d)?.into());
+    }
+    let deliver = deliver_pdu(&Deliver {
+        data_sm: false,
+        ..d.clone()
+    })?;
+    let payload = d
+        .message_payload
+        .clone()
+        .unwrap_or_else(|| d.short_message.clone());
+    let mut pdu = DataSm::builder()
+        .source_addr_ton(deliver.source_addr_ton)
+        .source_addr_npi(deliver.source_addr_npi)
+        .source_addr(deliver.source_addr.clone())
+        .destination_addr(deliver.destination_addr.clone())
+        .esm_class(deliver.esm_class)
+        .data_coding(deliver.data_coding)
+        .build();
+    pdu.push_tlv(SubmitTlv::MessagePayload(MessagePayload::new(
+        AnyOctetString::from_vec(payload),
+    )));
+    if let Some(sar) = d.sar {
+        pdu.push_tlv(SubmitTlv::SarMsgRefNum(sar.reference));
+        pdu.push_tlv(SubmitTlv::SarTotalSegments(sar.total));
+        pdu.push_tlv(SubmitTlv::SarSegmentSeqnum(sar.seq));
+    }
+    Ok(pdu.into())
 }
 
 pub(super) fn deliver_pdu(d: &Deliver) -> Result<DeliverSm, SimError> {
@@ -329,7 +363,16 @@ impl Conn<'_> {
             Some(Pdu::SubmitSm(_)) => {
                 Command::new(CommandStatus::EsmeRinvbndsts, seq, SubmitSmResp::default())
             }
+            Some(Pdu::GenericNack) => {
+                self.state.faults.nacks.fetch_add(1, Ordering::SeqCst);
+                warn!(seq, status = ?command.status(), "sim: the ESME answered generic_nack");
+                if let Some(answered) = self.waiting.remove(&seq) {
+                    let _ = answered.send(u32::from(command.status()));
+                }
+                return Ok(());
+            }
             Some(Pdu::DeliverSmResp(_))
+            | Some(Pdu::DataSmResp(_))
             | Some(Pdu::EnquireLinkResp)
             | Some(Pdu::UnbindResp)
             | None => {
@@ -410,11 +453,16 @@ impl Conn<'_> {
                     .build(),
             )
         };
-        let receipt = if refused {
+        let mut receipt = if refused {
             None
         } else {
             self.receipt_for(submit, &answer)
         };
+        if state.faults.receipts_first.load(Ordering::SeqCst)
+            && let Some(early) = receipt.take()
+        {
+            self.send_receipt(&early).await?;
+        }
         if *state.faults.hold_responses.borrow() {
             self.held.push((answer, receipt));
             let now = self.held.len();

@@ -9,13 +9,14 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
-use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, SubmitSm};
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DataSm, DeliverSm, SubmitSm};
+use rusmpp::tlvs::{Tlv, TlvValue};
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, Ton};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
@@ -26,8 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::frame::{FrameError, Inbound, SmppCodec};
-use super::receipt::Receipt;
-use super::session::{Ended, Event, Outcome, Session, SessionConfig, TEMPORARY_TRIES};
+use super::receipt::{EarlyReceipts, Receipt};
+use super::session::{
+    Ended, Event, Inbound as Carrier, Outcome, Session, SessionConfig, TEMPORARY_TRIES,
+};
 use super::text;
 use super::tls::{Stream, TlsClient, TlsError};
 use super::udh::Concat;
@@ -111,6 +114,9 @@ pub struct SmscLink {
     pub ingest: Ingest,
     pub states: LinkStates,
     pub clock: Clock,
+    /// Receipts that came before their submit_sm_resp, shared by every link (the two halves
+    /// of a pair see the receipt and the resp on different connections).
+    pub early_receipts: Arc<Mutex<EarlyReceipts>>,
 }
 
 type Framer = Framed<Box<dyn Stream>, SmppCodec>;
@@ -258,8 +264,9 @@ struct Served<'a> {
     link: &'a SmscLink,
     framed: Framer,
     session: Session,
-    /// deliver_sm waiting for their MO to be durable: (sequence number, stored?).
-    acks: FuturesUnordered<BoxFuture<'static, (u32, bool)>>,
+    /// deliver_sm and data_sm waiting for what they carry to be durable: (sequence number,
+    /// which request, stored?).
+    acks: FuturesUnordered<BoxFuture<'static, (u32, Carrier, bool)>>,
     /// Where each message handed to the session goes, for its sent record.
     recipients: HashMap<u64, Msisdn>,
     /// Copies per outbox message that went unanswered, kept across reconnects so the bound
@@ -267,6 +274,9 @@ struct Served<'a> {
     unanswered: &'a mut HashMap<u64, u32>,
     outbox_dirty: bool,
 }
+
+/// How often receipts that came before their resp are checked for the end of their grace.
+const EARLY_RECEIPT_SWEEP: Duration = Duration::from_secs(5);
 
 /// Time as the session sees it: tokio's clock, so tests that pause tokio's time drive it too.
 fn now() -> Instant {
@@ -276,6 +286,7 @@ fn now() -> Instant {
 impl Served<'_> {
     async fn serve(&mut self, stop: &CancellationToken) -> Result<Ended, LinkError> {
         let mut queued = self.link.store.outbox.subscribe();
+        let mut sweep = tokio::time::interval(EARLY_RECEIPT_SWEEP);
         loop {
             // Before the outbox is read again: a finished message must leave it first.
             let ended = self.on_events().await?;
@@ -305,13 +316,14 @@ impl Served<'_> {
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(LinkError::Closed),
                 },
-                Some((seq, stored)) = self.acks.next(), if !self.acks.is_empty() => {
-                    // `stored` is true only after the MO's inbox write was flushed by the
-                    // group commit: the SMSC may forget the message once it reads this OK.
-                    // Otherwise it gets a temporary error and redelivers.
-                    self.session.ack_deliver(seq, stored);
+                Some((seq, carrier, stored)) = self.acks.next(), if !self.acks.is_empty() => {
+                    // `stored` is true only after the MO's inbox write (or the receipt's
+                    // update) was flushed by the group commit: the SMSC may forget the message
+                    // once it reads this OK. Otherwise it gets a temporary error and redelivers.
+                    self.session.ack(seq, carrier, stored);
                 }
                 Ok(()) = queued.changed() => self.outbox_dirty = true,
+                _ = sweep.tick() => self.expire_early_receipts(),
                 _ = sleep_until(wake), if wake.is_some() => {
                     self.session.handle_timeout(now());
                     // A pause or a resend may have ended: the window may take messages again.
@@ -370,7 +382,14 @@ impl Served<'_> {
         let name = self.link.config.name.clone();
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Deliver { seq, pdu } => self.on_deliver_sm(seq, &pdu).await?,
+                Event::Deliver { seq, pdu } => {
+                    self.on_message(seq, Carrier::DeliverSm, Carried::from(&*pdu))
+                        .await?
+                }
+                Event::DataSm { seq, pdu } => {
+                    self.on_message(seq, Carrier::DataSm, Carried::from(&*pdu))
+                        .await?
+                }
                 Event::Accepted {
                     id,
                     message_id,
@@ -385,6 +404,15 @@ impl Served<'_> {
                             outcome: None,
                         };
                         self.link.store.sent.record(&name, &message_id, &record)?;
+                        let early = self
+                            .link
+                            .early_receipts
+                            .lock()
+                            .expect("early receipts lock")
+                            .take(&name, &message_id);
+                        if let Some(receipt) = early {
+                            self.settle(&[message_id], &receipt)?;
+                        }
                     }
                 }
                 Event::Finished { id, outcome } => self.finished(id, outcome)?,
@@ -447,46 +475,92 @@ impl Served<'_> {
         Ok(())
     }
 
-    async fn on_deliver_sm(&mut self, seq: u32, deliver: &DeliverSm) -> Result<(), LinkError> {
-        let esm_class = u8::from(deliver.esm_class);
-        if esm_class & ESM_RECEIPT_MASK != 0 {
-            return self.on_receipt(seq, deliver).await;
-        }
-        let short_message = deliver.short_message().as_ref();
-        let user_data = match message_payload(deliver) {
-            Some(payload) if short_message.is_empty() => payload,
-            _ => short_message.to_vec(),
+    /// Records a receipt's outcome on the sent message it names; false when none is known.
+    fn settle(&self, ids: &[String], receipt: &Receipt) -> Result<bool, LinkError> {
+        let name = &self.link.config.name;
+        let Some(sent) = self.link.store.sent.settle(name, ids, &receipt.stat)? else {
+            return Ok(false);
         };
-        let sar = sar(deliver);
+        let stat = receipt_stat(&receipt.stat);
+        metrics::counter!("moauth_dlr_total", "smsc" => name.clone(), "stat" => stat).increment(1);
+        if receipt.delivered() {
+            info!(smsc = %name, to = %sent.to.masked(), "delivered");
+        } else {
+            warn!(smsc = %name, to = %sent.to.masked(), stat = %receipt.stat, err = ?receipt.err, "not delivered");
+        }
+        Ok(true)
+    }
+
+    /// Receipts no submit_sm_resp claimed within their grace period.
+    fn expire_early_receipts(&self) {
+        let grace = self.receipt_grace();
+        let expired = self
+            .link
+            .early_receipts
+            .lock()
+            .expect("early receipts lock")
+            .expire(now(), grace);
+        for (smsc, receipt) in expired {
+            metrics::counter!("moauth_dlr_total", "smsc" => smsc.clone(), "stat" => "unmatched")
+                .increment(1);
+            warn!(smsc = %smsc, message_id = %receipt.message_id, "receipt for a message we do not know");
+        }
+    }
+
+    /// A submit_sm_resp can come as late as the resend pause after its timeout.
+    fn receipt_grace(&self) -> Duration {
+        let c = &self.link.config;
+        Duration::from_secs(c.response_timeout_secs + c.resend_after_secs)
+    }
+
+    /// An MO or a delivery receipt, from a deliver_sm or a data_sm.
+    async fn on_message(
+        &mut self,
+        seq: u32,
+        carrier: Carrier,
+        message: Carried<'_>,
+    ) -> Result<(), LinkError> {
+        if message.esm_class & ESM_RECEIPT_MASK != 0 {
+            return self.on_receipt(seq, carrier, &message).await;
+        }
+        let user_data = match message_payload(message.tlvs) {
+            Some(payload) if message.short_message.is_empty() => payload,
+            _ => message.short_message.to_vec(),
+        };
         let mo = MoMessage {
             smsc: self.link.config.name.clone(),
-            source_addr: deliver.source_addr.to_string(),
-            source_ton: u8::from(deliver.source_addr_ton),
-            destination_addr: deliver.destination_addr.to_string(),
-            esm_class,
-            data_coding: u8::from(deliver.data_coding),
+            source_addr: message.source_addr,
+            source_ton: message.source_ton,
+            destination_addr: message.destination_addr,
+            esm_class: message.esm_class,
+            data_coding: message.data_coding,
             user_data,
-            sar,
+            sar: sar(message.tlvs),
             received_at: self.link.clock.now(),
         };
         let durable = self.link.ingest.store(mo).await;
         self.acks
-            .push(async move { (seq, durable.await.unwrap_or(false)) }.boxed());
+            .push(async move { (seq, carrier, durable.await.unwrap_or(false)) }.boxed());
         Ok(())
     }
 
     /// Records how a message of ours ended; answers once that is durable, so an SMSC never
     /// forgets a receipt we did not keep.
-    async fn on_receipt(&mut self, seq: u32, deliver: &DeliverSm) -> Result<(), LinkError> {
-        use rusmpp::tlvs::TlvValue;
+    async fn on_receipt(
+        &mut self,
+        seq: u32,
+        carrier: Carrier,
+        message: &Carried<'_>,
+    ) -> Result<(), LinkError> {
         let name = &self.link.config.name;
-        let text = text::decode(
-            u8::from(deliver.data_coding),
-            deliver.short_message().as_ref(),
-        )
-        .unwrap_or_else(|_| String::from_utf8_lossy(deliver.short_message().as_ref()).into_owned());
+        let raw = match message_payload(message.tlvs) {
+            Some(payload) if message.short_message.is_empty() => payload,
+            _ => message.short_message.to_vec(),
+        };
+        let text = text::decode(message.data_coding, &raw)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&raw).into_owned());
         let (mut receipted_id, mut state) = (None, None);
-        for tlv in deliver.tlvs() {
+        for tlv in message.tlvs {
             match tlv.value() {
                 Some(TlvValue::ReceiptedMessageId(id)) => receipted_id = Some(id.to_string()),
                 Some(TlvValue::MessageState(s)) => state = Some(u8::from(*s)),
@@ -495,35 +569,24 @@ impl Served<'_> {
         }
         match Receipt::parse(&text, receipted_id.as_deref(), state) {
             Some(receipt) => {
-                let settled =
+                if !self.settle(&receipt.candidate_ids(), &receipt)? {
+                    // Its submit_sm_resp may still be on its way (on the other connection of
+                    // a pair, or late): kept in memory until it comes or the grace runs out.
+                    debug!(smsc = %name, message_id = %receipt.message_id, "receipt before its submit_sm_resp; kept");
                     self.link
-                        .store
-                        .sent
-                        .settle(name, &receipt.candidate_ids(), &receipt.stat)?;
-                let stat = match settled {
-                    Some(_) => receipt_stat(&receipt.stat),
-                    None => "unmatched",
-                };
-                metrics::counter!("moauth_dlr_total", "smsc" => name.clone(), "stat" => stat)
-                    .increment(1);
-                match settled {
-                    Some(sent) if receipt.delivered() => {
-                        info!(smsc = %name, to = %sent.to.masked(), "delivered")
-                    }
-                    Some(sent) => {
-                        warn!(smsc = %name, to = %sent.to.masked(), stat = %receipt.stat, err = ?receipt.err, "not delivered")
-                    }
-                    None => {
-                        warn!(smsc = %name, message_id = %receipt.message_id, "receipt for a message we do not know")
-                    }
+                        .early_receipts
+                        .lock()
+                        .expect("early receipts lock")
+                        .keep(name, receipt, now());
                 }
             }
             None => warn!(smsc = %name, "delivery receipt without a message id"),
         }
         let durable = self.link.ingest.flushed().await;
-        // Answered OK only after the flush that covers the receipt's update.
+        // Answered OK only after the flush that covers the receipt's update (an early receipt
+        // is only in memory: a crash within its grace period loses it).
         self.acks
-            .push(async move { (seq, durable.await.unwrap_or(false)) }.boxed());
+            .push(async move { (seq, carrier, durable.await.unwrap_or(false)) }.boxed());
         Ok(())
     }
 }
@@ -551,12 +614,51 @@ fn receipt_stat(stat: &str) -> &'static str {
         .unwrap_or("other")
 }
 
+/// What deliver_sm and data_sm both carry, as far as moauth reads them. A data_sm has no
+/// short_message: its text is in message_payload.
+struct Carried<'a> {
+    source_addr: String,
+    source_ton: u8,
+    destination_addr: String,
+    esm_class: u8,
+    data_coding: u8,
+    short_message: &'a [u8],
+    tlvs: &'a [Tlv],
+}
+
+impl<'a> From<&'a DeliverSm> for Carried<'a> {
+    fn from(pdu: &'a DeliverSm) -> Self {
+        Carried {
+            source_addr: pdu.source_addr.to_string(),
+            source_ton: u8::from(pdu.source_addr_ton),
+            destination_addr: pdu.destination_addr.to_string(),
+            esm_class: u8::from(pdu.esm_class),
+            data_coding: u8::from(pdu.data_coding),
+            short_message: pdu.short_message().as_ref(),
+            tlvs: pdu.tlvs(),
+        }
+    }
+}
+
+impl<'a> From<&'a DataSm> for Carried<'a> {
+    fn from(pdu: &'a DataSm) -> Self {
+        Carried {
+            source_addr: pdu.source_addr.to_string(),
+            source_ton: u8::from(pdu.source_addr_ton),
+            destination_addr: pdu.destination_addr.to_string(),
+            esm_class: u8::from(pdu.esm_class),
+            data_coding: u8::from(pdu.data_coding),
+            short_message: &[],
+            tlvs: pdu.tlvs(),
+        }
+    }
+}
+
 /// Part numbering from sar_msg_ref_num / sar_total_segments / sar_segment_seqnum, when all three
 /// are present.
-fn sar(deliver: &DeliverSm) -> Option<Concat> {
-    use rusmpp::tlvs::TlvValue;
+fn sar(tlvs: &[Tlv]) -> Option<Concat> {
     let (mut reference, mut total, mut seq) = (None, None, None);
-    for tlv in deliver.tlvs() {
+    for tlv in tlvs {
         match tlv.value() {
             Some(TlvValue::SarMsgRefNum(v)) => reference = Some(*v),
             Some(TlvValue::SarTotalSegments(v)) => total = Some(*v),
@@ -571,9 +673,8 @@ fn sar(deliver: &DeliverSm) -> Option<Concat> {
     })
 }
 
-fn message_payload(deliver: &DeliverSm) -> Option<Vec<u8>> {
-    use rusmpp::tlvs::TlvValue;
-    deliver.tlvs().iter().find_map(|tlv| match tlv.value() {
+fn message_payload(tlvs: &[Tlv]) -> Option<Vec<u8>> {
+    tlvs.iter().find_map(|tlv| match tlv.value() {
         Some(TlvValue::MessagePayload(payload)) => Some(payload.value.as_ref().to_vec()),
         _ => None,
     })

@@ -5,6 +5,14 @@
 //! and the de-facto text format of Appendix B (`id:… sub:… dlvrd:… stat:DELIVRD err:…`). Many
 //! send only the text, and some write the id there in decimal although submit_sm_resp gave it
 //! in hex, so [`Receipt::candidate_ids`] offers both spellings to match against.
+//!
+//! A receipt can also arrive before the submit_sm_resp that tells us its message id: with a
+//! receiver + transmitter pair they travel on different connections, and a busy SMSC sends them
+//! in either order. [`EarlyReceipts`] keeps such receipts for a grace period, so the resp still
+//! finds its receipt; only one still unmatched after it counts as `unmatched`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// What a receipt says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +83,73 @@ impl Receipt {
     }
 }
 
+/// Receipts waiting for the submit_sm_resp of their message, per SMSC, without I/O.
+#[derive(Debug, Default)]
+pub struct EarlyReceipts {
+    /// Under every spelling of the id, each entry with the one it is filed under first.
+    by_id: HashMap<(String, String), (Receipt, Instant)>,
+}
+
+impl EarlyReceipts {
+    /// Keeps a receipt nothing matched yet, received at `now`.
+    pub fn keep(&mut self, smsc: &str, receipt: Receipt, now: Instant) {
+        for id in receipt.candidate_ids() {
+            self.by_id
+                .insert((smsc.to_owned(), id), (receipt.clone(), now));
+        }
+    }
+
+    /// The receipt waiting for `message_id` (as submit_sm_resp gave it), if one came early.
+    pub fn take(&mut self, smsc: &str, message_id: &str) -> Option<Receipt> {
+        let id = message_id.trim().to_ascii_lowercase();
+        let (receipt, _) = self.by_id.remove(&(smsc.to_owned(), id))?;
+        for other in receipt.candidate_ids() {
+            self.by_id.remove(&(smsc.to_owned(), other));
+        }
+        Some(receipt)
+    }
+
+    /// Receipts kept longer than `grace`, removed: no message of ours will claim them now.
+    pub fn expire(&mut self, now: Instant, grace: Duration) -> Vec<(String, Receipt)> {
+        let mut expired: Vec<(String, Receipt)> = Vec::new();
+        self.by_id.retain(|(smsc, id), (receipt, at)| {
+            let keep = now.saturating_duration_since(*at) < grace;
+            if !keep && receipt.candidate_ids().first() == Some(id) {
+                expired.push((smsc.clone(), receipt.clone()));
+            }
+            keep
+        });
+        expired
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_early_receipt_waits_for_its_resp_under_either_spelling() {
+        let t0 = Instant::now();
+        let mut early = EarlyReceipts::default();
+        let decimal = Receipt::parse("id:4660 stat:DELIVRD", None, None).unwrap();
+        early.keep("a", decimal.clone(), t0);
+        assert_eq!(early.take("b", "1234"), None, "another SMSC's id space");
+        assert_eq!(early.take("a", "1234"), Some(decimal));
+        assert_eq!(
+            early.take("a", "4660"),
+            None,
+            "taken once, under every spelling"
+        );
+        let late = Receipt::parse("id:ff stat:UNDELIV", None, None).unwrap();
+        early.keep("a", late.clone(), t0);
+        let grace = Duration::from_secs(60);
+        assert!(early.expire(t0 + Duration::from_secs(59), grace).is_empty());
+        assert_eq!(
+            early.expire(t0 + grace, grace),
+            vec![("a".to_owned(), late)]
+        );
+        assert!(early.by_id.is_empty());
+    }
 
     const TEXT: &str = "id:1234 sub:001 dlvrd:001 submit date:2611240930 done date:2611240931 stat:DELIVRD err:000 text:hello";
 

@@ -15,7 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rusmpp::pdus::{DeliverSm, DeliverSmResp, SubmitSm};
+use rusmpp::pdus::{DataSm, DataSmResp, DeliverSm, DeliverSmResp, SubmitSm};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 
 use super::frame::Header;
@@ -67,11 +67,17 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A deliver_sm from the SMSC: answer it with [`Session::ack_deliver`] once what it
-    /// carries is durable.
+    /// A deliver_sm from the SMSC: answer it with [`Session::ack`] once what it carries is
+    /// durable.
     Deliver {
         seq: u32,
         pdu: Box<DeliverSm>,
+    },
+    /// A data_sm from the SMSC (SMPP 3.4 lets it carry MOs and receipts): the same, with a
+    /// data_sm_resp.
+    DataSm {
+        seq: u32,
+        pdu: Box<DataSm>,
     },
     /// A segment of message `id` was accepted under `message_id`; `late` when its answer came
     /// after the response timeout.
@@ -117,6 +123,13 @@ pub enum Event {
         command_id: CommandId,
     },
     Ended(Ended),
+}
+
+/// The requests from the SMSC that carry a message for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound {
+    DeliverSm,
+    DataSm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,16 +312,19 @@ impl Session {
         }
     }
 
-    /// Answers deliver_sm `seq`: OK when what it carried is durable, else a temporary error
-    /// so the SMSC delivers it again.
-    pub fn ack_deliver(&mut self, seq: u32, stored: bool) {
+    /// Answers the deliver_sm or data_sm `seq`: OK when what it carried is durable, else a
+    /// temporary error so the SMSC delivers it again.
+    pub fn ack(&mut self, seq: u32, request: Inbound, stored: bool) {
         let status = if stored {
             CommandStatus::EsmeRok
         } else {
             CommandStatus::EsmeRxTAppn
         };
-        self.out
-            .push_back(Command::new(status, seq, DeliverSmResp::default()));
+        let answer = match request {
+            Inbound::DeliverSm => Command::new(status, seq, DeliverSmResp::default()),
+            Inbound::DataSm => Command::new(status, seq, DataSmResp::default()),
+        };
+        self.out.push_back(answer);
     }
 
     /// Starts an orderly end: nothing more is submitted, and the session ends when the
@@ -344,6 +360,12 @@ impl Session {
                 seq,
                 pdu: Box::new(deliver.clone()),
             }),
+            Some(Pdu::DataSm(data)) => self.events.push_back(Event::DataSm {
+                seq,
+                pdu: Box::new(data.clone()),
+            }),
+            // SMPP defines no response to alert_notification; one would confuse the SMSC.
+            Some(Pdu::AlertNotification(_)) => {}
             Some(Pdu::EnquireLink) => {
                 self.out.push_back(Command::new(
                     CommandStatus::EsmeRok,
@@ -1018,8 +1040,17 @@ mod tests {
                 Pdu::QuerySmResp(Default::default()),
             ),
         );
-        s.ack_deliver(42, true);
-        s.ack_deliver(43, false);
+        s.ack(42, Inbound::DeliverSm, true);
+        s.ack(43, Inbound::DeliverSm, false);
+        s.handle_command(
+            t0,
+            &Command::new(
+                CommandStatus::EsmeRok,
+                45,
+                Pdu::AlertNotification(Default::default()),
+            ),
+        );
+        s.ack(46, Inbound::DataSm, true);
         s.handle_command(t0, &Command::new(CommandStatus::EsmeRok, 44, Pdu::Unbind));
         let out = sent(&mut s, t0);
         let answers: Vec<(CommandId, u32, CommandStatus)> = out
@@ -1032,6 +1063,7 @@ mod tests {
                 (CommandId::EnquireLinkResp, 40, CommandStatus::EsmeRok),
                 (CommandId::DeliverSmResp, 42, CommandStatus::EsmeRok),
                 (CommandId::DeliverSmResp, 43, CommandStatus::EsmeRxTAppn),
+                (CommandId::DataSmResp, 46, CommandStatus::EsmeRok),
                 (CommandId::UnbindResp, 44, CommandStatus::EsmeRok),
             ]
         );

@@ -110,3 +110,121 @@ async fn a_good_file_with_its_secret_in_the_environment_passes() {
     assert_eq!(output.status.code(), Some(0), "{out}");
     assert!(out.contains("ok (1 SMSC connection)"), "{out}");
 }
+
+/// Two entries in each array table, the second of each wrong: every mistake names the second
+/// entry's own line, not the first entry's.
+const TWO_OF_EACH: &str = r#"[store]
+path = "/var/lib/moauth"
+
+[http]
+listen = "127.0.0.1:8080"
+
+[[http.api_keys]]
+name = "shop"
+sha256 = "abababababababababababababababababababababababababababababababab"
+
+[[http.api_keys]]
+name = "blog"
+sha256 = "not-hex"
+
+[[smsc]]
+name = "main"
+address = "127.0.0.1:2775"
+system_id = "moauth"
+password = "secret"
+short_code = "10690000"
+window = 5
+
+[[smsc]]
+name = "backup"
+address = "127.0.0.1:2776"
+system_id = "moauth"
+password = "secret"
+short_code = "10690000"
+window = 0
+
+[[webhooks]]
+backend = "shop"
+url = "https://shop.example/hook"
+secret = "s"
+
+[[webhooks]]
+backend = "blog"
+url = "ftp://blog.example/"
+secret = "s"
+"#;
+
+/// `moauth check-config` on `text`: its exit code and stderr's lines.
+async fn check(text: &str) -> (i32, Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moauth.toml");
+    std::fs::write(&path, text).unwrap();
+    let file = path.to_str().unwrap().to_owned();
+    let (code, _, err) = moauth(&["check-config", &file]).await;
+    let lines = err
+        .lines()
+        .filter_map(|l| l.strip_prefix(&file))
+        .map(str::to_owned)
+        .collect();
+    (code, lines, err)
+}
+
+#[tokio::test]
+async fn mistakes_in_later_array_entries_name_their_own_line() {
+    let (code, lines, err) = check(TWO_OF_EACH).await;
+    assert_eq!(code, 2, "{err}");
+    for expected in [
+        ":13:1: key `http.api_keys.sha256`",
+        ":29:1: key `smsc.window`",
+        ":38:1: key `webhooks.url`",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(expected)),
+            "expected {expected} in:\n{err}"
+        );
+    }
+    assert_eq!(lines.len(), 3, "{err}");
+}
+
+#[tokio::test]
+async fn type_errors_in_several_sections_and_entries_come_at_once() {
+    let text = TWO_OF_EACH
+        .replace(
+            "sha256 = \"not-hex\"",
+            &format!("sha256 = \"{}\"", "cd".repeat(32)),
+        )
+        .replace("window = 0", "window = \"ten\"")
+        .replace("window = 5", "window = -5")
+        .replace("ftp://blog.example/", "https://blog.example/")
+        .replace("[store]\npath = \"/var/lib/moauth\"", "[store]\npath = 7");
+    let (code, lines, err) = check(&text).await;
+    assert_eq!(code, 2, "{err}");
+    for expected in [
+        ":2:8: key `store.path`",
+        ":21:10: key `smsc.window`",
+        ":29:10: key `smsc.window`",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(expected)),
+            "expected {expected} in:\n{err}"
+        );
+    }
+    assert_eq!(lines.len(), 3, "{err}");
+}
+
+#[tokio::test]
+async fn a_second_smsc_with_the_same_name_is_refused_at_its_line() {
+    let text = TWO_OF_EACH
+        .replace(
+            "sha256 = \"not-hex\"",
+            &format!("sha256 = \"{}\"", "cd".repeat(32)),
+        )
+        .replace("window = 0", "window = 1")
+        .replace("ftp://blog.example/", "https://blog.example/")
+        .replace("name = \"backup\"", "name = \"main\"");
+    let (code, lines, err) = check(&text).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with(":24:1: key `smsc.name`"), "{err}");
+    assert!(lines[0].contains("\"main\""), "{err}");
+}

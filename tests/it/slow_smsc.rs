@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{ALICE, Harness, PATIENCE};
 use moauth::daemon::Options;
-use moauth::sim::{Deliver, SlowRequest};
+use moauth::sim::{Deliver, ReceiptStyle, SlowRequest};
 
 fn help_from(i: usize) -> Deliver {
     Deliver {
@@ -94,4 +94,74 @@ async fn the_window_counts_pdus_not_messages() {
         2,
         "submit_sm PDUs in flight at once"
     );
+}
+
+#[tokio::test]
+async fn a_receipt_that_arrives_before_its_submit_resp_is_matched() {
+    let h = Harness::start().await;
+    h.sim.send_receipts(Some(ReceiptStyle::Hex));
+    h.sim.receipts_before_resp(true);
+    h.sim
+        .delay_responses(SlowRequest::SubmitSm, Duration::from_millis(300));
+    h.phone_sends(ALICE, "HELP").await;
+    let sms = h.settled_submits(1).await;
+    assert_eq!(h.sim.wait_receipts_answered(1, PATIENCE).await, 1);
+    let store = h.daemon().store.clone();
+    let id = sms[0].message_id.clone();
+    wait_until("the early receipt to settle its message", || {
+        store
+            .sent
+            .get("sim", &id)
+            .unwrap()
+            .and_then(|sent| sent.outcome)
+            .as_deref()
+            == Some("DELIVRD")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_mo_delivered_as_data_sm_logs_in() {
+    let h = Harness::start().await;
+    let (verifier, token) = h.app_token(0);
+    let mo = Deliver {
+        from: ALICE.into(),
+        data_coding: 1,
+        short_message: format!("LOGIN {token}").into_bytes(),
+        data_sm: true,
+        ..Deliver::default()
+    };
+    let acked = h.sim.deliver(&[mo]).await.unwrap();
+    assert_eq!(
+        acked.statuses,
+        [0],
+        "data_sm_resp OK once the MO is durable"
+    );
+    assert_eq!(
+        h.poll(&verifier, &token, 10_000).await.1["state"],
+        "complete"
+    );
+    h.settled_submits(1).await;
+}
+
+#[tokio::test]
+async fn alert_notification_gets_no_response() {
+    let h = Harness::start().await;
+    // alert_notification (0x00000102): source 8613900000000, esme_addr 10690000.
+    let mut body = vec![1, 1];
+    body.extend_from_slice(b"8613900000000\0");
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(b"10690000\0");
+    let mut pdu = Vec::new();
+    pdu.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
+    pdu.extend_from_slice(&0x0000_0102u32.to_be_bytes());
+    pdu.extend_from_slice(&0u32.to_be_bytes());
+    pdu.extend_from_slice(&0x7000_0001u32.to_be_bytes());
+    pdu.extend_from_slice(&body);
+    h.sim.send_garbage(pdu).await.unwrap();
+    // Answered in order on the same connection: any answer to the alert would come first.
+    h.phone_sends(ALICE, "HELP").await;
+    h.settled_submits(1).await;
+    assert_eq!(h.sim.nacks_received(), 0);
+    assert_eq!(h.sim.bind_attempts().len(), 1, "the session stayed up");
 }
