@@ -26,12 +26,16 @@ impl Daemon {
     pub async fn start(dir: &Path, store: &Path, smsc: SocketAddr) -> anyhow::Result<Daemon> {
         let http = free_port()?;
         let config = dir.join("moauth.toml");
+        // MOAUTH_BENCH_CACHE_MB sets sled's cache_capacity (default: the daemon's own, 64 MiB).
+        let cache = std::env::var("MOAUTH_BENCH_CACHE_MB")
+            .map(|mb| format!("cache_capacity_mb = {mb}\n"))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
                 r#"[store]
 path = "{store}"
-
+{cache}
 [http]
 listen = "{http}"
 

@@ -1,16 +1,14 @@
-//! Load from the simulator: MOs at a fixed window or a fixed offered rate, and the null ESME
-//! that gives the simulator's own ceiling.
+//! Load through an SMSC: MOs at a fixed offered rate with a long-poller per login, and the
+//! null ESME that gives the SMSC's own ceiling.
 
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use futures::{SinkExt, StreamExt};
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
 use moauth::core::token::{Token, Verifier};
-use moauth::sim::{MoRequest, Simulator};
+use moauth::sim::MoRequest;
 use moauth::smpp::frame::{Inbound, SmppCodec};
 use rusmpp::pdus::{BindTransceiver, DeliverSmResp};
 use rusmpp::types::COctetString;
@@ -18,6 +16,8 @@ use rusmpp::{Command, CommandStatus, Pdu};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
+
+use crate::smsc::Smsc;
 
 /// The number of the `i`th bench user: distinct, valid E.164 (China mobile range).
 pub fn number(i: usize) -> String {
@@ -53,38 +53,10 @@ impl Login {
     }
 }
 
-/// Sends `mos` with at most `window` deliver_sm unanswered; MO/s by deliver_sm_resp.
-pub async fn at_window(sim: &Simulator, window: usize, mos: Vec<MoRequest>) -> anyhow::Result<f64> {
-    let count = mos.len();
-    let mos = Arc::new(mos);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..window)
-        .map(|_| {
-            let (sim, mos, next) = (sim.clone(), mos.clone(), next.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(mo) = mos.get(i) else { return Ok(()) };
-                    let result = sim.send_mo(mo).await?;
-                    ensure!(
-                        result.statuses.iter().all(|s| *s == 0),
-                        "deliver_sm refused: {result:?}"
-                    );
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await??;
-    }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
-}
-
 /// MO → session latencies seen by a long-poller at `rate` MO/s for `duration`: each poll is
 /// opened `lead` before its MO is sent.
 pub async fn offered(
-    sim: &Simulator,
+    smsc: &Smsc,
     http: &reqwest::Client,
     poll_url: &str,
     users: usize,
@@ -102,12 +74,12 @@ pub async fn offered(
         let login = Login::fresh();
         let mo = login.mo(&number(i % users));
         let request = http.post(poll_url).json(&login.poll_body(10_000));
-        let sim = sim.clone();
+        let smsc = smsc.clone();
         tasks.push(tokio::spawn(async move {
             let poll = tokio::spawn(request.send());
             tokio::time::sleep_until(send_at).await;
             let sent = Instant::now();
-            sim.send_mo(&mo).await?;
+            smsc.send_mo(&mo).await?;
             let answer: serde_json::Value = poll.await??.json().await?;
             Ok::<_, anyhow::Error>((answer["state"] == "complete").then(|| sent.elapsed()))
         }));
@@ -147,10 +119,10 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// An ESME that binds to `sim` and answers every deliver_sm at once, storing nothing: what
-/// the simulator reaches when the ESME costs nothing.
-pub async fn null_esme(sim: &Simulator) -> anyhow::Result<()> {
-    let stream = TcpStream::connect(sim.smpp_addr).await?;
+/// An ESME that binds to `smsc` and answers every deliver_sm at once, storing nothing: what
+/// the SMSC and the driver reach when the ESME costs nothing.
+pub async fn null_esme(smsc: &Smsc) -> anyhow::Result<()> {
+    let stream = TcpStream::connect(smsc.addr()).await?;
     stream.set_nodelay(true)?;
     let mut framed = Framed::new(stream, SmppCodec::new(70_000));
     let bind = BindTransceiver::builder()
@@ -179,7 +151,7 @@ pub async fn null_esme(sim: &Simulator) -> anyhow::Result<()> {
         }
     });
     ensure!(
-        sim.wait_bound(1, Duration::from_secs(10)).await,
+        smsc.wait_bound(1, Duration::from_secs(10)).await,
         "null ESME not bound"
     );
     Ok(())

@@ -1,16 +1,16 @@
 //! The default auth core: accounts in the local sled store.
 //!
 //! A new number gets a random password (65 bits) stored only as an Argon2id hash. Hashing
-//! costs tens of milliseconds of CPU, so it runs on the blocking pool, never on the runtime,
-//! and only for numbers that have no account yet: a returning user costs no hashing.
+//! costs tens of milliseconds of CPU, so it runs on the bounded pool of [`Hasher`] threads,
+//! never on the runtime, and only for numbers that have no account yet: a returning user
+//! costs no hashing.
 
-use argon2::Argon2;
-use argon2::password_hash::PasswordHasher;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use super::hasher::Hasher;
 use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest};
 use crate::core::clock::Clock;
 use crate::core::health::AuthCoreHealth;
@@ -26,16 +26,24 @@ pub struct EmbeddedAuth {
     clock: Clock,
     session_ttl_secs: u64,
     send_credentials: bool,
+    hasher: Hasher,
 }
 
 impl EmbeddedAuth {
-    pub fn new(store: Store, clock: Clock, session_ttl_secs: u64, send_credentials: bool) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        session_ttl_secs: u64,
+        send_credentials: bool,
+        hasher: Hasher,
+    ) -> Self {
         AuthCoreHealth::Embedded.publish();
         EmbeddedAuth {
             store,
             clock,
             session_ttl_secs,
             send_credentials,
+            hasher,
         }
     }
 
@@ -48,7 +56,11 @@ impl EmbeddedAuth {
                 (None, None)
             } else {
                 let password = random_password();
-                let hash = hash_password(password.clone()).await?;
+                let hash = self
+                    .hasher
+                    .hash(password.clone())
+                    .await
+                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
                 (Some(hash), self.send_credentials.then_some(password))
             };
         let now = self.clock.now();
@@ -106,23 +118,18 @@ fn random_session() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-async fn hash_password(password: String) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| AuthError::Unavailable(format!("argon2: {e}")))
-    })
-    .await
-    .map_err(|e| AuthError::Unavailable(format!("hashing task: {e}")))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::token::{Token, Verifier};
-    use argon2::PasswordVerifier;
+    use crate::ops::config::Argon2Config;
     use argon2::password_hash::phc::PasswordHash;
+    use argon2::{Argon2, PasswordVerifier};
+
+    fn auth(store: Store) -> EmbeddedAuth {
+        let hasher = Hasher::start(&Argon2Config::default()).unwrap();
+        EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true, hasher)
+    }
 
     fn request(id: u64, number: &str) -> AuthRequest {
         AuthRequest {
@@ -136,7 +143,7 @@ mod tests {
     #[tokio::test]
     async fn new_number_gets_account_whose_hash_verifies_the_sent_password() {
         let store = crate::store::temporary();
-        let auth = EmbeddedAuth::new(store.clone(), Clock::manual(1_700_000_000), 60, true);
+        let auth = auth(store.clone());
         let answer = auth.login(&request(1, "+8613800138000")).await.unwrap();
         assert!(answer.created);
         let credentials = answer.credentials.unwrap();
@@ -159,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn returning_number_keeps_account_and_gets_no_credentials() {
         let store = crate::store::temporary();
-        let auth = EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true);
+        let auth = auth(store);
         let first = auth.login(&request(1, "+8613800138000")).await.unwrap();
         let second = auth.login(&request(2, "+8613800138000")).await.unwrap();
         assert_eq!(first.account_id, second.account_id);
@@ -170,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn retried_request_gets_the_same_answer_until_settled() {
         let store = crate::store::temporary();
-        let auth = EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true);
+        let auth = auth(store);
         let first = auth.login(&request(7, "+8613800138000")).await.unwrap();
         let again = auth.login(&request(7, "+8613800138000")).await.unwrap();
         assert_eq!(first, again);

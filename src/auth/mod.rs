@@ -5,7 +5,9 @@
 mod backoff;
 mod breaker;
 mod embedded;
+pub mod hasher;
 mod remote;
 
 pub use embedded::EmbeddedAuth;
+pub use hasher::Hasher;
 pub use remote::{RemoteAuth, RemoteError};

@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::{EmbeddedAuth, RemoteAuth, RemoteError};
+use crate::auth::hasher::HashError;
+use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
 use crate::core::auth::AuthCore;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
@@ -57,6 +58,8 @@ pub enum DaemonError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Auth(#[from] RemoteError),
+    #[error(transparent)]
+    Hasher(#[from] HashError),
     #[error("webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
     #[error("http listen on {addr}: {source}")]
@@ -145,6 +148,7 @@ impl Daemon {
                 clock.clone(),
                 config.login.session_ttl_secs,
                 config.login.send_credentials,
+                Hasher::start(&config.auth.argon2)?,
             )),
         };
         let live = LiveSettings::new(&config);

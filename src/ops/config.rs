@@ -320,12 +320,56 @@ fn default_max_tps() -> u32 {
     50
 }
 
+/// `[auth.argon2]`: the hash's cost and how many run at once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Argon2Config {
+    /// Memory per hash in KiB (OWASP: 19456, i.e. 19 MiB).
+    #[serde(default = "default_memory_kib")]
+    pub memory_kib: u32,
+    /// Passes over the memory (OWASP: 2).
+    #[serde(default = "default_iterations")]
+    pub iterations: u32,
+    /// Lanes per hash (OWASP: 1).
+    #[serde(default = "default_parallelism")]
+    pub parallelism: u32,
+    /// Hashes computed at once, each on its own thread; 0 means one per CPU.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Config {
+            memory_kib: default_memory_kib(),
+            iterations: default_iterations(),
+            parallelism: default_parallelism(),
+            threads: 0,
+        }
+    }
+}
+
+fn default_memory_kib() -> u32 {
+    19 * 1024
+}
+
+fn default_iterations() -> u32 {
+    2
+}
+
+fn default_parallelism() -> u32 {
+    1
+}
+
 /// Which auth core answers logins: the embedded one, or the app's own over HTTP.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
     pub mode: AuthMode,
+    /// The embedded core's password hashes.
+    #[serde(default)]
+    pub argon2: Argon2Config,
     /// Required when `mode = "remote"`.
     pub remote: Option<RemoteAuthConfig>,
 }
@@ -697,6 +741,15 @@ impl AuthConfig {
             }
             (AuthMode::Embedded, None) => {}
         }
+        let argon2 = &self.argon2;
+        if let Err(e) = argon2::Params::new(
+            argon2.memory_kib,
+            argon2.iterations,
+            argon2.parallelism,
+            None,
+        ) {
+            at("argon2.memory_kib", &format!("no Argon2id cost: {e}"));
+        }
         problems
     }
 }
@@ -1067,6 +1120,14 @@ short_code = "10690000"
     fn the_shipped_config_file_parses() {
         let text = include_str!("../../config/moauth.toml");
         Config::parse("config/moauth.toml", text).unwrap();
+    }
+
+    #[test]
+    fn an_argon2_cost_argon2_cannot_run_names_its_line() {
+        let text = format!("{GOOD}\n[auth.argon2]\nmemory_kib = 4\nparallelism = 4\n");
+        let (line, key, message) = error_of(&text);
+        assert_eq!((line, key.as_str()), (16, "auth.argon2.memory_kib"));
+        assert!(message.contains("Argon2id"), "{message}");
     }
 
     #[test]

@@ -6,21 +6,15 @@
 //! retried MO (after a crash) gets the same account, session and credentials, never a second
 //! account or a lost credential SMS.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::record::SessionRecord;
 use super::{StoreError, decode, encode};
 use crate::core::auth::{Account, AuthAnswer, Credentials};
 use crate::core::clock::UnixSecs;
 use crate::core::msisdn::Msisdn;
-
-#[derive(Serialize, Deserialize)]
-struct SessionRecord {
-    account_id: u64,
-    expires_at: UnixSecs,
-}
 
 #[derive(Clone)]
 pub struct Accounts {

@@ -15,6 +15,7 @@ mod minted;
 mod outbox;
 mod parts;
 pub mod postgres;
+mod record;
 mod rejected;
 mod sent;
 mod webhooks;
@@ -22,8 +23,6 @@ mod webhooks;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -42,6 +41,7 @@ use crate::core::error::StoreError;
 use crate::core::login::LoginRecord;
 use crate::core::outbound::{Outbound, QueuedEvent};
 use crate::core::token::Challenge;
+use record::Record;
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
@@ -182,20 +182,17 @@ impl Store {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("store records serialise to JSON")
+fn encode<T: Record>(value: &T) -> Vec<u8> {
+    value.to_bytes()
 }
 
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        tree,
-        message: source.to_string(),
-    })
+fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    T::from_bytes(tree, bytes)
 }
 
 /// Removes the records of `tree` that `expired` picks; returns how many. For trees whose
 /// records nobody else rewrites (a swap-free remove is enough).
-fn remove_where<T: DeserializeOwned>(
+fn remove_where<T: Record>(
     tree: &sled::Tree,
     name: &'static str,
     expired: impl Fn(&T) -> bool,
