@@ -203,7 +203,7 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
     config.http.login_page = true;
     config.smsc = vec![SmscConfig {
         name: "sim".into(),
-        address: smsc,
+        address: smsc.into(),
         system_id: SIM_SYSTEM_ID.into(),
         password: SIM_PASSWORD.into(),
         system_type: String::new(),

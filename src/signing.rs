@@ -7,6 +7,7 @@
 //! the body's own id (`request_id`, `event_id`) lets it refuse a duplicate.
 
 use hmac::{Hmac, KeyInit, Mac};
+use reqwest::Url;
 use sha2::Sha256;
 use thiserror::Error;
 
@@ -74,6 +75,28 @@ fn parse(header: &str) -> Option<(UnixSecs, Vec<u8>)> {
     Some((at?, signature?))
 }
 
+/// A URL moauth may send signed calls to: `https://`, or plain `http://` only to a loopback
+/// address (the signature proves who sent a body, it does not hide it) unless
+/// `plain_http_anywhere` is the operator's explicit choice. `carries` says what an eavesdropper
+/// would read, for the error.
+pub fn check_url(url: &str, plain_http_anywhere: bool, carries: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(parsed),
+        "http" if parsed.host().is_some() && (loopback || plain_http_anywhere) => Ok(parsed),
+        "http" => Err(format!(
+            "must be https:// (plain http:// only to a loopback address: {carries})"
+        )),
+        _ => Err("must be an https:// URL".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +158,22 @@ mod tests {
                 "{header:?}"
             );
         }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_chosen() {
+        for good in [
+            "https://accounts.example/moauth",
+            "http://127.0.0.1:9000/login",
+            "http://[::1]/x",
+            "http://localhost/x",
+        ] {
+            assert!(check_url(good, false, "x").is_ok(), "{good}");
+        }
+        for bad in ["http://accounts.example/x", "ftp://x/", "accounts.example"] {
+            assert!(check_url(bad, false, "x").is_err(), "{bad}");
+        }
+        assert!(check_url("http://accounts.example/x", true, "x").is_ok());
+        assert!(check_url("ftp://x/", true, "x").is_err());
     }
 }

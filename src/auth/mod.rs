@@ -10,4 +10,4 @@ mod remote;
 
 pub use embedded::EmbeddedAuth;
 pub use hasher::Hasher;
-pub use remote::{RemoteAuth, RemoteError};
+pub use remote::{PLAIN_HTTP_REFUSED, RemoteAuth, RemoteError};

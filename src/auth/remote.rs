@@ -40,6 +40,9 @@ const MAX_SESSION_LEN: usize = 4096;
 const MAX_CREDENTIAL_LEN: usize = 64;
 const MAX_REASON_LEN: usize = 64;
 
+/// Why plain `http://` is refused for the auth core beyond loopback.
+pub const PLAIN_HTTP_REFUSED: &str = "the answer may carry a password";
+
 #[derive(Debug, Error)]
 pub enum RemoteError {
     /// Never a silent fallback to the embedded core: accounts would land in the wrong place.
@@ -172,7 +175,8 @@ pub struct RemoteAuth {
 
 impl RemoteAuth {
     pub fn new(config: &RemoteAuthConfig, clock: Clock) -> Result<RemoteAuth, RemoteError> {
-        let url = Self::check_url(&config.url).map_err(RemoteError::Url)?;
+        let url =
+            signing::check_url(&config.url, false, PLAIN_HTTP_REFUSED).map_err(RemoteError::Url)?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config(config.ca_file.as_deref())?)
@@ -200,27 +204,6 @@ impl RemoteAuth {
                 Duration::from_secs(config.breaker_open_secs),
             )),
         })
-    }
-
-    /// The auth core's URL, if acceptable: `https://`, or `http://` to a loopback address
-    /// only, because the answer may carry a password.
-    pub fn check_url(url: &str) -> Result<Url, String> {
-        let parsed = Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-        let host = parsed.host_str().unwrap_or_default();
-        let loopback = host == "localhost"
-            || host
-                .trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        match parsed.scheme() {
-            "https" if parsed.host().is_some() => Ok(parsed),
-            "http" if loopback => Ok(parsed),
-            "http" => Err(
-                "must be https:// (plain http:// only to a loopback address: the answer may carry a password)"
-                    .into(),
-            ),
-            _ => Err("must be an https:// URL".into()),
-        }
     }
 
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
@@ -624,20 +607,5 @@ mod tests {
             2.0
         );
         assert_eq!(recorded.get("moauth_auth_core_up{}"), 0.0);
-    }
-
-    #[test]
-    fn plain_http_only_to_loopback() {
-        for good in [
-            "https://accounts.example/moauth",
-            "http://127.0.0.1:9000/login",
-            "http://[::1]/x",
-            "http://localhost/x",
-        ] {
-            assert!(RemoteAuth::check_url(good).is_ok(), "{good}");
-        }
-        for bad in ["http://accounts.example/x", "ftp://x/", "accounts.example"] {
-            assert!(RemoteAuth::check_url(bad).is_err(), "{bad}");
-        }
     }
 }

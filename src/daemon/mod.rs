@@ -33,6 +33,7 @@ use crate::core::health::LinkStates;
 use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
 use crate::http::page::{self, PageState};
+use crate::http::serve::{self, ServeLimits};
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
 use crate::login::mint::Minter;
@@ -125,7 +126,7 @@ impl Daemon {
             let client = TlsClient::new(
                 smsc.tls_ca_file.as_deref(),
                 smsc.tls_server_name.as_deref(),
-                smsc.address,
+                smsc.address.host(),
             )?;
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
@@ -226,16 +227,18 @@ impl Daemon {
                 .merge(page)
                 .merge(demo_phone.unwrap_or_default()),
         );
-        let stop_http = stop_rest.clone();
-        rest_done.push(tokio::spawn(async move {
-            // With the peer's address: the poll routes' rate limit is per client.
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop_http.cancelled_owned());
-            let _ = serve.await;
-        }));
+        let serve_limits = ServeLimits {
+            max_connections: config.http.max_connections,
+            header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(config.http.idle_timeout_secs),
+        }
+        .within(serve::open_file_limit());
+        rest_done.push(tokio::spawn(serve::serve(
+            listener,
+            app,
+            serve_limits,
+            stop_rest.clone(),
+        )));
         rest_done.push(tokio::spawn(metrics::upkeep(stop_rest.clone())));
         rest_done.push(tokio::spawn(limits::sweep(
             live.poll_limiter.clone(),

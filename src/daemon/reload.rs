@@ -75,9 +75,20 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     // leave this function (they hold the SMSC password).
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    let checks: [(&'static str, bool); 7] = [
+    let connections = |c: &Config| {
+        (
+            c.http.max_connections,
+            c.http.header_read_timeout_secs,
+            c.http.idle_timeout_secs,
+        )
+    };
+    let checks: [(&'static str, bool); 8] = [
         ("store", differs(&running.store, &new.store)),
         ("http.listen", running.http.listen != new.http.listen),
+        (
+            "http connection limits",
+            connections(running) != connections(new),
+        ),
         ("smsc", differs(&running.smsc, &new.smsc)),
         ("numbering", differs(&running.numbering, &new.numbering)),
         (

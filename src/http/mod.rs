@@ -8,6 +8,7 @@ pub mod keys;
 pub mod limits;
 mod logins;
 pub mod page;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -128,6 +128,16 @@ pub struct HttpConfig {
     /// Enables `GET /v1/logins/{token}` for backends holding one of these keys.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// Open HTTP connections at most; lowered at start to leave descriptors for the rest of
+    /// the daemon under the open-file limit (`http::serve`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A request's head must arrive within this (a new or a kept-alive connection alike).
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// A kept-alive connection with no request is closed this long after its last answer.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
     /// Serves the login page at `/login` (`http::page`); `/moauth.js` is always served.
     #[serde(default)]
     pub login_page: bool,
@@ -138,9 +148,24 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
+            max_connections: default_max_connections(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
             login_page: false,
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    5
 }
 
 fn default_listen() -> SocketAddr {
@@ -162,11 +187,19 @@ pub struct ApiKey {
 pub struct WebhookConfig {
     /// The `name` of the `[[http.api_keys]]` entry whose logins this webhook receives.
     pub backend: String,
-    /// An `http://` or `https://` URL.
+    /// An `https://` URL; `http://` only to a loopback address or with `allow_plain_http`.
     pub url: String,
     /// Signs every call (protocol/signing.md); also `secret_file` / `secret_env`.
     pub secret: String,
+    /// The operator's explicit choice to send events, sessions included, over plain http://
+    /// to a host that is not loopback (e.g. a private network they trust).
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
+
+/// Why plain `http://` is refused for a webhook beyond loopback.
+const WEBHOOK_PLAIN_HTTP: &str =
+    "a `complete` event carries the session; set allow_plain_http = true to accept that";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,7 +275,8 @@ fn default_cc() -> String {
 #[serde(deny_unknown_fields)]
 pub struct SmscConfig {
     pub name: String,
-    pub address: SocketAddr,
+    /// host:port; a host name is resolved at every connect.
+    pub address: crate::smpp::address::SmscAddress,
     pub system_id: String,
     pub password: String,
     #[serde(default)]
@@ -601,7 +635,7 @@ impl SmscConfig {
             && let Err(e) = crate::smpp::tls::TlsClient::new(
                 self.tls_ca_file.as_deref(),
                 self.tls_server_name.as_deref(),
-                self.address,
+                self.address.host(),
             )
         {
             let key = match e {
@@ -626,6 +660,15 @@ impl SmscConfig {
 impl HttpConfig {
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
+        for (key, value) in [
+            ("max_connections", self.max_connections as u64),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                problems.push((key.into(), "must be at least 1".into()));
+            }
+        }
         for (i, key) in self.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 problems.push((
@@ -647,12 +690,9 @@ impl HttpConfig {
 
 impl WebhookConfig {
     pub fn problems(&self) -> Vec<Problem> {
-        let scheme_ok = reqwest::Url::parse(&self.url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-        if scheme_ok {
-            Vec::new()
-        } else {
-            vec![("url".into(), "must be an http:// or https:// URL".into())]
+        match crate::signing::check_url(&self.url, self.allow_plain_http, WEBHOOK_PLAIN_HTTP) {
+            Ok(_) => Vec::new(),
+            Err(message) => vec![("url".into(), message)],
         }
     }
 }
@@ -710,7 +750,9 @@ impl AuthConfig {
                 "\"remote\" needs an [auth.remote] table with url and secret",
             ),
             (_, Some(remote)) => {
-                if let Err(message) = crate::auth::RemoteAuth::check_url(&remote.url) {
+                if let Err(message) =
+                    crate::signing::check_url(&remote.url, false, crate::auth::PLAIN_HTTP_REFUSED)
+                {
                     at("remote.url", &message);
                 }
                 if remote.timeout_ms == 0 {
@@ -1321,6 +1363,15 @@ short_code = "10690000"
         let ftp = text.replace("https://shop.example/moauth", "ftp://shop.example/");
         let (_, key, _) = error_of(&ftp);
         assert_eq!(key, "webhooks.url");
+        // A `complete` event carries the session: plain http only to loopback, or by choice.
+        let plain = text.replace("https://shop.example/moauth", "http://shop.example/moauth");
+        let (line, key, message) = error_of(&plain);
+        assert_eq!((line, key.as_str()), (21, "webhooks.url"), "{message}");
+        assert!(message.contains("allow_plain_http"), "{message}");
+        let chosen = format!("{plain}allow_plain_http = true\n");
+        assert!(Config::parse("moauth.toml", &chosen).is_ok());
+        let local = text.replace("https://shop.example/moauth", "http://127.0.0.1:8081/hook");
+        assert!(Config::parse("moauth.toml", &local).is_ok());
         let twice = format!(
             "{keyed}\n[[http.api_keys]]\nname = \"shop\"\nsha256 = \"{}\"\n",
             "cd".repeat(32)

@@ -53,8 +53,11 @@ const ESM_UDHI: u8 = 0x40;
 
 #[derive(Debug, Error)]
 pub enum LinkError {
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
+    #[error("connect to {address}: {source}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("bind refused with status {0:?}")]
@@ -161,11 +164,20 @@ impl SmscLink {
         unanswered: &mut HashMap<u64, u32>,
     ) -> Result<Ended, LinkError> {
         let timeout = Duration::from_secs(self.config.response_timeout_secs);
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect(self.config.address))
-            .await
-            .map_err(|_| LinkError::Timeout(timeout))?
-            .map_err(LinkError::Connect)?;
-        tcp.set_nodelay(true).map_err(LinkError::Connect)?;
+        let tcp = tokio::time::timeout(
+            timeout,
+            TcpStream::connect(self.config.address.connect_to()),
+        )
+        .await
+        .map_err(|_| LinkError::Timeout(timeout))?
+        .map_err(|source| LinkError::Connect {
+            address: self.config.address.to_string(),
+            source,
+        })?;
+        tcp.set_nodelay(true).map_err(|source| LinkError::Connect {
+            address: self.config.address.to_string(),
+            source,
+        })?;
         let stream: Box<dyn Stream> = match &self.tls {
             Some(tls) => tokio::time::timeout(timeout, tls.wrap(tcp))
                 .await

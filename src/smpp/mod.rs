@@ -4,6 +4,7 @@
 //! that keep the session alive), `udh` and `text` turn a short_message into text and back, all
 //! sans-IO so they are tested byte for byte without a socket.
 
+pub mod address;
 pub mod frame;
 pub mod link;
 pub mod receipt;

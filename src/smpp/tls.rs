@@ -4,7 +4,6 @@
 //! PEM file in config when given, else the Mozilla roots. SMSC addresses are configured as IP
 //! and port, so the name to verify is configured separately (or the IP itself is verified).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -64,7 +63,7 @@ impl TlsClient {
     pub fn new(
         ca_file: Option<&Path>,
         server_name: Option<&str>,
-        address: SocketAddr,
+        host: &str,
     ) -> Result<TlsClient, TlsError> {
         let roots = root_store(ca_file)?;
         let config =
@@ -73,11 +72,9 @@ impl TlsClient {
                 .map_err(|e| TlsError::Handshake(std::io::Error::other(e)))?
                 .with_root_certificates(roots)
                 .with_no_client_auth();
-        let name = match server_name {
-            Some(name) => ServerName::try_from(name.to_owned())
-                .map_err(|_| TlsError::ServerName(name.to_owned()))?,
-            None => ServerName::IpAddress(address.ip().into()),
-        };
+        let name = server_name.unwrap_or(host);
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|_| TlsError::ServerName(name.to_owned()))?;
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             name,

@@ -54,9 +54,13 @@ pub enum DeliveryError {
     Status(u16),
 }
 
-/// The one HTTP client for every webhook call.
+/// The one HTTP client for every webhook call. A signed event (a `complete` one carries the
+/// session) goes to the configured URL and nowhere else: a redirect is a failed delivery.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 /// The wait after the `failures`-th failed attempt in a row, before jitter.
@@ -281,6 +285,7 @@ mod tests {
             backend: "shop".into(),
             url: "http://127.0.0.1:9/events".into(),
             secret: "s".into(),
+            allow_plain_http: false,
         }])
     }
 

@@ -4,10 +4,17 @@
 
 use crate::common;
 
-use common::{ALICE, BOB, Harness};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::process::Spawned;
+use common::receiver::Receiver;
+use common::{ALICE, BOB, Harness, PATIENCE};
 use moauth::daemon::{Options, api_key_hash};
-use moauth::ops::config::ApiKey;
+use moauth::ops::config::{ApiKey, WebhookConfig};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn key(name: &str, secret: &str) -> ApiKey {
     ApiKey {
@@ -59,4 +66,130 @@ async fn a_key_collects_only_the_logins_it_minted() {
     assert_eq!((status, answer["state"].as_str()), (200, Some("complete")));
     let (status, answer) = h.poll(&app_verifier, &app_token, 0).await;
     assert_eq!((status, answer["state"].as_str()), (200, Some("complete")));
+}
+
+/// Opens `count` connections to `addr`, each with a request head that never ends.
+async fn half_sent_requests(addr: std::net::SocketAddr, count: usize) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: moauth\r\nX-Slow: 1")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    held
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_and_leave_the_daemon_its_descriptors() {
+    // As reproduced: the daemon allowed 300 descriptors, more half-sent requests than that.
+    // The keys land in the base config's [http] table.
+    let d =
+        Spawned::start_with_open_files("header_read_timeout_secs = 2\nidle_timeout_secs = 2", 300)
+            .await;
+    let mut held = half_sent_requests(d.http, 400).await;
+
+    // The SMPP link loses its connection under the attack and needs a descriptor to come back.
+    let binds = d.sim.bind_attempts().len();
+    d.sim.drop_connections().await;
+    let attempts = d.sim.wait_bind_attempts(binds + 1, PATIENCE).await;
+    assert!(
+        attempts.len() > binds,
+        "the SMPP link could not reconnect; logs:\n{}",
+        d.logs.text()
+    );
+    assert!(
+        d.sim.wait_bound(1, PATIENCE).await,
+        "the SMPP link did not bind again; logs:\n{}",
+        d.logs.text()
+    );
+
+    let http = common::http_client();
+    let health = tokio::time::timeout(
+        PATIENCE,
+        http.get(format!("http://{}/healthz", d.http)).send(),
+    )
+    .await
+    .expect("/healthz did not answer")
+    .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // Every half-sent request is closed by the daemon, none left hanging.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    for stream in &mut held {
+        let mut buf = [0u8; 512];
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("a half-sent request was still open after {PATIENCE:?}"),
+            }
+        }
+    }
+    // A new client: the daemon closed the idle one's kept-alive connection by now.
+    let ready: Value = common::http_client()
+        .get(format!("http://{}/readyz", d.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["smsc_bound"], serde_json::json!(["sim"]));
+}
+
+/// A webhook receiver that answers every call with a 307 to `to`, counting the calls.
+async fn redirector(to: String) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let to = to.clone();
+            async move { axum::response::Redirect::temporary(&to) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, calls)
+}
+
+#[tokio::test]
+async fn a_webhook_redirect_is_not_followed_with_the_session() {
+    let elsewhere = Receiver::start("shop-webhook-secret").await;
+    let (redirecting, calls) = redirector(elsewhere.url()).await;
+    let h = Harness::start_with(Options::default(), |c| {
+        c.http.api_keys = vec![key("shop", "shop-key")];
+        c.webhooks = vec![WebhookConfig {
+            backend: "shop".into(),
+            url: format!("http://{redirecting}/events"),
+            secret: "shop-webhook-secret".into(),
+            allow_plain_http: false,
+        }];
+    })
+    .await;
+    elsewhere.keep_time_with(&h.clock);
+    let (_, token, _) = h.mint("shop-key").await;
+    h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+
+    // The 307 is a failed delivery: the event stays queued and is tried again after a pause,
+    // which starts only once the first attempt (redirect and all) is over.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while calls.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook was not retried: the redirect was taken as delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        elsewhere.state.calls.load(Ordering::SeqCst),
+        0,
+        "the signed event with the session went to the Location"
+    );
+    assert!(!h.daemon().store.webhooks.is_empty());
 }

@@ -165,3 +165,33 @@ async fn alert_notification_gets_no_response() {
     assert_eq!(h.sim.nacks_received(), 0);
     assert_eq!(h.sim.bind_attempts().len(), 1, "the session stayed up");
 }
+
+#[tokio::test]
+async fn an_smsc_named_by_host_name_is_resolved_at_connect() {
+    let sim = common::loopback_sim().await;
+    let port = sim.smpp_addr.port();
+    // `localhost` may resolve to ::1 first, where nothing listens: every address is tried.
+    let h = Harness::start_on(sim, Options::default(), |c| {
+        c.smsc[0].address = format!("localhost:{port}").try_into().unwrap();
+    })
+    .await;
+    let (verifier, token) = h.app_token(0);
+    h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    assert_eq!(
+        h.poll(&verifier, &token, 10_000).await.1["state"],
+        "complete"
+    );
+}
+
+#[tokio::test]
+async fn an_unresolvable_smsc_host_keeps_the_daemon_up_and_unbound() {
+    let h = Harness::start_with(Options::default(), |c| {
+        let mut second = c.smsc[0].clone();
+        second.name = "nowhere".into();
+        second.address = "no-such-smsc.invalid:2775".to_string().try_into().unwrap();
+        c.smsc.push(second);
+    })
+    .await;
+    let ready = h.readyz().await;
+    assert_eq!(ready["smsc_bound"], serde_json::json!(["sim"]), "{ready}");
+}

@@ -21,6 +21,7 @@ fn backend(config: &mut Config, name: &str, key: &str, receiver: &Receiver) {
         backend: name.into(),
         url: receiver.url(),
         secret: receiver.state.secret.into(),
+        allow_plain_http: false,
     });
 }
 

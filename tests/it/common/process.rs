@@ -174,6 +174,8 @@ pub struct Spawned {
     env: Vec<(String, String)>,
     /// RLIMIT_FSIZE for the daemon: its store's files cannot grow past this (a full disk).
     file_size_limit: Option<u64>,
+    /// RLIMIT_NOFILE for the daemon: as systemd's `LimitNOFILE=`.
+    open_files_limit: Option<u64>,
 }
 
 impl Spawned {
@@ -189,6 +191,20 @@ impl Spawned {
         extra: &str,
         env: &[(&str, &str)],
         file_size_limit: Option<u64>,
+    ) -> Spawned {
+        Self::start_rlimited(extra, env, file_size_limit, None).await
+    }
+
+    /// As [`Spawned::start`], with the daemon allowed `open_files` descriptors at most.
+    pub async fn start_with_open_files(extra: &str, open_files: u64) -> Spawned {
+        Self::start_rlimited(extra, &[], None, Some(open_files)).await
+    }
+
+    async fn start_rlimited(
+        extra: &str,
+        env: &[(&str, &str)],
+        file_size_limit: Option<u64>,
+        open_files_limit: Option<u64>,
     ) -> Spawned {
         let sim = super::loopback_sim().await;
         let tap = SmppTap::start(sim.smpp_addr).await;
@@ -209,6 +225,7 @@ impl Spawned {
                 .collect(),
             dir,
             file_size_limit,
+            open_files_limit,
         };
         std::fs::write(spawned.dir.path().join("smsc.password"), SIM_PASSWORD).unwrap();
         spawned.write_config(extra);
@@ -264,6 +281,21 @@ short_code = "10690000"
                         rlim_max: bytes,
                     };
                     match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                });
+            }
+        }
+        if let Some(open_files) = self.open_files_limit {
+            // SAFETY: between fork and exec only an async-signal-safe call (setrlimit).
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: open_files,
+                        rlim_max: open_files,
+                    };
+                    match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
                         0 => Ok(()),
                         _ => Err(std::io::Error::last_os_error()),
                     }
