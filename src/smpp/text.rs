@@ -128,6 +128,12 @@ pub fn decode(data_coding: u8, bytes: &[u8]) -> Result<String, TextError> {
             })
         }
     };
+    // Many SMSCs pass Latin-1 (or 8-bit ASCII) octets under data_coding 0, "the SMSC default
+    // alphabet", and under 1: an octet with the high bit set cannot be a GSM septet or ASCII,
+    // so such user data is read as Latin-1, and a token in it survives a stray "é".
+    if matches!(data_coding, 0x00 | 0x01) && bytes.iter().any(|octet| *octet >= 0x80) {
+        return Ok(bytes.iter().copied().map(char::from).collect());
+    }
     match alphabet(data_coding)? {
         Alphabet::Gsm => {
             let mut text = String::with_capacity(bytes.len());
@@ -343,17 +349,27 @@ mod tests {
             Err(TextError::UnpairedSurrogate(0xD83D))
         );
         assert_eq!(
-            decode(0, &[0x41, 0x80]),
+            decode(0xF0, &[0x41, 0x80]),
             Err(TextError::NotSevenBit {
-                data_coding: 0,
+                data_coding: 0xF0,
                 index: 1,
                 octet: 0x80
             })
         );
-        assert!(matches!(
-            decode(1, &[0xE4]),
-            Err(TextError::NotSevenBit { .. })
-        ));
+    }
+
+    #[test]
+    fn high_octets_under_the_default_alphabet_are_read_as_latin1() {
+        assert_eq!(
+            decode(0, b"LOGIN AB-12 caf\xe9").unwrap(),
+            "LOGIN AB-12 caf\u{e9}"
+        );
+        assert_eq!(decode(1, &[0x41, 0xE4]).unwrap(), "A\u{e4}");
+        assert_eq!(
+            decode(0, b"A@").unwrap(),
+            "A\u{a1}",
+            "GSM-7 when every octet is a septet"
+        );
     }
 
     #[test]

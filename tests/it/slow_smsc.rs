@@ -195,3 +195,22 @@ async fn an_unresolvable_smsc_host_keeps_the_daemon_up_and_unbound() {
     let ready = h.readyz().await;
     assert_eq!(ready["smsc_bound"], serde_json::json!(["sim"]), "{ready}");
 }
+
+#[tokio::test]
+async fn a_latin1_octet_under_data_coding_0_does_not_lose_the_token() {
+    let h = Harness::start().await;
+    let (verifier, token) = h.app_token(0);
+    let mut text = format!("LOGIN {token} -- Caf").into_bytes();
+    text.push(0xE9); // a carrier signature in Latin-1 under dc 0
+    let mo = Deliver {
+        from: ALICE.into(),
+        data_coding: 0,
+        short_message: text,
+        ..Deliver::default()
+    };
+    assert_eq!(h.sim.deliver(&[mo]).await.unwrap().statuses, [0]);
+    assert_eq!(
+        h.poll(&verifier, &token, 10_000).await.1["state"],
+        "complete"
+    );
+}
