@@ -127,10 +127,21 @@ fn classify(status: StatusCode, body: &[u8]) -> Attempt {
     }
     let garbled =
         |why: &str| Attempt::Failed(format!("answer does not follow the protocol: {why}"));
-    let answer: WireAnswer = match serde_json::from_slice(body) {
-        Ok(answer) => answer,
-        Err(e) => return garbled(&e.to_string()),
-    };
+    // serde's own message quotes the offending value, which may be a password: name the
+    // field and the position only.
+    let answer: WireAnswer =
+        match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)) {
+            Ok(answer) => answer,
+            Err(e) => {
+                let (path, inner) = (e.path().to_string(), e.into_inner());
+                let at = format!("line {}, column {}", inner.line(), inner.column());
+                return garbled(&if inner.is_data() {
+                    format!("`{path}` has the wrong type or value ({at})")
+                } else {
+                    format!("not a JSON object ({at})")
+                });
+            }
+        };
     if let Some(reason) = answer.refused {
         if reason.is_empty() || reason.len() > MAX_REASON_LEN {
             return garbled("`refused` must be 1 to 64 characters");
@@ -454,6 +465,23 @@ mod tests {
             let status = StatusCode::from_u16(status).unwrap();
             assert_eq!(classify(status, b""), Attempt::Final(status));
         }
+    }
+
+    #[test]
+    fn a_mistyped_field_is_named_and_its_value_never_quoted() {
+        let body = br#"{"account_id":"u","created":true,"session":"s","credentials":{"login":"a","password":["pw-Secret-1"]}}"#;
+        let Attempt::Failed(why) = classify(StatusCode::OK, body) else {
+            panic!("a mistyped answer is a failure");
+        };
+        assert!(why.contains("credentials.password"), "{why}");
+        assert!(!why.contains("pw-Secret-1"), "{why}");
+        let Attempt::Failed(why) = classify(StatusCode::OK, br#"{"created":"pw-Secret-2"}"#) else {
+            panic!("a mistyped answer is a failure");
+        };
+        assert!(
+            why.contains("`created`") && !why.contains("pw-Secret-2"),
+            "{why}"
+        );
     }
 
     #[test]
