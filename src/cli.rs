@@ -229,6 +229,8 @@ pub fn local_url(config: &Config) -> String {
 pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Config {
     let mut config = Config::defaults(store);
     config.http.listen = http;
+    // Without a config file someone is trying moauth out: show them the page.
+    config.http.login_page = true;
     config.smsc = vec![SmscConfig {
         name: "sim".into(),
         address: smsc.into(),

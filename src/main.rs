@@ -33,7 +33,14 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// The whole story on loopback: token, SMS, account, session, poll.
-    Demo,
+    Demo {
+        /// Serve the login page with a simulated phone beside it, and print its URL.
+        #[arg(long)]
+        web: bool,
+        /// With --web: the page's address (default 127.0.0.1:8080, or any port if taken).
+        #[arg(long, requires = "web")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Print a fresh verifier, token and sms: URI, as an app would make them.
     Token {
         #[arg(long)]
@@ -94,11 +101,12 @@ enum SimCommand {
 async fn main() -> ExitCode {
     moauth::install_crypto_provider();
     let args = Args::parse();
-    let quiet = matches!(args.command, Command::Demo | Command::Token { .. });
+    let quiet = matches!(args.command, Command::Demo { .. } | Command::Token { .. });
     let log = logging::init(args.log_format, if quiet { "warn" } else { "info" });
     let result = match args.command {
         Command::Run { config } => cli::run(config, log).await,
-        Command::Demo => moauth::demo::run().await,
+        Command::Demo { web: false, .. } => moauth::demo::run().await,
+        Command::Demo { web: true, listen } => moauth::demo::web::run(listen).await,
         Command::Token {
             json,
             short_code,

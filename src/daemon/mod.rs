@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -32,6 +33,7 @@ use crate::core::health::LinkStates;
 use crate::core::store::Store;
 use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
+use crate::http::page::{self, PageState};
 use crate::http::serve::{self, ServeLimits};
 use crate::http::{ApiState, router};
 use crate::login::LoginPipeline;
@@ -114,6 +116,25 @@ impl Daemon {
         config: Config,
         clock: Clock,
         options: Options,
+    ) -> Result<Daemon, DaemonError> {
+        Self::serve(config, clock, options, None).await
+    }
+
+    /// `moauth demo --web` only: the daemon plus the simulated phone's routes, which the login
+    /// page then shows beside itself. A daemon started from a config file never has them.
+    pub async fn start_with_demo_phone(
+        config: Config,
+        clock: Clock,
+        phone: Router,
+    ) -> Result<Daemon, DaemonError> {
+        Self::serve(config, clock, Options::default(), Some(phone)).await
+    }
+
+    async fn serve(
+        config: Config,
+        clock: Clock,
+        options: Options,
+        demo_phone: Option<Router>,
     ) -> Result<Daemon, DaemonError> {
         crate::install_crypto_provider();
         // Before anything starts: a bad CA file refuses the start, it does not half-start.
@@ -216,9 +237,17 @@ impl Daemon {
             long_polls,
             poll_limiter: live.poll_limiter.clone(),
         };
+        let page = page::router(PageState {
+            settings: live.page.clone(),
+            clock: clock.clone(),
+            demo_phone: demo_phone.is_some(),
+        });
         let app = router(
             api,
-            status::router(status.clone()).merge(metrics::router(scraped)),
+            status::router(status.clone())
+                .merge(metrics::router(scraped))
+                .merge(page)
+                .merge(demo_phone.unwrap_or_default()),
         );
         let serve_limits = ServeLimits {
             max_connections: config.http.max_connections,

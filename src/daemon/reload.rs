@@ -15,6 +15,7 @@ use crate::core::live::{Live, live};
 use crate::core::replies::Replies;
 use crate::http::keys::ApiKeys;
 use crate::http::limits::PollLimiter;
+use crate::http::page::PageSettings;
 use crate::ops::config::{Config, LimitsConfig};
 use crate::webhooks::Targets;
 
@@ -31,6 +32,8 @@ pub struct LiveSettings {
     pub api_keys: Live<ApiKeys>,
     /// Each backend's webhook, by backend name.
     pub webhooks: Live<Targets>,
+    /// The login page: on or off, and the app name, short code and keyword it shows.
+    pub page: Live<PageSettings>,
 }
 
 impl LiveSettings {
@@ -43,6 +46,7 @@ impl LiveSettings {
             poll_limiter: live(PollLimiter::new(&config.limits)),
             api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
             webhooks: live(Targets::from_config(&config.webhooks)),
+            page: live(PageSettings::from_config(config)),
         }
     }
 
@@ -61,6 +65,7 @@ impl LiveSettings {
             .store(Arc::new(ApiKeys::from_config(&config.http.api_keys)));
         self.webhooks
             .store(Arc::new(Targets::from_config(&config.webhooks)));
+        self.page.store(Arc::new(PageSettings::from_config(config)));
     }
 }
 

@@ -25,6 +25,9 @@ pub struct HttpConfig {
     /// A kept-alive connection with no request is closed this long after its last answer.
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// Serves the login page at `/login` (`http::page`); `/moauth.js` is always served.
+    #[serde(default)]
+    pub login_page: bool,
 }
 
 impl Default for HttpConfig {
@@ -35,6 +38,7 @@ impl Default for HttpConfig {
             max_connections: default_max_connections(),
             header_read_timeout_secs: default_header_read_timeout_secs(),
             idle_timeout_secs: default_idle_timeout_secs(),
+            login_page: false,
         }
     }
 }

@@ -8,6 +8,7 @@ mod error;
 pub mod keys;
 pub mod limits;
 mod logins;
+pub mod page;
 pub mod serve;
 
 use std::net::SocketAddr;

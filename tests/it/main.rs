@@ -9,6 +9,7 @@ mod http_api;
 mod http_contract;
 mod limits;
 mod login_flow;
+mod login_page;
 mod metrics;
 mod ops_check_config;
 mod ops_dashboard;

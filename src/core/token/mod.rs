@@ -219,24 +219,14 @@ impl Token {
         difference == 0
     }
 
-    /// The `sms:` URI (RFC 5724) an app opens so the user only has to tap send. The body is
-    /// percent-encoded byte by byte, leaving only unreserved characters, so any keyword survives.
+    /// The `sms:` URI (RFC 5724) an app opens so the user only has to tap send.
     pub fn sms_uri(&self, short_code: &str, keyword: &str) -> String {
         let body = if keyword.is_empty() {
             self.to_string()
         } else {
             format!("{keyword} {self}")
         };
-        let encoded: String = body
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        format!("sms:{short_code}?body={encoded}")
+        composer_uri(short_code, &body)
     }
 
     /// The symbol values, version and check included.
@@ -286,6 +276,22 @@ impl fmt::Display for Token {
         }
         Ok(())
     }
+}
+
+/// The `sms:` URI (RFC 5724) that opens the composer with `body` to `short_code`. The body is
+/// percent-encoded byte by byte, leaving only unreserved characters, so any keyword survives
+/// (web/moauth.js encodes exactly the same way).
+pub fn composer_uri(short_code: &str, body: &str) -> String {
+    let encoded: String = body
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("sms:{short_code}?body={encoded}")
 }
 
 /// Everything an app needs to start a login: its secret verifier, the token made from it and

@@ -2,6 +2,9 @@
 //!
 //! Everything is real except the phone: a simulator SMSC on a loopback port, the daemon bound
 //! to it over SMPP, a fresh store in a temporary directory, and the app's poll over HTTP.
+//! `moauth demo --web` (`web`) shows the same in a browser, with a simulated phone.
+
+pub mod web;
 
 use std::time::Duration;
 
@@ -25,15 +28,20 @@ pub async fn run() -> anyhow::Result<()> {
     result
 }
 
-async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
-    let sim = Simulator::start(SimConfig {
+/// The simulator on a free loopback port, with no control API: the demo drives it directly.
+async fn start_simulator() -> anyhow::Result<Simulator> {
+    Ok(Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse()?,
         control: None,
         system_id: SIM_SYSTEM_ID.into(),
         password: SIM_PASSWORD.into(),
         tls: None,
     })
-    .await?;
+    .await?)
+}
+
+async fn story(dir: &std::path::Path) -> anyhow::Result<()> {
+    let sim = start_simulator().await?;
     let config = embedded_config(dir.join("store"), "127.0.0.1:0".parse()?, sim.smpp_addr);
     let daemon = Daemon::start(config, Clock::System, Options::default()).await?;
     let api = format!("http://{}", daemon.http_addr);
