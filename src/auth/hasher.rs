@@ -68,12 +68,17 @@ impl Hasher {
             std::thread::Builder::new()
                 .name(format!("moauth-argon2-{i}"))
                 .spawn(move || {
-                    let mut memory = vec![Block::default(); params.block_count()];
+                    // Allocated at the first hash, so an idle daemon does not hold it.
+                    let mut memory = Vec::new();
+                    let blocks = params.block_count();
                     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = queue.lock().expect("hash queue lock").recv();
                         let Ok((password, answer)) = job else { return };
+                        if memory.is_empty() {
+                            memory = vec![Block::default(); blocks];
+                        }
                         let _ = answer.send(phc_hash(&argon2, &password, &mut memory));
                     }
                 })
