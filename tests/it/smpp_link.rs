@@ -3,31 +3,9 @@
 
 use crate::common;
 
-use std::time::Duration;
-
-use common::{ALICE, Harness, PATIENCE};
+use common::{ALICE, Harness, PATIENCE, help_from, wait_until};
 use moauth::daemon::Options;
 use moauth::sim::Deliver;
-
-fn help_from(i: usize) -> Deliver {
-    Deliver {
-        from: format!("+86139{i:08}"),
-        data_coding: 1,
-        short_message: b"HELP".to_vec(),
-        ..Deliver::default()
-    }
-}
-
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_window_of_outstanding_submits_is_never_exceeded() {

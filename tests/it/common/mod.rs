@@ -19,7 +19,7 @@ use moauth::core::clock::Clock;
 use moauth::core::token::{Token, Verifier};
 use moauth::daemon::{Daemon, Options};
 use moauth::ops::config::Config;
-use moauth::sim::{MoRequest, MoResult, SimConfig, Simulator, Submitted};
+use moauth::sim::{Deliver, MoRequest, MoResult, SimConfig, Simulator, Submitted};
 use serde_json::{Value, json};
 
 pub const ALICE: &str = "+8613800138000";
@@ -250,4 +250,26 @@ pub fn self_signed(name: &str) -> (Arc<rustls::ServerConfig>, String) {
     .with_single_cert(vec![cert], key)
     .unwrap();
     (Arc::new(config), certified.cert.pem())
+}
+
+/// A HELP from the i-th of many numbers: an MO that needs no token and gets one reply.
+pub fn help_from(i: usize) -> Deliver {
+    Deliver {
+        from: format!("+86139{i:08}"),
+        data_coding: 1,
+        short_message: b"HELP".to_vec(),
+        ..Deliver::default()
+    }
+}
+
+/// Waits on a condition the test cannot be told about, up to [`PATIENCE`].
+pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
