@@ -99,6 +99,11 @@ pub struct RemoteAuthConfig {
     /// PEM file of the CAs that sign the auth core's certificate; the Mozilla roots when absent.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Where a texted LOGOUT goes: a signed `POST {"event": "logout", "msisdn", "requested_at"}`
+    /// that asks the app's core to end every session of the number. Without it LOGOUT is
+    /// answered with HELP.
+    #[serde(default)]
+    pub logout_url: Option<String>,
 }
 
 fn default_remote_timeout_ms() -> u64 {
@@ -137,6 +142,11 @@ impl AuthConfig {
                     crate::signing::check_url(&remote.url, false, super::PLAIN_HTTP_REFUSED)
                 {
                     at("remote.url", &message);
+                }
+                if let Some(url) = &remote.logout_url
+                    && let Err(message) = crate::signing::check_url(url, false, "it names a number")
+                {
+                    at("remote.logout_url", &message);
                 }
                 if remote.timeout_ms == 0 {
                     at("remote.timeout_ms", "must be at least 1");

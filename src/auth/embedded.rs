@@ -12,8 +12,8 @@ use futures::future::BoxFuture;
 
 use super::hasher::Hasher;
 use crate::core::auth::{
-    AuthAnswer, AuthCore, AuthError, AuthRequest, IssuedSession, SessionCore, SessionInfo,
-    SessionKey,
+    AuthAnswer, AuthCore, AuthError, AuthRequest, ByNumber, Credentials, IssuedSession,
+    SessionCore, SessionInfo, SessionKey,
 };
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::error::StoreError;
@@ -161,6 +161,49 @@ impl AuthCore for EmbeddedAuth {
     /// Only the store can fail here, and an MO waits for the store however long it takes.
     fn max_wait_secs(&self) -> Option<u64> {
         None
+    }
+
+    /// The new hash is stored before the SMS is queued; a crash between them leaves the MO in
+    /// the inbox, and its retry makes (and texts) yet another password.
+    fn reset_password<'a>(
+        &'a self,
+        msisdn: &'a Msisdn,
+    ) -> BoxFuture<'a, Result<ByNumber<Credentials>, AuthError>> {
+        async move {
+            if self.store.account(msisdn).await?.is_none() {
+                return Ok(ByNumber::NoAccount);
+            }
+            let password = random_password();
+            let hash = self
+                .hasher
+                .hash(password.clone())
+                .await
+                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            if !self.store.set_password(msisdn, hash).await? {
+                return Ok(ByNumber::NoAccount);
+            }
+            Ok(ByNumber::Done(Credentials {
+                login: msisdn.as_str().to_owned(),
+                password,
+            }))
+        }
+        .boxed()
+    }
+
+    fn log_out<'a>(&'a self, msisdn: &'a Msisdn) -> BoxFuture<'a, Result<ByNumber<()>, AuthError>> {
+        async move {
+            let Some(account) = self.store.account(msisdn).await? else {
+                return Ok(ByNumber::NoAccount);
+            };
+            let ended = self.store.revoke_sessions(account.id).await?;
+            tracing::info!(
+                account_id = account.id,
+                sessions = ended,
+                "LOGOUT: sessions ended"
+            );
+            Ok(ByNumber::Done(()))
+        }
+        .boxed()
     }
 
     fn sweep(&self, now: UnixSecs) -> BoxFuture<'_, Result<usize, AuthError>> {

@@ -26,9 +26,10 @@ use tracing::{error, info, warn};
 use super::backoff::Backoff;
 use super::breaker::{Admit, Breaker};
 use super::config::RemoteAuthConfig;
-use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest, Credentials};
+use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest, ByNumber, Credentials};
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::health::AuthCoreHealth;
+use crate::core::msisdn::Msisdn;
 use crate::signing;
 use crate::smpp::tls::{TlsError, root_store};
 
@@ -178,6 +179,8 @@ pub struct RemoteAuth {
     client: reqwest::Client,
     url: Url,
     secret: Vec<u8>,
+    /// `[auth.remote] logout_url`, checked like `url`.
+    logout_url: Option<Url>,
     clock: Clock,
     backoff: Backoff,
     max_wait_secs: u64,
@@ -188,6 +191,12 @@ impl RemoteAuth {
     pub fn new(config: &RemoteAuthConfig, clock: Clock) -> Result<RemoteAuth, RemoteError> {
         let url =
             signing::check_url(&config.url, false, PLAIN_HTTP_REFUSED).map_err(RemoteError::Url)?;
+        let logout_url = config
+            .logout_url
+            .as_deref()
+            .map(|url| signing::check_url(url, false, "it names a number"))
+            .transpose()
+            .map_err(RemoteError::Url)?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config(config.ca_file.as_deref())?)
@@ -203,6 +212,7 @@ impl RemoteAuth {
             client,
             url,
             secret: config.secret.as_bytes().to_vec(),
+            logout_url,
             clock,
             backoff: Backoff {
                 initial: Duration::from_millis(config.backoff_initial_ms),
@@ -282,6 +292,51 @@ impl RemoteAuth {
                     return Err(AuthError::Unavailable(failure));
                 }
             }
+        }
+    }
+
+    /// One signed POST to `logout_url`. 2xx: done; 404: the number has no account there;
+    /// 408, 429, 5xx or no answer: unavailable (the MO waits in the inbox and is tried again);
+    /// any other status: the core will not do it, and the number is answered with HELP.
+    async fn log_out_inner(&self, msisdn: &Msisdn) -> Result<ByNumber<()>, AuthError> {
+        let Some(url) = &self.logout_url else {
+            return Ok(ByNumber::NotSupported);
+        };
+        let now = self.clock.now();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "event": "logout",
+            "msisdn": msisdn.as_str(),
+            "requested_at": now,
+        }))
+        .expect("the logout request serialises to JSON");
+        let sent = self
+            .client
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(signing::HEADER, signing::sign(&self.secret, now, &body))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| AuthError::Unavailable(describe(&e)))?;
+        let status = sent.status();
+        if status.is_success() {
+            Ok(ByNumber::Done(()))
+        } else if status == StatusCode::NOT_FOUND {
+            Ok(ByNumber::NoAccount)
+        } else if status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+        {
+            Err(AuthError::Unavailable(format!(
+                "logout: HTTP {}",
+                status.as_u16()
+            )))
+        } else {
+            error!(
+                status = status.as_u16(),
+                "auth core refused the logout request (check [auth.remote] logout_url and secret)"
+            );
+            Ok(ByNumber::NotSupported)
         }
     }
 
@@ -374,6 +429,10 @@ impl AuthCore for RemoteAuth {
         futures::future::ready(Ok(())).boxed()
     }
 
+    fn log_out<'a>(&'a self, msisdn: &'a Msisdn) -> BoxFuture<'a, Result<ByNumber<()>, AuthError>> {
+        self.log_out_inner(msisdn).boxed()
+    }
+
     fn health(&self) -> AuthCoreHealth {
         self.breaker().health(Instant::now())
     }
@@ -386,7 +445,6 @@ impl AuthCore for RemoteAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::msisdn::Msisdn;
     use crate::core::token::{Token, Verifier};
 
     fn request(id: u64) -> AuthRequest {
@@ -602,6 +660,7 @@ mod tests {
             breaker_failures: 2,
             breaker_open_secs: 3_600,
             ca_file: None,
+            logout_url: None,
         };
         let recorded = Recorded::default();
         // The local recorder is per thread: a current-thread runtime keeps every emission here.

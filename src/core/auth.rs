@@ -85,11 +85,37 @@ pub trait AuthCore: Send + Sync {
     /// waits for as long as it takes.
     fn max_wait_secs(&self) -> Option<u64>;
 
+    /// PASSWORD from `msisdn`: a new password replaces the account's, to be texted to it.
+    fn reset_password<'a>(
+        &'a self,
+        _msisdn: &'a Msisdn,
+    ) -> BoxFuture<'a, Result<ByNumber<Credentials>, AuthError>> {
+        Box::pin(futures::future::ready(Ok(ByNumber::NotSupported)))
+    }
+
+    /// LOGOUT from `msisdn`: every session of its account ends.
+    fn log_out<'a>(
+        &'a self,
+        _msisdn: &'a Msisdn,
+    ) -> BoxFuture<'a, Result<ByNumber<()>, AuthError>> {
+        Box::pin(futures::future::ready(Ok(ByNumber::NotSupported)))
+    }
+
     /// Removes what expired by `now` (the embedded core's sessions); run by the pipeline's
     /// periodic sweep. Returns how many went.
     fn sweep(&self, _now: UnixSecs) -> BoxFuture<'_, Result<usize, AuthError>> {
         Box::pin(futures::future::ready(Ok(0)))
     }
+}
+
+/// What a command texted from a number did to its account.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ByNumber<T> {
+    Done(T),
+    /// The number has no account.
+    NoAccount,
+    /// This auth core does not do that (a remote core that was given no URL for it).
+    NotSupported,
 }
 
 /// What the store keeps of a session: SHA-256 of its value. The value itself is a bearer

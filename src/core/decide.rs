@@ -11,7 +11,7 @@ use crate::core::login::LoginState;
 use crate::core::login::RejectReason;
 use crate::core::msisdn::Msisdn;
 use crate::core::replies::Reply;
-use crate::core::token::{Body, Challenge, Token};
+use crate::core::token::{Body, Challenge, Command, Token};
 
 /// The acceptance window and how long results stay answerable.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +42,9 @@ pub enum Decision {
         record: Option<(Challenge, LoginRecord)>,
         reply: Option<Reply>,
     },
+    /// A command with an effect (STOP, START, PASSWORD, LOGOUT): the pipeline carries it out
+    /// and picks the reply.
+    Command(Command),
 }
 
 impl Decision {
@@ -73,8 +76,8 @@ pub fn decide(
         ))
     };
     let token = match body {
-        Body::Stop => return Decision::reply(Reply::Stop),
-        Body::Help => return Decision::reply(Reply::Help),
+        Body::Command(Command::Help) => return Decision::reply(Reply::Help),
+        Body::Command(command) => return Decision::Command(*command),
         Body::Bad { claimed, .. } => {
             // The challenge as read may be the one the app polls for (a typo in the check or
             // time symbols): mark it so the app can stop waiting. A valid SMS for the same
@@ -439,14 +442,21 @@ mod tests {
     }
 
     #[test]
-    fn stop_and_help_are_answered_not_parsed() {
+    fn help_is_answered_and_other_commands_are_carried_out() {
         assert_eq!(
-            decide(&Body::Stop, &alice(), NOW, None, &WINDOW),
-            Decision::reply(Reply::Stop)
-        );
-        assert_eq!(
-            decide(&Body::Help, &alice(), NOW, None, &WINDOW),
+            decide(&Body::Command(Command::Help), &alice(), NOW, None, &WINDOW),
             Decision::reply(Reply::Help)
         );
+        for command in [
+            Command::Stop,
+            Command::Start,
+            Command::Password,
+            Command::Logout,
+        ] {
+            assert_eq!(
+                decide(&Body::Command(command), &alice(), NOW, None, &WINDOW),
+                Decision::Command(command)
+            );
+        }
     }
 }

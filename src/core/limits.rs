@@ -25,6 +25,7 @@ use crate::core::login::LoginState;
 use crate::core::login::RejectReason;
 use crate::core::msisdn::Msisdn;
 use crate::core::replies::Reply;
+use crate::core::token::Command;
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -169,6 +170,14 @@ impl NumberLimits {
         }
     }
 
+    /// Whether a reply other than credentials could go to `to` now; counts nothing. Asked
+    /// before a password is replaced: a new password that may not be texted would lock its
+    /// owner out.
+    pub fn reply_allowed(&self, rules: &LimitsConfig, to: &Msisdn, now: UnixSecs) -> bool {
+        self.error_sms
+            .allows(to.digits(), rules.error_sms_per_number_per_hour, now)
+    }
+
     /// Whether `number`'s prefix may open another account now. Counts nothing: call
     /// [`NumberLimits::account_created`] when one was.
     pub fn may_create_account(
@@ -281,6 +290,12 @@ pub fn refuse(
         },
         Decision::Answer { record, .. } => Decision::Answer {
             record,
+            reply: None,
+        },
+        // An opt-out is honoured whatever the limits (the pipeline sends no SMS for it).
+        Decision::Command(Command::Stop) => decision,
+        Decision::Command(_) => Decision::Answer {
+            record: None,
             reply: None,
         },
     }

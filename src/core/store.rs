@@ -10,6 +10,7 @@
 //! | the SMPP links' sending side | [`OutboxStore`] |
 //! | the webhook dispatcher | [`WebhookStore`] |
 //! | the embedded auth core | [`AccountStore`] |
+//! | the pipeline's STOP / START | [`OptOutStore`] |
 //!
 //! # Durability, for every implementation
 //! A method that *writes* is atomic: all of its effect or none. It is **durable once a
@@ -386,13 +387,33 @@ pub trait AccountStore: StoreBase {
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize>;
 }
 
+/// Numbers that texted STOP: the pipeline sends them no SMS until they text START.
+pub trait OptOutStore: StoreBase {
+    /// Records (`true`, as of `now`) or lifts (`false`) the number's opt-out; returns whether
+    /// that changed anything. Durable after `sync`.
+    fn set_opt_out<'a>(
+        &'a self,
+        msisdn: &'a Msisdn,
+        opted_out: bool,
+        now: UnixSecs,
+    ) -> StoreFuture<'a, bool>;
+
+    fn opted_out<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, bool>;
+}
+
 /// Everything one backend offers; the daemon holds one and hands each consumer its part.
 pub trait Store:
-    PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+    PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore + OptOutStore
 {
 }
 
 impl<T> Store for T where
-    T: PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+    T: PipelineStore
+        + PollStore
+        + MintStore
+        + OutboxStore
+        + WebhookStore
+        + AccountStore
+        + OptOutStore
 {
 }

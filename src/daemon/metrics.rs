@@ -136,6 +136,14 @@ fn describe() {
         "Requests, MOs and replies an abuse limit refused, by limit"
     );
     describe_counter!(
+        "moauth_sms_commands_total",
+        "SMS commands received, by command: help, stop, start, password, logout"
+    );
+    describe_counter!(
+        "moauth_sms_suppressed_total",
+        "Replies not sent because the number opted out (STOP), by reason"
+    );
+    describe_counter!(
         "moauth_password_logins_total",
         "Password logins (POST /v1/password-logins), by result: ok, invalid, limited"
     );
@@ -224,6 +232,10 @@ pub fn register_known(config: &Config) {
     for limit in LIMITS {
         metrics::counter!("moauth_limit_hits_total", "limit" => *limit).increment(0);
     }
+    for command in ["help", "stop", "start", "password", "logout"] {
+        metrics::counter!("moauth_sms_commands_total", "command" => command).increment(0);
+    }
+    metrics::counter!("moauth_sms_suppressed_total", "reason" => "opted_out").increment(0);
     for result in ["ok", "invalid", "limited"] {
         metrics::counter!("moauth_password_logins_total", "result" => result).increment(0);
     }

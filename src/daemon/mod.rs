@@ -295,6 +295,9 @@ impl Daemon {
                     store: store.clone(),
                     targets: live.webhooks.clone(),
                 },
+                opt_outs: store.clone(),
+                commands: config.login.commands.commands(),
+                notify_logins: config.login.notify_logins,
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }

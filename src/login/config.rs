@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::core::token::DEFAULT_KEYWORDS;
+use crate::core::token::{Command, Commands, DEFAULT_COMMANDS, DEFAULT_KEYWORDS};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +24,13 @@ pub struct LoginConfig {
     pub result_ttl_secs: u64,
     #[serde(default = "default_true")]
     pub send_credentials: bool,
+    /// Text an existing account after each login by SMS, naming the app and the time, with
+    /// LOGOUT to end every session (login-jacking becomes visible). One more SMS per login.
+    #[serde(default)]
+    pub notify_logins: bool,
+    /// The words of the SMS commands.
+    #[serde(default)]
+    pub commands: CommandsConfig,
 }
 
 impl Default for LoginConfig {
@@ -35,8 +42,94 @@ impl Default for LoginConfig {
             session_ttl_secs: default_session_ttl(),
             result_ttl_secs: default_result_ttl(),
             send_credentials: true,
+            notify_logins: false,
+            commands: CommandsConfig::default(),
         }
     }
+}
+
+/// `[login.commands]`: a body that is exactly one of these words (any case, full-width
+/// folded) is that command, never a token.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsConfig {
+    #[serde(default = "default_help")]
+    pub help: Vec<String>,
+    #[serde(default = "default_stop")]
+    pub stop: Vec<String>,
+    #[serde(default = "default_start")]
+    pub start: Vec<String>,
+    #[serde(default = "default_password")]
+    pub password: Vec<String>,
+    #[serde(default = "default_logout")]
+    pub logout: Vec<String>,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        CommandsConfig {
+            help: default_help(),
+            stop: default_stop(),
+            start: default_start(),
+            password: default_password(),
+            logout: default_logout(),
+        }
+    }
+}
+
+impl CommandsConfig {
+    pub fn commands(&self) -> Commands {
+        let words = |list: &Vec<String>, command: Command| {
+            list.iter()
+                .map(move |w| (w.clone(), command))
+                .collect::<Vec<_>>()
+        };
+        Commands::new(
+            [
+                words(&self.help, Command::Help),
+                words(&self.stop, Command::Stop),
+                words(&self.start, Command::Start),
+                words(&self.password, Command::Password),
+                words(&self.logout, Command::Logout),
+            ]
+            .concat(),
+        )
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        [
+            &self.help,
+            &self.stop,
+            &self.start,
+            &self.password,
+            &self.logout,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+fn default_words(command: Command) -> Vec<String> {
+    DEFAULT_COMMANDS
+        .iter()
+        .filter(|(_, c)| *c == command)
+        .map(|(w, _)| w.to_string())
+        .collect()
+}
+fn default_help() -> Vec<String> {
+    default_words(Command::Help)
+}
+fn default_stop() -> Vec<String> {
+    default_words(Command::Stop)
+}
+fn default_start() -> Vec<String> {
+    default_words(Command::Start)
+}
+fn default_password() -> Vec<String> {
+    default_words(Command::Password)
+}
+fn default_logout() -> Vec<String> {
+    default_words(Command::Logout)
 }
 
 fn default_keywords() -> Vec<String> {
@@ -80,11 +173,14 @@ fn default_cc() -> String {
 
 impl LoginConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
         if self.keywords.iter().any(|k| k.trim().is_empty()) {
-            vec![("keywords".into(), "keywords must not be empty".into())]
-        } else {
-            Vec::new()
+            problems.push(("keywords".into(), "keywords must not be empty".into()));
         }
+        if self.commands.all().any(|w| w.trim().is_empty()) {
+            problems.push(("commands".into(), "command words must not be empty".into()));
+        }
+        problems
     }
 }
 

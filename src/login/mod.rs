@@ -27,9 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::core::auth::AuthCore;
-use crate::core::auth::AuthError;
-use crate::core::auth::AuthRequest;
+use crate::core::auth::{AuthCore, AuthError, AuthRequest, ByNumber};
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::decide::{self, Decision, Unanswered, Window};
 use crate::core::error::StoreError;
@@ -40,8 +38,8 @@ use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
-use crate::core::store::{Outcome, PartKey, PipelineStore, SweepDue};
-use crate::core::token::parse_body;
+use crate::core::store::{OptOutStore, Outcome, PartKey, PipelineStore, SweepDue};
+use crate::core::token::{Command, Commands, parse_body_with};
 use crate::smpp::{text, udh};
 use crate::webhooks::Hooks;
 use config::InboundConfig;
@@ -77,6 +75,12 @@ pub struct LoginPipeline {
     pub number_limits: Mutex<NumberLimits>,
     /// Which recorded states go to a backend's webhook, and how.
     pub hooks: Hooks,
+    /// Numbers that texted STOP: no SMS for them but START's answer.
+    pub opt_outs: Arc<dyn OptOutStore>,
+    /// The words of HELP, STOP, START, PASSWORD and LOGOUT (read at start).
+    pub commands: Commands,
+    /// `[login] notify_logins`: text an existing account after each login.
+    pub notify_logins: bool,
 }
 
 impl LoginPipeline {
@@ -178,7 +182,7 @@ impl LoginPipeline {
                 return Ok(());
             }
         };
-        let body = parse_body(&text, &self.keywords.load());
+        let body = parse_body_with(&text, &self.keywords.load(), &self.commands);
         let prior = match &body {
             crate::core::token::Body::Login(token) => self.store.login(&token.challenge()).await?,
             crate::core::token::Body::Bad {
@@ -195,7 +199,8 @@ impl LoginPipeline {
         );
         debug!(mo = id, ?decision, "decided");
         let (now, rules) = (self.clock.now(), self.limits.load());
-        let decision = match self.limit(&rules, id, &sender, &decision, now).await? {
+        let limited = self.limit(&rules, id, &sender, &decision, now).await?;
+        let decision = match limited {
             Some(limit) => {
                 info!(mo = id, from = %sender.masked(), limit = limit.as_str(), "MO refused by a limit; no reply");
                 count_rejected(limit.reason().as_str());
@@ -220,6 +225,11 @@ impl LoginPipeline {
                 }
                 (record, reply)
             }
+            Decision::Command(command) => {
+                let reply = self.command(command, &sender, &rules, now).await?;
+                // A command past a limit still takes effect (STOP is honoured), silently.
+                (None, reply.filter(|_| limited.is_none()))
+            }
             Decision::LogIn(token) => {
                 let request = AuthRequest {
                     request_id: id,
@@ -232,7 +242,11 @@ impl LoginPipeline {
                     Ok(answer) => {
                         info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
                         completed = Some(answer.created);
-                        decide::completed(&token, &sender, answer, self.clock.now(), &window)
+                        let notify = self.notify_logins && !answer.created;
+                        let (record, credentials) =
+                            decide::completed(&token, &sender, answer, self.clock.now(), &window);
+                        let notice = notify.then(|| Reply::LoginNotice(self.clock.now()));
+                        (record, credentials.or(notice))
                     }
                     Err(AuthError::Refused(reason)) => {
                         info!(mo = id, from = %sender.masked(), %reason, "auth core refused the login");
@@ -263,6 +277,19 @@ impl LoginPipeline {
                 };
                 (Some((token.challenge(), record)), reply)
             }
+        };
+        let reply = match reply {
+            // START's answer is the one SMS an opted-out number gets; STOP's is the last.
+            Some(r)
+                if !matches!(r, Reply::Start | Reply::Stop)
+                    && self.opt_outs.opted_out(&sender).await? =>
+            {
+                info!(mo = id, to = %sender.masked(), ?r, "reply suppressed: the number opted out");
+                metrics::counter!("moauth_sms_suppressed_total", "reason" => "opted_out")
+                    .increment(1);
+                None
+            }
+            r => r,
         };
         let reply = reply.filter(|r| {
             let allowed = self.number_limits().may_reply(&rules, &sender, r, now);
@@ -297,6 +324,61 @@ impl LoginPipeline {
                 .record(self.clock.now().saturating_sub(mo.received_at) as f64);
         }
         Ok(())
+    }
+
+    /// Carries out a command texted by `sender`; returns the reply it earned. An error leaves
+    /// the MO in the inbox, to be tried again (each step may be repeated).
+    async fn command(
+        &self,
+        command: Command,
+        sender: &Msisdn,
+        rules: &LimitsConfig,
+        now: UnixSecs,
+    ) -> Result<Option<Reply>, PipelineError> {
+        metrics::counter!("moauth_sms_commands_total", "command" => command_name(command))
+            .increment(1);
+        let unsupported = |what| {
+            info!(from = %sender.masked(), "{what} is not done by this auth core; answered with HELP");
+            Some(Reply::Help)
+        };
+        Ok(match command {
+            Command::Help => Some(Reply::Help),
+            Command::Stop | Command::Start => {
+                let stop = command == Command::Stop;
+                let changed = self.opt_outs.set_opt_out(sender, stop, now).await?;
+                info!(from = %sender.masked(), opted_out = stop, changed, "opt-out");
+                Some(if stop { Reply::Stop } else { Reply::Start })
+            }
+            Command::Password => {
+                // A password replaced but never texted would lock its owner out: only when
+                // the new one can be sent.
+                if self.opt_outs.opted_out(sender).await? {
+                    info!(from = %sender.masked(), "PASSWORD from an opted-out number; nothing done");
+                    return Ok(None);
+                }
+                if !self.number_limits().reply_allowed(rules, sender, now) {
+                    info!(from = %sender.masked(), "PASSWORD over the reply limit; nothing done");
+                    limit_hit(Limit::ErrorSmsPerNumber);
+                    return Ok(None);
+                }
+                match self.auth.reset_password(sender).await? {
+                    ByNumber::Done(credentials) => {
+                        info!(from = %sender.masked(), "password replaced");
+                        Some(Reply::NewPassword(credentials))
+                    }
+                    ByNumber::NoAccount => Some(Reply::NoAccount),
+                    ByNumber::NotSupported => unsupported("PASSWORD"),
+                }
+            }
+            Command::Logout => match self.auth.log_out(sender).await? {
+                ByNumber::Done(()) => {
+                    info!(from = %sender.masked(), "LOGOUT: every session ended");
+                    Some(Reply::LoggedOut)
+                }
+                ByNumber::NoAccount => Some(Reply::NoAccount),
+                ByNumber::NotSupported => unsupported("LOGOUT"),
+            },
+        })
     }
 
     /// Sets an MO that cannot be read aside for an operator, out of the pipeline's way.
@@ -413,7 +495,25 @@ fn rejection(reply: &Reply) -> Option<&'static str> {
         Reply::Replayed => Some("replayed"),
         Reply::AuthCoreRefused => Some("auth_core_refused"),
         Reply::AuthCoreUnavailable => Some("auth_core_unavailable"),
-        Reply::Credentials(_) | Reply::Help | Reply::Stop => None,
+        Reply::Credentials(_)
+        | Reply::Help
+        | Reply::Stop
+        | Reply::Start
+        | Reply::NewPassword(_)
+        | Reply::NoAccount
+        | Reply::LoggedOut
+        | Reply::LoginNotice(_) => None,
+    }
+}
+
+/// The `command` label of `moauth_sms_commands_total`.
+pub fn command_name(command: Command) -> &'static str {
+    match command {
+        Command::Help => "help",
+        Command::Stop => "stop",
+        Command::Start => "start",
+        Command::Password => "password",
+        Command::Logout => "logout",
     }
 }
 

@@ -31,6 +31,7 @@ mod slow_smsc;
 mod smpp_inbound;
 mod smpp_link;
 mod smpp_tls;
+mod sms_commands;
 mod store_battery;
 mod token_props;
 mod webhooks;

@@ -134,3 +134,82 @@ async fn backends_are_logged_by_name_and_sighup_changes_the_keys_never_logged() 
         assert!(!logs.contains(secret), "{what} {secret:?} is in the logs");
     }
 }
+
+/// The embedded core's session routes and SMS commands at trace level: the texted passwords
+/// (first and replaced), both sessions, the verifier and the API key never show.
+#[tokio::test]
+async fn session_routes_and_texted_passwords_never_reach_the_logs() {
+    let mut d = Spawned::start(
+        &backend_config("shop", SHOP_KEY, None),
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    let http = common::http_client();
+    let api = |path: &str| format!("http://{}{path}", d.http);
+    let verifier = Verifier::random();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = Token::for_verifier(&verifier, now);
+    d.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    let (_, answer) = common::poll_login(&http, d.http, &verifier, &token, 10_000).await;
+    let sms_session = answer["session"].as_str().unwrap().to_owned();
+    let first = d.nth_submit(1).await.text;
+    let first = first
+        .split("password ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let login: Value = http
+        .post(api("/v1/password-logins"))
+        .json(&serde_json::json!({ "login": ALICE, "password": first }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let password_session = login["session"].as_str().unwrap().to_owned();
+    for (path, token) in [
+        ("/v1/sessions/introspect", &password_session),
+        ("/v1/sessions/revoke", &password_session),
+    ] {
+        let status = http
+            .post(api(path))
+            .bearer_auth(SHOP_KEY)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    d.phone_sends(ALICE, "PASSWORD").await;
+    let replaced = d.nth_submit(2).await.text;
+    let replaced = replaced
+        .split(" is ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    d.phone_sends(ALICE, "LOGOUT").await;
+    d.nth_submit(3).await;
+
+    d.stop_and_check_secrets(&[
+        ("the texted password", first.as_str()),
+        ("the replaced password", replaced.as_str()),
+        ("the SMS login's session", &sms_session),
+        ("the password login's session", &password_session),
+        ("the app's verifier", &verifier.to_base64url()),
+        ("the API key", SHOP_KEY),
+    ])
+    .await;
+}

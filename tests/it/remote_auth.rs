@@ -27,7 +27,7 @@ use moauth::signing;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-const SECRET: &str = "shared secret of the test auth core";
+pub const SECRET: &str = "shared secret of the test auth core";
 const CAROL: &str = "+8613700137000";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +288,7 @@ pub fn remote_config(url: String) -> RemoteAuthConfig {
         breaker_failures: 100,
         breaker_open_secs: 1,
         ca_file: None,
+        logout_url: None,
     }
 }
 

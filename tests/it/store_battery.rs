@@ -47,6 +47,7 @@ macro_rules! store_battery {
                 revoking_an_account_ends_all_its_sessions_and_no_other,
                 sessions_are_swept_once_expired,
                 a_password_is_replaced_only_for_an_existing_account,
+                an_opt_out_holds_until_lifted,
             );
         }
     };
@@ -852,4 +853,25 @@ async fn a_password_is_replaced_only_for_an_existing_account(store: Arc<dyn Stor
         (account.id, account.password_hash.as_str()),
         (id, "$argon2id$new")
     );
+}
+
+async fn an_opt_out_holds_until_lifted(store: Arc<dyn Store>) {
+    let (alice, bob) = (
+        Msisdn::parse("+8613800138000").unwrap(),
+        Msisdn::parse("+8613900139000").unwrap(),
+    );
+    assert!(!store.opted_out(&alice).await.unwrap());
+    assert!(store.set_opt_out(&alice, true, NOW).await.unwrap());
+    assert!(
+        !store.set_opt_out(&alice, true, NOW + 1).await.unwrap(),
+        "already"
+    );
+    assert!(store.opted_out(&alice).await.unwrap());
+    assert!(!store.opted_out(&bob).await.unwrap());
+    assert!(
+        !store.set_opt_out(&bob, false, NOW).await.unwrap(),
+        "nothing to lift"
+    );
+    assert!(store.set_opt_out(&alice, false, NOW + 2).await.unwrap());
+    assert!(!store.opted_out(&alice).await.unwrap());
 }

@@ -21,9 +21,9 @@ use std::iter;
 use nom::branch::alt;
 use nom::bytes::complete::{tag_no_case, take_while, take_while1};
 use nom::character::complete::{anychar, char};
-use nom::combinator::{all_consuming, eof, map_opt, recognize, value};
+use nom::combinator::{eof, map_opt, recognize};
 use nom::multi::many_m_n;
-use nom::sequence::{delimited, preceded};
+use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
 use super::{Challenge, LEN, Refused, Token, TokenError, crockford};
@@ -31,12 +31,70 @@ use super::{Challenge, LEN, Refused, Token, TokenError, crockford};
 /// Keywords an app may put before the token when none are configured.
 pub const DEFAULT_KEYWORDS: &[&str] = &["LOGIN", "L", "REG", "R", "登录", "注册"];
 
+/// A body that is one command word, not a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    /// Opt out of every SMS (STOP, UNSUBSCRIBE, TD, 退订).
+    Stop,
+    /// Undo STOP (START, UNSTOP).
+    Start,
+    /// Text a new password; the old one stops working (PASSWORD, 密码).
+    Password,
+    /// End every session of the number (LOGOUT).
+    Logout,
+}
+
+/// The words of each command, matched against the whole body, case-insensitively after
+/// full-width folding. Configurable in `[login.commands]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commands(Vec<(String, Command)>);
+
+impl Commands {
+    pub fn new(words: impl IntoIterator<Item = (String, Command)>) -> Commands {
+        Commands(
+            words
+                .into_iter()
+                .map(|(word, command)| (crockford::fold(word.trim()).to_uppercase(), command))
+                .collect(),
+        )
+    }
+
+    /// The command `text` (already folded) is, if it is one word of one.
+    fn recognise(&self, text: &str) -> Option<Command> {
+        let text = text.trim().to_uppercase();
+        self.0
+            .iter()
+            .find(|(word, _)| *word == text)
+            .map(|(_, command)| *command)
+    }
+}
+
+/// The words of each command when none are configured.
+pub const DEFAULT_COMMANDS: &[(&str, Command)] = &[
+    ("HELP", Command::Help),
+    ("STOP", Command::Stop),
+    ("UNSUBSCRIBE", Command::Stop),
+    ("TD", Command::Stop),
+    ("退订", Command::Stop),
+    ("START", Command::Start),
+    ("UNSTOP", Command::Start),
+    ("PASSWORD", Command::Password),
+    ("密码", Command::Password),
+    ("LOGOUT", Command::Logout),
+];
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands::new(DEFAULT_COMMANDS.iter().map(|(w, c)| (w.to_string(), *c)))
+    }
+}
+
 /// What an SMS body asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     Login(Token),
-    Stop,
-    Help,
+    Command(Command),
     /// `claimed` is the challenge as written when all 30 symbols were legible but the check or the
     /// version was wrong, so the daemon can reject that login instead of leaving it pending.
     Bad {
@@ -54,11 +112,18 @@ impl From<Refused> for Body {
     }
 }
 
-/// Reads an SMS body; `keywords` are matched case-insensitively after folding.
+/// Reads an SMS body with the default command words; `keywords` are matched
+/// case-insensitively after folding.
 pub fn parse_body(text: &str, keywords: &[String]) -> Body {
+    parse_body_with(text, keywords, &Commands::default())
+}
+
+/// Reads an SMS body: a body that is only a command word is that command, whatever else could
+/// be read into it; otherwise `[keyword] token [trailer]`.
+pub fn parse_body_with(text: &str, keywords: &[String], commands: &Commands) -> Body {
     let text = crockford::fold(text);
-    if let Ok((_, command)) = command(&text) {
-        return command;
+    if let Some(command) = commands.recognise(&text) {
+        return Body::Command(command);
     }
     let text = text.trim_start();
     let keywords: Vec<String> = keywords.iter().map(|k| crockford::fold(k)).collect();
@@ -109,15 +174,6 @@ fn shortfall(symbols: usize, rest: &str) -> TokenError {
         }
         Some(_) => TokenError::TooShort { symbols },
     }
-}
-
-/// A body that is only STOP or HELP is a command, whatever else could be read into it.
-fn command(input: &str) -> IResult<&str, Body> {
-    let word = alt((
-        value(Body::Stop, tag_no_case("STOP")),
-        value(Body::Help, tag_no_case("HELP")),
-    ));
-    all_consuming(delimited(blank, word, blank)).parse(input)
 }
 
 /// Where the token would start after `keyword`. The gap is whitespace, a colon with optional
@@ -240,18 +296,34 @@ mod tests {
     }
 
     #[test]
-    fn stop_and_help_are_commands() {
+    fn a_body_of_one_command_word_is_that_command() {
         for (text, command) in [
-            ("STOP", Body::Stop),
-            ("stop", Body::Stop),
-            ("  Stop \n", Body::Stop),
-            ("ＳＴＯＰ", Body::Stop),
-            ("HELP", Body::Help),
-            ("\u{3000}help\u{3000}", Body::Help),
+            ("STOP", Command::Stop),
+            ("stop", Command::Stop),
+            ("  Stop \n", Command::Stop),
+            ("ＳＴＯＰ", Command::Stop),
+            ("Unsubscribe", Command::Stop),
+            ("td", Command::Stop),
+            ("退订", Command::Stop),
+            ("START", Command::Start),
+            ("unstop", Command::Start),
+            ("HELP", Command::Help),
+            ("\u{3000}help\u{3000}", Command::Help),
+            ("password", Command::Password),
+            (" 密码 ", Command::Password),
+            ("LOGOUT", Command::Logout),
         ] {
-            assert_eq!(read(text), command, "{text:?}");
+            assert_eq!(read(text), Body::Command(command), "{text:?}");
         }
         assert!(matches!(read("STOP please"), Body::Bad { .. }));
+    }
+
+    #[test]
+    fn command_words_come_from_configuration() {
+        let commands = Commands::new([("BYE".to_string(), Command::Logout)]);
+        let read = |text| parse_body_with(text, &["LOGIN".to_string()], &commands);
+        assert_eq!(read("bye"), Body::Command(Command::Logout));
+        assert!(matches!(read("LOGOUT"), Body::Bad { .. }));
     }
 
     #[test]

@@ -26,7 +26,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use body::{Body, DEFAULT_KEYWORDS, parse_body};
+pub use body::{
+    Body, Command, Commands, DEFAULT_COMMANDS, DEFAULT_KEYWORDS, parse_body, parse_body_with,
+};
 
 /// The only layout so far; a different first symbol means a newer app.
 const VERSION: u8 = 1;

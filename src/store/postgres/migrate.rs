@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sessions",
         sql: include_str!("migrations/0003_sessions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "opt-outs",
+        sql: include_str!("migrations/0004_opt_outs.sql"),
+    },
 ];
 
 /// The advisory lock key migrations take: "moauth" in ASCII, so it is recognisable in

@@ -21,8 +21,8 @@ use crate::core::notify::LoginWatch;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
-    SweepDue, Swept, WebhookStore,
+    OptOutStore, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase,
+    StoreFuture, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -319,5 +319,48 @@ impl AccountStore for PgStore {
 
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
         boxed(PgStore::sweep_sessions_due(self, now))
+    }
+}
+
+impl OptOutStore for PgStore {
+    fn set_opt_out<'a>(
+        &'a self,
+        msisdn: &'a Msisdn,
+        opted_out: bool,
+        now: UnixSecs,
+    ) -> StoreFuture<'a, bool> {
+        boxed(async move {
+            let client = self.pool.get().await?;
+            let changed = if opted_out {
+                client
+                    .execute(
+                        "INSERT INTO opt_outs (msisdn, since) VALUES ($1, $2)
+                         ON CONFLICT (msisdn) DO NOTHING",
+                        &[&msisdn.as_str(), &(now as i64)],
+                    )
+                    .await?
+            } else {
+                client
+                    .execute(
+                        "DELETE FROM opt_outs WHERE msisdn = $1",
+                        &[&msisdn.as_str()],
+                    )
+                    .await?
+            };
+            Ok(changed > 0)
+        })
+    }
+
+    fn opted_out<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, bool> {
+        boxed(async move {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_opt(
+                    "SELECT 1 FROM opt_outs WHERE msisdn = $1",
+                    &[&msisdn.as_str()],
+                )
+                .await?;
+            Ok(row.is_some())
+        })
     }
 }

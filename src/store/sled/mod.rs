@@ -55,8 +55,8 @@ use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
-    StoreResult, SweepDue, Swept, WebhookStore,
+    OptOutStore, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase,
+    StoreFuture, StoreResult, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -92,6 +92,8 @@ pub struct SledStore {
     sent: Sent,
     minted: Minted,
     webhooks: Webhooks,
+    /// Number → when it texted STOP (8 bytes, big-endian Unix seconds).
+    opt_outs: sled::Tree,
 }
 
 impl SledStore {
@@ -137,6 +139,7 @@ impl SledStore {
             sent: Sent::new(db.open_tree("sent")?),
             minted: Minted::new(db.open_tree("minted")?, db.open_tree("minted_due")?),
             webhooks: Webhooks::new(db.open_tree("webhooks")?),
+            opt_outs: db.open_tree("opt_outs")?,
             db,
         })
     }
@@ -554,6 +557,32 @@ impl AccountStore for SledStore {
 
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
         ready(self.accounts.sweep(now))
+    }
+}
+
+impl OptOutStore for SledStore {
+    fn set_opt_out<'a>(
+        &'a self,
+        msisdn: &'a Msisdn,
+        opted_out: bool,
+        now: UnixSecs,
+    ) -> StoreFuture<'a, bool> {
+        let key = msisdn.as_str();
+        ready((|| {
+            Ok(if opted_out {
+                self.opt_outs.insert(key, &now.to_be_bytes())?.is_none()
+            } else {
+                self.opt_outs.remove(key)?.is_some()
+            })
+        })())
+    }
+
+    fn opted_out<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, bool> {
+        ready(
+            self.opt_outs
+                .contains_key(msisdn.as_str())
+                .map_err(StoreError::from),
+        )
     }
 }
 
