@@ -58,6 +58,13 @@ pub trait StoreBase: Send + Sync {
 
     /// Queue depths for `/metrics` and `/status`. Cheap: never a scan per call.
     fn depths(&self) -> Depths;
+
+    /// Whether a store behind the network answered its last check (for `/readyz`); cheap,
+    /// never a round-trip per call. An embedded store has nothing to reach: its disk is
+    /// checked by [`StoreBase::sync`].
+    fn reachable(&self) -> bool {
+        true
+    }
 }
 
 /// How much work waits, as gauges report it.
