@@ -555,7 +555,11 @@ impl Served<'_> {
             source_ton: message.source_ton,
             destination_addr: message.destination_addr,
             esm_class: message.esm_class,
-            data_coding: message.data_coding,
+            data_coding: self
+                .link
+                .config
+                .default_alphabet
+                .explicit(message.data_coding),
             user_data,
             sar: sar(message.tlvs),
             received_at: self.link.clock.now(),
@@ -579,7 +583,12 @@ impl Served<'_> {
             Some(payload) if message.short_message.is_empty() => payload,
             _ => message.short_message.to_vec(),
         };
-        let text = text::decode(message.data_coding, &raw)
+        let data_coding = self
+            .link
+            .config
+            .default_alphabet
+            .explicit(message.data_coding);
+        let text = text::decode(data_coding, &raw)
             .unwrap_or_else(|_| String::from_utf8_lossy(&raw).into_owned());
         let (mut receipted_id, mut state) = (None, None);
         for tlv in message.tlvs {

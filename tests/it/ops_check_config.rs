@@ -245,3 +245,20 @@ async fn a_postgres_store_passes_the_check_and_run_refuses_it_by_name() {
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("postgres store not built yet"), "{err}");
 }
+
+#[tokio::test]
+async fn default_alphabet_takes_gsm_latin1_or_ascii_and_names_anything_else() {
+    for alphabet in ["gsm", "latin1", "ascii"] {
+        let text = format!("{GOOD}default_alphabet = \"{alphabet}\"\n");
+        let (code, _, err) = check(&text).await;
+        assert_eq!(code, 0, "{alphabet}: {err}");
+    }
+    let (code, lines, err) = check(&format!("{GOOD}default_alphabet = \"ebcdic\"\n")).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with(":13:20: key `smsc.default_alphabet`"),
+        "{err}"
+    );
+    assert!(lines[0].contains("latin1"), "says what it takes: {err}");
+}
