@@ -22,6 +22,7 @@ use crate::ops::logging::LogControl;
 use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
 use crate::sim::{MoRequest, SimConfig, Simulator};
+use crate::smpp::config::DefaultAlphabet;
 use crate::store::config::StoreConfig;
 
 /// Default SMPP credentials of the embedded simulator.
@@ -296,6 +297,7 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
         window: 10,
         max_tps: 0,
         delivery_receipts: true,
+        default_alphabet: DefaultAlphabet::Gsm,
     }];
     config
 }
