@@ -262,9 +262,10 @@ pub async fn status(url: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API's address as a local client reaches it: a wildcard listen means loopback.
+/// Where a local client reaches the operators' routes (`/status`): the admin listener if there
+/// is one, else the API's; a wildcard listen means loopback.
 pub fn local_url(config: &Config) -> String {
-    let mut addr = config.http.listen;
+    let mut addr = config.http.admin_listen.unwrap_or(config.http.listen);
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
