@@ -37,6 +37,8 @@ use tokio::sync::watch;
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
+#[cfg(doc)]
+use crate::core::login::LoginState;
 use crate::core::login::{LoginRecord, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
@@ -59,6 +61,13 @@ pub trait StoreBase: Send + Sync {
 
     /// Queue depths for `/metrics` and `/status`. Cheap: never a scan per call.
     fn depths(&self) -> Depths;
+
+    /// Whether a store behind the network answered its last check (for `/readyz`); cheap,
+    /// never a round-trip per call. An embedded store has nothing to reach: its disk is
+    /// checked by [`StoreBase::sync`].
+    fn reachable(&self) -> bool {
+        true
+    }
 }
 
 /// How much work waits, as gauges report it.
@@ -164,7 +173,8 @@ pub trait PipelineStore: IngestStore + LoginReads {
     fn oldest_mos(&self, limit: usize) -> StoreFuture<'_, Vec<(MoId, MoMessage)>>;
 
     /// For each outcome, atomically: the MO leaves the inbox, the login state (if any) is
-    /// recorded, the replies are queued for sending and the event for its webhook. The whole
+    /// recorded where the recorded one may become it ([`LoginState::may_become`]: a terminal
+    /// state stays terminal, whatever was read when the outcome was decided), the replies are queued for sending and the event for its webhook. The whole
     /// slice is one transaction: all of it or none. Waiting polls of the recorded logins
     /// are woken. Durable after `sync`; nothing queued here is handed to an SMSC or a
     /// webhook before then.

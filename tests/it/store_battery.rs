@@ -33,6 +33,7 @@ macro_rules! store_battery {
                 an_outcome_records_its_login_queues_its_sms_and_event_and_leaves_the_inbox,
                 an_unreadable_mo_is_kept_aside,
                 waiting_never_overwrites_a_decided_state,
+                a_terminal_state_stays_terminal,
                 a_session_is_taken_exactly_once_however_many_polls_race,
                 a_watching_poll_wakes_when_its_login_is_recorded,
                 parts_become_one_mo_once_all_came,
@@ -261,6 +262,75 @@ async fn waiting_never_overwrites_a_decided_state(store: Arc<dyn Store>) {
         .unwrap();
     store.mark_waiting(&decided_one, &waiting).await.unwrap();
     assert_eq!(store.login(&decided_one).await.unwrap(), Some(done));
+}
+
+/// The pipeline decides on a record it read before: a session a poll took meanwhile, and any
+/// other final state, outlives an outcome decided on the older record (#14 item 11).
+async fn a_terminal_state_stays_terminal(store: Arc<dyn Store>) {
+    let replayed = LoginState::Rejected {
+        reason: RejectReason::Replayed,
+    };
+    let (consumed, expired, claimed_twice, mistyped) =
+        (challenge(), challenge(), challenge(), challenge());
+    let taken = inbox(
+        &store,
+        &(0..8)
+            .map(|i| mo("1", &i.to_string(), NOW))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let ids: Vec<u64> = taken.iter().map(|(id, _)| *id).collect();
+    let first = [
+        (consumed, record(complete("s1"), NOW + 600)),
+        (expired, record(LoginState::Expired, NOW + 600)),
+        (claimed_twice, record(complete("s2"), NOW + 600)),
+        (
+            mistyped,
+            record(
+                LoginState::Rejected {
+                    reason: RejectReason::BadToken,
+                },
+                NOW + 600,
+            ),
+        ),
+    ];
+    for (id, (challenge, login)) in ids.iter().zip(first.clone()) {
+        store
+            .commit_outcomes(&[decided(*id, Some((challenge, login)))])
+            .await
+            .unwrap();
+    }
+    let seen = store.login(&consumed).await.unwrap().unwrap();
+    assert!(
+        store
+            .take_session(&consumed, &seen)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let then = [
+        (consumed, record(replayed.clone(), NOW + 600)),
+        (expired, record(replayed.clone(), NOW + 600)),
+        (claimed_twice, record(replayed.clone(), NOW + 600)),
+        (mistyped, record(complete("s3"), NOW + 600)),
+    ];
+    for (id, (challenge, login)) in ids[4..].iter().zip(then) {
+        store
+            .commit_outcomes(&[decided(*id, Some((challenge, login)))])
+            .await
+            .unwrap();
+    }
+    let state = |c| {
+        let store = store.clone();
+        async move { store.login(&c).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(consumed).await, LoginState::Consumed);
+    assert_eq!(state(expired).await, LoginState::Expired);
+    // Still open: two numbers claiming one login both lose it; a valid SMS beats a typo.
+    assert_eq!(state(claimed_twice).await, replayed);
+    assert_eq!(state(mistyped).await, complete("s3"));
+    assert!(store.oldest_mos(100).await.unwrap().is_empty());
 }
 
 async fn a_session_is_taken_exactly_once_however_many_polls_race(store: Arc<dyn Store>) {

@@ -35,8 +35,16 @@ where
 }
 
 impl StoreBase for PgStore {
+    /// Every write is committed before its call returns: nothing is left to flush.
     fn sync(&self) -> StoreFuture<'_, ()> {
         futures::future::ready(Ok(())).boxed()
+    }
+
+    /// Whether the database answered the last depth refresh (at most a second ago).
+    fn reachable(&self) -> bool {
+        self.signals
+            .reachable
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn depths(&self) -> Depths {

@@ -48,7 +48,7 @@ pub use open::{OpenError, check_dir};
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
-use crate::core::login::{LoginRecord, MintedLogin};
+use crate::core::login::{LoginRecord, LoginState, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::notify::{LoginNotifier, LoginWatch};
@@ -151,10 +151,10 @@ impl SledStore {
 
     /// Every outcome of the slice in one sled transaction over the trees they touch.
     fn commit(&self, outcomes: &[Outcome]) -> StoreResult<()> {
-        enum Encoded {
+        enum Encoded<'o> {
             Decided {
                 mo: MoId,
-                login: Option<(Challenge, Vec<u8>)>,
+                login: Option<(Challenge, &'o LoginState, Vec<u8>)>,
                 replies: Vec<Vec<u8>>,
                 event: Option<Vec<u8>>,
             },
@@ -173,7 +173,7 @@ impl SledStore {
                     event,
                 } => Encoded::Decided {
                     mo: *mo,
-                    login: login.as_ref().map(|(c, r)| (*c, encode(r))),
+                    login: login.as_ref().map(|(c, r)| (*c, &r.state, encode(r))),
                     replies: replies.iter().map(encode).collect(),
                     event: event.as_ref().map(encode),
                 },
@@ -200,8 +200,16 @@ impl SledStore {
                             event,
                         } => {
                             inbox.remove(&mo.to_be_bytes())?;
-                            if let Some((challenge, value)) = login {
-                                logins.insert(challenge.as_bytes(), value.as_slice())?;
+                            if let Some((challenge, next, value)) = login {
+                                let recorded = logins
+                                    .get(challenge.as_bytes())?
+                                    .map(|v| decode::<LoginRecord>("logins", &v))
+                                    .transpose()
+                                    .map_err(ConflictableTransactionError::Abort)?;
+                                // A terminal state stays terminal (`LoginState::may_become`).
+                                if recorded.is_none_or(|r| r.state.may_become(next)) {
+                                    logins.insert(challenge.as_bytes(), value.as_slice())?;
+                                }
                             }
                             for value in replies {
                                 let id = outbox.generate_id()?;
