@@ -30,12 +30,12 @@ pub const SIM_SYSTEM_ID: &str = "moauth";
 pub const SIM_PASSWORD: &str = "sim-pass";
 
 /// `moauth token`: what an app does before opening the SMS composer.
-pub fn token(json: bool, short_code: &str, keyword: &str) {
+pub fn token(json: bool, short_code: &str, keyword: &str, app: &str) {
     let LoginStart {
         verifier,
         token,
         sms_uri,
-    } = LoginStart::new(Clock::System.now(), short_code, keyword);
+    } = LoginStart::new(Clock::System.now(), short_code, keyword, app);
     if json {
         println!(
             "{}",

@@ -49,6 +49,9 @@ enum Command {
         short_code: String,
         #[arg(long, default_value = "LOGIN")]
         keyword: String,
+        /// The app's name, put after the token so the person sees which app the code is for.
+        #[arg(long, default_value = "")]
+        app: String,
     },
     /// Check a config file; exit code 2 with file, line and key on any mistake.
     CheckConfig { file: PathBuf },
@@ -126,8 +129,9 @@ async fn main() -> ExitCode {
             json,
             short_code,
             keyword,
+            app,
         } => {
-            cli::token(json, &short_code, &keyword);
+            cli::token(json, &short_code, &keyword, &app);
             Ok(())
         }
         Command::CheckConfig { file } => cli::check_config(&file),

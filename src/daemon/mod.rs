@@ -224,6 +224,7 @@ impl Daemon {
                 clock: clock.clone(),
                 window: live.window.clone(),
                 keywords: live.keywords.clone(),
+                app: live.app.clone(),
                 short_code: config
                     .smsc
                     .first()

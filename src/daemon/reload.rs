@@ -34,6 +34,8 @@ pub struct LiveSettings {
     pub webhooks: Live<Targets>,
     /// The login page: on or off, and the app name, short code and keyword it shows.
     pub page: Live<PageSettings>,
+    /// The app's name as the page shows it: also after the token in a minted login's SMS body.
+    pub app: Live<String>,
 }
 
 impl LiveSettings {
@@ -47,6 +49,7 @@ impl LiveSettings {
             api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
             webhooks: live(Targets::from_config(&config.webhooks)),
             page: live(PageSettings::from_config(config)),
+            app: live(PageSettings::from_config(config).app),
         }
     }
 
@@ -65,7 +68,9 @@ impl LiveSettings {
             .store(Arc::new(ApiKeys::from_config(&config.http.api_keys)));
         self.webhooks
             .store(Arc::new(Targets::from_config(&config.webhooks)));
-        self.page.store(Arc::new(PageSettings::from_config(config)));
+        let page = PageSettings::from_config(config);
+        self.app.store(Arc::new(page.app.clone()));
+        self.page.store(Arc::new(page));
     }
 }
 

@@ -148,7 +148,7 @@ fn app_makes_token() -> (Verifier, Token) {
         3,
         &format!(
             "the app opens the SMS composer: {}",
-            token.sms_uri(DEFAULT_SHORT_CODE, "LOGIN")
+            token.sms_uri(DEFAULT_SHORT_CODE, "LOGIN", "")
         ),
     );
     (verifier, token)

@@ -65,12 +65,7 @@ impl PageSettings {
     /// The body the composer gets: `LOGIN T shop`. The app's name is a trailer the grammar
     /// ignores (protocol/token.md §5); it tells the person which app the code is for.
     pub fn sms_body(&self, token: &Token) -> String {
-        let token = token.to_string();
-        [self.keyword.as_str(), token.as_str(), self.app.as_str()]
-            .into_iter()
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+        token.sms_body(&self.keyword, &self.app)
     }
 }
 

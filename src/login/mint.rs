@@ -23,6 +23,8 @@ pub struct Minter {
     /// Reloadable (SIGHUP), like the pipeline's.
     pub window: Live<Window>,
     pub keywords: Live<Vec<String>>,
+    /// The app's name (`[templates] app`), after the token in the SMS body (login-jacking).
+    pub app: Live<String>,
     /// The number the SMS goes to: the first `[[smsc]]`'s short code.
     pub short_code: String,
 }
@@ -41,7 +43,7 @@ impl Minter {
     pub async fn mint(&self, backend: &str) -> Result<MintAnswer, StoreError> {
         let now = self.clock.now();
         let keyword = self.keywords.load().first().cloned().unwrap_or_default();
-        let start = LoginStart::new(now, &self.short_code, &keyword);
+        let start = LoginStart::new(now, &self.short_code, &keyword, &self.app.load());
         let window = self.window.load();
         let expires_at = window.expires_at(&start.token);
         // Durable when minted: the answer lets the SMS be sent, and the login's owner must

@@ -46,6 +46,7 @@ fn composer_text(sms_uri: &str) -> String {
 async fn a_minted_login_is_completed_by_the_sms_its_uri_prepares() {
     let h = Harness::start_with(Options::default(), |c| {
         c.http.api_keys = vec![key("shop", "shop-key")];
+        c.templates.app = Some("shop".into());
     })
     .await;
     let (verifier, token, answer) = h.mint("shop-key").await;
@@ -57,7 +58,8 @@ async fn a_minted_login_is_completed_by_the_sms_its_uri_prepares() {
     let sms_uri = answer["sms_uri"].as_str().unwrap();
     assert!(sms_uri.starts_with("sms:10690000?body="), "{sms_uri}");
     let text = composer_text(sms_uri);
-    assert_eq!(text, format!("LOGIN {token}"));
+    // The app's name after the token (login-jacking): the grammar ignores it.
+    assert_eq!(text, format!("LOGIN {token} shop"));
 
     let (_, pending) = h.poll(&verifier, &token, 0).await;
     assert_eq!(pending["state"], "pending");

@@ -34,7 +34,7 @@ async fn a_node_on_postgres_logs_in_and_is_unready_while_the_database_is_down() 
     // The whole flow: MO committed and acknowledged, account made, credentials texted,
     // session handed out once.
     let http = common::http_client();
-    let login = LoginStart::new(Clock::System.now(), "10690000", "LOGIN");
+    let login = LoginStart::new(Clock::System.now(), "10690000", "LOGIN", "");
     let acked = phone_sends(&sim, ALICE, &format!("LOGIN {}", login.token)).await;
     assert_eq!(acked.statuses, vec![0]);
     let (status, answer) =
@@ -60,7 +60,7 @@ async fn a_node_on_postgres_logs_in_and_is_unready_while_the_database_is_down() 
     cluster.stop().await;
     let down = node.wait_readyz(503).await;
     assert_eq!(down["store"], "unavailable", "{down}");
-    let login = LoginStart::new(Clock::System.now(), "10690000", "LOGIN");
+    let login = LoginStart::new(Clock::System.now(), "10690000", "LOGIN", "");
     let text = format!("LOGIN {}", login.token);
     let refused = phone_sends(&sim, BOB, &text).await;
     assert_ne!(refused.statuses, vec![0], "acknowledged without a database");

@@ -221,14 +221,20 @@ impl Token {
         difference == 0
     }
 
+    /// The SMS body an app composes: `LOGIN T shop`. The app's name is a trailer the grammar
+    /// ignores (§5); it tells the person which app the code is for (login-jacking).
+    pub fn sms_body(&self, keyword: &str, app: &str) -> String {
+        let token = self.to_string();
+        [keyword, token.as_str(), app]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The `sms:` URI (RFC 5724) an app opens so the user only has to tap send.
-    pub fn sms_uri(&self, short_code: &str, keyword: &str) -> String {
-        let body = if keyword.is_empty() {
-            self.to_string()
-        } else {
-            format!("{keyword} {self}")
-        };
-        composer_uri(short_code, &body)
+    pub fn sms_uri(&self, short_code: &str, keyword: &str, app: &str) -> String {
+        composer_uri(short_code, &self.sms_body(keyword, app))
     }
 
     /// The symbol values, version and check included.
@@ -306,10 +312,10 @@ pub struct LoginStart {
 }
 
 impl LoginStart {
-    pub fn new(now: u64, short_code: &str, keyword: &str) -> LoginStart {
+    pub fn new(now: u64, short_code: &str, keyword: &str, app: &str) -> LoginStart {
         let verifier = Verifier::random();
         let token = Token::for_verifier(&verifier, now);
-        let sms_uri = token.sms_uri(short_code, keyword);
+        let sms_uri = token.sms_uri(short_code, keyword, app);
         LoginStart {
             verifier,
             token,
@@ -420,19 +426,23 @@ mod tests {
     #[test]
     fn doc_sms_uri_matches_the_code() {
         let (_, token) = sample();
-        assert!(DOC.contains(&token.sms_uri("106900001234", "LOGIN")));
+        assert!(DOC.contains(&token.sms_uri("106900001234", "LOGIN", "")));
     }
 
     #[test]
     fn sms_uri_percent_encodes_the_body() {
         let (_, token) = sample();
         assert_eq!(
-            token.sms_uri("10690", "登录"),
+            token.sms_uri("10690", "登录", ""),
             format!("sms:10690?body=%E7%99%BB%E5%BD%95%20{token}")
         );
         assert_eq!(
-            token.sms_uri("10690", ""),
+            token.sms_uri("10690", "", ""),
             format!("sms:10690?body={token}")
+        );
+        assert_eq!(
+            token.sms_uri("10690", "LOGIN", "shop"),
+            format!("sms:10690?body=LOGIN%20{token}%20shop")
         );
     }
 
