@@ -395,6 +395,11 @@ pub trait AccountStore: StoreBase {
 
     /// Removes sessions whose expiry is before `now`, reading only those; returns how many.
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize>;
+
+    /// A right-to-erasure request: removes the number's account and sessions and every record
+    /// that names it in clear (logins, answers, queued and sent SMS, MOs in the inbox, parts
+    /// and rejected, its opt-out); returns how many records went. Durable after `sync`.
+    fn erase_number<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, usize>;
 }
 
 /// Numbers that texted STOP: the pipeline sends them no SMS until they text START.

@@ -49,6 +49,7 @@ macro_rules! store_battery {
                 sessions_are_swept_once_expired,
                 a_password_is_replaced_only_for_an_existing_account,
                 an_opt_out_holds_until_lifted,
+                erasing_a_number_leaves_no_record_of_it_and_spares_others,
             );
         }
     };
@@ -944,4 +945,112 @@ async fn an_opt_out_holds_until_lifted(store: Arc<dyn Store>) {
     );
     assert!(store.set_opt_out(&alice, false, NOW + 2).await.unwrap());
     assert!(!store.opted_out(&alice).await.unwrap());
+}
+
+async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dyn Store>) {
+    let (alice, bob) = (
+        Msisdn::parse("+8613800138000").unwrap(),
+        Msisdn::parse("+8613900139000").unwrap(),
+    );
+    let a = account_with_session(&store, &alice, 1).await;
+    let b = account_with_session(&store, &bob, 2).await;
+    store
+        .add_session(password_session(a, &alice, "alice-web", NOW + 60))
+        .await
+        .unwrap();
+    store.set_opt_out(&alice, true, NOW).await.unwrap();
+    store.set_opt_out(&bob, true, NOW).await.unwrap();
+    // In the inbox: one from each (ALICE's written nationally, as some SMSCs do); the two
+    // taken below become a rejected MO of ALICE's and a decided login of each.
+    let taken = inbox(
+        &store,
+        &[
+            mo("+8613800138000", "rejected", NOW),
+            mo("+8613900139000", "bob's login", NOW),
+            mo("13800138000", "waiting", NOW),
+            mo("+8613900139000", "bob waiting", NOW),
+        ],
+    )
+    .await;
+    let bob_login = LoginRecord {
+        msisdn: Some(bob.clone()),
+        ..record(complete("b"), NOW + 600)
+    };
+    let (alice_challenge, bob_challenge) = (challenge(), challenge());
+    let mut to_bob = sms("main", "for bob");
+    to_bob.to = bob.clone();
+    store
+        .commit_outcomes(&[
+            Outcome::Rejected {
+                mo: taken[0].0,
+                rejected: RejectedMo {
+                    mo: taken[0].1.clone(),
+                    reason: "bad".into(),
+                },
+            },
+            Outcome::Decided {
+                mo: taken[1].0,
+                login: Some((bob_challenge, bob_login)),
+                replies: vec![sms("main", "for alice"), to_bob],
+                event: None,
+            },
+        ])
+        .await
+        .unwrap();
+    store
+        .mark_waiting(&alice_challenge, &record(LoginState::Waiting, NOW + 600))
+        .await
+        .unwrap();
+    store
+        .record_sent(
+            "main",
+            "m1",
+            &SentRecord {
+                to: alice.clone(),
+                submitted_at: NOW,
+                outcome: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    assert!(store.erase_number(&alice).await.unwrap() >= 9);
+    store.sync().await.unwrap();
+
+    assert!(store.account(&alice).await.unwrap().is_none());
+    for gone in ["session-1", "alice-web"] {
+        assert_eq!(store.session(&SessionKey::of(gone)).await.unwrap(), None);
+    }
+    assert_eq!(store.auth_answer(1).await.unwrap(), None);
+    assert_eq!(store.login(&alice_challenge).await.unwrap(), None);
+    assert!(!store.opted_out(&alice).await.unwrap());
+    assert_eq!(store.sent_record("main", "m1").await.unwrap(), None);
+    assert!(store.rejected_mos().await.unwrap().is_empty());
+    let left: Vec<String> = store
+        .oldest_mos(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, mo)| mo.source_addr)
+        .collect();
+    assert_eq!(left, ["+8613900139000"]);
+    let queued = store
+        .pending_replies("main", &|_| false, 100)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].1.to, bob);
+
+    // BOB keeps everything.
+    assert_eq!(store.account(&bob).await.unwrap().map(|x| x.id), Some(b));
+    assert!(
+        store
+            .session(&SessionKey::of("session-2"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.auth_answer(2).await.unwrap().is_some());
+    assert!(store.login(&bob_challenge).await.unwrap().is_some());
+    assert!(store.opted_out(&bob).await.unwrap());
 }

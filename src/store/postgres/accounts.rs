@@ -7,6 +7,7 @@
 //! request id with the same constraint: two nodes logging in for the same MO (a lease that
 //! lapsed mid-work) end up holding one answer, the first one stored.
 
+use super::node::adjust;
 use super::rows::secs;
 use super::{PgStore, PostgresError};
 use crate::core::auth::Account;
@@ -245,6 +246,50 @@ impl PgStore {
             )
             .await?;
         Ok(n as usize)
+    }
+
+    /// Every row naming `msisdn`, in one transaction: the account (its sessions go by the
+    /// foreign key), logins, unsettled answers with its credentials, queued and sent SMS, MOs
+    /// from it (its digits, or their national tail of six or more, as an SMSC may write them)
+    /// and its opt-out.
+    pub(super) async fn erase_number(&self, msisdn: &Msisdn) -> Result<usize, PostgresError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let number = msisdn.as_str();
+        let digits = msisdn.digits();
+        let sent_by = "length(ltrim(source_addr, '+')) >= 6
+             AND ltrim(source_addr, '+') ~ '^[0-9]+$'
+             AND right($1, length(ltrim(source_addr, '+'))) = ltrim(source_addr, '+')";
+        let mut erased = 0;
+        erased += tx
+            .execute(
+                "DELETE FROM sessions WHERE account_id IN (SELECT id FROM accounts WHERE msisdn = $1)",
+                &[&number],
+            )
+            .await?;
+        for sql in [
+            "DELETE FROM accounts WHERE msisdn = $1",
+            "DELETE FROM logins WHERE msisdn = $1",
+            "DELETE FROM auth_answers WHERE login = $1",
+            "DELETE FROM sent WHERE recipient = $1",
+            "DELETE FROM opt_outs WHERE msisdn = $1",
+        ] {
+            erased += tx.execute(sql, &[&number]).await?;
+        }
+        let outbox = tx
+            .execute("DELETE FROM outbox WHERE recipient = $1", &[&number])
+            .await?;
+        let mut by_table = Vec::new();
+        for table in ["inbox", "parts", "rejected"] {
+            let sql = format!("DELETE FROM {table} WHERE {sent_by}");
+            by_table.push(tx.execute(&sql, &[&digits]).await?);
+        }
+        tx.commit().await?;
+        // The gauges of this node.
+        adjust(&self.signals.outbox, -(outbox as i64));
+        adjust(&self.signals.inbox, -(by_table[0] as i64));
+        adjust(&self.signals.parts, -(by_table[1] as i64));
+        Ok((erased + outbox + by_table.iter().sum::<u64>()) as usize)
     }
 
     pub(super) async fn set_password(

@@ -328,6 +328,10 @@ impl AccountStore for PgStore {
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
         boxed(PgStore::sweep_sessions_due(self, now))
     }
+
+    fn erase_number<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, usize> {
+        boxed(PgStore::erase_number(self, msisdn))
+    }
 }
 
 impl OptOutStore for PgStore {

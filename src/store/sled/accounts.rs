@@ -189,6 +189,29 @@ impl Accounts {
         self.accounts.len()
     }
 
+    pub(super) fn remove_account(&self, msisdn: &Msisdn) -> Result<bool, StoreError> {
+        Ok(self.accounts.remove(msisdn.as_str())?.is_some())
+    }
+
+    pub(super) fn answers_tree(&self) -> &sled::Tree {
+        &self.answers
+    }
+
+    /// The keys of sessions whose record names `msisdn` (a scan: for erasure only).
+    pub(super) fn sessions_naming(&self, msisdn: &Msisdn) -> Result<Vec<SessionKey>, StoreError> {
+        let mut keys = Vec::new();
+        for entry in self.sessions.iter() {
+            let (key, value) = entry?;
+            let record: SessionRecord = decode("sessions", &value)?;
+            if record.msisdn.as_ref() == Some(msisdn)
+                && let Some(key) = super::erase::session_key(&key)
+            {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
     pub fn session(&self, key: &SessionKey) -> Result<Option<SessionInfo>, StoreError> {
         Ok(self
             .sessions

@@ -10,6 +10,7 @@
 //! through sled's `watch_prefix`, which keeps a subscriber per poll for ever.
 
 mod accounts;
+mod erase;
 mod flush;
 mod inbox;
 mod logins;
@@ -565,6 +566,14 @@ impl AccountStore for SledStore {
 
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
         ready(self.accounts.sweep(now))
+    }
+
+    fn erase_number<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, usize> {
+        let erased = self.erase(msisdn);
+        if erased.is_ok() {
+            self.outbox.wake_removed();
+        }
+        ready(erased)
     }
 }
 

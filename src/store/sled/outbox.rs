@@ -71,6 +71,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// Wakes those waiting for the outbox to empty, after removals elsewhere (erasure).
+    pub(super) fn wake_removed(&self) {
+        self.removed.notify_waiters();
+    }
+
     /// Resolves once nothing is waiting to be sent (used by drains and tests).
     pub async fn wait_empty(&self) {
         loop {

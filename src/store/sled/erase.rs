@@ -1,0 +1,86 @@
+//! Erasing a number (a right-to-erasure request): every record that names it, in every tree.
+//!
+//! Rare and operator-driven, so it scans instead of keeping an index per number: the account
+//! and its sessions, the login records, unsettled auth answers, queued and sent SMS, MOs in
+//! the inbox, in the parts and among the rejected ones, and the opt-out. What is left holds no
+//! number in clear: redelivery digests are hashes, webhook events carry the masked form.
+//! Each removal is durable after `sync`; a crash midway leaves the rest for a second run.
+
+use super::record::Record;
+use super::{SledStore, StoreError, decode};
+use crate::core::auth::{AuthAnswer, SessionKey};
+use crate::core::login::LoginRecord;
+use crate::core::mo::{MoMessage, RejectedMo};
+use crate::core::msisdn::Msisdn;
+use crate::core::outbound::{Outbound, SentRecord};
+
+/// Whether an MO came from `number`: its sender's digits are the number's, or its national
+/// tail (an SMSC that leaves out the country code). Six digits at least, so a short code
+/// never matches.
+pub(crate) fn sent_by(mo: &MoMessage, number: &Msisdn) -> bool {
+    let digits = mo.source_addr.trim_start_matches('+');
+    digits.len() >= 6
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && number.digits().ends_with(digits)
+}
+
+impl SledStore {
+    /// Removes every record naming `number`; returns how many went.
+    pub(super) fn erase(&self, number: &Msisdn) -> Result<usize, StoreError> {
+        let mut erased = self.accounts.erase(number)?;
+        erased += remove_if::<LoginRecord>(&self.logins.tree, "logins", |r| {
+            r.msisdn.as_ref() == Some(number)
+        })?;
+        erased += remove_if::<Outbound>(&self.outbox.tree, "outbox", |o| &o.to == number)?;
+        erased += remove_if::<SentRecord>(&self.sent.tree, "sent", |s| &s.to == number)?;
+        erased += remove_if::<MoMessage>(&self.inbox.tree, "inbox", |mo| sent_by(mo, number))?;
+        erased += remove_if::<MoMessage>(&self.parts.tree, "parts", |mo| sent_by(mo, number))?;
+        erased +=
+            remove_if::<RejectedMo>(&self.rejected.tree, "rejected", |r| sent_by(&r.mo, number))?;
+        erased += usize::from(self.opt_outs.remove(number.as_str())?.is_some());
+        Ok(erased)
+    }
+}
+
+/// Removes the records of `tree` that `erase` picks; returns how many.
+fn remove_if<T: Record>(
+    tree: &sled::Tree,
+    name: &'static str,
+    erase: impl Fn(&T) -> bool,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        if erase(&decode(name, &value)?) {
+            tree.remove(key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+impl super::accounts::Accounts {
+    /// The account, every session naming the number or its account (by the index, and by a
+    /// scan for any the index lost), and unsettled answers that hold its credentials.
+    pub(super) fn erase(&self, number: &Msisdn) -> Result<usize, StoreError> {
+        let mut erased = 0;
+        if let Some(account) = self.get(number)? {
+            erased += self.revoke_all(account.id)?;
+            erased += usize::from(self.remove_account(number)?);
+        }
+        for key in self.sessions_naming(number)? {
+            erased += usize::from(self.revoke(&key)?);
+        }
+        erased += remove_if::<AuthAnswer>(self.answers_tree(), "auth_receipts", |a| {
+            a.credentials
+                .as_ref()
+                .is_some_and(|c| c.login == number.as_str())
+        })?;
+        Ok(erased)
+    }
+}
+
+/// Used by [`Accounts::sessions_naming`]: the key of a session record.
+pub(super) fn session_key(key: &[u8]) -> Option<SessionKey> {
+    <[u8; 32]>::try_from(key).ok().map(SessionKey)
+}
