@@ -272,6 +272,45 @@ pub fn local_url(config: &Config) -> String {
     format!("http://{addr}")
 }
 
+/// An operator's command (`moauth accounts …`, `sessions`, `outbox`, `inbox`, `rejected`) sent
+/// to the running daemon named by `config`, on its admin listener, the only place these routes
+/// exist. Prints the answer; a refusal is an error with the daemon's message.
+pub async fn operator(
+    config: &Path,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    let Some(mut admin) = config.http.admin_listen else {
+        bail!(
+            "operator commands reach the daemon on its admin listener: set [http] admin_listen (e.g. \"127.0.0.1:9090\") and restart"
+        );
+    };
+    if admin.ip().is_unspecified() {
+        admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut request = reqwest::Client::new().request(method, format!("http://{admin}{path}"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("reaching the daemon's admin listener at {admin}"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await?;
+    if !status.is_success() {
+        bail!(
+            "{} ({})",
+            answer["message"].as_str().unwrap_or("refused"),
+            status.as_u16()
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
 /// The configuration used with the embedded simulator (`run` without a file, `demo`).
 pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Config {
     let mut config = Config::defaults(store);

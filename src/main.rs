@@ -14,6 +14,7 @@ use moauth::daemon::DaemonError;
 use moauth::ops::config::{Config, ConfigError};
 use moauth::ops::logging::{self, LogFormat};
 use moauth::sim::{MoRequest, SimConfig, Simulator};
+use reqwest::Method;
 
 #[derive(Parser)]
 #[command(version, about = "Register or log in to an app by sending one SMS")]
@@ -71,6 +72,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An account of the embedded auth core, on a running daemon (needs `[http] admin_listen`).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+        #[arg(long, global = true, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
+    },
+    /// Sessions of the embedded auth core, on a running daemon.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+        #[arg(long, global = true, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
+    },
+    /// SMS waiting for an SMSC, on a running daemon.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+        #[arg(long, global = true, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
+    },
+    /// MOs acknowledged and not yet processed, on a running daemon.
+    Inbox {
+        #[command(subcommand)]
+        command: ListCommand,
+        #[arg(long, global = true, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
+    },
+    /// MOs set aside as unreadable, on a running daemon.
+    Rejected {
+        #[command(subcommand)]
+        command: ListCommand,
+        #[arg(long, global = true, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
+    },
     /// The built-in SMSC simulator.
     Sim {
         #[command(subcommand)]
@@ -84,6 +120,36 @@ enum Command {
         #[arg(long, default_value = cli::SIM_PASSWORD)]
         password: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// The account of NUMBER (E.164 with +): id, creation time, opt-out.
+    Show { number: String },
+    /// Erase NUMBER: its account, sessions, login records and every record naming it.
+    Delete { number: String },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// End every session of an account.
+    Revoke {
+        #[arg(long)]
+        account: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Queued SMS: id, SMSC, masked number, length (never the text: it may hold a password).
+    List,
+    /// Drop a queued SMS for good.
+    Drop { id: u64 },
+}
+
+#[derive(Subcommand)]
+enum ListCommand {
+    List,
 }
 
 #[derive(Subcommand)]
@@ -119,7 +185,16 @@ enum SimCommand {
 async fn main() -> ExitCode {
     moauth::install_crypto_provider();
     let args = Args::parse();
-    let quiet = matches!(args.command, Command::Demo { .. } | Command::Token { .. });
+    let quiet = matches!(
+        args.command,
+        Command::Demo { .. }
+            | Command::Token { .. }
+            | Command::Accounts { .. }
+            | Command::Sessions { .. }
+            | Command::Outbox { .. }
+            | Command::Inbox { .. }
+            | Command::Rejected { .. }
+    );
     let log = logging::init(args.log_format, if quiet { "warn" } else { "info" });
     let result = match args.command {
         Command::Run { config } => cli::run(config, log).await,
@@ -146,6 +221,49 @@ async fn main() -> ExitCode {
                     .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
             };
             cli::status(&url, json).await
+        }
+        Command::Accounts { command, config } => {
+            let (method, number) = match &command {
+                AccountsCommand::Show { number } => (Method::GET, number),
+                AccountsCommand::Delete { number } => (Method::DELETE, number),
+            };
+            let path = format!("/admin/accounts/{}", number.replace('+', "%2B"));
+            cli::operator(&config, method, &path, None).await
+        }
+        Command::Sessions {
+            command: SessionsCommand::Revoke { account },
+            config,
+        } => {
+            let body = serde_json::json!({ "account_id": account });
+            cli::operator(
+                &config,
+                Method::POST,
+                "/admin/sessions/revoke-all",
+                Some(body),
+            )
+            .await
+        }
+        Command::Outbox {
+            command: OutboxCommand::List,
+            config,
+        } => cli::operator(&config, Method::GET, "/admin/outbox", None).await,
+        Command::Outbox {
+            command: OutboxCommand::Drop { id },
+            config,
+        } => {
+            cli::operator(
+                &config,
+                Method::DELETE,
+                &format!("/admin/outbox/{id}"),
+                None,
+            )
+            .await
+        }
+        Command::Inbox { config, .. } => {
+            cli::operator(&config, Method::GET, "/admin/inbox", None).await
+        }
+        Command::Rejected { config, .. } => {
+            cli::operator(&config, Method::GET, "/admin/rejected", None).await
         }
         Command::Sim {
             command:

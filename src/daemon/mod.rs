@@ -269,12 +269,17 @@ impl Daemon {
         }
         .within(serve::open_file_limit());
         let pages = page.merge(demo_phone.unwrap_or_default());
-        // With an admin listener the operators' routes are served there and only there.
+        // With an admin listener the operators' routes are served there and only there; the
+        // operators' commands (accounts, sessions, queues) exist only there.
         let (app, admin_addr) = match admin {
             Some((admin_listener, admin_addr)) => {
+                let commands = crate::http::admin::router(crate::http::admin::AdminState {
+                    store: store.clone(),
+                    smsc_names: status.smsc_names.clone(),
+                });
                 rest_done.push(tokio::spawn(serve::serve(
                     admin_listener,
-                    admin_router(api.clone(), operators),
+                    admin_router(api.clone(), operators.merge(commands)),
                     serve_limits,
                     stop_rest.clone(),
                 )));

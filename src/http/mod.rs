@@ -3,6 +3,7 @@
 //! Every client mistake is a JSON `{error, message}` with a 4xx status; nothing here panics on
 //! input. Handlers are thin: the poll logic lives in `login::poll`, minting in `login::mint`.
 
+pub mod admin;
 pub mod config;
 mod error;
 pub mod keys;

@@ -12,6 +12,7 @@ mod limits;
 mod login_flow;
 mod login_page;
 mod metrics;
+mod operators;
 mod ops_check_config;
 mod ops_dashboard;
 mod ops_install;

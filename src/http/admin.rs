@@ -1,0 +1,229 @@
+//! Operators' commands on a running daemon, served only on the admin listener
+//! (`[http] admin_listen`), never on the API's address: `moauth accounts|sessions|outbox|inbox|
+//! rejected …` call these. The embedded store belongs to the daemon's process, so an operator
+//! reaches it through the daemon, not by opening it.
+//!
+//! Nothing here answers with a secret: listed SMS show their length, not their text (a
+//! credential SMS holds a password), and numbers are masked except in the one account the
+//! operator named. Erasing a number is logged with its account id and the masked number only.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::ApiError;
+use crate::core::msisdn::Msisdn;
+use crate::core::store::Store;
+
+/// How many MOs `GET /admin/inbox` lists, oldest first.
+const INBOX_LISTED: usize = 1_000;
+/// How many queued SMS `GET /admin/outbox` lists per SMSC connection.
+const OUTBOX_LISTED: usize = 1_000;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Arc<dyn Store>,
+    /// The configured SMSC connections, whose queues `GET /admin/outbox` lists.
+    pub smsc_names: Arc<Vec<String>>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route(
+            "/admin/accounts/{number}",
+            get(show_account).delete(erase_account),
+        )
+        .route("/admin/sessions/revoke-all", post(revoke_sessions))
+        .route("/admin/outbox", get(list_outbox))
+        .route("/admin/outbox/{id}", delete(drop_reply))
+        .route("/admin/inbox", get(list_inbox))
+        .route("/admin/rejected", get(list_rejected))
+        .with_state(state)
+}
+
+fn number(text: &str) -> Result<Msisdn, ApiError> {
+    Msisdn::parse(text).map_err(|e| ApiError::bad_request("bad_number", e.to_string()))
+}
+
+async fn show_account(
+    State(state): State<AdminState>,
+    Path(text): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let number = number(&text)?;
+    let account = state
+        .store
+        .account(&number)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such account"))?;
+    let opted_out = state
+        .store
+        .opted_out(&number)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "account_id": account.id.to_string(),
+        "msisdn": number.as_str(),
+        "created_at": account.created_at,
+        "opted_out": opted_out,
+    })))
+}
+
+/// A right-to-erasure request: durable (synced) before the 200.
+async fn erase_account(
+    State(state): State<AdminState>,
+    Path(text): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let number = number(&text)?;
+    let account = state
+        .store
+        .account(&number)
+        .await
+        .map_err(ApiError::internal)?;
+    let erased = state
+        .store
+        .erase_number(&number)
+        .await
+        .map_err(ApiError::internal)?;
+    state.store.sync().await.map_err(ApiError::internal)?;
+    info!(
+        number = %number.masked(),
+        account_id = account.as_ref().map(|a| a.id),
+        records = erased,
+        "number erased on an operator's request"
+    );
+    Ok(Json(json!({ "erased": erased })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeAll {
+    account_id: String,
+}
+
+async fn revoke_sessions(
+    State(state): State<AdminState>,
+    body: Result<Json<RevokeAll>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(request) = body.map_err(ApiError::from_json)?;
+    let account_id: u64 = request
+        .account_id
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_account_id", "account_id is a decimal number"))?;
+    let revoked = state
+        .store
+        .revoke_sessions(account_id)
+        .await
+        .map_err(ApiError::internal)?;
+    state.store.sync().await.map_err(ApiError::internal)?;
+    info!(
+        account_id,
+        revoked, "sessions revoked on an operator's request"
+    );
+    Ok(Json(json!({ "revoked": revoked })))
+}
+
+async fn list_outbox(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let mut listed = Vec::new();
+    for smsc in state.smsc_names.iter() {
+        let queued = state
+            .store
+            .pending_replies(smsc, &|_| false, OUTBOX_LISTED)
+            .await
+            .map_err(ApiError::internal)?;
+        listed.extend(queued.into_iter().map(|(id, sms)| {
+            json!({
+                "id": id,
+                "smsc": sms.smsc,
+                "to": sms.to.masked(),
+                "chars": sms.text.chars().count(),
+                "created_at": sms.created_at,
+            })
+        }));
+    }
+    Ok(Json(json!({ "outbox": listed })))
+}
+
+/// Drops a queued SMS for good; durable before the 200.
+async fn drop_reply(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_id", "the id is a decimal number"))?;
+    state
+        .store
+        .ack_reply(id)
+        .await
+        .map_err(ApiError::internal)?;
+    state.store.sync().await.map_err(ApiError::internal)?;
+    info!(id, "queued SMS dropped on an operator's request");
+    Ok(Json(json!({ "dropped": id })))
+}
+
+async fn list_inbox(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let mos = state
+        .store
+        .oldest_mos(INBOX_LISTED)
+        .await
+        .map_err(ApiError::internal)?;
+    let listed: Vec<Value> = mos
+        .into_iter()
+        .map(|(id, mo)| {
+            json!({
+                "id": id,
+                "smsc": mo.smsc,
+                "from": masked_sender(&mo.source_addr),
+                "received_at": mo.received_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "inbox": listed })))
+}
+
+async fn list_rejected(State(state): State<AdminState>) -> Result<Json<Value>, ApiError> {
+    let rejected = state
+        .store
+        .rejected_mos()
+        .await
+        .map_err(ApiError::internal)?;
+    let listed: Vec<Value> = rejected
+        .into_iter()
+        .map(|r| {
+            json!({
+                "smsc": r.mo.smsc,
+                "from": masked_sender(&r.mo.source_addr),
+                "reason": r.reason,
+                "received_at": r.mo.received_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "rejected": listed })))
+}
+
+/// A sender as an SMSC wrote it, with all but its first three and last four characters
+/// hidden (it may not be a number at all).
+fn masked_sender(addr: &str) -> String {
+    let chars: Vec<char> = addr.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < 3 || i >= chars.len() - 4 {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
