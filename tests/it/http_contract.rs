@@ -161,6 +161,24 @@ impl Probe {
         }
     }
 
+    /// A request to the admin listener of `h` (or to its API's address when it has none).
+    fn admin(
+        h: &Harness,
+        method: Method,
+        template: &'static str,
+        path: &str,
+        body: Option<(&'static str, String)>,
+    ) -> Probe {
+        let addr = h.daemon().admin_addr.unwrap_or(h.daemon().http_addr);
+        Probe {
+            method,
+            template,
+            url: format!("http://{addr}{path}"),
+            body,
+            bearer: None,
+        }
+    }
+
     fn mint(h: &Harness) -> Probe {
         Probe {
             method: Method::POST,
@@ -231,6 +249,14 @@ async fn every_documented_route_answers_as_documented() {
         c.limits.password_failures_per_account_per_hour = 1;
     })
     .await;
+    let admin = Harness::start_with(Options::default(), |c| {
+        c.http.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    // An account for `GET /admin/accounts/{number}` to show (and then erase).
+    let (v, t) = admin.app_token(0);
+    admin.phone_sends(ALICE, &format!("LOGIN {t}")).await;
+    assert_eq!(admin.poll(&v, &t, 10_000).await.1["state"], "complete");
     // Sessions belong to the app's own core here: the session routes answer 404.
     let remote = Harness::start_with(Options::default(), |c| {
         c.auth.mode = moauth::auth::config::AuthMode::Remote;
@@ -314,6 +340,109 @@ async fn every_documented_route_answers_as_documented() {
         Probe::post(&h, all, FORM, big.clone()).keyed(),
         Probe::post(&h, all, "text/plain", "account_id=1").keyed(),
     ]);
+    let (accounts, all_admin) = ("/admin/accounts/{number}", "/admin/sessions/revoke-all");
+    let json_body = |text: &str| Some((JSON, text.to_owned()));
+    for (target, method, template, path, body) in [
+        (
+            &admin,
+            Method::GET,
+            accounts,
+            "/admin/accounts/%2B8613800138000",
+            None,
+        ),
+        (
+            &admin,
+            Method::GET,
+            accounts,
+            "/admin/accounts/not-a-number",
+            None,
+        ),
+        (
+            &h,
+            Method::GET,
+            accounts,
+            "/admin/accounts/%2B8613800138000",
+            None,
+        ),
+        (
+            &admin,
+            Method::DELETE,
+            accounts,
+            "/admin/accounts/%2B8613800138000",
+            None,
+        ),
+        (&admin, Method::DELETE, accounts, "/admin/accounts/x", None),
+        (
+            &h,
+            Method::DELETE,
+            accounts,
+            "/admin/accounts/%2B8613800138000",
+            None,
+        ),
+        (
+            &admin,
+            Method::POST,
+            all_admin,
+            all_admin,
+            json_body(r#"{"account_id": "1"}"#),
+        ),
+        (
+            &admin,
+            Method::POST,
+            all_admin,
+            all_admin,
+            json_body(r#"{"account_id": "x"}"#),
+        ),
+        (
+            &admin,
+            Method::POST,
+            all_admin,
+            all_admin,
+            Some(("text/plain", "x".into())),
+        ),
+        (
+            &h,
+            Method::POST,
+            all_admin,
+            all_admin,
+            json_body(r#"{"account_id": "1"}"#),
+        ),
+        (&admin, Method::GET, "/admin/outbox", "/admin/outbox", None),
+        (&h, Method::GET, "/admin/outbox", "/admin/outbox", None),
+        (
+            &admin,
+            Method::DELETE,
+            "/admin/outbox/{id}",
+            "/admin/outbox/7",
+            None,
+        ),
+        (
+            &admin,
+            Method::DELETE,
+            "/admin/outbox/{id}",
+            "/admin/outbox/seven",
+            None,
+        ),
+        (
+            &h,
+            Method::DELETE,
+            "/admin/outbox/{id}",
+            "/admin/outbox/7",
+            None,
+        ),
+        (&admin, Method::GET, "/admin/inbox", "/admin/inbox", None),
+        (&h, Method::GET, "/admin/inbox", "/admin/inbox", None),
+        (
+            &admin,
+            Method::GET,
+            "/admin/rejected",
+            "/admin/rejected",
+            None,
+        ),
+        (&h, Method::GET, "/admin/rejected", "/admin/rejected", None),
+    ] {
+        probes.push(Probe::admin(target, method, template, path, body));
+    }
     let pw = "/v1/password-logins";
     let guess = json!({ "login": ALICE, "password": "guess" }).to_string();
     probes.extend([
@@ -428,6 +557,11 @@ fn matches(template: &str, path: &str) -> bool {
 async fn undocumented_routes_and_methods_answer_json_404_and_405() {
     let spec = Spec::load();
     let h = Harness::start().await;
+    // The operators' `/admin/` routes exist only on an admin listener.
+    let admin = Harness::start_with(Options::default(), |c| {
+        c.http.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
     let error = json!({ "$ref": "#/components/schemas/Error" });
 
     for path in [
@@ -457,7 +591,14 @@ async fn undocumented_routes_and_methods_answer_json_404_and_405() {
     let documented = spec.operations();
     let templates: BTreeSet<&String> = documented.keys().map(|(_, p)| p).collect();
     for template in &templates {
-        let path = template.replace("{token}", "1ABCD");
+        let path = template
+            .replace("{token}", "1ABCD")
+            .replace("{number}", "%2B8613800138000")
+            .replace("{id}", "7");
+        let url = match template.starts_with("/admin/") {
+            true => format!("http://{}{path}", admin.daemon().admin_addr.unwrap()),
+            false => h.api(&path),
+        };
         let allowed = spec.methods(template);
         // `/v1/logins/poll` is also a `/v1/logins/{token}`: GET there is documented.
         let documented_here: BTreeSet<String> = templates
@@ -478,7 +619,7 @@ async fn undocumented_routes_and_methods_answer_json_404_and_405() {
             let probe = Probe {
                 method: method.clone(),
                 template: "",
-                url: h.api(&path),
+                url: url.clone(),
                 body: None,
                 bearer: None,
             };
