@@ -3,7 +3,8 @@
 //! Start order makes readiness honest: the store is open before anything can ack, HTTP listens
 //! before `start` returns, links bind in the background. Shutdown runs the other way: links
 //! unbind first (the SMSC stops handing us MOs and redelivers anything unanswered), the
-//! pipeline finishes the MO in hand, HTTP drains, and the store is flushed last.
+//! pipeline finishes the MO in hand, HTTP drains (open long-polls answer with their login's
+//! state at once), and the store is flushed last.
 //!
 //! The daemon does not read signals or talk to systemd itself (`cli::run` does): it offers
 //! what that loop needs, [`Daemon::reload`], [`Daemon::status`] and [`Daemon::healthy`], so
@@ -108,7 +109,8 @@ pub struct Daemon {
     rest_done: Vec<JoinHandle<()>>,
 }
 
-/// Long-polls still open at shutdown get this long to finish.
+/// Each task gets this long to finish at shutdown. Open long-polls answer at once (with their
+/// login's state), so only a stuck task reaches it.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
 impl Daemon {
@@ -198,6 +200,7 @@ impl Daemon {
                 store: store.clone(),
                 clock: clock.clone(),
                 window: live.window.clone(),
+                stopping: stop_rest.clone(),
             },
             links: links.clone(),
             poll_limiter: live.poll_limiter.clone(),
