@@ -16,6 +16,7 @@ pub mod concat;
 pub mod config;
 pub mod mint;
 pub mod poll;
+pub mod report;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +26,7 @@ use futures::FutureExt;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::core::auth::AuthCore;
 use crate::core::auth::AuthError;
@@ -40,11 +41,12 @@ use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
-use crate::core::store::{Outcome, PartKey, PipelineStore, SweepDue};
+use crate::core::store::{Filed, Outcome, PartKey, PipelineStore, SweepDue};
 use crate::core::token::parse_body;
 use crate::smpp::{text, udh};
 use crate::webhooks::Hooks;
 use config::InboundConfig;
+use report::{MoOutcome, MoReport};
 
 /// MOs taken from the inbox per round; one flush covers them all.
 const BATCH: usize = 64;
@@ -134,6 +136,7 @@ impl LoginPipeline {
     }
 
     async fn process(&self, id: u64, mo: &MoMessage) -> Result<(), PipelineError> {
+        let mut report = MoReport::new(id, mo);
         match concat::split(mo) {
             Ok(Some(part)) => {
                 let at = PartKey {
@@ -145,40 +148,44 @@ impl LoginPipeline {
                     .store
                     .file_part(id, at, &part.payload, &concat::join)
                     .await?;
-                debug!(mo = id, concat = ?part.concat, ?filed, "part of a longer SMS");
+                let filed = match filed {
+                    Filed::Waiting => "waiting for the others",
+                    Filed::Duplicate => "duplicate, dropped",
+                    Filed::Complete(_) => "complete",
+                };
+                debug!(
+                    mo = id,
+                    part = part.concat.seq,
+                    of = part.concat.total,
+                    filed,
+                    "part of a longer SMS"
+                );
                 return Ok(());
             }
             Ok(None) => {}
             Err(e) => {
-                warn!(mo = id, error = %e, "MO with a malformed user data header; rejected");
-                self.reject(id, mo, e.to_string()).await?;
-                count_rejected("malformed");
-                return Ok(());
+                let why = format!("malformed user data header: {e}");
+                return self.malformed(id, mo, &report, why).await;
             }
         }
-        let sender = match Msisdn::from_smpp(
-            &mo.source_addr,
-            mo.source_ton,
-            &self.default_country_code,
-        ) {
-            Ok(sender) => sender,
-            Err(e) => {
-                warn!(mo = id, error = %e, "MO from a sender that cannot be answered; rejected");
-                self.reject(id, mo, e.to_string()).await?;
-                count_rejected("malformed");
-                return Ok(());
-            }
-        };
+        let sender =
+            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
+                Ok(sender) => sender,
+                Err(e) => {
+                    let why = format!("sender cannot be answered: {e}");
+                    return self.malformed(id, mo, &report, why).await;
+                }
+            };
+        report.sender(&sender);
         let text = match decode_text(mo) {
             Ok(text) => text,
             Err(reason) => {
-                warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; rejected");
-                self.reject(id, mo, reason.to_string()).await?;
-                count_rejected("malformed");
-                return Ok(());
+                let why = format!("text undecodable: {reason}");
+                return self.malformed(id, mo, &report, why).await;
             }
         };
         let body = parse_body(&text, &self.keywords.load());
+        report.body(&body);
         let prior = match &body {
             crate::core::token::Body::Login(token) => self.store.login(&token.challenge()).await?,
             crate::core::token::Body::Bad {
@@ -193,11 +200,11 @@ impl LoginPipeline {
             prior.as_ref(),
             &self.window.load(),
         );
-        debug!(mo = id, ?decision, "decided");
         let (now, rules) = (self.clock.now(), self.limits.load());
+        let mut limited = None;
         let decision = match self.limit(&rules, id, &sender, &decision, now).await? {
             Some(limit) => {
-                info!(mo = id, from = %sender.masked(), limit = limit.as_str(), "MO refused by a limit; no reply");
+                limited = Some(limit);
                 count_rejected(limit.reason().as_str());
                 limits::refuse(
                     decision,
@@ -210,15 +217,17 @@ impl LoginPipeline {
             None => decision,
         };
         let mut completed = None;
-        let (record, reply) = match decision {
+        let mut detail = None;
+        let (record, reply, outcome) = match decision {
             Decision::Answer { record, reply } => {
-                if let Some((_, r)) = &record {
-                    info!(mo = id, from = %sender.masked(), state = ?r.state, "login refused");
-                }
-                if let Some(reason) = reply.as_ref().and_then(rejection) {
+                if let Some(reason) = reply.as_ref().and_then(Reply::rejection) {
                     count_rejected(reason);
                 }
-                (record, reply)
+                let outcome = match limited {
+                    Some(limit) => MoOutcome::Limited(limit),
+                    None => MoOutcome::of_answer(reply.as_ref()),
+                };
+                (record, reply, outcome)
             }
             Decision::LogIn(token) => {
                 let request = AuthRequest {
@@ -228,18 +237,28 @@ impl LoginPipeline {
                     received_at: mo.received_at,
                 };
                 let window = self.window.load();
-                let (record, reply) = match self.auth.login(&request).await {
+                let (record, reply, outcome) = match self.auth.login(&request).await {
                     Ok(answer) => {
-                        info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
                         completed = Some(answer.created);
-                        decide::completed(&token, &sender, answer, self.clock.now(), &window)
+                        let outcome = if answer.created {
+                            MoOutcome::Registered
+                        } else {
+                            MoOutcome::Completed
+                        };
+                        let (record, reply) =
+                            decide::completed(&token, &sender, answer, self.clock.now(), &window);
+                        (record, reply, outcome)
                     }
                     Err(AuthError::Refused(reason)) => {
-                        info!(mo = id, from = %sender.masked(), %reason, "auth core refused the login");
+                        detail = Some(format!("auth core: {reason}"));
                         count_rejected("auth_core_refused");
                         let (record, reply) =
                             decide::refused(&token, &sender, self.clock.now(), &window);
-                        (record, Some(reply))
+                        (
+                            record,
+                            Some(reply),
+                            MoOutcome::Rejected("auth_core_refused"),
+                        )
                     }
                     Err(AuthError::Unavailable(why)) => match decide::unanswered(
                         &token,
@@ -256,18 +275,24 @@ impl LoginPipeline {
                         Unanswered::GiveUp(record, reply) => {
                             warn!(mo = id, from = %sender.masked(), error = %why, "auth core unavailable for too long; login rejected");
                             count_rejected("auth_core_unavailable");
-                            (record, Some(reply))
+                            detail = Some(format!("auth core: {why}"));
+                            (
+                                record,
+                                Some(reply),
+                                MoOutcome::Rejected("auth_core_unavailable"),
+                            )
                         }
                     },
                     Err(e) => return Err(e.into()),
                 };
-                (Some((token.challenge(), record)), reply)
+                (Some((token.challenge(), record)), reply, outcome)
             }
         };
+        let mut held_by = None;
         let reply = reply.filter(|r| {
             let allowed = self.number_limits().may_reply(&rules, &sender, r, now);
             if let Err(limit) = allowed {
-                info!(mo = id, to = %sender.masked(), ?r, "reply suppressed by a limit");
+                held_by = Some(limit);
                 limit_hit(limit);
             }
             allowed.is_ok()
@@ -286,6 +311,7 @@ impl LoginPipeline {
             }])
             .await?;
         self.auth.settle(id).await?;
+        report.log(outcome, reply.as_ref(), held_by, detail.as_deref());
         // Counted once committed: an MO processed again after a failure counts once.
         if let Some(created) = completed {
             if created {
@@ -300,14 +326,24 @@ impl LoginPipeline {
     }
 
     /// Sets an MO that cannot be read aside for an operator, out of the pipeline's way.
-    async fn reject(&self, id: u64, mo: &MoMessage, reason: String) -> Result<(), StoreError> {
+    async fn malformed(
+        &self,
+        id: u64,
+        mo: &MoMessage,
+        report: &MoReport,
+        reason: String,
+    ) -> Result<(), PipelineError> {
         let rejected = RejectedMo {
             mo: mo.clone(),
             reason,
         };
+        let why = rejected.reason.clone();
         self.store
             .commit_outcomes(&[Outcome::Rejected { mo: id, rejected }])
-            .await
+            .await?;
+        report.log(MoOutcome::Malformed, None, None, Some(&why));
+        count_rejected("malformed");
+        Ok(())
     }
 
     /// The limit, if any, that refuses this MO: the deny list or the sender's MO bucket, or
@@ -398,18 +434,6 @@ fn decode_text(mo: &MoMessage) -> Result<String, String> {
         &mo.user_data[..]
     };
     text::decode(mo.data_coding, data).map_err(|e| e.to_string())
-}
-
-/// The rejection an error reply stands for, as `moauth_mo_rejected_total` names it.
-fn rejection(reply: &Reply) -> Option<&'static str> {
-    match reply {
-        Reply::BadToken => Some("bad_token"),
-        Reply::Expired => Some("expired"),
-        Reply::Replayed => Some("replayed"),
-        Reply::AuthCoreRefused => Some("auth_core_refused"),
-        Reply::AuthCoreUnavailable => Some("auth_core_unavailable"),
-        Reply::Credentials(_) | Reply::Help | Reply::Stop => None,
-    }
 }
 
 fn count_rejected(reason: &'static str) {

@@ -15,6 +15,7 @@ mod ops_check_config;
 mod ops_dashboard;
 mod ops_install;
 mod ops_logs;
+mod ops_mo_outcomes;
 mod ops_notify;
 mod ops_signals;
 mod ops_store_errors;
