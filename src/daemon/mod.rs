@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 use crate::auth::hasher::HashError;
 use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
+use crate::core::arrivals::Arrivals;
 use crate::core::auth::AuthCore;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
@@ -274,6 +275,7 @@ impl Daemon {
             stop_rest.clone(),
         )));
 
+        let arrivals = Arrivals::default();
         if !options.hold_inbox {
             let pipeline = LoginPipeline {
                 store: store.clone(),
@@ -287,6 +289,7 @@ impl Daemon {
                 processed: status.rates.counter.clone(),
                 limits: live.limits.clone(),
                 number_limits: Default::default(),
+                arrivals: arrivals.clone(),
                 hooks: Hooks {
                     store: store.clone(),
                     targets: live.webhooks.clone(),
@@ -302,8 +305,11 @@ impl Daemon {
         };
         rest_done.push(tokio::spawn(dispatcher.run(stop_rest.clone())));
 
-        let (ingest, ingest_done) =
-            Ingest::start(store.clone(), config.inbound.redelivery_window_secs);
+        let (ingest, ingest_done) = Ingest::start(
+            store.clone(),
+            config.inbound.redelivery_window_secs,
+            arrivals,
+        );
         rest_done.push(ingest_done);
         let early_receipts = Arc::new(Mutex::new(EarlyReceipts::default()));
         let links_done = config

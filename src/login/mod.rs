@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::core::arrivals::Arrivals;
 use crate::core::auth::AuthCore;
 use crate::core::auth::AuthError;
 use crate::core::auth::AuthRequest;
@@ -53,6 +54,8 @@ const BATCH: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long rejected MOs stay for an operator to look at.
 const REJECTED_KEPT_SECS: u64 = 7 * 86_400;
+/// An MO's arrival instant is kept this long for its latency; later, whole seconds do.
+const ARRIVALS_KEPT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -77,6 +80,8 @@ pub struct LoginPipeline {
     /// Reloadable (SIGHUP) rules, and what was counted against them.
     pub limits: Live<LimitsConfig>,
     pub number_limits: Mutex<NumberLimits>,
+    /// When each MO reached the process, for the MO → session latency in milliseconds.
+    pub arrivals: Arrivals,
     /// Which recorded states go to a backend's webhook, and how.
     pub hooks: Hooks,
 }
@@ -126,6 +131,8 @@ impl LoginPipeline {
                 result = Err(e);
                 break;
             }
+            // Finished: its arrival is of no more use (taken already if it made a session).
+            self.arrivals.take(&mo.digest(), std::time::Instant::now());
             done += 1;
         }
         if done > 0 {
@@ -319,8 +326,13 @@ impl LoginPipeline {
                 metrics::counter!("moauth_accounts_created_total").increment(1);
             }
             metrics::counter!("moauth_logins_completed_total").increment(1);
-            metrics::histogram!("moauth_mo_to_session_seconds")
-                .record(self.clock.now().saturating_sub(mo.received_at) as f64);
+            // To the millisecond when this process took the MO in; else whole seconds.
+            let waited = self.arrivals.take(&mo.digest(), std::time::Instant::now());
+            let seconds = waited.map_or_else(
+                || self.clock.now().saturating_sub(mo.received_at) as f64,
+                |waited| waited.as_secs_f64(),
+            );
+            metrics::histogram!("moauth_mo_to_session_seconds").record(seconds);
         }
         Ok(())
     }
@@ -394,6 +406,8 @@ impl LoginPipeline {
     async fn sweep(&self, logins_sweep: &mut Option<JoinHandle<()>>) {
         let now = self.clock.now();
         self.number_limits().sweep(now);
+        self.arrivals
+            .forget_older(ARRIVALS_KEPT, std::time::Instant::now());
         // A million live logins take seconds to walk: beside the pipeline instead of in its
         // way (a record the pipeline rewrites meanwhile stays), and never two at once.
         if logins_sweep.as_ref().is_none_or(JoinHandle::is_finished) {

@@ -139,11 +139,6 @@ impl SledStore {
         })
     }
 
-    /// How many polls wait on a login right now (the notifier's entries).
-    pub fn watched_logins(&self) -> usize {
-        self.notifier.len()
-    }
-
     /// Every outcome of the slice in one sled transaction over the trees they touch.
     fn commit(&self, outcomes: &[Outcome]) -> StoreResult<()> {
         enum Encoded {
@@ -288,6 +283,10 @@ impl StoreBase for SledStore {
             outbox: self.outbox.len(),
             webhooks: self.webhooks.len(),
         }
+    }
+
+    fn poll_waiters(&self) -> usize {
+        self.notifier.len()
     }
 }
 
