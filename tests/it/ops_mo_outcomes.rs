@@ -53,12 +53,13 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
     d.phone_sends(BOB, "HELP").await;
     d.phone_sends(BOB, "STOP").await;
     d.phone_sends(CAROL, &format!("LOGIN {denied}")).await;
-    // UCS-2 with an odd number of octets: no text can be read from it.
+    // A user data header that claims more octets than the message has: nothing can be read.
     d.sim
         .deliver(&[Deliver {
             from: DAVE.into(),
-            data_coding: 8,
-            short_message: vec![0x00, 0x41, 0x00],
+            esm_class: 0x40,
+            data_coding: 1,
+            short_message: vec![0x05, 0x00, 0x03],
             ..Deliver::default()
         }])
         .await
@@ -134,7 +135,7 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
     }
     assert_eq!(lines[5]["limit"], "deny_list");
     let why = lines[6]["detail"].as_str().unwrap();
-    assert!(why.starts_with("text undecodable"), "{why}");
+    assert!(why.starts_with("malformed user data header"), "{why}");
     // "I sent the SMS and nothing happened" is one grep of the masked number.
     let logs = d.logs.text();
     let carol: Vec<&str> = logs
