@@ -1,7 +1,7 @@
 //! The operator's line for each MO, so "I sent the SMS and nothing happened" is one grep.
 //!
-//! Every MO the pipeline finishes ends in exactly one INFO line, `MO outcome`, written after
-//! its outcome is committed (so the line never tells of something a crash could undo). It
+//! Every MO the pipeline finishes ends in exactly one INFO line, `MO outcome`, written once
+//! its round's outcomes are durable (so the line never tells of something a crash could undo). It
 //! names the SMSC the MO came in on, the sender masked (`+86 138****8000`), the first group of
 //! the token it carried (`1ABCD`, what the app showed the person), what became of it and the
 //! reply queued for the phone, if any. Grep the masked number or the token's first group.
@@ -80,6 +80,13 @@ pub struct MoReport {
     smsc: String,
     from: Option<String>,
     token: Option<String>,
+    outcome: Option<MoOutcome>,
+    /// The SMS queued for the phone.
+    reply: Option<&'static str>,
+    /// The limit that kept the reply back.
+    held_by: Option<Limit>,
+    /// What went wrong, for a malformed MO or a refusal.
+    detail: Option<String>,
 }
 
 impl MoReport {
@@ -89,6 +96,10 @@ impl MoReport {
             smsc: mo.smsc.clone(),
             from: None,
             token: None,
+            outcome: None,
+            reply: None,
+            held_by: None,
+            detail: None,
         }
     }
 
@@ -109,15 +120,21 @@ impl MoReport {
         };
     }
 
-    /// The MO's one INFO line. `reply` is the SMS queued for the phone, `held_by` the limit
-    /// that kept it back, `detail` what went wrong (for a malformed MO or a refusal).
-    pub fn log(
-        &self,
-        outcome: MoOutcome,
-        reply: Option<&Reply>,
-        held_by: Option<Limit>,
-        detail: Option<&str>,
-    ) {
+    pub fn detail(&mut self, detail: String) {
+        self.detail = Some(detail);
+    }
+
+    /// What became of the MO: `reply` is the SMS queued for the phone, `held_by` the limit
+    /// that kept one back.
+    pub fn outcome(&mut self, outcome: MoOutcome, reply: Option<&Reply>, held_by: Option<Limit>) {
+        self.outcome = Some(outcome);
+        self.reply = reply.map(Reply::as_str);
+        self.held_by = held_by;
+    }
+
+    /// The MO's one INFO line; nothing for an MO whose outcome was never decided.
+    pub fn log(&self) {
+        let Some(outcome) = self.outcome else { return };
         info!(
             mo = self.mo,
             smsc = %self.smsc,
@@ -129,9 +146,9 @@ impl MoReport {
                 MoOutcome::Limited(limit) => Some(limit.as_str()),
                 _ => None,
             },
-            reply = reply.map_or("none", Reply::as_str),
-            reply_held_by = held_by.map(Limit::as_str),
-            detail,
+            reply = self.reply.unwrap_or("none"),
+            reply_held_by = self.held_by.map(Limit::as_str),
+            detail = self.detail.as_deref(),
             "MO outcome"
         );
     }
@@ -151,6 +168,10 @@ mod tests {
             smsc: "sim".into(),
             from: None,
             token: None,
+            outcome: None,
+            reply: None,
+            held_by: None,
+            detail: None,
         };
         report.body(&parse_body(&format!("LOGIN {written}"), &["LOGIN".into()]));
         assert_eq!(report.token.as_deref(), Some(&written[..5]));

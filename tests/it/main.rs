@@ -2,6 +2,7 @@
 //! the daemon cost more than running them. Each module is one story over real sockets.
 
 mod abandoned_polls;
+mod admin_listener;
 mod backends;
 mod common;
 mod crash_safety;
@@ -22,6 +23,7 @@ mod ops_signals;
 mod ops_store_errors;
 mod pdu_vectors;
 mod poll_results;
+mod postgres_daemon;
 mod postgres_migrations;
 mod postgres_nodes;
 mod readiness;
