@@ -25,6 +25,7 @@ mod postgres_nodes;
 mod readiness;
 mod remote_auth;
 mod security;
+mod sim_cli;
 mod sim_vs_smpplib;
 mod slow_smsc;
 mod smpp_inbound;

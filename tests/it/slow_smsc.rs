@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{ALICE, Harness, PATIENCE, help_from, wait_until};
 use moauth::daemon::Options;
-use moauth::sim::{Deliver, ReceiptStyle, SlowRequest};
+use moauth::sim::{Deliver, MoRequest, ReceiptStyle, SlowRequest};
 
 #[tokio::test]
 async fn a_submit_answered_after_the_timeout_is_sent_once_and_counts_as_sent() {
@@ -195,4 +195,36 @@ async fn a_latin1_octet_under_data_coding_0_does_not_lose_the_token() {
         h.poll(&verifier, &token, 10_000).await.1["state"],
         "complete"
     );
+}
+
+#[tokio::test]
+async fn a_concat_element_of_the_wrong_length_is_skipped_and_the_rest_of_the_udh_read() {
+    let h = Harness::start().await;
+    // Two parts, each UDH led by an 8-bit concatenation IE of length 2 with the real
+    // numbering after it as a 16-bit IE; and a one-part message whose UDH has only the bad IE.
+    let (long_verifier, long_token) = h.app_token(0);
+    let long = format!("LOGIN {long_token} {}", "sent from my phone ".repeat(9));
+    let (short_verifier, short_token) = h.app_token(0);
+    for (from, text) in [(ALICE, long), (common::BOB, format!("LOGIN {short_token}"))] {
+        let delivers = moauth::sim::mo_delivers(
+            &MoRequest {
+                from: from.into(),
+                text,
+                malformed_concat: true,
+                ..MoRequest::default()
+            },
+            7,
+        )
+        .unwrap();
+        assert!(delivers.iter().all(|d| d.esm_class & 0x40 != 0));
+        let acked = h.sim.deliver(&delivers).await.unwrap();
+        assert!(acked.statuses.iter().all(|s| *s == 0), "{acked:?}");
+    }
+    for (verifier, token) in [(long_verifier, long_token), (short_verifier, short_token)] {
+        assert_eq!(
+            h.poll(&verifier, &token, 10_000).await.1["state"],
+            "complete"
+        );
+    }
+    h.settled_submits(2).await;
 }

@@ -59,6 +59,7 @@ pub async fn phone_sends(sim: &Simulator, from: &str, text: &str) -> MoResult {
         from: from.into(),
         to: Some("10690000".into()),
         text: text.into(),
+        ..MoRequest::default()
     })
     .await
     .unwrap()
