@@ -191,6 +191,8 @@ struct Faults {
     /// command_status used for those refusals.
     refuse_status: AtomicU32,
     refuse_binds: AtomicBool,
+    /// command_status of those refusals; 0 for ESME_RBINDFAIL.
+    bind_refusal: AtomicU32,
     bind_attempts: watch::Sender<Vec<Instant>>,
     /// While true, submit_sm are not answered; the answers go out when it turns false.
     hold_responses: watch::Sender<bool>,
@@ -380,6 +382,16 @@ impl Simulator {
             .refuse_status
             .store(status, Ordering::SeqCst);
         self.state.faults.refuse_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Refuses binds from now on with this command_status (ESME_RINVPASWD: 0x0E, as an SMSC
+    /// answers a wrong password).
+    pub fn refuse_binds_with(&self, status: u32) {
+        self.state
+            .faults
+            .bind_refusal
+            .store(status, Ordering::SeqCst);
+        self.refuse_binds(true);
     }
 
     /// Refuses (true) or accepts (false) binds from now on.

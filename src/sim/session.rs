@@ -459,7 +459,11 @@ impl Conn<'_> {
             return Command::new(CommandStatus::EsmeRalybnd, seq, resp(ours));
         }
         if faults.refuse_binds.load(Ordering::SeqCst) {
-            return Command::new(CommandStatus::EsmeRbindfail, seq, resp(ours));
+            let status = match faults.bind_refusal.load(Ordering::SeqCst) {
+                0 => CommandStatus::EsmeRbindfail,
+                status => CommandStatus::from(status),
+            };
+            return Command::new(status, seq, resp(ours));
         }
         if system_id != self.state.config.system_id || password != self.state.config.password {
             warn!(system_id, "sim: bind refused: wrong credentials");
