@@ -11,6 +11,7 @@ mod limits;
 mod login_flow;
 mod login_page;
 mod metrics;
+mod node_smsc;
 mod ops_check_config;
 mod ops_dashboard;
 mod ops_install;

@@ -247,11 +247,7 @@ async fn a_refused_password_is_named_shown_counted_and_not_retried_in_a_tight_lo
         .logs
         .wait_message("the SMSC refused our credentials: check system_id, password and system_type; restart moauth after fixing them to retry at once")
         .await;
-    assert_eq!(
-        logged["address"],
-        d.tap.addr.to_string(),
-        "{logged}"
-    );
+    assert_eq!(logged["address"], d.tap.addr.to_string(), "{logged}");
     assert_eq!(logged["retry_in_secs"], 300, "{logged}");
     let down = d.logs.wait_message("SMSC link down").await;
     let error = d

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod browser;
+#[path = "../../peers/node_smsc.rs"]
+pub mod node_smsc;
 pub mod postgres;
 pub mod process;
 pub mod receiver;
