@@ -119,6 +119,10 @@ fn describe() {
         "moauth_smsc_bound",
         "1 while the SMSC connection is bound, else 0"
     );
+    describe_counter!(
+        "moauth_smsc_bind_failures_total",
+        "Binds the SMSC refused, by SMPP status (ESME_RINVPASWD: wrong password)"
+    );
     describe_gauge!("moauth_inbox_depth", "MOs acknowledged, not yet processed");
     describe_gauge!(
         "moauth_outbox_depth",
@@ -210,6 +214,10 @@ pub const DLR_STATS: &[&str] = &[
     "unmatched",
 ];
 
+/// `status` values of `moauth_smsc_bind_failures_total` present from the start: the refusals
+/// of a misconfigured bind. Others appear when an SMSC sends them.
+pub const BIND_STATUSES: &[&str] = &["ESME_RINVPASWD", "ESME_RINVSYSID", "ESME_RBINDFAIL"];
+
 /// Puts every series whose labels are known from the config in place at 0, so that a rate over
 /// it (an alert on `rate(moauth_sms_failed_total[5m])`, a dashboard panel) has a series before
 /// the first event rather than no data.
@@ -235,6 +243,10 @@ pub fn register_known(config: &Config) {
             "moauth_sms_unknown_total",
         ] {
             metrics::counter!(name, "smsc" => smsc.name.clone()).increment(0);
+        }
+        for status in BIND_STATUSES {
+            metrics::counter!("moauth_smsc_bind_failures_total", "smsc" => smsc.name.clone(), "status" => *status)
+                .increment(0);
         }
         for stat in DLR_STATS {
             metrics::counter!("moauth_dlr_total", "smsc" => smsc.name.clone(), "stat" => *stat)
