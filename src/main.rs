@@ -52,6 +52,11 @@ enum Command {
     },
     /// Check a config file; exit code 2 with file, line and key on any mistake.
     CheckConfig { file: PathBuf },
+    /// Operations on the store named by --config.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Ask a running daemon for its binds, queue depths and rates.
     Status {
         /// The daemon's operator routes; by default the `http.admin_listen` (else `http.listen`)
@@ -75,6 +80,15 @@ enum Command {
         system_id: String,
         #[arg(long, default_value = cli::SIM_PASSWORD)]
         password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Bring the PostgreSQL schema up to this build's version (`run` also does at start).
+    Migrate {
+        #[arg(long, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
     },
 }
 
@@ -117,6 +131,9 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Store {
+            command: StoreCommand::Migrate { config },
+        } => cli::store_migrate(&config).await,
         Command::Status { url, config, json } => {
             let url = match url {
                 Some(url) => url,

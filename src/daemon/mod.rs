@@ -44,6 +44,7 @@ use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::ingest::Ingest;
+use crate::store::postgres::{PgStore, PostgresError};
 use crate::store::sled::{OpenError, SledStore};
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
@@ -66,8 +67,8 @@ pub enum DaemonError {
     Hasher(#[from] HashError),
     #[error("webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
-    #[error("[store] backend = \"postgres\": postgres store not built yet; use backend = \"sled\"")]
-    PostgresNotBuilt,
+    #[error(transparent)]
+    Postgres(#[from] PostgresError),
     #[error("http listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -76,12 +77,17 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// Whether restarting the process cannot help (another process holds the store, or the
-    /// store directory is unusable): `main` exits 3 for these, which the unit does not restart.
+    /// Whether restarting the process cannot help (another process holds the store, the
+    /// store directory is unusable, the database URL does not parse, the schema was changed
+    /// by hand): `main` exits 3 for these, which the unit does not restart. A database that
+    /// cannot be reached is not among them: it may be failing over.
     pub fn restart_cannot_fix(&self) -> bool {
         matches!(
             self,
             DaemonError::StoreOpen(OpenError::Locked { .. } | OpenError::Unusable { .. })
+                | DaemonError::Postgres(
+                    PostgresError::Url(_) | PostgresError::MigrationChanged { .. }
+                )
         )
     }
 }
@@ -154,7 +160,17 @@ impl Daemon {
             StoreConfig::Sled(sled) => {
                 Arc::new(SledStore::open(&sled.path, sled.cache_capacity_mb)?)
             }
-            StoreConfig::Postgres(_) => return Err(DaemonError::PostgresNotBuilt),
+            StoreConfig::Postgres(postgres) => {
+                let node = postgres.node_name();
+                let store = PgStore::open(
+                    &postgres.connection(),
+                    &node,
+                    Duration::from_secs(postgres.lease_secs),
+                )
+                .await?;
+                info!(%node, "postgres store open; schema up to date");
+                Arc::new(store)
+            }
         };
         metrics::install();
         metrics::register_known(&config);

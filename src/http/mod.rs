@@ -233,10 +233,12 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
     let bound = state.links.bound();
     // A real check that costs next to nothing: with nothing unwritten, sled's flush returns
     // at once; a store whose disk fails or hangs fails it.
-    let store_ok = matches!(
-        tokio::time::timeout(READY_STORE_WITHIN, state.poller.store.sync()).await,
-        Ok(Ok(()))
-    );
+    // A store behind the network (PostgreSQL) also has to have answered its last check.
+    let store_ok = state.poller.store.reachable()
+        && matches!(
+            tokio::time::timeout(READY_STORE_WITHIN, state.poller.store.sync()).await,
+            Ok(Ok(()))
+        );
     let status = if bound.is_empty() || !store_ok {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

@@ -21,6 +21,7 @@ mod ops_signals;
 mod ops_store_errors;
 mod pdu_vectors;
 mod poll_results;
+mod postgres_daemon;
 mod postgres_migrations;
 mod postgres_nodes;
 mod readiness;

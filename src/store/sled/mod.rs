@@ -45,7 +45,7 @@ use webhooks::Webhooks;
 
 pub use open::{OpenError, check_dir};
 
-use crate::core::auth::{Account, AuthAnswer};
+use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, LoginState, MintedLogin};
@@ -54,9 +54,9 @@ use crate::core::msisdn::Msisdn;
 use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
-    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, OutboxStore,
-    Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, StoreResult,
-    SweepDue, Swept, WebhookStore,
+    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
+    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
+    StoreResult, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -125,6 +125,8 @@ impl SledStore {
             accounts: Accounts::new(
                 db.open_tree("accounts")?,
                 db.open_tree("sessions")?,
+                db.open_tree("account_sessions")?,
+                db.open_tree("sessions_due")?,
                 db.open_tree("auth_receipts")?,
             ),
             outbox: Outbox::new(db.open_tree("outbox")?),
@@ -541,6 +543,30 @@ impl AccountStore for SledStore {
 
     fn account_count(&self) -> StoreFuture<'_, usize> {
         ready(Ok(self.accounts.count()))
+    }
+
+    fn session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionInfo>> {
+        ready(self.accounts.session(key))
+    }
+
+    fn add_session<'a>(&'a self, new: NewSession<'a>) -> StoreFuture<'a, ()> {
+        ready(self.accounts.add_session(new))
+    }
+
+    fn revoke_session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+        ready(self.accounts.revoke(key))
+    }
+
+    fn revoke_sessions(&self, account_id: u64) -> StoreFuture<'_, usize> {
+        ready(self.accounts.revoke_all(account_id))
+    }
+
+    fn set_password<'a>(&'a self, msisdn: &'a Msisdn, hash: String) -> StoreFuture<'a, bool> {
+        ready(self.accounts.set_password(msisdn, hash))
+    }
+
+    fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
+        ready(self.accounts.sweep(now))
     }
 }
 
