@@ -142,6 +142,10 @@ fn describe() {
         "moauth_limit_hits_total",
         "Requests, MOs and replies an abuse limit refused, by limit"
     );
+    describe_counter!(
+        "moauth_password_logins_total",
+        "Password logins (POST /v1/password-logins), by result: ok, invalid, limited"
+    );
     describe_gauge!("moauth_long_polls_active", "Long-polls open now");
     describe_gauge!(
         "moauth_poll_waiters",
@@ -197,6 +201,8 @@ pub const LIMITS: &[&str] = &[
     "error_sms_per_number",
     "deny_list",
     "new_accounts_per_prefix",
+    "password_failures_per_account",
+    "password_failures_per_address",
 ];
 /// `state` values of `moauth_poll_duration_seconds`: the states a poll answers.
 pub const POLL_STATES: &[&str] = &["pending", "complete", "consumed", "expired", "rejected"];
@@ -232,6 +238,9 @@ pub fn register_known(config: &Config) {
     }
     for limit in LIMITS {
         metrics::counter!("moauth_limit_hits_total", "limit" => *limit).increment(0);
+    }
+    for result in ["ok", "invalid", "limited"] {
+        metrics::counter!("moauth_password_logins_total", "result" => result).increment(0);
     }
     for smsc in &config.smsc {
         for name in [

@@ -30,6 +30,7 @@ mod postgres_nodes;
 mod readiness;
 mod remote_auth;
 mod security;
+mod sessions;
 mod sim_cli;
 mod sim_vs_smpplib;
 mod slow_smsc;
