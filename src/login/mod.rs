@@ -189,7 +189,7 @@ impl LoginPipeline {
         mo: &MoMessage,
         batch: &mut Batch,
     ) -> Result<(), PipelineError> {
-        let mut report = MoReport::new(id, mo);
+        let mut report = MoReport::new(id, mo, &self.default_country_code);
         match concat::split(mo) {
             Ok(Some(part)) => {
                 let at = PartKey {
@@ -231,7 +231,6 @@ impl LoginPipeline {
                     return Ok(());
                 }
             };
-        report.sender(&sender);
         let text = match decode_text(mo) {
             Ok(text) => text,
             Err(reason) => {
