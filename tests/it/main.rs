@@ -16,6 +16,7 @@ mod metrics;
 mod ops_check_config;
 mod ops_dashboard;
 mod ops_install;
+mod ops_log_recipes;
 mod ops_logs;
 mod ops_mo_outcomes;
 mod ops_notify;
