@@ -360,7 +360,7 @@ impl Daemon {
                 tokio::spawn(link.run(stop_links.clone()))
             })
             .collect();
-        info!(http = %http_addr, admin = ?admin_addr, smsc = config.smsc.len(), "moauth started");
+        info!(http = %http_addr, admin = admin_addr.map(|a| a.to_string()), smsc = config.smsc.len(), "moauth started");
         Ok(Daemon {
             http_addr,
             admin_addr,

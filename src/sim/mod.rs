@@ -295,7 +295,7 @@ impl Simulator {
         }
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(accept(listener, tls, state, stop));
-        info!(smpp = %smpp_addr, control = ?sim.control_addr, "simulator listening");
+        info!(smpp = %smpp_addr, control = sim.control_addr.map(|a| a.to_string()), "simulator listening");
         Ok(sim)
     }
 

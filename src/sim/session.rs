@@ -374,7 +374,7 @@ impl Conn<'_> {
         let command = match inbound {
             Inbound::Command(c) => c,
             Inbound::Bad { header, error } => {
-                warn!(?header, %error, "sim: malformed PDU");
+                warn!(command_id = format_args!("0x{:08X}", header.command_id), seq = header.sequence_number, %error, "sim: malformed PDU");
                 if let Some(answer) = header.reject(error.status()) {
                     self.send(answer).await?;
                 }
@@ -413,7 +413,7 @@ impl Conn<'_> {
             }
             Some(Pdu::GenericNack) => {
                 self.state.faults.nacks.fetch_add(1, Ordering::SeqCst);
-                warn!(seq, status = ?command.status(), "sim: the ESME answered generic_nack");
+                warn!(seq, status = %crate::smpp::status::SmppStatus::from(command.status()), "sim: the ESME answered generic_nack");
                 if let Some(answered) = self.waiting.remove(&seq) {
                     let _ = answered.send(u32::from(command.status()));
                 }

@@ -17,6 +17,7 @@ mod node_smsc;
 mod ops_check_config;
 mod ops_dashboard;
 mod ops_install;
+mod ops_log_recipes;
 mod ops_logs;
 mod ops_mo_outcomes;
 mod ops_notify;

@@ -127,18 +127,13 @@ impl Node {
 
     /// Waits until `/readyz` answers `status`; the last answer.
     pub async fn wait_readyz(&self, status: u16) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (now, answer) = self.readyz().await;
-            if now == status {
-                return answer;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: /readyz stayed {now} ({answer}), waited for {status}",
-                self.name
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        super::eventually_ok(
+            &format!("{}: /readyz {status}", self.name),
+            async || match self.readyz().await {
+                (now, answer) if now == status => Ok(answer),
+                (now, answer) => Err(format!("it stayed {now} ({answer})")),
+            },
+        )
+        .await
     }
 }
