@@ -97,14 +97,7 @@ async fn replies_of_a_renamed_smsc_go_out_by_short_code_and_the_rest_are_reporte
         shown.contains("STRANDED        1  replies for [[smsc]] \"gone\", which no longer exists: stop moauth, then `moauth outbox reroute --from gone --to NAME`"),
         "{shown}"
     );
-    let metrics = common::http_client()
-        .get(format!("http://{}/metrics", d.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.get_text("/metrics").await;
     assert!(
         metrics.contains("moauth_outbox_stranded{smsc=\"gone\"} 1"),
         "{metrics}"
