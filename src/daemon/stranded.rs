@@ -7,7 +7,8 @@
 //! error line, the `moauth_outbox_stranded` gauge, `moauth status`) with the commands that
 //! move or drop it. Those commands ([`reroute`], [`drop`]) work on the store directly: on the
 //! embedded store only while moauth is stopped (it holds the store's lock), on PostgreSQL at
-//! any time.
+//! any time. On PostgreSQL a node judges by its own file, so nodes sharing a database are
+//! expected to share their `[[smsc]]` names.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
