@@ -39,5 +39,6 @@ mod smpp_inbound;
 mod smpp_link;
 mod smpp_tls;
 mod store_battery;
+mod stranded_replies;
 mod token_props;
 mod webhooks;
