@@ -22,6 +22,7 @@ use crate::ops::logging::LogControl;
 use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
 use crate::sim::{MoRequest, SimConfig, Simulator};
+use crate::smpp::config::DefaultAlphabet;
 use crate::store::config::StoreConfig;
 
 /// Default SMPP credentials of the embedded simulator.
@@ -66,14 +67,27 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
                 .into(),
         });
     }
-    if let StoreConfig::Sled(sled) = &config.store
-        && let Err(e) = crate::store::sled::check_dir(&sled.path)
-    {
-        problems.push(ConfigError::Unusable {
-            file,
-            key: "store.path".into(),
-            message: e.to_string(),
-        });
+    match &config.store {
+        StoreConfig::Sled(sled) => {
+            if let Err(e) = crate::store::sled::check_dir(&sled.path) {
+                problems.push(ConfigError::Unusable {
+                    file,
+                    key: "store.path".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        // The URL is parsed as the driver will parse it (the message never repeats it: it may
+        // hold a password); the database itself is not contacted.
+        StoreConfig::Postgres(postgres) => {
+            if let Err(e) = postgres.connection().config() {
+                problems.push(ConfigError::Unusable {
+                    file,
+                    key: "store.url".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
     }
     match problems.len() {
         0 => {}
@@ -86,6 +100,38 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
         config.smsc.len(),
         if config.smsc.len() == 1 { "" } else { "s" }
     );
+    Ok(())
+}
+
+/// `moauth store migrate`: brings the configured database's schema up to this build's, as
+/// `run` does at start, for operators who migrate before they roll the nodes.
+pub async fn store_migrate(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let StoreConfig::Postgres(postgres) = &config.store else {
+        bail!(
+            "{}: [store] backend is sled, which has no schema to migrate",
+            path.display()
+        );
+    };
+    let pool = postgres.connection().pool()?;
+    let mut client = pool
+        .get()
+        .await
+        .context("connecting to the database in [store] url")?;
+    let migrated = crate::store::postgres::migrate(&mut client).await?;
+    if migrated.applied.is_empty() {
+        println!("schema at version {}: nothing to apply", migrated.version);
+    } else {
+        let applied: Vec<String> = migrated.applied.iter().map(i32::to_string).collect();
+        println!(
+            "schema at version {}: applied {}",
+            migrated.version,
+            applied.join(", ")
+        );
+    }
+    if migrated.ahead {
+        println!("the database is newer than this build: a newer moauth migrated it");
+    }
     Ok(())
 }
 
@@ -216,9 +262,10 @@ pub async fn status(url: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API's address as a local client reaches it: a wildcard listen means loopback.
+/// Where a local client reaches the operators' routes (`/status`): the admin listener if there
+/// is one, else the API's; a wildcard listen means loopback.
 pub fn local_url(config: &Config) -> String {
-    let mut addr = config.http.listen;
+    let mut addr = config.http.admin_listen.unwrap_or(config.http.listen);
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
@@ -251,6 +298,7 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
         window: 10,
         max_tps: 0,
         delivery_receipts: true,
+        default_alphabet: DefaultAlphabet::Gsm,
     }];
     config
 }

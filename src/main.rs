@@ -52,9 +52,15 @@ enum Command {
     },
     /// Check a config file; exit code 2 with file, line and key on any mistake.
     CheckConfig { file: PathBuf },
+    /// Operations on the store named by --config.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Ask a running daemon for its binds, queue depths and rates.
     Status {
-        /// The daemon's HTTP API; by default the `http.listen` of --config, else port 8080.
+        /// The daemon's operator routes; by default the `http.admin_listen` (else `http.listen`)
+        /// of --config, else port 8080.
         #[arg(long)]
         url: Option<String>,
         #[arg(long, default_value = "/etc/moauth/moauth.toml")]
@@ -74,6 +80,15 @@ enum Command {
         system_id: String,
         #[arg(long, default_value = cli::SIM_PASSWORD)]
         password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Bring the PostgreSQL schema up to this build's version (`run` also does at start).
+    Migrate {
+        #[arg(long, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
     },
 }
 
@@ -116,6 +131,9 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Store {
+            command: StoreCommand::Migrate { config },
+        } => cli::store_migrate(&config).await,
         Command::Status { url, config, json } => {
             let url = match url {
                 Some(url) => url,

@@ -35,7 +35,7 @@ use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
 use crate::http::page::{self, PageState};
 use crate::http::serve::{self, ServeLimits};
-use crate::http::{ApiState, router};
+use crate::http::{ApiState, admin_router, router};
 use crate::login::LoginPipeline;
 use crate::login::mint::Minter;
 use crate::login::poll::Poller;
@@ -44,6 +44,7 @@ use crate::smpp::link::{Role, SmscLink};
 use crate::smpp::receipt::EarlyReceipts;
 use crate::smpp::tls::{TlsClient, TlsError};
 use crate::store::ingest::Ingest;
+use crate::store::postgres::{PgStore, PostgresError};
 use crate::store::sled::{OpenError, SledStore};
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
@@ -66,8 +67,8 @@ pub enum DaemonError {
     Hasher(#[from] HashError),
     #[error("webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
-    #[error("[store] backend = \"postgres\": postgres store not built yet; use backend = \"sled\"")]
-    PostgresNotBuilt,
+    #[error(transparent)]
+    Postgres(#[from] PostgresError),
     #[error("http listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -76,12 +77,17 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// Whether restarting the process cannot help (another process holds the store, or the
-    /// store directory is unusable): `main` exits 3 for these, which the unit does not restart.
+    /// Whether restarting the process cannot help (another process holds the store, the
+    /// store directory is unusable, the database URL does not parse, the schema was changed
+    /// by hand): `main` exits 3 for these, which the unit does not restart. A database that
+    /// cannot be reached is not among them: it may be failing over.
     pub fn restart_cannot_fix(&self) -> bool {
         matches!(
             self,
             DaemonError::StoreOpen(OpenError::Locked { .. } | OpenError::Unusable { .. })
+                | DaemonError::Postgres(
+                    PostgresError::Url(_) | PostgresError::MigrationChanged { .. }
+                )
         )
     }
 }
@@ -95,6 +101,8 @@ pub struct Options {
 
 pub struct Daemon {
     pub http_addr: SocketAddr,
+    /// Where `/metrics` and `/status` are served when `[http] admin_listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     /// The one store, seen by each consumer through its own trait.
     pub store: Arc<dyn Store>,
     pub links: LinkStates,
@@ -152,7 +160,17 @@ impl Daemon {
             StoreConfig::Sled(sled) => {
                 Arc::new(SledStore::open(&sled.path, sled.cache_capacity_mb)?)
             }
-            StoreConfig::Postgres(_) => return Err(DaemonError::PostgresNotBuilt),
+            StoreConfig::Postgres(postgres) => {
+                let node = postgres.node_name();
+                let store = PgStore::open(
+                    &postgres.connection(),
+                    &node,
+                    Duration::from_secs(postgres.lease_secs),
+                )
+                .await?;
+                info!(%node, "postgres store open; schema up to date");
+                Arc::new(store)
+            }
         };
         metrics::install();
         metrics::register_known(&config);
@@ -180,18 +198,11 @@ impl Daemon {
         let stop_rest = CancellationToken::new();
         let mut rest_done = Vec::new();
 
-        let listener = TcpListener::bind(config.http.listen)
-            .await
-            .map_err(|source| DaemonError::Listen {
-                addr: config.http.listen,
-                source,
-            })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| DaemonError::Listen {
-                addr: config.http.listen,
-                source,
-            })?;
+        let (listener, http_addr) = listen(config.http.listen).await?;
+        let admin = match config.http.admin_listen {
+            Some(addr) => Some(listen(addr).await?),
+            None => None,
+        };
         let long_polls = LongPolls::new(live.limits.clone());
         let api = ApiState {
             poller: Poller {
@@ -242,19 +253,27 @@ impl Daemon {
             clock: clock.clone(),
             demo_phone: demo_phone.is_some(),
         });
-        let app = router(
-            api,
-            status::router(status.clone())
-                .merge(metrics::router(scraped))
-                .merge(page)
-                .merge(demo_phone.unwrap_or_default()),
-        );
+        let operators = status::router(status.clone()).merge(metrics::router(scraped));
         let serve_limits = ServeLimits {
             max_connections: config.http.max_connections,
             header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(config.http.idle_timeout_secs),
         }
         .within(serve::open_file_limit());
+        let pages = page.merge(demo_phone.unwrap_or_default());
+        // With an admin listener the operators' routes are served there and only there.
+        let (app, admin_addr) = match admin {
+            Some((admin_listener, admin_addr)) => {
+                rest_done.push(tokio::spawn(serve::serve(
+                    admin_listener,
+                    admin_router(api.clone(), operators),
+                    serve_limits,
+                    stop_rest.clone(),
+                )));
+                (router(api, pages), Some(admin_addr))
+            }
+            None => (router(api, operators.merge(pages)), None),
+        };
         rest_done.push(tokio::spawn(serve::serve(
             listener,
             app,
@@ -325,9 +344,10 @@ impl Daemon {
                 tokio::spawn(link.run(stop_links.clone()))
             })
             .collect();
-        info!(http = %http_addr, smsc = config.smsc.len(), "moauth started");
+        info!(http = %http_addr, admin = ?admin_addr, smsc = config.smsc.len(), "moauth started");
         Ok(Daemon {
             http_addr,
+            admin_addr,
             store,
             links,
             live,
@@ -382,6 +402,14 @@ impl Daemon {
         }
         info!("moauth stopped");
     }
+}
+
+/// A listener on `addr` and the address it got (port 0 picks a free one).
+async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError> {
+    let error = |source| DaemonError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 async fn sample_rates(rates: Rates, stop: CancellationToken) {

@@ -388,8 +388,9 @@ impl LoginPipeline {
         }
     }
 
-    /// Removes what has outlived its purpose: finished logins, parts whose siblings never
-    /// came, digests of MOs too old to be redelivered, week-old rejected MOs.
+    /// Removes what has outlived its purpose: finished logins, expired sessions of the
+    /// embedded auth core, parts whose siblings never came, digests of MOs too old to be
+    /// redelivered, week-old rejected MOs.
     async fn sweep(&self, logins_sweep: &mut Option<JoinHandle<()>>) {
         let now = self.clock.now();
         self.number_limits().sweep(now);
@@ -403,6 +404,10 @@ impl LoginPipeline {
                     Err(e) => warn!(error = %e, "logins sweep failed"),
                 }
             }));
+        }
+        match self.auth.sweep(now).await {
+            Ok(sessions) => debug!(sessions, "swept"),
+            Err(e) => warn!(error = %e, "sessions sweep failed"),
         }
         let due = SweepDue {
             now,

@@ -9,8 +9,11 @@
 //! message) pairs; `ops::config` turns each path into the file's line and column.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use super::postgres::Connection;
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
@@ -74,6 +77,14 @@ pub struct PostgresConfig {
     /// Longest a statement (and a wait for a pooled connection) may take.
     #[serde(default = "default_statement_timeout_ms")]
     pub statement_timeout_ms: u64,
+    /// This node's name in the database's lease columns; by default `HOST-PID`, so that two
+    /// processes never share one (each would take the other's claims for its own).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// How long a claim on inbox, outbox or webhook work lasts: after a node dies, the others
+    /// finish its work this long after its last claim.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -81,6 +92,8 @@ impl std::fmt::Debug for PostgresConfig {
         f.debug_struct("PostgresConfig")
             .field("pool_size", &self.pool_size)
             .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("node", &self.node)
+            .field("lease_secs", &self.lease_secs)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +118,34 @@ impl PostgresConfig {
         if self.statement_timeout_ms == 0 {
             problems.push(("statement_timeout_ms".into(), "must be at least 1".into()));
         }
+        if self.lease_secs == 0 {
+            problems.push(("lease_secs".into(), "must be at least 1".into()));
+        }
+        if self.node.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            problems.push(("node".into(), "must not be empty".into()));
+        }
         problems
+    }
+
+    /// How this node reaches the database.
+    pub fn connection(&self) -> Connection {
+        Connection {
+            url: self.url.clone(),
+            pool_size: self.pool_size,
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        }
+    }
+
+    /// The node name to use: the configured one, else `HOST-PID`.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "moauth".into());
+            format!("{host}-{}", std::process::id())
+        })
     }
 }
 
@@ -114,4 +154,7 @@ fn default_pool_size() -> usize {
 }
 fn default_statement_timeout_ms() -> u64 {
     5_000
+}
+fn default_lease_secs() -> u64 {
+    30
 }

@@ -230,18 +230,38 @@ async fn a_second_smsc_with_the_same_name_is_refused_at_its_line() {
 }
 
 #[tokio::test]
-async fn a_postgres_store_passes_the_check_and_run_refuses_it_by_name() {
+async fn a_postgres_store_passes_the_check_and_run_says_the_database_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("moauth.toml");
     let text = GOOD.replace(
         "path = \"/var/lib/moauth\"",
-        "backend = \"postgres\"\nurl = \"postgres://moauth@127.0.0.1:1/moauth\"",
+        "backend = \"postgres\"\nurl = \"postgres://moauth:Pw-in-url@127.0.0.1:1/moauth\"",
     );
     std::fs::write(&path, text).unwrap();
     let file = path.to_str().unwrap();
     let (code, out, err) = moauth(&["check-config", file]).await;
     assert_eq!(code, 0, "{out}{err}");
+    // Nothing listens on port 1. Exit 1, not 3: the database may be failing over, and a
+    // restart can then succeed.
     let (code, _, err) = moauth(&["run", "--config", file]).await;
-    assert_ne!(code, 0, "{err}");
-    assert!(err.contains("postgres store not built yet"), "{err}");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error connecting to server"), "{err}");
+    assert!(!err.contains("Pw-in-url"), "{err}");
+}
+
+#[tokio::test]
+async fn default_alphabet_takes_gsm_latin1_or_ascii_and_names_anything_else() {
+    for alphabet in ["gsm", "latin1", "ascii"] {
+        let text = format!("{GOOD}default_alphabet = \"{alphabet}\"\n");
+        let (code, _, err) = check(&text).await;
+        assert_eq!(code, 0, "{alphabet}: {err}");
+    }
+    let (code, lines, err) = check(&format!("{GOOD}default_alphabet = \"ebcdic\"\n")).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with(":13:20: key `smsc.default_alphabet`"),
+        "{err}"
+    );
+    assert!(lines[0].contains("latin1"), "says what it takes: {err}");
 }

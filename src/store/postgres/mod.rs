@@ -186,13 +186,6 @@ impl PgStore {
             _stop: Arc::new(stop.drop_guard()),
         })
     }
-
-    /// Whether the database answered the last check (at most a second ago): `/readyz`.
-    pub fn reachable(&self) -> bool {
-        self.signals
-            .reachable
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
 }
 
 impl From<PostgresError> for StoreError {

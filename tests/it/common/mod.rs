@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod nodes;
 pub mod postgres;
 pub mod process;
 pub mod receiver;

@@ -28,6 +28,65 @@ const DEBIAN_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 struct Cluster {
     port: u16,
+    bin: PathBuf,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn pg_ctl(&self, action: &str) -> Command {
+        let mut pg_ctl = as_owner(&self.bin.join("pg_ctl"));
+        pg_ctl.arg("-D").arg(self.dir.join("data"));
+        match action {
+            "start" => pg_ctl
+                .args(["-w", "-t", "60", "-l"])
+                .arg(self.dir.join("log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+                     -c full_page_writes=off -c max_connections=300",
+                    self.port,
+                    self.dir.display()
+                ))
+                .arg("start"),
+            _ => pg_ctl.args(["-w", "-m", "fast", "stop"]),
+        };
+        pg_ctl
+    }
+}
+
+/// A cluster of the calling test's own, for a test that stops and starts the database under
+/// running nodes (the shared one serves every other test meanwhile).
+pub struct OwnCluster(Cluster);
+
+impl OwnCluster {
+    /// A new cluster, or `None` (said loudly) as [`database`] does.
+    pub async fn start() -> Option<OwnCluster> {
+        let started = tokio::task::spawn_blocking(start).await.unwrap();
+        available(started).map(OwnCluster)
+    }
+
+    /// A fresh, empty database in this cluster.
+    pub async fn database(&self) -> TestDatabase {
+        create_database(self.0.port).await
+    }
+
+    /// Stops the server (fast shutdown: sessions are cut, as in a crash or failover).
+    pub async fn stop(&self) {
+        let command = self.0.pg_ctl("stop");
+        tokio::task::spawn_blocking(move || run(command, "pg_ctl stop"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Starts it again on the same port.
+    pub async fn restart(&self) {
+        let command = self.0.pg_ctl("start");
+        tokio::task::spawn_blocking(move || run(command, "pg_ctl start"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -57,12 +116,17 @@ impl TestDatabase {
 /// A fresh, empty database, or `None` (said loudly) when PostgreSQL is not installed and we are
 /// not in CI.
 pub async fn database() -> Option<TestDatabase> {
-    let test = std::thread::current().name().unwrap_or("a test").to_owned();
     let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start).as_ref())
         .await
         .unwrap();
-    let port = match cluster {
-        Ok(cluster) => cluster.port,
+    Some(create_database(available(cluster)?.port).await)
+}
+
+/// The cluster, or `None` after saying why on stderr (a failure under CI).
+fn available<C>(cluster: Result<C, impl std::fmt::Display>) -> Option<C> {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    match cluster {
+        Ok(cluster) => Some(cluster),
         Err(why) if in_ci() => panic!("{test}: PostgreSQL is required under CI=true: {why}"),
         Err(why) => {
             // Straight to stderr: libtest captures eprintln! of passing tests, and a skip
@@ -71,9 +135,12 @@ pub async fn database() -> Option<TestDatabase> {
                 std::io::stderr(),
                 "SKIPPED {test}: {why} (CI=true makes this a failure)"
             );
-            return None;
+            None
         }
-    };
+    }
+}
+
+async fn create_database(port: u16) -> TestDatabase {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let admin = connect(&url(port, "postgres")).await;
@@ -81,10 +148,10 @@ pub async fn database() -> Option<TestDatabase> {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    Some(TestDatabase {
+    TestDatabase {
         url: url(port, &name),
         name,
-    })
+    }
 }
 
 fn in_ci() -> bool {
@@ -192,22 +259,13 @@ fn start() -> Result<Cluster, String> {
     // A port free a moment ago may be taken by the time the server binds it: try a few.
     let mut last = String::new();
     for _ in 0..5 {
-        let port = free_port();
-        let mut pg_ctl = as_owner(&bin.join("pg_ctl"));
-        pg_ctl
-            .arg("-D")
-            .arg(&data)
-            .args(["-w", "-t", "60", "-l"])
-            .arg(dir.join("log"))
-            .arg("-o")
-            .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c full_page_writes=off -c max_connections=300",
-                dir.display()
-            ))
-            .arg("start");
-        match run(pg_ctl, "pg_ctl start") {
-            Ok(()) => return Ok(Cluster { port }),
+        let cluster = Cluster {
+            port: free_port(),
+            bin: bin.clone(),
+            dir: dir.clone(),
+        };
+        match run(cluster.pg_ctl("start"), "pg_ctl start") {
+            Ok(()) => return Ok(cluster),
             Err(e) => {
                 last = format!(
                     "{e}\n{}",

@@ -133,6 +133,20 @@ impl SmppTap {
 pub struct Logs(Arc<Mutex<Vec<String>>>, Arc<watch::Sender<usize>>);
 
 impl Logs {
+    /// Collects a child's stderr, line by line, until it closes.
+    pub fn follow(stderr: tokio::process::ChildStderr) -> Logs {
+        let logs = Logs::default();
+        let collecting = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                collecting.0.lock().unwrap().push(line);
+                collecting.1.send_modify(|n| *n += 1);
+            }
+        });
+        logs
+    }
+
     pub fn text(&self) -> String {
         self.0.lock().unwrap().join("\n")
     }
@@ -303,17 +317,8 @@ short_code = "10690000"
             }
         }
         let mut child = command.spawn().unwrap();
-        self.logs = Logs::default();
-        let stderr = child.stderr.take().unwrap();
+        self.logs = Logs::follow(child.stderr.take().unwrap());
         self.child = Some(child);
-        let logs = self.logs.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                logs.0.lock().unwrap().push(line);
-                logs.1.send_modify(|n| *n += 1);
-            }
-        });
         self.notify.wait_for("READY=1").await;
         let started = self.logs.wait_message("moauth started").await;
         self.http = started["http"].as_str().unwrap().parse().unwrap();

@@ -1,0 +1,113 @@
+//! `moauth run` on PostgreSQL, the real binary: a phone logs in end to end; while the database
+//! is down the node says it is not ready and acknowledges no MO, and when the database
+//! returns it is ready again and the SMSC's retry logs the phone in. `moauth store migrate`
+//! and `check-config` for the postgres section.
+
+use crate::common;
+
+use common::nodes::{Node, write_config};
+use common::postgres::{OwnCluster, database};
+use common::{ALICE, BOB, PATIENCE, phone_sends, poll_login};
+use moauth::core::clock::Clock;
+use moauth::core::token::LoginStart;
+
+/// Accepted by a trust-authenticated test cluster, and must never reach a log line.
+const DB_PASSWORD: &str = "Sekr1t-db-pw";
+
+fn with_password(url: &str) -> String {
+    url.replacen("postgres@", &format!("postgres:{DB_PASSWORD}@"), 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_postgres_logs_in_and_is_unready_while_the_database_is_down() {
+    let Some(cluster) = OwnCluster::start().await else {
+        return;
+    };
+    let db = cluster.database().await;
+    let sim = common::loopback_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "a", &with_password(&db.url), sim.smpp_addr, "");
+    let mut node = Node::launch("a", &config).await;
+    let ready = node.wait_readyz(200).await;
+    assert_eq!(ready["store"], "open", "{ready}");
+
+    // The whole flow: MO committed and acknowledged, account made, credentials texted,
+    // session handed out once.
+    let http = common::http_client();
+    let login = LoginStart::new(Clock::System.now(), "10690000", "LOGIN");
+    let acked = phone_sends(&sim, ALICE, &format!("LOGIN {}", login.token)).await;
+    assert_eq!(acked.statuses, vec![0]);
+    let (status, answer) =
+        poll_login(&http, node.http, &login.verifier, &login.token, 10_000).await;
+    assert_eq!(
+        (status, answer["state"].as_str()),
+        (200, Some("complete")),
+        "{answer}"
+    );
+    assert_eq!(answer["created"], true, "{answer}");
+    let (_, again) = poll_login(&http, node.http, &login.verifier, &login.token, 0).await;
+    assert_eq!(again["state"], "consumed", "{again}");
+    let credentials = sim.wait_submits(1, PATIENCE).await;
+    assert!(
+        credentials
+            .iter()
+            .any(|s| s.to == ALICE && s.text.contains("password")),
+        "{credentials:?}"
+    );
+
+    // The database goes away: not ready, and an MO is refused with a temporary status, not
+    // acknowledged (nothing could be committed).
+    cluster.stop().await;
+    let down = node.wait_readyz(503).await;
+    assert_eq!(down["store"], "unavailable", "{down}");
+    let login = LoginStart::new(Clock::System.now(), "10690000", "LOGIN");
+    let text = format!("LOGIN {}", login.token);
+    let refused = phone_sends(&sim, BOB, &text).await;
+    assert_ne!(refused.statuses, vec![0], "acknowledged without a database");
+
+    // It comes back: ready again, and the SMSC's retry goes through.
+    cluster.restart().await;
+    let up = node.wait_readyz(200).await;
+    assert_eq!(up["store"], "open", "{up}");
+    let acked = phone_sends(&sim, BOB, &text).await;
+    assert_eq!(acked.statuses, vec![0]);
+    let (_, answer) = poll_login(&http, node.http, &login.verifier, &login.token, 10_000).await;
+    assert_eq!(answer["state"], "complete", "{answer}");
+
+    assert_eq!(node.stop().await, 0);
+    let logs = node.logs.text();
+    assert!(logs.contains("postgres store open"), "{logs}");
+    assert!(
+        !logs.contains(DB_PASSWORD),
+        "the database password is in the logs"
+    );
+}
+
+#[tokio::test]
+async fn store_migrate_and_check_config_take_the_postgres_section() {
+    let Some(db) = database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let smsc = "127.0.0.1:2775".parse().unwrap();
+    let config = write_config(dir.path(), "a", &with_password(&db.url), smsc, "");
+    let config = config.to_str().unwrap();
+
+    // No sled directory is asked for; the URL is parsed, the database not contacted.
+    let (code, out, err) = common::process::moauth(&["check-config", config]).await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = common::process::moauth(&["store", "migrate", "--config", config]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("applied 1, 2"), "{out}");
+    let (code, out, _) = common::process::moauth(&["store", "migrate", "--config", config]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to apply"), "{out}");
+    assert!(!format!("{out}{err}").contains(DB_PASSWORD));
+
+    let bad = "postgres://moauth:Sekr1t-db-pw@db:notaport/moauth";
+    let config = write_config(dir.path(), "b", bad, smsc, "");
+    let (code, out, err) =
+        common::process::moauth(&["check-config", config.to_str().unwrap()]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("key `store.url`"), "{err}");
+    assert!(!err.contains(DB_PASSWORD), "{err}");
+}
