@@ -54,6 +54,9 @@ const BATCH: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long rejected MOs stay for an operator to look at.
 const REJECTED_KEPT_SECS: u64 = 7 * 86_400;
+/// How long an accepted SMS is remembered for its delivery receipt: longer than any
+/// validity period an SMSC keeps retrying for.
+const SENT_KEPT_SECS: u64 = 7 * 86_400;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -414,6 +417,7 @@ impl LoginPipeline {
             parts_before: now.saturating_sub(self.inbound.concat_timeout_secs),
             seen_before: now.saturating_sub(self.inbound.redelivery_window_secs),
             rejected_before: now.saturating_sub(REJECTED_KEPT_SECS),
+            sent_before: now.saturating_sub(SENT_KEPT_SECS),
         };
         match self.store.sweep_leftovers(due).await {
             Ok(swept) => {
@@ -423,7 +427,12 @@ impl LoginPipeline {
                         "parts of concatenated SMS expired before the rest arrived; dropped"
                     );
                 }
-                debug!(seen = swept.seen, rejected = swept.rejected, "swept");
+                debug!(
+                    seen = swept.seen,
+                    rejected = swept.rejected,
+                    sent = swept.sent,
+                    "swept"
+                );
             }
             Err(e) => warn!(error = %e, "sweep failed"),
         }
