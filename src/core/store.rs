@@ -161,6 +161,8 @@ pub struct SweepDue {
     pub seen_before: UnixSecs,
     /// Rejected MOs received before this.
     pub rejected_before: UnixSecs,
+    /// Records of SMS submitted before this (their receipts came or never will).
+    pub sent_before: UnixSecs,
 }
 
 /// How much a sweep removed.
@@ -169,6 +171,7 @@ pub struct Swept {
     pub parts: usize,
     pub seen: usize,
     pub rejected: usize,
+    pub sent: usize,
 }
 
 /// The login pipeline: takes MOs oldest first and commits what each led to.

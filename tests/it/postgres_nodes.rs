@@ -313,6 +313,7 @@ async fn one_node_sweeps_at_a_time_and_only_what_is_due() {
         parts_before: 200,
         seen_before: 200,
         rejected_before: 200,
+        sent_before: 200,
     };
     assert_eq!(a.sweep_leftovers(due).await.unwrap(), Swept::default());
     holder.rollback().await.unwrap();

@@ -785,16 +785,27 @@ async fn sweeps_take_only_what_is_due(store: Arc<dyn Store>) {
     assert_eq!(store.login(&old).await.unwrap(), None);
     assert!(store.login(&young).await.unwrap().is_some());
 
+    for (id, submitted_at) in [("old", NOW - 300), ("young", NOW - 100)] {
+        let sent = SentRecord {
+            to: Msisdn::parse("+8613800138000").unwrap(),
+            submitted_at,
+            outcome: None,
+        };
+        store.record_sent("main", id, &sent).await.unwrap();
+    }
     let swept = store
         .sweep_leftovers(SweepDue {
             now: NOW,
             parts_before: NOW - 400,
             seen_before: NOW - 200,
             rejected_before: NOW - 200,
+            sent_before: NOW - 200,
         })
         .await
         .unwrap();
-    assert_eq!((swept.parts, swept.rejected), (1, 0));
+    assert_eq!((swept.parts, swept.rejected, swept.sent), (1, 0, 1));
+    assert_eq!(store.sent_record("main", "old").await.unwrap(), None);
+    assert!(store.sent_record("main", "young").await.unwrap().is_some());
     assert_eq!(swept.seen, 1, "the digest of the MO received at NOW - 500");
     assert_eq!(store.depths().parts, 0);
     assert_eq!(store.rejected_mos().await.unwrap().len(), 1);
