@@ -22,6 +22,7 @@ use crate::ops::logging::LogControl;
 use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
 use crate::sim::{MoRequest, SimConfig, Simulator};
+use crate::smpp::config::DefaultAlphabet;
 use crate::store::config::StoreConfig;
 
 /// Default SMPP credentials of the embedded simulator.
@@ -261,9 +262,10 @@ pub async fn status(url: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API's address as a local client reaches it: a wildcard listen means loopback.
+/// Where a local client reaches the operators' routes (`/status`): the admin listener if there
+/// is one, else the API's; a wildcard listen means loopback.
 pub fn local_url(config: &Config) -> String {
-    let mut addr = config.http.listen;
+    let mut addr = config.http.admin_listen.unwrap_or(config.http.listen);
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
@@ -296,6 +298,7 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
         window: 10,
         max_tps: 0,
         delivery_receipts: true,
+        default_alphabet: DefaultAlphabet::Gsm,
     }];
     config
 }

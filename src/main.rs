@@ -59,7 +59,8 @@ enum Command {
     },
     /// Ask a running daemon for its binds, queue depths and rates.
     Status {
-        /// The daemon's HTTP API; by default the `http.listen` of --config, else port 8080.
+        /// The daemon's operator routes; by default the `http.admin_listen` (else `http.listen`)
+        /// of --config, else port 8080.
         #[arg(long)]
         url: Option<String>,
         #[arg(long, default_value = "/etc/moauth/moauth.toml")]

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 
 use super::hasher::Hasher;
 use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest};
-use crate::core::clock::Clock;
+use crate::core::clock::{Clock, UnixSecs};
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
 use crate::core::store::{AccountStore, NewLogin};
@@ -103,6 +103,10 @@ impl AuthCore for EmbeddedAuth {
     /// Only the store can fail here, and an MO waits for the store however long it takes.
     fn max_wait_secs(&self) -> Option<u64> {
         None
+    }
+
+    fn sweep(&self, now: UnixSecs) -> BoxFuture<'_, Result<usize, AuthError>> {
+        async move { Ok(self.store.sweep_sessions(now).await?) }.boxed()
     }
 }
 

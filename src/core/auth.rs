@@ -7,6 +7,7 @@
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::core::clock::UnixSecs;
@@ -83,6 +84,40 @@ pub trait AuthCore: Send + Sync {
     /// How long an MO may wait for this core before it is rejected with an apology; None
     /// waits for as long as it takes.
     fn max_wait_secs(&self) -> Option<u64>;
+
+    /// Removes what expired by `now` (the embedded core's sessions); run by the pipeline's
+    /// periodic sweep. Returns how many went.
+    fn sweep(&self, _now: UnixSecs) -> BoxFuture<'_, Result<usize, AuthError>> {
+        Box::pin(futures::future::ready(Ok(0)))
+    }
+}
+
+/// What the store keeps of a session: SHA-256 of its value. The value itself is a bearer
+/// secret; its hash is useless to whoever copies the store.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey(pub [u8; 32]);
+
+impl SessionKey {
+    pub fn of(session: &str) -> SessionKey {
+        SessionKey(Sha256::digest(session.as_bytes()).into())
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
+}
+
+/// A session of the embedded auth core as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub account_id: u64,
+    /// The account's number; None for a session stored before sessions named it.
+    pub msisdn: Option<Msisdn>,
+    /// None for a session stored before sessions kept it.
+    pub issued_at: Option<UnixSecs>,
+    pub expires_at: UnixSecs,
 }
 
 /// An account of the embedded auth core, keyed by its E.164 number (the login ID).

@@ -27,6 +27,12 @@ impl Window {
         token.issued_at() + self.max_age_secs
     }
 
+    /// How long the record of a token refused for its timestamp is kept: the answer to its
+    /// poll, no longer; the token never reached the auth core, so there is no replay to catch.
+    pub(crate) fn keep_refused(&self, now: UnixSecs) -> UnixSecs {
+        now + self.result_ttl_secs
+    }
+
     /// A record must outlive the window, or a replay after the sweep would be taken as new.
     pub(crate) fn keep_until(&self, token_issued_at: UnixSecs, now: UnixSecs) -> UnixSecs {
         (token_issued_at + self.max_age_secs).max(now) + self.result_ttl_secs
@@ -140,14 +146,20 @@ pub fn decide(
         };
     }
     if token.issued_at() > received_at + window.max_future_secs {
+        // Kept `result_ttl_secs` from now, whatever the token claims: a token dated a
+        // thousand years ahead must not keep its record that long.
+        let mut refused = record(
+            challenge,
+            token.issued_at(),
+            LoginState::Rejected {
+                reason: RejectReason::BadToken,
+            },
+        );
+        if let Some((_, r)) = &mut refused {
+            r.keep_until = window.keep_refused(received_at);
+        }
         return Decision::Answer {
-            record: record(
-                challenge,
-                token.issued_at(),
-                LoginState::Rejected {
-                    reason: RejectReason::BadToken,
-                },
-            ),
+            record: refused,
             reply: Some(Reply::BadToken),
         };
     }

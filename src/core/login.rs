@@ -55,6 +55,30 @@ pub enum LoginState {
     Waiting,
 }
 
+impl LoginState {
+    /// Whether a recorded `self` may be replaced by `next`. A terminal state stays terminal:
+    /// only a login still waiting for the auth core, one marked `bad_token` (a valid SMS
+    /// for the same challenge wins), or an uncollected `complete` that another number
+    /// claims as well (both lose: `rejected/replayed`) give way. The pipeline decides on a
+    /// record it read earlier; a poll may have consumed the session since, and that must
+    /// stand, so the store checks this when it commits.
+    pub fn may_become(&self, next: &LoginState) -> bool {
+        match self {
+            LoginState::Waiting
+            | LoginState::Rejected {
+                reason: RejectReason::BadToken,
+            } => true,
+            LoginState::Complete { .. } => matches!(
+                next,
+                LoginState::Rejected {
+                    reason: RejectReason::Replayed
+                }
+            ),
+            LoginState::Consumed | LoginState::Expired | LoginState::Rejected { .. } => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for LoginState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -33,9 +33,11 @@
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::core::auth::{Account, AuthAnswer};
+use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
+#[cfg(doc)]
+use crate::core::login::LoginState;
 use crate::core::login::{LoginRecord, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
@@ -170,7 +172,8 @@ pub trait PipelineStore: IngestStore + LoginReads {
     fn oldest_mos(&self, limit: usize) -> StoreFuture<'_, Vec<(MoId, MoMessage)>>;
 
     /// For each outcome, atomically: the MO leaves the inbox, the login state (if any) is
-    /// recorded, the replies are queued for sending and the event for its webhook. The whole
+    /// recorded where the recorded one may become it ([`LoginState::may_become`]: a terminal
+    /// state stays terminal, whatever was read when the outcome was decided), the replies are queued for sending and the event for its webhook. The whole
     /// slice is one transaction: all of it or none. Waiting polls of the recorded logins
     /// are woken. Durable after `sync`; nothing queued here is handed to an SMSC or a
     /// webhook before then.
@@ -341,7 +344,19 @@ pub struct NewLogin<'a> {
     pub now: UnixSecs,
 }
 
+/// A session made outside an SMS login (a password login).
+pub struct NewSession<'a> {
+    pub account_id: u64,
+    pub msisdn: &'a Msisdn,
+    pub key: SessionKey,
+    pub issued_at: UnixSecs,
+    pub expires_at: UnixSecs,
+}
+
 /// The embedded auth core's accounts, sessions and answers.
+///
+/// Sessions are kept by [`SessionKey`] only, indexed by account (to end them all) and by
+/// expiry (so a sweep reads only what is due).
 pub trait AccountStore: StoreBase {
     fn account<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, Option<Account>>;
 
@@ -360,6 +375,25 @@ pub trait AccountStore: StoreBase {
     fn settle_answer(&self, request_id: u64) -> StoreFuture<'_, ()>;
 
     fn account_count(&self) -> StoreFuture<'_, usize>;
+
+    /// The session stored under `key`, expired or not (the caller compares with its clock).
+    fn session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionInfo>>;
+
+    /// Stores a session for an existing account. Durable after `sync`.
+    fn add_session<'a>(&'a self, new: NewSession<'a>) -> StoreFuture<'a, ()>;
+
+    /// Removes the session; returns whether there was one. Durable after `sync`.
+    fn revoke_session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool>;
+
+    /// Removes every session of the account; returns how many. Durable after `sync`.
+    fn revoke_sessions(&self, account_id: u64) -> StoreFuture<'_, usize>;
+
+    /// Replaces the account's password hash; false if the number has no account. Durable
+    /// after `sync`.
+    fn set_password<'a>(&'a self, msisdn: &'a Msisdn, hash: String) -> StoreFuture<'a, bool>;
+
+    /// Removes sessions whose expiry is before `now`, reading only those; returns how many.
+    fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize>;
 }
 
 /// Everything one backend offers; the daemon holds one and hands each consumer its part.

@@ -35,7 +35,7 @@ use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
 use crate::http::page::{self, PageState};
 use crate::http::serve::{self, ServeLimits};
-use crate::http::{ApiState, router};
+use crate::http::{ApiState, admin_router, router};
 use crate::login::LoginPipeline;
 use crate::login::mint::Minter;
 use crate::login::poll::Poller;
@@ -101,6 +101,8 @@ pub struct Options {
 
 pub struct Daemon {
     pub http_addr: SocketAddr,
+    /// Where `/metrics` and `/status` are served when `[http] admin_listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     /// The one store, seen by each consumer through its own trait.
     pub store: Arc<dyn Store>,
     pub links: LinkStates,
@@ -196,18 +198,11 @@ impl Daemon {
         let stop_rest = CancellationToken::new();
         let mut rest_done = Vec::new();
 
-        let listener = TcpListener::bind(config.http.listen)
-            .await
-            .map_err(|source| DaemonError::Listen {
-                addr: config.http.listen,
-                source,
-            })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| DaemonError::Listen {
-                addr: config.http.listen,
-                source,
-            })?;
+        let (listener, http_addr) = listen(config.http.listen).await?;
+        let admin = match config.http.admin_listen {
+            Some(addr) => Some(listen(addr).await?),
+            None => None,
+        };
         let long_polls = LongPolls::new(live.limits.clone());
         let api = ApiState {
             poller: Poller {
@@ -258,19 +253,27 @@ impl Daemon {
             clock: clock.clone(),
             demo_phone: demo_phone.is_some(),
         });
-        let app = router(
-            api,
-            status::router(status.clone())
-                .merge(metrics::router(scraped))
-                .merge(page)
-                .merge(demo_phone.unwrap_or_default()),
-        );
+        let operators = status::router(status.clone()).merge(metrics::router(scraped));
         let serve_limits = ServeLimits {
             max_connections: config.http.max_connections,
             header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(config.http.idle_timeout_secs),
         }
         .within(serve::open_file_limit());
+        let pages = page.merge(demo_phone.unwrap_or_default());
+        // With an admin listener the operators' routes are served there and only there.
+        let (app, admin_addr) = match admin {
+            Some((admin_listener, admin_addr)) => {
+                rest_done.push(tokio::spawn(serve::serve(
+                    admin_listener,
+                    admin_router(api.clone(), operators),
+                    serve_limits,
+                    stop_rest.clone(),
+                )));
+                (router(api, pages), Some(admin_addr))
+            }
+            None => (router(api, operators.merge(pages)), None),
+        };
         rest_done.push(tokio::spawn(serve::serve(
             listener,
             app,
@@ -341,9 +344,10 @@ impl Daemon {
                 tokio::spawn(link.run(stop_links.clone()))
             })
             .collect();
-        info!(http = %http_addr, smsc = config.smsc.len(), "moauth started");
+        info!(http = %http_addr, admin = ?admin_addr, smsc = config.smsc.len(), "moauth started");
         Ok(Daemon {
             http_addr,
+            admin_addr,
             store,
             links,
             live,
@@ -398,6 +402,14 @@ impl Daemon {
         }
         info!("moauth stopped");
     }
+}
+
+/// A listener on `addr` and the address it got (port 0 picks a free one).
+async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError> {
+    let error = |source| DaemonError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 async fn sample_rates(rates: Rates, stop: CancellationToken) {

@@ -82,9 +82,13 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             c.http.idle_timeout_secs,
         )
     };
-    let checks: [(&'static str, bool); 8] = [
+    let checks: [(&'static str, bool); 9] = [
         ("store", differs(&running.store, &new.store)),
         ("http.listen", running.http.listen != new.http.listen),
+        (
+            "http.admin_listen",
+            running.http.admin_listen != new.http.admin_listen,
+        ),
         (
             "http connection limits",
             connections(running) != connections(new),

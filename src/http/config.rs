@@ -1,4 +1,4 @@
-//! `[http]`: where the API listens and the backends' API keys.
+//! `[http]`: where the API and the operators' routes listen, and the backends' API keys.
 //!
 //! `problems()` returns what types alone cannot say, as (key path relative to the section,
 //! message) pairs; `ops::config` turns each path into the file's line and column.
@@ -12,6 +12,10 @@ use serde::Deserialize;
 pub struct HttpConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Where `/metrics` and `/status` are served instead of `listen`, so that the API can face
+    /// apps while operators' routes stay on a private address. None: both on `listen`.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// Enables `GET /v1/logins/{token}` for backends holding one of these keys.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
@@ -34,6 +38,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: default_listen(),
+            admin_listen: None,
             api_keys: Vec::new(),
             max_connections: default_max_connections(),
             header_read_timeout_secs: default_header_read_timeout_secs(),
@@ -70,6 +75,16 @@ pub struct ApiKey {
 impl HttpConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        if self
+            .admin_listen
+            .is_some_and(|admin| admin == self.listen && admin.port() != 0)
+        {
+            problems.push((
+                "admin_listen".into(),
+                "must differ from listen (leave it out to serve /metrics and /status on listen)"
+                    .into(),
+            ));
+        }
         for (key, value) in [
             ("max_connections", self.max_connections as u64),
             ("header_read_timeout_secs", self.header_read_timeout_secs),

@@ -55,14 +55,31 @@ pub struct ApiState {
 /// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
 /// wrong path or method: the fallbacks apply to the routes present when they are set.
 pub fn router(state: ApiState, operators: Router) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/logins", post(logins::mint_login))
         .route("/v1/logins/poll", post(poll))
         .route("/v1/logins/{token}", get(get_login))
+        .with_state(state.clone());
+    with_json_fallbacks(api.merge(probes(state)).merge(operators))
+}
+
+/// The admin listener's app (`[http] admin_listen`): `operators`' routes and the probes, with
+/// the API's JSON answers for a wrong path or method, and none of the API's routes.
+pub fn admin_router(state: ApiState, operators: Router) -> Router {
+    with_json_fallbacks(probes(state).merge(operators))
+}
+
+/// `/healthz` and `/readyz`, on every listener: a load balancer and a supervisor may each
+/// probe the one they reach.
+fn probes(state: ApiState) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
-        .merge(operators)
+}
+
+fn with_json_fallbacks(routes: Router) -> Router {
+    routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         // axum keeps the `Allow` header it computed and lets us give the JSON body.
         .method_not_allowed_fallback(|| async {

@@ -1,8 +1,9 @@
 //! The MO → session pipeline: one worker drains the durable inbox in arrival order.
 //!
 //! For each MO: decode the text, parse the body, [`decide`](decide::decide), ask the auth
-//! core when the token is fresh, then commit the login state, the replies and the MO's removal
-//! from the inbox in one transaction. An MO leaves the inbox only with its outcome, so a crash
+//! core when the token is fresh. The outcomes of a whole round (login states, replies,
+//! events, the MOs' removal from the inbox) are then committed in one transaction and made
+//! durable by one flush ([`batch`]). An MO leaves the inbox only with its outcome, so a crash
 //! at any point means it is processed again, and the auth core's request-id deduplication
 //! makes the second pass give the same answer.
 //!
@@ -12,6 +13,7 @@
 //! it has waited the core's `max_wait_secs` it is rejected with an apology SMS. A refusal is
 //! final: `rejected/auth_core_refused` and its SMS.
 
+mod batch;
 pub mod concat;
 pub mod config;
 pub mod mint;
@@ -44,9 +46,10 @@ use crate::core::store::{Outcome, PartKey, PipelineStore, SweepDue};
 use crate::core::token::parse_body;
 use crate::smpp::{text, udh};
 use crate::webhooks::Hooks;
+use batch::{Batch, Completed};
 use config::InboundConfig;
 
-/// MOs taken from the inbox per round; one flush covers them all.
+/// MOs taken from the inbox per round; one transaction and one flush cover them all.
 const BATCH: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long rejected MOs stay for an operator to look at.
@@ -114,26 +117,56 @@ impl LoginPipeline {
         }
     }
 
-    /// Processes up to one batch; returns how many MOs were finished.
+    /// Processes up to one batch; returns how many MOs were finished. An error stops the
+    /// round: what was decided before it is committed, the rest is taken again next round.
     pub async fn drain_batch(&self) -> Result<usize, PipelineError> {
-        let batch = self.store.oldest_mos(BATCH).await?;
+        let taken = self.store.oldest_mos(BATCH).await?;
+        let mut batch = Batch::default();
         let mut done = 0;
         let mut result = Ok(());
-        for (id, mo) in batch {
-            if let Err(e) = self.process(id, &mo).await {
+        for (id, mo) in taken {
+            if let Err(e) = self.process(id, &mo, &mut batch).await {
                 result = Err(e);
                 break;
             }
             done += 1;
         }
+        if !batch.outcomes().is_empty() {
+            self.store.commit_outcomes(batch.outcomes()).await?;
+        }
+        for id in &batch.settle {
+            self.auth.settle(*id).await?;
+        }
         if done > 0 {
             self.store.sync().await?;
             self.processed.fetch_add(done as u64, Ordering::Relaxed);
         }
+        // Counted once durable: an MO processed again after a failure counts once.
+        for login in batch.completed {
+            self.count_completed(login);
+        }
         result.map(|()| done)
     }
 
-    async fn process(&self, id: u64, mo: &MoMessage) -> Result<(), PipelineError> {
+    fn count_completed(&self, login: Completed) {
+        if login.created {
+            let rules = self.limits.load();
+            self.number_limits()
+                .account_created(&rules, &login.sender, login.now);
+            metrics::counter!("moauth_accounts_created_total").increment(1);
+        }
+        metrics::counter!("moauth_logins_completed_total").increment(1);
+        metrics::histogram!("moauth_mo_to_session_seconds")
+            .record(self.clock.now().saturating_sub(login.received_at) as f64);
+    }
+
+    /// Decides one MO into `batch`; only parts of concatenated MOs are written at once.
+    async fn process(
+        &self,
+        id: u64,
+        mo: &MoMessage,
+        batch: &mut Batch,
+    ) -> Result<(), PipelineError> {
         match concat::split(mo) {
             Ok(Some(part)) => {
                 let at = PartKey {
@@ -151,7 +184,7 @@ impl LoginPipeline {
             Ok(None) => {}
             Err(e) => {
                 warn!(mo = id, error = %e, "MO with a malformed user data header; rejected");
-                self.reject(id, mo, e.to_string()).await?;
+                self.reject(id, mo, e.to_string(), batch);
                 count_rejected("malformed");
                 return Ok(());
             }
@@ -164,7 +197,7 @@ impl LoginPipeline {
             Ok(sender) => sender,
             Err(e) => {
                 warn!(mo = id, error = %e, "MO from a sender that cannot be answered; rejected");
-                self.reject(id, mo, e.to_string()).await?;
+                self.reject(id, mo, e.to_string(), batch);
                 count_rejected("malformed");
                 return Ok(());
             }
@@ -173,18 +206,25 @@ impl LoginPipeline {
             Ok(text) => text,
             Err(reason) => {
                 warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; rejected");
-                self.reject(id, mo, reason.to_string()).await?;
+                self.reject(id, mo, reason.to_string(), batch);
                 count_rejected("malformed");
                 return Ok(());
             }
         };
         let body = parse_body(&text, &self.keywords.load());
-        let prior = match &body {
-            crate::core::token::Body::Login(token) => self.store.login(&token.challenge()).await?,
+        let claimed = match &body {
+            crate::core::token::Body::Login(token) => Some(token.challenge()),
             crate::core::token::Body::Bad {
                 claimed: Some(c), ..
-            } => self.store.login(c).await?,
+            } => Some(*c),
             _ => None,
+        };
+        let prior = match claimed {
+            Some(c) => match batch.recorded(&c) {
+                Some(decided) => Some(decided.clone()),
+                None => self.store.login(&c).await?,
+            },
+            None => None,
         };
         let decision = decide::decide(
             &body,
@@ -277,37 +317,32 @@ impl LoginPipeline {
             .map(|r| self.outbound(mo, &sender, r))
             .collect();
         let (login, event) = self.hooks.route(record).await?;
-        self.store
-            .commit_outcomes(&[Outcome::Decided {
-                mo: id,
-                login,
-                replies,
-                event,
-            }])
-            .await?;
-        self.auth.settle(id).await?;
-        // Counted once committed: an MO processed again after a failure counts once.
+        batch.push(Outcome::Decided {
+            mo: id,
+            login,
+            replies,
+            event,
+        });
+        // An answer an earlier pass of this MO got is forgotten too, whatever it led to now.
+        batch.settle.push(id);
         if let Some(created) = completed {
-            if created {
-                self.number_limits().account_created(&rules, &sender, now);
-                metrics::counter!("moauth_accounts_created_total").increment(1);
-            }
-            metrics::counter!("moauth_logins_completed_total").increment(1);
-            metrics::histogram!("moauth_mo_to_session_seconds")
-                .record(self.clock.now().saturating_sub(mo.received_at) as f64);
+            batch.completed.push(Completed {
+                sender,
+                created,
+                received_at: mo.received_at,
+                now,
+            });
         }
         Ok(())
     }
 
     /// Sets an MO that cannot be read aside for an operator, out of the pipeline's way.
-    async fn reject(&self, id: u64, mo: &MoMessage, reason: String) -> Result<(), StoreError> {
+    fn reject(&self, id: u64, mo: &MoMessage, reason: String, batch: &mut Batch) {
         let rejected = RejectedMo {
             mo: mo.clone(),
             reason,
         };
-        self.store
-            .commit_outcomes(&[Outcome::Rejected { mo: id, rejected }])
-            .await
+        batch.push(Outcome::Rejected { mo: id, rejected });
     }
 
     /// The limit, if any, that refuses this MO: the deny list or the sender's MO bucket, or
@@ -353,8 +388,9 @@ impl LoginPipeline {
         }
     }
 
-    /// Removes what has outlived its purpose: finished logins, parts whose siblings never
-    /// came, digests of MOs too old to be redelivered, week-old rejected MOs.
+    /// Removes what has outlived its purpose: finished logins, expired sessions of the
+    /// embedded auth core, parts whose siblings never came, digests of MOs too old to be
+    /// redelivered, week-old rejected MOs.
     async fn sweep(&self, logins_sweep: &mut Option<JoinHandle<()>>) {
         let now = self.clock.now();
         self.number_limits().sweep(now);
@@ -368,6 +404,10 @@ impl LoginPipeline {
                     Err(e) => warn!(error = %e, "logins sweep failed"),
                 }
             }));
+        }
+        match self.auth.sweep(now).await {
+            Ok(sessions) => debug!(sessions, "swept"),
+            Err(e) => warn!(error = %e, "sessions sweep failed"),
         }
         let due = SweepDue {
             now,

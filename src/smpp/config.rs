@@ -59,6 +59,34 @@ pub struct SmscConfig {
     /// Ask for delivery receipts (registered_delivery) on every submit_sm.
     #[serde(default = "default_true")]
     pub delivery_receipts: bool,
+    /// What this SMSC means by data_coding 0, "the SMSC default alphabet".
+    #[serde(default)]
+    pub default_alphabet: DefaultAlphabet,
+}
+
+/// The alphabet an SMSC uses for data_coding 0 (Kannel's `alt-charset`): SMPP leaves it to the
+/// SMSC, and many send ASCII or Latin-1 there rather than GSM 03.38.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAlphabet {
+    #[default]
+    Gsm,
+    Latin1,
+    Ascii,
+}
+
+impl DefaultAlphabet {
+    /// The data_coding that names this SMSC's alphabet explicitly, for user data it sent
+    /// under `data_coding`. Only 0 depends on the SMSC; the GSM groups of TS 23.038 (0xC0 and
+    /// up, 0xF0..0xF3) say GSM by themselves. Translated where the MO comes in, so nothing
+    /// downstream needs to know which SMSC it came from to read it.
+    pub fn explicit(self, data_coding: u8) -> u8 {
+        match (data_coding, self) {
+            (0x00, DefaultAlphabet::Latin1) => 0x03,
+            (0x00, DefaultAlphabet::Ascii) => 0x01,
+            _ => data_coding,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -145,5 +173,21 @@ impl SmscConfig {
             at("window", "must be at least 1");
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_alphabet_names_only_data_coding_0() {
+        assert_eq!(DefaultAlphabet::Gsm.explicit(0), 0);
+        assert_eq!(DefaultAlphabet::Latin1.explicit(0), 3);
+        assert_eq!(DefaultAlphabet::Ascii.explicit(0), 1);
+        for explicit in [1, 3, 8, 0xF0, 0xC0] {
+            assert_eq!(DefaultAlphabet::Latin1.explicit(explicit), explicit);
+            assert_eq!(DefaultAlphabet::Ascii.explicit(explicit), explicit);
+        }
     }
 }

@@ -32,6 +32,7 @@ use super::receipt::{EarlyReceipts, Receipt};
 use super::session::{
     Ended, Event, Inbound as Carrier, Outcome, Session, SessionConfig, TEMPORARY_TRIES,
 };
+use super::status::SmppStatus;
 use super::text;
 use super::tls::{Stream, TlsClient, TlsError};
 use super::udh::Concat;
@@ -60,8 +61,8 @@ pub enum LinkError {
     },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    #[error("bind refused with status {0:?}")]
-    BindRefused(CommandStatus),
+    #[error("bind refused: {0}")]
+    BindRefused(SmppStatus),
     #[error("connection closed by the SMSC")]
     Closed,
     #[error("enquire_link unanswered: link is dead")]
@@ -258,7 +259,7 @@ impl SmscLink {
                 if resp.status() == CommandStatus::EsmeRok {
                     Ok(())
                 } else {
-                    Err(LinkError::BindRefused(resp.status()))
+                    Err(LinkError::BindRefused(resp.status().into()))
                 }
             }
             Some(Ok(other)) => {
@@ -433,12 +434,12 @@ impl Served<'_> {
                 }
                 Event::Finished { id, outcome } => self.finished(id, outcome).await?,
                 Event::Throttled { id, status } => {
-                    warn!(smsc = %name, outbox = id, status = %status_name(status), "SMSC asks us to slow down");
+                    warn!(smsc = %name, outbox = id, status = %SmppStatus::from(status), "SMSC asks us to slow down");
                     metrics::counter!("moauth_sms_throttled_total", "smsc" => name.clone())
                         .increment(1);
                 }
                 Event::Refused { id, status, tries } => {
-                    warn!(smsc = %name, outbox = id, status = %status_name(status), tries, "temporary refusal; will retry");
+                    warn!(smsc = %name, outbox = id, status = %SmppStatus::from(status), tries, "temporary refusal; will retry");
                 }
                 Event::Unanswered { id, copies } => {
                     warn!(smsc = %name, outbox = id, copies, "submit_sm unanswered in time; the SMSC may have it: a late answer still counts");
@@ -473,11 +474,11 @@ impl Served<'_> {
         match outcome {
             Outcome::Accepted => {}
             Outcome::Refused(status) => {
-                error!(smsc = %name, outbox = id, status = %status_name(status), "SMSC refused the message for good; dropped");
+                error!(smsc = %name, outbox = id, status = %SmppStatus::from(status), "SMSC refused the message for good; dropped");
                 metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
             }
             Outcome::KeptRefusing(status) => {
-                error!(smsc = %name, outbox = id, status = %status_name(status), tries = TEMPORARY_TRIES, "SMSC kept refusing the message; dropped");
+                error!(smsc = %name, outbox = id, status = %SmppStatus::from(status), tries = TEMPORARY_TRIES, "SMSC kept refusing the message; dropped");
                 metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
             }
             Outcome::Unknown { copies } => {
@@ -554,7 +555,11 @@ impl Served<'_> {
             source_ton: message.source_ton,
             destination_addr: message.destination_addr,
             esm_class: message.esm_class,
-            data_coding: message.data_coding,
+            data_coding: self
+                .link
+                .config
+                .default_alphabet
+                .explicit(message.data_coding),
             user_data,
             sar: sar(message.tlvs),
             received_at: self.link.clock.now(),
@@ -578,7 +583,12 @@ impl Served<'_> {
             Some(payload) if message.short_message.is_empty() => payload,
             _ => message.short_message.to_vec(),
         };
-        let text = text::decode(message.data_coding, &raw)
+        let data_coding = self
+            .link
+            .config
+            .default_alphabet
+            .explicit(message.data_coding);
+        let text = text::decode(data_coding, &raw)
             .unwrap_or_else(|_| String::from_utf8_lossy(&raw).into_owned());
         let (mut receipted_id, mut state) = (None, None);
         for tlv in message.tlvs {
@@ -616,11 +626,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at).await;
     }
-}
-
-/// A command_status as SMPP names it, for logs.
-fn status_name(status: CommandStatus) -> String {
-    format!("{status:?} (0x{:08X})", u32::from(status))
 }
 
 /// A receipt's final state as a metric label: one of the SMPP words, lower case, so the

@@ -10,6 +10,7 @@ pub mod frame;
 pub mod link;
 pub mod receipt;
 pub mod session;
+pub mod status;
 pub mod text;
 pub mod tls;
 pub mod udh;

@@ -67,18 +67,6 @@ const DC_UCS2: u8 = 0x08;
 pub enum TextError {
     #[error("data_coding {0:#04x} is not a text alphabet moauth decodes")]
     Unsupported(u8),
-    #[error(
-        "octet {octet:#04x} at {index} is outside the 7-bit alphabet of data_coding {data_coding:#04x}"
-    )]
-    NotSevenBit {
-        data_coding: u8,
-        index: usize,
-        octet: u8,
-    },
-    #[error("UCS-2 text has an odd number of octets ({0})")]
-    OddUcs2Length(usize),
-    #[error("UCS-2 text has an unpaired surrogate {0:#06x}")]
-    UnpairedSurrogate(u16),
     #[error("text needs {parts} SMS parts; concatenation allows at most 255")]
     TooLong { parts: usize },
 }
@@ -116,62 +104,57 @@ fn alphabet(data_coding: u8) -> Result<Alphabet, TextError> {
 }
 
 /// Decodes user data (after any UDH has been split off) as the given data_coding says.
+///
+/// Lenient, because a login hangs on a token in the text and a carrier's stray octet must not
+/// lose it: a septet or UCS-2 unit that cannot be what data_coding says becomes U+FFFD and the
+/// rest is read on. Only a data_coding that is not text at all is refused.
 pub fn decode(data_coding: u8, bytes: &[u8]) -> Result<String, TextError> {
-    let seven_bit = |index: usize, octet: u8| {
-        if octet < 0x80 {
-            Ok(octet)
-        } else {
-            Err(TextError::NotSevenBit {
-                data_coding,
-                index,
-                octet,
-            })
-        }
-    };
     // Many SMSCs pass Latin-1 (or 8-bit ASCII) octets under data_coding 0, "the SMSC default
     // alphabet", and under 1: an octet with the high bit set cannot be a GSM septet or ASCII,
-    // so such user data is read as Latin-1, and a token in it survives a stray "é".
+    // so such user data is read as Latin-1, and a token in it survives a stray "é". (An SMSC
+    // known to do so is configured with `default_alphabet`, and its 0 arrives here as 3 or 1.)
     if matches!(data_coding, 0x00 | 0x01) && bytes.iter().any(|octet| *octet >= 0x80) {
-        return Ok(bytes.iter().copied().map(char::from).collect());
+        return Ok(latin1(bytes));
     }
+    let seven_bit = |octet: u8| (octet < 0x80).then_some(octet);
     match alphabet(data_coding)? {
         Alphabet::Gsm => {
             let mut text = String::with_capacity(bytes.len());
-            let mut septets = bytes.iter().enumerate();
-            while let Some((index, &octet)) = septets.next() {
-                let septet = seven_bit(index, octet)?;
-                if septet != ESC {
-                    text.push(BASIC[usize::from(septet)]);
-                    continue;
+            let mut septets = bytes.iter().copied();
+            while let Some(octet) = septets.next() {
+                match seven_bit(octet) {
+                    Some(ESC) => {
+                        // A sender never ends on an escape; TS 23.038 renders ESC in the
+                        // extension table as a space, and a dangling one is read the same way.
+                        let escaped = septets.next().map_or(Some(ESC), seven_bit);
+                        text.push(escaped.map_or(char::REPLACEMENT_CHARACTER, extended));
+                    }
+                    Some(septet) => text.push(BASIC[usize::from(septet)]),
+                    None => text.push(char::REPLACEMENT_CHARACTER),
                 }
-                let escaped = match septets.next() {
-                    Some((index, &octet)) => seven_bit(index, octet)?,
-                    // A sender never ends on an escape; TS 23.038 renders ESC in the extension
-                    // table as a space, and a dangling one is read the same way.
-                    None => ESC,
-                };
-                text.push(extended(escaped));
             }
             Ok(text)
         }
-        Alphabet::Ascii => bytes
-            .iter()
-            .enumerate()
-            .map(|(index, &octet)| seven_bit(index, octet).map(char::from))
-            .collect(),
-        Alphabet::Latin1 => Ok(bytes.iter().copied().map(char::from).collect()),
+        // ASCII is Latin-1's lower half, and high octets under it were read as Latin-1 above.
+        Alphabet::Ascii | Alphabet::Latin1 => Ok(latin1(bytes)),
         Alphabet::Ucs2 => {
-            if !bytes.len().is_multiple_of(2) {
-                return Err(TextError::OddUcs2Length(bytes.len()));
-            }
             let units = bytes
                 .chunks_exact(2)
                 .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
-            char::decode_utf16(units)
-                .map(|unit| unit.map_err(|e| TextError::UnpairedSurrogate(e.unpaired_surrogate())))
-                .collect()
+            let mut text: String = char::decode_utf16(units)
+                .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect();
+            // An odd octet at the end is half a unit: shown, not a reason to lose the rest.
+            if !bytes.len().is_multiple_of(2) {
+                text.push(char::REPLACEMENT_CHARACTER);
+            }
+            Ok(text)
         }
     }
+}
+
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().copied().map(char::from).collect()
 }
 
 /// The character for `ESC septet`. TS 23.038: a code missing from the extension table is shown
@@ -343,19 +326,60 @@ mod tests {
         assert_eq!(decode(2, b"x"), Err(TextError::Unsupported(2)));
         assert_eq!(decode(0xF4, b"x"), Err(TextError::Unsupported(0xF4)));
         assert_eq!(decode(0x14, b"x"), Err(TextError::Unsupported(0x14)));
-        assert_eq!(decode(8, &[0, 0x41, 0]), Err(TextError::OddUcs2Length(3)));
+    }
+
+    #[test]
+    fn a_stray_octet_costs_one_character_not_the_message() {
+        let token = "1ABCD-EFGH0";
+        let gsm = encode_gsm(&format!("LOGIN {token}")).unwrap();
+        // GSM by data_coding group, so not read as Latin-1: the octet alone is lost.
+        let mut stray = gsm.clone();
+        stray.push(0x80);
         assert_eq!(
-            decode(8, &[0xD8, 0x3D, 0x00, 0x41]),
-            Err(TextError::UnpairedSurrogate(0xD83D))
+            decode(0xF0, &stray).unwrap(),
+            format!("LOGIN {token}\u{fffd}")
         );
+        // An escape followed by an octet that is no septet.
+        let mut escaped = gsm.clone();
+        escaped.extend([ESC, 0x80]);
         assert_eq!(
-            decode(0xF0, &[0x41, 0x80]),
-            Err(TextError::NotSevenBit {
-                data_coding: 0xF0,
-                index: 1,
-                octet: 0x80
-            })
+            decode(0xF0, &escaped).unwrap(),
+            format!("LOGIN {token}\u{fffd}")
         );
+        let ucs2: Vec<u8> = format!("LOGIN {token}")
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        let mut odd = ucs2.clone();
+        odd.push(0x20);
+        assert_eq!(decode(8, &odd).unwrap(), format!("LOGIN {token}\u{fffd}"));
+        let mut lone = vec![0xD8, 0x3D];
+        lone.extend(&ucs2);
+        assert_eq!(decode(8, &lone).unwrap(), format!("\u{fffd}LOGIN {token}"));
+    }
+
+    #[test]
+    fn the_smsc_default_alphabet_decides_what_data_coding_0_means() {
+        use crate::smpp::config::DefaultAlphabet;
+        // "_" and "@" are other characters in GSM 03.38 ("§", "¡").
+        let ascii = b"LOGIN 1ABCD_x@y";
+        let read = |alphabet: DefaultAlphabet| decode(alphabet.explicit(0), ascii).unwrap();
+        assert_eq!(read(DefaultAlphabet::Gsm), "LOGIN 1ABCD\u{a7}x\u{a1}y");
+        assert_eq!(read(DefaultAlphabet::Ascii), "LOGIN 1ABCD_x@y");
+        assert_eq!(read(DefaultAlphabet::Latin1), "LOGIN 1ABCD_x@y");
+        // "é" in Latin-1 is 0xE9: Latin-1 reads it, ASCII reads it as Latin-1 too (the
+        // high bit cannot be ASCII), so the token survives either way.
+        let signed = b"LOGIN 1ABCD caf\xe9";
+        for alphabet in [
+            DefaultAlphabet::Gsm,
+            DefaultAlphabet::Ascii,
+            DefaultAlphabet::Latin1,
+        ] {
+            assert_eq!(
+                decode(alphabet.explicit(0), signed).unwrap(),
+                "LOGIN 1ABCD caf\u{e9}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::{ALICE, BOB, Harness, PATIENCE};
+use moauth::core::mo::MoMessage;
+use moauth::core::store::{IngestStore, StoreBase};
 use moauth::daemon::Options;
 use serde_json::json;
 
@@ -217,4 +219,48 @@ async fn chinese_templates_go_out_as_ucs2() {
         "{}",
         sms[0].text
     );
+}
+
+#[tokio::test]
+async fn token_sent_twice_in_one_round_of_the_pipeline_is_a_replay_the_second_time() {
+    let mut h = Harness::start().await;
+    let (verifier, token) = h.app_token(0);
+    let now = h.clock.now();
+    // Both MOs wait in the inbox before the pipeline starts, so one round decides both.
+    h.restart_after(Options::default(), |store| async move {
+        // The stopped daemon's last tasks may hold the store a moment longer.
+        let deadline = Instant::now() + PATIENCE;
+        let store = loop {
+            match moauth::store::sled::SledStore::open(&store, 16) {
+                Ok(store) => break store,
+                Err(e) if Instant::now() > deadline => panic!("{e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        let mos: Vec<MoMessage> = [ALICE, BOB]
+            .iter()
+            .map(|from| MoMessage {
+                smsc: "sim".into(),
+                source_addr: from.trim_start_matches('+').into(),
+                source_ton: 1,
+                destination_addr: "10690000".into(),
+                esm_class: 0,
+                data_coding: 1,
+                user_data: format!("LOGIN {token}").into_bytes(),
+                sar: None,
+                received_at: now,
+            })
+            .collect();
+        store.append_mos(&mos, 600).await.unwrap();
+        store.sync().await.unwrap();
+    })
+    .await;
+
+    let sms = h.settled_submits(2).await;
+    assert_eq!((sms[0].to.as_str(), sms[1].to.as_str()), (ALICE, BOB));
+    assert!(sms[0].text.contains("password "), "{}", sms[0].text);
+    assert!(sms[1].text.contains("already used"), "{}", sms[1].text);
+    let (_, answer) = h.poll(&verifier, &token, 0).await;
+    assert_eq!(answer, json!({ "state": "rejected", "reason": "replayed" }));
+    assert_eq!(h.daemon().store.account_count().await.unwrap(), 1);
 }

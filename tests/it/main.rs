@@ -1,6 +1,7 @@
 //! The integration tests, one binary: on two cores, linking twenty-odd test binaries against
 //! the daemon cost more than running them. Each module is one story over real sockets.
 
+mod admin_listener;
 mod backends;
 mod common;
 mod crash_safety;

@@ -248,3 +248,20 @@ async fn a_postgres_store_passes_the_check_and_run_says_the_database_is_unreacha
     assert!(err.contains("error connecting to server"), "{err}");
     assert!(!err.contains("Pw-in-url"), "{err}");
 }
+
+#[tokio::test]
+async fn default_alphabet_takes_gsm_latin1_or_ascii_and_names_anything_else() {
+    for alphabet in ["gsm", "latin1", "ascii"] {
+        let text = format!("{GOOD}default_alphabet = \"{alphabet}\"\n");
+        let (code, _, err) = check(&text).await;
+        assert_eq!(code, 0, "{alphabet}: {err}");
+    }
+    let (code, lines, err) = check(&format!("{GOOD}default_alphabet = \"ebcdic\"\n")).await;
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with(":13:20: key `smsc.default_alphabet`"),
+        "{err}"
+    );
+    assert!(lines[0].contains("latin1"), "says what it takes: {err}");
+}

@@ -193,3 +193,35 @@ async fn a_webhook_redirect_is_not_followed_with_the_session() {
     );
     assert_ne!(h.daemon().store.depths().webhooks, 0);
 }
+
+#[tokio::test]
+async fn a_future_dated_token_is_refused_and_its_record_kept_only_result_ttl() {
+    let h = Harness::start().await;
+    let ttl = h.config.login.result_ttl_secs;
+    let verifier = moauth::core::token::Verifier::random();
+    // About a thousand years ahead, as an attacker may write it.
+    let far = h.clock.now() + 1_000 * 365 * 86_400;
+    let token = moauth::core::token::Token::for_verifier(&verifier, far);
+    h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    h.settled_submits(1).await;
+    let (_, answer) = h.poll(&verifier, &token, 0).await;
+    assert_eq!(answer["reason"], "bad_token");
+
+    let record = h
+        .daemon()
+        .store
+        .login(&token.challenge())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.keep_until <= h.clock.now() + ttl,
+        "kept until {}, {} s from now",
+        record.keep_until,
+        record.keep_until - h.clock.now()
+    );
+    // Past it the refusal is gone, as any finished login's is.
+    h.clock.advance(ttl + 1);
+    let (_, answer) = h.poll(&verifier, &token, 0).await;
+    assert_ne!(answer["state"], "rejected");
+}

@@ -10,14 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moauth::core::auth::{AuthAnswer, Credentials};
+use moauth::core::auth::{AuthAnswer, Credentials, SessionInfo, SessionKey};
 use moauth::core::clock::UnixSecs;
 use moauth::core::error::StoreError;
 use moauth::core::login::{LoginRecord, LoginState, MintedLogin, RejectReason};
 use moauth::core::mo::{MoMessage, RejectedMo};
 use moauth::core::msisdn::Msisdn;
 use moauth::core::outbound::{Outbound, QueuedEvent, SentRecord};
-use moauth::core::store::{Filed, NewLogin, Outcome, PartKey, Store, SweepDue};
+use moauth::core::store::{Filed, NewLogin, NewSession, Outcome, PartKey, Store, SweepDue};
 use moauth::core::token::{Challenge, Verifier};
 
 /// Runs every check of the battery against the backend `$open` makes (an async expression
@@ -33,6 +33,7 @@ macro_rules! store_battery {
                 an_outcome_records_its_login_queues_its_sms_and_event_and_leaves_the_inbox,
                 an_unreadable_mo_is_kept_aside,
                 waiting_never_overwrites_a_decided_state,
+                a_terminal_state_stays_terminal,
                 a_session_is_taken_exactly_once_however_many_polls_race,
                 a_watching_poll_wakes_when_its_login_is_recorded,
                 parts_become_one_mo_once_all_came,
@@ -43,6 +44,10 @@ macro_rules! store_battery {
                 a_number_gets_one_account_however_many_logins_race,
                 an_answer_is_kept_for_a_retry_until_settled,
                 sweeps_take_only_what_is_due,
+                a_session_is_found_by_its_hash_until_revoked,
+                revoking_an_account_ends_all_its_sessions_and_no_other,
+                sessions_are_swept_once_expired,
+                a_password_is_replaced_only_for_an_existing_account,
             );
         }
     };
@@ -256,6 +261,75 @@ async fn waiting_never_overwrites_a_decided_state(store: Arc<dyn Store>) {
         .unwrap();
     store.mark_waiting(&decided_one, &waiting).await.unwrap();
     assert_eq!(store.login(&decided_one).await.unwrap(), Some(done));
+}
+
+/// The pipeline decides on a record it read before: a session a poll took meanwhile, and any
+/// other final state, outlives an outcome decided on the older record (#14 item 11).
+async fn a_terminal_state_stays_terminal(store: Arc<dyn Store>) {
+    let replayed = LoginState::Rejected {
+        reason: RejectReason::Replayed,
+    };
+    let (consumed, expired, claimed_twice, mistyped) =
+        (challenge(), challenge(), challenge(), challenge());
+    let taken = inbox(
+        &store,
+        &(0..8)
+            .map(|i| mo("1", &i.to_string(), NOW))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let ids: Vec<u64> = taken.iter().map(|(id, _)| *id).collect();
+    let first = [
+        (consumed, record(complete("s1"), NOW + 600)),
+        (expired, record(LoginState::Expired, NOW + 600)),
+        (claimed_twice, record(complete("s2"), NOW + 600)),
+        (
+            mistyped,
+            record(
+                LoginState::Rejected {
+                    reason: RejectReason::BadToken,
+                },
+                NOW + 600,
+            ),
+        ),
+    ];
+    for (id, (challenge, login)) in ids.iter().zip(first.clone()) {
+        store
+            .commit_outcomes(&[decided(*id, Some((challenge, login)))])
+            .await
+            .unwrap();
+    }
+    let seen = store.login(&consumed).await.unwrap().unwrap();
+    assert!(
+        store
+            .take_session(&consumed, &seen)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let then = [
+        (consumed, record(replayed.clone(), NOW + 600)),
+        (expired, record(replayed.clone(), NOW + 600)),
+        (claimed_twice, record(replayed.clone(), NOW + 600)),
+        (mistyped, record(complete("s3"), NOW + 600)),
+    ];
+    for (id, (challenge, login)) in ids[4..].iter().zip(then) {
+        store
+            .commit_outcomes(&[decided(*id, Some((challenge, login)))])
+            .await
+            .unwrap();
+    }
+    let state = |c| {
+        let store = store.clone();
+        async move { store.login(&c).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(consumed).await, LoginState::Consumed);
+    assert_eq!(state(expired).await, LoginState::Expired);
+    // Still open: two numbers claiming one login both lose it; a valid SMS beats a typo.
+    assert_eq!(state(claimed_twice).await, replayed);
+    assert_eq!(state(mistyped).await, complete("s3"));
+    assert!(store.oldest_mos(100).await.unwrap().is_empty());
 }
 
 async fn a_session_is_taken_exactly_once_however_many_polls_race(store: Arc<dyn Store>) {
@@ -681,5 +755,171 @@ async fn sweeps_take_only_what_is_due(store: Arc<dyn Store>) {
             .unwrap(),
         0,
         "its digest is gone, so it is stored again"
+    );
+}
+
+/// An account for `number` with one session from its SMS login; returns the account id.
+async fn account_with_session(store: &Arc<dyn Store>, number: &Msisdn, request_id: u64) -> u64 {
+    let answer = store
+        .log_in(new_login(request_id, number, Some("$argon2id$hash")))
+        .await
+        .unwrap();
+    answer.account_id.parse().unwrap()
+}
+
+fn password_session<'a>(
+    account_id: u64,
+    number: &'a Msisdn,
+    name: &str,
+    expires_at: UnixSecs,
+) -> NewSession<'a> {
+    NewSession {
+        account_id,
+        msisdn: number,
+        key: SessionKey::of(name),
+        issued_at: NOW + 1,
+        expires_at,
+    }
+}
+
+async fn a_session_is_found_by_its_hash_until_revoked(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613800138000").unwrap();
+    let id = account_with_session(&store, &number, 1).await;
+    let key = SessionKey::of("session-1");
+    assert_eq!(
+        store.session(&key).await.unwrap(),
+        Some(SessionInfo {
+            account_id: id,
+            msisdn: Some(number.clone()),
+            issued_at: Some(NOW),
+            expires_at: NOW + 3_600,
+        })
+    );
+    assert_eq!(
+        store.session(&SessionKey::of("session-2")).await.unwrap(),
+        None
+    );
+    store
+        .add_session(password_session(id, &number, "by-password", NOW + 60))
+        .await
+        .unwrap();
+    let by_password = store
+        .session(&SessionKey::of("by-password"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (by_password.issued_at, by_password.expires_at),
+        (Some(NOW + 1), NOW + 60)
+    );
+    assert!(store.revoke_session(&key).await.unwrap());
+    assert!(!store.revoke_session(&key).await.unwrap(), "gone already");
+    assert_eq!(store.session(&key).await.unwrap(), None);
+    assert!(
+        store
+            .session(&SessionKey::of("by-password"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn revoking_an_account_ends_all_its_sessions_and_no_other(store: Arc<dyn Store>) {
+    let (alice, bob) = (
+        Msisdn::parse("+8613800138000").unwrap(),
+        Msisdn::parse("+8613900139000").unwrap(),
+    );
+    let a = account_with_session(&store, &alice, 1).await;
+    let b = account_with_session(&store, &bob, 2).await;
+    store.log_in(new_login(3, &alice, None)).await.unwrap();
+    store
+        .add_session(password_session(a, &alice, "alice-web", NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(store.revoke_sessions(a).await.unwrap(), 3);
+    for gone in ["session-1", "session-3", "alice-web"] {
+        assert_eq!(
+            store.session(&SessionKey::of(gone)).await.unwrap(),
+            None,
+            "{gone}"
+        );
+    }
+    assert_eq!(
+        store
+            .session(&SessionKey::of("session-2"))
+            .await
+            .unwrap()
+            .map(|s| s.account_id),
+        Some(b)
+    );
+    assert_eq!(store.revoke_sessions(a).await.unwrap(), 0);
+    assert!(
+        store.account(&alice).await.unwrap().is_some(),
+        "the account stays"
+    );
+}
+
+async fn sessions_are_swept_once_expired(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613800138000").unwrap();
+    let id = account_with_session(&store, &number, 1).await;
+    for (name, expires_at) in [("soon", NOW + 10), ("later", NOW + 20)] {
+        store
+            .add_session(password_session(id, &number, name, expires_at))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.sweep_sessions(NOW + 10).await.unwrap(),
+        0,
+        "not before its expiry"
+    );
+    assert_eq!(store.sweep_sessions(NOW + 11).await.unwrap(), 1);
+    assert_eq!(store.session(&SessionKey::of("soon")).await.unwrap(), None);
+    assert!(
+        store
+            .session(&SessionKey::of("later"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store
+        .revoke_session(&SessionKey::of("later"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sweep_sessions(NOW + 10_000).await.unwrap(),
+        1,
+        "only the SMS login's session was left"
+    );
+    assert_eq!(
+        store.revoke_sessions(id).await.unwrap(),
+        0,
+        "nothing left to revoke"
+    );
+}
+
+async fn a_password_is_replaced_only_for_an_existing_account(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613800138000").unwrap();
+    assert!(
+        !store
+            .set_password(&number, "$argon2id$new".into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.account(&number).await.unwrap().is_none(),
+        "none created"
+    );
+    let id = account_with_session(&store, &number, 1).await;
+    assert!(
+        store
+            .set_password(&number, "$argon2id$new".into())
+            .await
+            .unwrap()
+    );
+    let account = store.account(&number).await.unwrap().unwrap();
+    assert_eq!(
+        (account.id, account.password_hash.as_str()),
+        (id, "$argon2id$new")
     );
 }

@@ -7,14 +7,12 @@
 //! request id with the same constraint: two nodes logging in for the same MO (a lease that
 //! lapsed mid-work) end up holding one answer, the first one stored.
 
-use sha2::{Digest, Sha256};
-
 use super::rows::secs;
 use super::{PgStore, PostgresError};
 use crate::core::auth::Account;
-use crate::core::auth::{AuthAnswer, Credentials};
+use crate::core::auth::{AuthAnswer, Credentials, SessionInfo, SessionKey};
 use crate::core::msisdn::Msisdn;
-use crate::core::store::NewLogin;
+use crate::core::store::{NewLogin, NewSession};
 
 /// The number had no account and none could be created (no password hash was given).
 #[derive(Debug)]
@@ -93,15 +91,17 @@ impl PgStore {
         };
         let session = tx
             .prepare_cached(
-                "INSERT INTO sessions (hash, account_id, expires_at) VALUES ($1, $2, $3)",
+                "INSERT INTO sessions (hash, account_id, expires_at, issued_at)
+                 VALUES ($1, $2, $3, $4)",
             )
             .await?;
         tx.execute(
             &session,
             &[
-                &Sha256::digest(new.session.as_bytes()).as_slice(),
+                &SessionKey::of(&new.session).0.as_slice(),
                 &account_id,
                 &secs(new.session_expires_at),
+                &secs(new.now),
             ],
         )
         .await?;
@@ -178,6 +178,88 @@ impl PgStore {
             .await?
             .get(0);
         Ok(n as u64)
+    }
+}
+
+impl PgStore {
+    pub(super) async fn session(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<SessionInfo>, PostgresError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT s.account_id, a.msisdn, s.issued_at, s.expires_at
+                 FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.hash = $1",
+            )
+            .await?;
+        let Some(row) = client.query_opt(&statement, &[&key.0.as_slice()]).await? else {
+            return Ok(None);
+        };
+        let msisdn: String = row.try_get(1)?;
+        Ok(Some(SessionInfo {
+            account_id: row.try_get::<_, i64>(0)? as u64,
+            msisdn: Msisdn::parse(&msisdn).ok(),
+            issued_at: row.try_get::<_, Option<i64>>(2)?.map(|t| t as u64),
+            expires_at: row.try_get::<_, i64>(3)? as u64,
+        }))
+    }
+
+    /// A session for an account that exists (the foreign key refuses one that does not).
+    pub(super) async fn add_session(&self, new: NewSession<'_>) -> Result<(), PostgresError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO sessions (hash, account_id, expires_at, issued_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &new.key.0.as_slice(),
+                    &(new.account_id as i64),
+                    &secs(new.expires_at),
+                    &secs(new.issued_at),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn revoke_session(&self, key: &SessionKey) -> Result<bool, PostgresError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute("DELETE FROM sessions WHERE hash = $1", &[&key.0.as_slice()])
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub(super) async fn revoke_sessions(&self, account_id: u64) -> Result<usize, PostgresError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "DELETE FROM sessions WHERE account_id = $1",
+                &[&(account_id as i64)],
+            )
+            .await?;
+        Ok(n as usize)
+    }
+
+    pub(super) async fn set_password(
+        &self,
+        msisdn: &Msisdn,
+        hash: &str,
+    ) -> Result<bool, PostgresError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE accounts SET password_hash = $2 WHERE msisdn = $1",
+                &[&msisdn.as_str(), &hash],
+            )
+            .await?;
+        Ok(n > 0)
     }
 }
 

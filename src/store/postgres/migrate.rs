@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "auth answers",
         sql: include_str!("migrations/0002_auth_answers.sql"),
     },
+    Migration {
+        version: 3,
+        name: "sessions",
+        sql: include_str!("migrations/0003_sessions.sql"),
+    },
 ];
 
 /// The advisory lock key migrations take: "moauth" in ASCII, so it is recognisable in

@@ -5,8 +5,9 @@
 //! decided an MO (the first one's lease lapsed while it was still working) race on that
 //! DELETE; PostgreSQL lets one delete the row, and the other deletes nothing and so records
 //! nothing — no second login state, no second reply, no second event. On top of that a login
-//! state, once decided, is never overwritten (only `waiting` gives way to a decision), and an
-//! event id is queued once.
+//! state, once terminal, is never overwritten (`LoginState::may_become`: only `waiting`,
+//! `rejected/bad_token` and an uncollected `complete` claimed by a second number give way),
+//! and an event id is queued once.
 
 use std::sync::LazyLock;
 
@@ -78,7 +79,11 @@ WITH gone AS (
         created = EXCLUDED.created, reason = EXCLUDED.reason, msisdn = EXCLUDED.msisdn,
         issued_at = EXCLUDED.issued_at, decided_at = EXCLUDED.decided_at,
         keep_until = EXCLUDED.keep_until
+    -- LoginState::may_become: a terminal state stays terminal.
     WHERE logins.state = 'waiting'
+       OR (logins.state = 'rejected' AND logins.reason = 'bad_token')
+       OR (logins.state = 'complete' AND EXCLUDED.state = 'rejected'
+           AND EXCLUDED.reason = 'replayed')
     RETURNING challenge
 ), queued AS (
     INSERT INTO outbox (smsc, sender, recipient, body, created_at)

@@ -39,13 +39,18 @@ impl PgStore {
         Ok(Some(removed))
     }
 
-    /// Logins past their `keep_until`, and the sessions past their expiry with them.
+    /// Logins past their `keep_until`.
     pub(super) async fn sweep_logins_due(&self, now: UnixSecs) -> Result<usize, PostgresError> {
         let removed = self
-            .sweep_locked(&[
-                ("DELETE FROM logins WHERE keep_until < $1", now),
-                ("DELETE FROM sessions WHERE expires_at < $1", now),
-            ])
+            .sweep_locked(&[("DELETE FROM logins WHERE keep_until < $1", now)])
+            .await?;
+        Ok(removed.map_or(0, |r| r[0] as usize))
+    }
+
+    /// Sessions past their expiry (by `sessions_by_expiry`).
+    pub(super) async fn sweep_sessions_due(&self, now: UnixSecs) -> Result<usize, PostgresError> {
+        let removed = self
+            .sweep_locked(&[("DELETE FROM sessions WHERE expires_at < $1", now)])
             .await?;
         Ok(removed.map_or(0, |r| r[0] as usize))
     }

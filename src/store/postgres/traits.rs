@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use super::PgStore;
-use crate::core::auth::{Account, AuthAnswer};
+use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -20,9 +20,9 @@ use crate::core::msisdn::Msisdn;
 use crate::core::notify::LoginWatch;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
-    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, OutboxStore,
-    Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, SweepDue, Swept,
-    WebhookStore,
+    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
+    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
+    SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -303,5 +303,29 @@ impl AccountStore for PgStore {
 
     fn account_count(&self) -> StoreFuture<'_, usize> {
         boxed(async move { Ok(PgStore::account_count(self).await? as usize) })
+    }
+
+    fn session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionInfo>> {
+        boxed(PgStore::session(self, key))
+    }
+
+    fn add_session<'a>(&'a self, new: NewSession<'a>) -> StoreFuture<'a, ()> {
+        boxed(PgStore::add_session(self, new))
+    }
+
+    fn revoke_session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+        boxed(PgStore::revoke_session(self, key))
+    }
+
+    fn revoke_sessions(&self, account_id: u64) -> StoreFuture<'_, usize> {
+        boxed(PgStore::revoke_sessions(self, account_id))
+    }
+
+    fn set_password<'a>(&'a self, msisdn: &'a Msisdn, hash: String) -> StoreFuture<'a, bool> {
+        boxed(async move { PgStore::set_password(self, msisdn, &hash).await })
+    }
+
+    fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
+        boxed(PgStore::sweep_sessions_due(self, now))
     }
 }

@@ -1,33 +1,66 @@
 //! Accounts, sessions and answered auth requests of the embedded auth core.
 //!
 //! Accounts are keyed by E.164 number (the login ID), so the number index is the key itself.
-//! Sessions are stored by SHA-256 of the token: a copy of the store does not yield live
-//! sessions. Answers are kept per request id until the login they served is committed, so a
-//! retried MO (after a crash) gets the same account, session and credentials, never a second
-//! account or a lost credential SMS.
+//! Sessions are stored by SHA-256 of the token ([`SessionKey`]): a copy of the store does not
+//! yield live sessions. Two indexes point at them, both with empty values: `account_sessions`
+//! (account id ‖ key) to end every session of an account, and `sessions_due` (expiry ‖ key)
+//! so the sweep reads only what is due. Answers are kept per request id until the login they
+//! served is committed, so a retried MO (after a crash) gets the same account, session and
+//! credentials, never a second account or a lost credential SMS.
+//!
+//! A session is written after its two index entries and removed before them, so a crash in
+//! between leaves an index entry pointing at nothing (skipped and removed when next read),
+//! never a session that revocation or the sweep cannot find.
 
-use sha2::{Digest, Sha256};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::record::SessionRecord;
 use super::{StoreError, decode, encode};
-use crate::core::auth::{Account, AuthAnswer, Credentials};
+use crate::core::auth::{Account, AuthAnswer, Credentials, SessionInfo, SessionKey};
+use crate::core::clock::UnixSecs;
 use crate::core::msisdn::Msisdn;
-use crate::core::store::NewLogin;
+use crate::core::store::{NewLogin, NewSession};
 
 #[derive(Clone)]
 pub struct Accounts {
     accounts: sled::Tree,
     sessions: sled::Tree,
+    /// account id (8 bytes, big-endian) ‖ session key → nothing.
+    by_account: sled::Tree,
+    /// expiry (8 bytes, big-endian) ‖ session key → nothing.
+    due: sled::Tree,
     answers: sled::Tree,
 }
 
+fn account_key(account_id: u64, key: &SessionKey) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&account_id.to_be_bytes());
+    k[8..].copy_from_slice(&key.0);
+    k
+}
+
+fn due_key(expires_at: UnixSecs, key: &SessionKey) -> [u8; 40] {
+    account_key(expires_at, key)
+}
+
+fn key_after_prefix(entry: &[u8]) -> Option<SessionKey> {
+    <[u8; 32]>::try_from(entry.get(8..)?).ok().map(SessionKey)
+}
+
 impl Accounts {
-    pub(super) fn new(accounts: sled::Tree, sessions: sled::Tree, answers: sled::Tree) -> Self {
+    pub(super) fn new(
+        accounts: sled::Tree,
+        sessions: sled::Tree,
+        by_account: sled::Tree,
+        due: sled::Tree,
+        answers: sled::Tree,
+    ) -> Self {
         Accounts {
             accounts,
             sessions,
+            by_account,
+            due,
             answers,
         }
     }
@@ -50,12 +83,18 @@ impl Accounts {
     /// number still has none; records the answer under the request id. Atomic when it
     /// creates the account.
     pub fn login(&self, new: NewLogin<'_>) -> Result<AuthAnswer, StoreError> {
-        let session_key = Sha256::digest(new.session.as_bytes());
+        let session_key = SessionKey::of(&new.session);
         if let Some(v) = self.accounts.get(new.msisdn.as_str())? {
             return self.log_in_existing(&new, &session_key, decode("accounts", &v)?);
         }
-        let answer = (&self.accounts, &self.sessions, &self.answers).transaction(
-            |(accounts, sessions, answers)| {
+        let answer = (
+            &self.accounts,
+            &self.sessions,
+            &self.by_account,
+            &self.due,
+            &self.answers,
+        )
+            .transaction(|(accounts, sessions, by_account, due, answers)| {
                 let key = new.msisdn.as_str().as_bytes();
                 let (account_id, created) = match accounts.get(key)? {
                     Some(v) => {
@@ -82,8 +121,15 @@ impl Accounts {
                 let session = SessionRecord {
                     account_id,
                     expires_at: new.session_expires_at,
+                    issued_at: Some(new.now),
+                    msisdn: Some(new.msisdn.clone()),
                 };
-                sessions.insert(session_key.as_slice(), encode(&session))?;
+                by_account.insert(account_key(account_id, &session_key).as_slice(), &[][..])?;
+                due.insert(
+                    due_key(new.session_expires_at, &session_key).as_slice(),
+                    &[][..],
+                )?;
+                sessions.insert(session_key.0.as_slice(), encode(&session))?;
                 let answer = AuthAnswer {
                     account_id: account_id.to_string(),
                     created,
@@ -99,8 +145,7 @@ impl Accounts {
                 };
                 answers.insert(&new.request_id.to_be_bytes(), encode(&answer))?;
                 Ok(answer)
-            },
-        )?;
+            })?;
         Ok(answer)
     }
 
@@ -112,14 +157,16 @@ impl Accounts {
     fn log_in_existing(
         &self,
         new: &NewLogin<'_>,
-        session_key: &[u8],
+        session_key: &SessionKey,
         account: Account,
     ) -> Result<AuthAnswer, StoreError> {
-        let session = SessionRecord {
+        self.add_session(NewSession {
             account_id: account.id,
+            msisdn: new.msisdn,
+            key: *session_key,
+            issued_at: new.now,
             expires_at: new.session_expires_at,
-        };
-        self.sessions.insert(session_key, encode(&session))?;
+        })?;
         let answer = AuthAnswer {
             account_id: account.id.to_string(),
             created: false,
@@ -140,5 +187,91 @@ impl Accounts {
 
     pub fn count(&self) -> usize {
         self.accounts.len()
+    }
+
+    pub fn session(&self, key: &SessionKey) -> Result<Option<SessionInfo>, StoreError> {
+        Ok(self
+            .sessions
+            .get(key.0)?
+            .map(|v| decode("sessions", &v))
+            .transpose()?
+            .map(|r: SessionRecord| SessionInfo {
+                account_id: r.account_id,
+                msisdn: r.msisdn,
+                issued_at: r.issued_at,
+                expires_at: r.expires_at,
+            }))
+    }
+
+    /// Indexes first, the session last (see the module's note on crashes).
+    pub fn add_session(&self, new: NewSession<'_>) -> Result<(), StoreError> {
+        let record = SessionRecord {
+            account_id: new.account_id,
+            expires_at: new.expires_at,
+            issued_at: Some(new.issued_at),
+            msisdn: Some(new.msisdn.clone()),
+        };
+        self.by_account
+            .insert(account_key(new.account_id, &new.key), &[])?;
+        self.due.insert(due_key(new.expires_at, &new.key), &[])?;
+        self.sessions.insert(new.key.0, encode(&record))?;
+        Ok(())
+    }
+
+    /// The session first, its index entries after.
+    pub fn revoke(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let Some(value) = self.sessions.remove(key.0)? else {
+            return Ok(false);
+        };
+        let record: SessionRecord = decode("sessions", &value)?;
+        self.by_account
+            .remove(account_key(record.account_id, key))?;
+        self.due.remove(due_key(record.expires_at, key))?;
+        Ok(true)
+    }
+
+    pub fn revoke_all(&self, account_id: u64) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for entry in self.by_account.scan_prefix(account_id.to_be_bytes()) {
+            let (index, _) = entry?;
+            if let Some(key) = key_after_prefix(&index) {
+                revoked += usize::from(self.revoke(&key)?);
+            }
+            self.by_account.remove(index)?;
+        }
+        Ok(revoked)
+    }
+
+    /// A compare-and-swap on the account: a login creating nothing never rewrites it, so
+    /// only another reset can race, and then the last one wins whole.
+    pub fn set_password(&self, msisdn: &Msisdn, hash: String) -> Result<bool, StoreError> {
+        loop {
+            let Some(old) = self.accounts.get(msisdn.as_str())? else {
+                return Ok(false);
+            };
+            let mut account: Account = decode("accounts", &old)?;
+            account.password_hash.clone_from(&hash);
+            let swapped = self.accounts.compare_and_swap(
+                msisdn.as_str(),
+                Some(&old),
+                Some(encode(&account)),
+            )?;
+            if swapped.is_ok() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Reads `sessions_due` up to `now` only: the cost follows what is due, not what is stored.
+    pub fn sweep(&self, now: UnixSecs) -> Result<usize, StoreError> {
+        let mut swept = 0;
+        for entry in self.due.range(..now.to_be_bytes()) {
+            let (index, _) = entry?;
+            if let Some(key) = key_after_prefix(&index) {
+                swept += usize::from(self.revoke(&key)?);
+            }
+            self.due.remove(index)?;
+        }
+        Ok(swept)
     }
 }

@@ -13,15 +13,18 @@
 //! durable and it returns without flushing. So callers that arrive during one flush share the
 //! next one instead of running one each, in a row.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::core::error::StoreError;
 
 #[derive(Default)]
 pub(super) struct Flusher {
     /// Held while a flush runs: one at a time (the sled bug above). Fair, so first come first.
-    turn: tokio::sync::Mutex<()>,
-    numbers: Mutex<Numbers>,
+    /// The flush itself owns the guard, not the caller's future: a caller that stops waiting
+    /// (`/readyz`'s timeout drops its future) leaves the flush running and the turn taken
+    /// until it ends, so a second flush never starts beside it.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    numbers: Arc<Mutex<Numbers>>,
 }
 
 #[derive(Default)]
@@ -35,10 +38,20 @@ struct Numbers {
 impl Flusher {
     /// Returns once every write to `db` made before the call is durable.
     pub(super) async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        let db = db.clone();
+        self.flush_with(move || db.flush().map(drop).map_err(StoreError::from))
+            .await
+    }
+
+    /// [`Flusher::flush`] with the blocking flush given, so tests can hold one open.
+    async fn flush_with(
+        &self,
+        flush: impl FnOnce() -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
         // The lock orders our writes before the start of any flush numbered `covering` or
         // higher: those flushes cover them.
         let covering = self.numbers.lock().expect("flush numbers").started + 1;
-        let _turn = self.turn.lock().await;
+        let turn = self.turn.clone().lock_owned().await;
         let number = {
             let mut numbers = self.numbers.lock().expect("flush numbers");
             if numbers.succeeded >= covering {
@@ -47,12 +60,18 @@ impl Flusher {
             numbers.started += 1;
             numbers.started
         };
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))??;
-        self.numbers.lock().expect("flush numbers").succeeded = number;
-        Ok(())
+        let numbers = self.numbers.clone();
+        tokio::task::spawn_blocking(move || {
+            let flushed = flush();
+            if flushed.is_ok() {
+                numbers.lock().expect("flush numbers").succeeded = number;
+            }
+            // Only now may the next flush start, whether or not anyone still waits for this.
+            drop(turn);
+            flushed
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 }
 
@@ -79,6 +98,35 @@ mod tests {
             result.unwrap();
         }
         assert_eq!(flusher.numbers.lock().unwrap().started, 1);
+    }
+
+    /// `/readyz` gives up on a flush after 1 s and drops its future; the flush goes on, and
+    /// no other may start beside it (sled#1308) until it ends.
+    #[tokio::test]
+    async fn a_dropped_caller_keeps_the_turn_until_its_flush_ends() {
+        let flusher = Arc::new(Flusher::default());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        let slow = flusher.clone();
+        let first = tokio::spawn(async move {
+            slow.flush_with(move || {
+                let _ = started.send(());
+                held.recv().unwrap();
+                Ok(())
+            })
+            .await
+        });
+        running.await.unwrap();
+        first.abort();
+        assert!(first.await.unwrap_err().is_cancelled());
+
+        assert!(
+            flusher.turn.try_lock().is_err(),
+            "the turn was given back while the flush still ran: a second could start beside it"
+        );
+        release.send(()).unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        flusher.flush(&db).await.unwrap();
     }
 
     #[tokio::test]

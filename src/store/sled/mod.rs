@@ -45,18 +45,18 @@ use webhooks::Webhooks;
 
 pub use open::{OpenError, check_dir};
 
-use crate::core::auth::{Account, AuthAnswer};
+use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
-use crate::core::login::{LoginRecord, MintedLogin};
+use crate::core::login::{LoginRecord, LoginState, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
-    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, OutboxStore,
-    Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, StoreResult,
-    SweepDue, Swept, WebhookStore,
+    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
+    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
+    StoreResult, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -125,6 +125,8 @@ impl SledStore {
             accounts: Accounts::new(
                 db.open_tree("accounts")?,
                 db.open_tree("sessions")?,
+                db.open_tree("account_sessions")?,
+                db.open_tree("sessions_due")?,
                 db.open_tree("auth_receipts")?,
             ),
             outbox: Outbox::new(db.open_tree("outbox")?),
@@ -146,10 +148,10 @@ impl SledStore {
 
     /// Every outcome of the slice in one sled transaction over the trees they touch.
     fn commit(&self, outcomes: &[Outcome]) -> StoreResult<()> {
-        enum Encoded {
+        enum Encoded<'o> {
             Decided {
                 mo: MoId,
-                login: Option<(Challenge, Vec<u8>)>,
+                login: Option<(Challenge, &'o LoginState, Vec<u8>)>,
                 replies: Vec<Vec<u8>>,
                 event: Option<Vec<u8>>,
             },
@@ -168,7 +170,7 @@ impl SledStore {
                     event,
                 } => Encoded::Decided {
                     mo: *mo,
-                    login: login.as_ref().map(|(c, r)| (*c, encode(r))),
+                    login: login.as_ref().map(|(c, r)| (*c, &r.state, encode(r))),
                     replies: replies.iter().map(encode).collect(),
                     event: event.as_ref().map(encode),
                 },
@@ -195,8 +197,16 @@ impl SledStore {
                             event,
                         } => {
                             inbox.remove(&mo.to_be_bytes())?;
-                            if let Some((challenge, value)) = login {
-                                logins.insert(challenge.as_bytes(), value.as_slice())?;
+                            if let Some((challenge, next, value)) = login {
+                                let recorded = logins
+                                    .get(challenge.as_bytes())?
+                                    .map(|v| decode::<LoginRecord>("logins", &v))
+                                    .transpose()
+                                    .map_err(ConflictableTransactionError::Abort)?;
+                                // A terminal state stays terminal (`LoginState::may_become`).
+                                if recorded.is_none_or(|r| r.state.may_become(next)) {
+                                    logins.insert(challenge.as_bytes(), value.as_slice())?;
+                                }
                             }
                             for value in replies {
                                 let id = outbox.generate_id()?;
@@ -528,6 +538,30 @@ impl AccountStore for SledStore {
 
     fn account_count(&self) -> StoreFuture<'_, usize> {
         ready(Ok(self.accounts.count()))
+    }
+
+    fn session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionInfo>> {
+        ready(self.accounts.session(key))
+    }
+
+    fn add_session<'a>(&'a self, new: NewSession<'a>) -> StoreFuture<'a, ()> {
+        ready(self.accounts.add_session(new))
+    }
+
+    fn revoke_session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+        ready(self.accounts.revoke(key))
+    }
+
+    fn revoke_sessions(&self, account_id: u64) -> StoreFuture<'_, usize> {
+        ready(self.accounts.revoke_all(account_id))
+    }
+
+    fn set_password<'a>(&'a self, msisdn: &'a Msisdn, hash: String) -> StoreFuture<'a, bool> {
+        ready(self.accounts.set_password(msisdn, hash))
+    }
+
+    fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize> {
+        ready(self.accounts.sweep(now))
     }
 }
 

@@ -97,14 +97,84 @@ plain_records!(
     QueuedEvent,
     RejectedMo,
     SentRecord,
-    SessionRecord,
 );
 
-/// An embedded-core session, stored by the hash of its token.
+/// The format byte of a session record with its number and issue time (layout version 2).
+pub(super) const V2: u8 = 2;
+
+/// An embedded-core session, stored by the hash of its token. Version 1 held the account and
+/// the expiry only; version 2 appends the number (introspection answers with it) and when the
+/// session was issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct SessionRecord {
     pub account_id: u64,
     pub expires_at: UnixSecs,
+    pub issued_at: Option<UnixSecs>,
+    pub msisdn: Option<Msisdn>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionV1 {
+    account_id: u64,
+    expires_at: UnixSecs,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionV2 {
+    account_id: u64,
+    expires_at: UnixSecs,
+    issued_at: UnixSecs,
+    msisdn: Msisdn,
+}
+
+impl Record for SessionRecord {
+    /// Written as v2; a record always has both fields once this release made it.
+    fn to_bytes(&self) -> Vec<u8> {
+        match (self.issued_at, &self.msisdn) {
+            (Some(issued_at), Some(msisdn)) => postcard::to_extend(
+                &SessionV2 {
+                    account_id: self.account_id,
+                    expires_at: self.expires_at,
+                    issued_at,
+                    msisdn: msisdn.clone(),
+                },
+                vec![V2],
+            )
+            .expect("store records serialise to postcard"),
+            _ => postcard_v1(&SessionV1 {
+                account_id: self.account_id,
+                expires_at: self.expires_at,
+            }),
+        }
+    }
+
+    fn from_bytes(tree: &'static str, bytes: &[u8]) -> Result<Self, StoreError> {
+        match bytes.first() {
+            Some(&V2) => {
+                let v2: SessionV2 = from_postcard(tree, &bytes[1..])?;
+                Ok(SessionRecord {
+                    account_id: v2.account_id,
+                    expires_at: v2.expires_at,
+                    issued_at: Some(v2.issued_at),
+                    msisdn: Some(v2.msisdn),
+                })
+            }
+            Some(&V1) | Some(&JSON) => {
+                let v1: SessionV1 = if bytes[0] == V1 {
+                    from_postcard(tree, &bytes[1..])?
+                } else {
+                    serde_json::from_slice(bytes).map_err(|e| corrupt(tree, e))?
+                };
+                Ok(SessionRecord {
+                    account_id: v1.account_id,
+                    expires_at: v1.expires_at,
+                    issued_at: None,
+                    msisdn: None,
+                })
+            }
+            _ => Err(unknown_format(tree, bytes)),
+        }
+    }
 }
 
 /// A login's v1 layout. `keep_until` comes first so that the sweep reads it without the
@@ -363,10 +433,18 @@ mod tests {
             expires_at: 2,
             keep_until: 3,
         }]);
-        both_ways(&[SessionRecord {
+        let session = SessionRecord {
             account_id: 7,
             expires_at: 1_702_592_000,
-        }]);
+            issued_at: Some(1_700_000_000),
+            msisdn: Some(number()),
+        };
+        let bytes = session.to_bytes();
+        assert_eq!(bytes[0], V2);
+        assert_eq!(
+            SessionRecord::from_bytes("sessions", &bytes).unwrap(),
+            session
+        );
         // Types without PartialEq: compare their JSON.
         let account = Account {
             id: 7,
@@ -451,12 +529,26 @@ mod tests {
             ]
         );
         assert_eq!(
+            SessionRecord::from_bytes("sessions", &[V1, 1, 2]).unwrap(),
             SessionRecord {
                 account_id: 1,
-                expires_at: 2
+                expires_at: 2,
+                issued_at: None,
+                msisdn: None
+            },
+            "a session stored before v2 still reads"
+        );
+        let mut v2 = vec![V2, 1, 2, 3, 14];
+        v2.extend_from_slice(b"+8613800138000");
+        assert_eq!(
+            SessionRecord {
+                account_id: 1,
+                expires_at: 2,
+                issued_at: Some(3),
+                msisdn: Some(number())
             }
             .to_bytes(),
-            [V1, 1, 2]
+            v2
         );
         assert_eq!(
             SentRecord {

@@ -12,6 +12,7 @@ pub mod process;
 pub mod receiver;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,7 +137,17 @@ impl Harness {
 
     /// Stops the daemon (unbind, flush) and starts it again on the same store.
     pub async fn restart(&mut self, options: Options) {
+        self.restart_after(options, |_| async {}).await;
+    }
+
+    /// Stops the daemon, hands its store directory to `meanwhile`, and starts it again.
+    pub async fn restart_after<F: Future<Output = ()>>(
+        &mut self,
+        options: Options,
+        meanwhile: impl FnOnce(PathBuf) -> F,
+    ) {
         self.daemon.take().unwrap().shutdown().await;
+        meanwhile(self._dir.path().join("store")).await;
         self.config.http.listen = "127.0.0.1:0".parse().unwrap();
         self.boot(options).await;
     }
