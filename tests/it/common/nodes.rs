@@ -129,17 +129,17 @@ impl Node {
         (status, response.json().await.unwrap())
     }
 
-    /// Waits until `/readyz` answers `status`; the last answer.
-    pub async fn wait_readyz(&self, status: u16) -> serde_json::Value {
+    /// Waits until `/readyz` answers `status` with `"store": store`; that answer.
+    pub async fn wait_readyz(&self, status: u16, store: &str) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let (now, answer) = self.readyz().await;
-            if now == status {
+            if now == status && answer["store"] == store {
                 return answer;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{}: /readyz stayed {now} ({answer}), waited for {status}",
+                "{}: /readyz stayed {now} ({answer}), waited for {status} and store {store}",
                 self.name
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
