@@ -28,6 +28,7 @@ mod poll_results;
 mod postgres_daemon;
 mod postgres_migrations;
 mod postgres_nodes;
+mod postgres_sigkill;
 mod readiness;
 mod remote_auth;
 mod security;
