@@ -211,7 +211,7 @@ impl RemoteAuth {
         Ok(RemoteAuth {
             client,
             url,
-            secret: config.secret.as_bytes().to_vec(),
+            secret: config.secret.expose().as_bytes().to_vec(),
             logout_url,
             clock,
             backoff: Backoff {
@@ -288,7 +288,7 @@ impl RemoteAuth {
                 }
                 _ => {
                     count("unavailable");
-                    warn!(error = %failure, health = ?health, "auth core unavailable; the MO waits in the inbox");
+                    warn!(error = %failure, breaker = health.as_str(), "auth core unavailable; the MO waits in the inbox");
                     return Err(AuthError::Unavailable(failure));
                 }
             }

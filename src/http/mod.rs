@@ -261,6 +261,11 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
     // durably and wait for it.
     (
         status,
-        Json(json!({ "store": store, "smsc_bound": bound, "auth_core": state.auth.health() })),
+        Json(json!({
+            "store": store,
+            "smsc_bound": bound,
+            "smsc_errors": state.links.last_errors(),
+            "auth_core": state.auth.health(),
+        })),
     )
 }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use control::control_router;
+pub use session::mo_delivers;
 
 use crate::smpp::tls::Stream;
 use crate::smpp::udh::Concat;
@@ -50,8 +51,8 @@ pub enum SimError {
     Io(#[from] std::io::Error),
 }
 
-/// An MO to inject, as a phone would send it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An MO to inject, as a phone would send it, and how an unusual SMSC would pass it on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoRequest {
     /// E.164 with `+`.
@@ -60,6 +61,22 @@ pub struct MoRequest {
     #[serde(default)]
     pub to: Option<String>,
     pub text: String,
+    /// Deliver it as data_sm (text in message_payload), as some SMSCs deliver MOs.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub data_sm: bool,
+    /// The text as Latin-1 octets under data_coding 0, in one PDU, as SMSCs that pass their
+    /// own alphabet under "the SMSC default" do.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub latin1: bool,
+    /// Every UDH starts with an 8-bit concatenation IE of the wrong length (a message that
+    /// needs no concatenation gets a UDH with only that IE); the correct numbering follows as a
+    /// 16-bit IE, as a broken gateway writes it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub malformed_concat: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// One deliver_sm exactly as the SMSC sends it, for tests and integrators who need codings,
@@ -100,6 +117,37 @@ pub enum ReceiptStyle {
     Decimal,
 }
 
+impl std::str::FromStr for ReceiptStyle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hex" => Ok(ReceiptStyle::Hex),
+            "decimal" => Ok(ReceiptStyle::Decimal),
+            other => Err(format!("unknown receipt style {other:?}: hex or decimal")),
+        }
+    }
+}
+
+/// Faults the simulator shows from now on, set from a test ([`Simulator::set_faults`]),
+/// `moauth sim` flags, `moauth sim faults` or `POST /faults`. What is absent is left as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSettings {
+    /// Milliseconds before each kind of request is answered (0: at once).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub delay_ms: HashMap<SlowRequest, u64>,
+    /// Send a delivery receipt for every submit that asks for one, its message id written so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptStyle>,
+    /// Send each receipt before the submit_sm_resp it reports on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts_first: Option<bool>,
+    /// Refuse binds (ESME_RBINDFAIL) whatever the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse_binds: Option<bool>,
+}
+
 /// What the ESME answered for each deliver_sm of an injected MO.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MoResult {
@@ -134,6 +182,12 @@ pub(crate) struct SimState {
     /// TLS handshakes that failed (a client that does not trust our certificate).
     handshake_failures: watch::Sender<usize>,
     faults: Faults,
+    /// Which bound session the next MO goes to: MOs are spread over the binds in turn.
+    next_pick: AtomicUsize,
+    /// Send a deliver_sm again, on a bound session, when the one it went out on closed before
+    /// its resp came (see [`Simulator::redeliver_unanswered`]).
+    redeliver: AtomicBool,
+    redelivered: AtomicUsize,
 }
 
 /// Misbehaviour on request: what real SMSCs do on bad days.
@@ -143,6 +197,8 @@ struct Faults {
     /// command_status used for those refusals.
     refuse_status: AtomicU32,
     refuse_binds: AtomicBool,
+    /// command_status of those refusals; 0 for ESME_RBINDFAIL.
+    bind_refusal: AtomicU32,
     bind_attempts: watch::Sender<Vec<Instant>>,
     /// While true, submit_sm are not answered; the answers go out when it turns false.
     hold_responses: watch::Sender<bool>,
@@ -224,6 +280,9 @@ impl Simulator {
             receipts_answered: watch::channel(0).0,
             handshake_failures: watch::channel(0).0,
             faults: Faults::default(),
+            next_pick: AtomicUsize::new(0),
+            redeliver: AtomicBool::new(false),
+            redelivered: AtomicUsize::new(0),
         });
         let stop = CancellationToken::new();
         let mut sim = Simulator {
@@ -245,7 +304,7 @@ impl Simulator {
         }
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(accept(listener, tls, state, stop));
-        info!(smpp = %smpp_addr, control = ?sim.control_addr, "simulator listening");
+        info!(smpp = %smpp_addr, control = sim.control_addr.map(|a| a.to_string()), "simulator listening");
         Ok(sim)
     }
 
@@ -261,30 +320,82 @@ impl Simulator {
         let session = self.any_session()?;
         let mut waiting = Vec::new();
         for deliver in delivers {
-            let (answered, status) = oneshot::channel();
-            session
-                .send(Order::Deliver(
-                    Box::new(session::mo_pdu(deliver)?),
-                    answered,
-                ))
-                .await
-                .map_err(|_| SimError::NotBound)?;
-            waiting.push(status);
+            waiting.push(send_on(&session, deliver).await?);
         }
         let mut statuses = Vec::new();
-        for status in waiting {
-            let status = tokio::time::timeout(ANSWER_WAIT, status)
-                .await
-                .map_err(|_| SimError::NoAnswer)?
-                .map_err(|_| SimError::NoAnswer)?;
-            statuses.push(status);
+        for (deliver, status) in delivers.iter().zip(waiting) {
+            let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
+            statuses.push(self.answer(deliver, status, deadline).await?);
         }
         Ok(MoResult { statuses })
     }
 
+    /// The resp's command_status. If the session closes first and redelivery is on, the
+    /// deliver_sm goes out again on a bound session (another node's, or the same node's once
+    /// it binds again), as an SMSC does with an MO it holds no resp for.
+    async fn answer(
+        &self,
+        deliver: &Deliver,
+        mut status: oneshot::Receiver<u32>,
+        deadline: tokio::time::Instant,
+    ) -> Result<u32, SimError> {
+        loop {
+            match tokio::time::timeout_at(deadline, status).await {
+                Ok(Ok(status)) => return Ok(status),
+                Ok(Err(_)) if self.state.redeliver.load(Ordering::SeqCst) => {
+                    // A session whose task ended is out of the map before its queue closes,
+                    // so a failed send here finds another session next time round.
+                    let session = self.bound_session(deadline).await?;
+                    self.state.redelivered.fetch_add(1, Ordering::SeqCst);
+                    let (answered, unsent) = oneshot::channel();
+                    status = send_on(&session, deliver).await.unwrap_or_else(|_| {
+                        drop(answered);
+                        unsent
+                    });
+                }
+                Ok(Err(_)) | Err(_) => return Err(SimError::NoAnswer),
+            }
+        }
+    }
+
+    /// A bound session, waiting for one until `deadline`.
+    async fn bound_session(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<mpsc::Sender<Order>, SimError> {
+        let mut bound = self.state.bound.subscribe();
+        loop {
+            if let Ok(session) = self.any_session() {
+                return Ok(session);
+            }
+            match tokio::time::timeout_at(deadline, bound.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(SimError::NotBound),
+            }
+        }
+    }
+
+    /// The next receiving session in turn, as carriers spread MOs over a system_id's binds.
     fn any_session(&self) -> Result<mpsc::Sender<Order>, SimError> {
         let sessions = self.state.sessions.lock().expect("sim lock");
-        sessions.values().next().cloned().ok_or(SimError::NotBound)
+        let mut ids: Vec<&u64> = sessions.keys().collect();
+        if ids.is_empty() {
+            return Err(SimError::NotBound);
+        }
+        ids.sort();
+        let turn = self.state.next_pick.fetch_add(1, Ordering::Relaxed) % ids.len();
+        Ok(sessions[ids[turn]].clone())
+    }
+
+    /// Redelivers (true) or gives up on (false, the default) a deliver_sm whose session closed
+    /// before its resp; [`Simulator::redelivered`] counts the redeliveries.
+    pub fn redeliver_unanswered(&self, redeliver: bool) {
+        self.state.redeliver.store(redeliver, Ordering::SeqCst);
+    }
+
+    /// How many deliver_sm were sent again because their session closed unanswered.
+    pub fn redelivered(&self) -> usize {
+        self.state.redelivered.load(Ordering::SeqCst)
     }
 
     /// Closes every ESME connection abruptly (no unbind).
@@ -334,6 +445,16 @@ impl Simulator {
         self.state.faults.refuse_next.store(n, Ordering::SeqCst);
     }
 
+    /// Refuses binds from now on with this command_status (ESME_RINVPASWD: 0x0E, as an SMSC
+    /// answers a wrong password).
+    pub fn refuse_binds_with(&self, status: u32) {
+        self.state
+            .faults
+            .bind_refusal
+            .store(status, Ordering::SeqCst);
+        self.refuse_binds(true);
+    }
+
     /// Refuses (true) or accepts (false) binds from now on.
     pub fn refuse_binds(&self, refuse: bool) {
         self.state
@@ -363,6 +484,23 @@ impl Simulator {
             .lock()
             .expect("sim lock")
             .insert(request, delay);
+    }
+
+    /// Applies what `settings` give; the rest stays as it was.
+    pub fn set_faults(&self, settings: &FaultSettings) {
+        for (&request, &ms) in &settings.delay_ms {
+            self.delay_responses(request, Duration::from_millis(ms));
+        }
+        if let Some(style) = settings.receipts {
+            self.send_receipts(Some(style));
+        }
+        if let Some(first) = settings.receipts_first {
+            self.receipts_before_resp(first);
+        }
+        if let Some(refuse) = settings.refuse_binds {
+            self.refuse_binds(refuse);
+        }
+        info!(?settings, "sim: faults set");
     }
 
     /// Sends each delivery receipt before (true) or after (false) its submit_sm_resp.
@@ -445,6 +583,22 @@ impl Simulator {
     pub fn stop(&self) {
         self.stop.cancel();
     }
+}
+
+/// Queues one deliver_sm on `session`; the receiver gets its resp's command_status.
+async fn send_on(
+    session: &mpsc::Sender<Order>,
+    deliver: &Deliver,
+) -> Result<oneshot::Receiver<u32>, SimError> {
+    let (answered, status) = oneshot::channel();
+    session
+        .send(Order::Deliver(
+            Box::new(session::mo_pdu(deliver)?),
+            answered,
+        ))
+        .await
+        .map_err(|_| SimError::NotBound)?;
+    Ok(status)
 }
 
 async fn accept(

@@ -143,7 +143,7 @@ async fn password_over_the_reply_limit_changes_nothing() {
     h.settled_submits(2).await;
     h.phone_sends(ALICE, "PASSWORD").await;
     h.phone_sends(ALICE, "help").await;
-    common::wait_until("the inbox to empty", || {
+    common::eventually("the inbox to empty", async || {
         h.daemon().store.depths().inbox == 0
     })
     .await;
