@@ -218,7 +218,8 @@ pub trait PipelineStore: IngestStore + LoginReads {
 pub trait PollStore: LoginReads {
     /// Swaps `Complete` for `Consumed` if the record is still exactly `seen`; returns the
     /// record as it was, or None if it changed meanwhile (another poll won). **Durable when
-    /// it resolves**: once a session is answered, no crash can make a second poll get it.
+    /// it resolves**: once a session is answered, no crash can make a second poll get it. An
+    /// error leaves it collectable: a later poll reads `Complete` and takes it again.
     fn take_session<'a>(
         &'a self,
         challenge: &'a Challenge,

@@ -119,6 +119,10 @@ fn describe() {
         "moauth_smsc_bound",
         "1 while the SMSC connection is bound, else 0"
     );
+    describe_counter!(
+        "moauth_smsc_bind_failures_total",
+        "Binds the SMSC refused, by SMPP status (ESME_RINVPASWD: wrong password)"
+    );
     describe_gauge!("moauth_inbox_depth", "MOs acknowledged, not yet processed");
     describe_gauge!(
         "moauth_outbox_depth",
@@ -137,6 +141,10 @@ fn describe() {
     describe_counter!(
         "moauth_limit_hits_total",
         "Requests, MOs and replies an abuse limit refused, by limit"
+    );
+    describe_counter!(
+        "moauth_password_logins_total",
+        "Password logins (POST /v1/password-logins), by result: ok, invalid, limited"
     );
     describe_gauge!("moauth_long_polls_active", "Long-polls open now");
     describe_gauge!(
@@ -193,6 +201,8 @@ pub const LIMITS: &[&str] = &[
     "error_sms_per_number",
     "deny_list",
     "new_accounts_per_prefix",
+    "password_failures_per_account",
+    "password_failures_per_address",
 ];
 /// `state` values of `moauth_poll_duration_seconds`: the states a poll answers.
 pub const POLL_STATES: &[&str] = &["pending", "complete", "consumed", "expired", "rejected"];
@@ -210,6 +220,10 @@ pub const DLR_STATS: &[&str] = &[
     "unmatched",
 ];
 
+/// `status` values of `moauth_smsc_bind_failures_total` present from the start: the refusals
+/// of a misconfigured bind. Others appear when an SMSC sends them.
+pub const BIND_STATUSES: &[&str] = &["ESME_RINVPASWD", "ESME_RINVSYSID", "ESME_RBINDFAIL"];
+
 /// Puts every series whose labels are known from the config in place at 0, so that a rate over
 /// it (an alert on `rate(moauth_sms_failed_total[5m])`, a dashboard panel) has a series before
 /// the first event rather than no data.
@@ -225,6 +239,9 @@ pub fn register_known(config: &Config) {
     for limit in LIMITS {
         metrics::counter!("moauth_limit_hits_total", "limit" => *limit).increment(0);
     }
+    for result in ["ok", "invalid", "limited"] {
+        metrics::counter!("moauth_password_logins_total", "result" => result).increment(0);
+    }
     for smsc in &config.smsc {
         for name in [
             "moauth_sms_sent_total",
@@ -235,6 +252,10 @@ pub fn register_known(config: &Config) {
             "moauth_sms_unknown_total",
         ] {
             metrics::counter!(name, "smsc" => smsc.name.clone()).increment(0);
+        }
+        for status in BIND_STATUSES {
+            metrics::counter!("moauth_smsc_bind_failures_total", "smsc" => smsc.name.clone(), "status" => *status)
+                .increment(0);
         }
         for stat in DLR_STATS {
             metrics::counter!("moauth_dlr_total", "smsc" => smsc.name.clone(), "stat" => *stat)

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::auth::hasher::HashError;
 use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
 use crate::core::arrivals::Arrivals;
-use crate::core::auth::AuthCore;
+use crate::core::auth::{AuthCore, SessionCore};
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
@@ -178,23 +178,27 @@ impl Daemon {
         metrics::install();
         metrics::register_known(&config);
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
-        let auth: Arc<dyn AuthCore> = match config.auth.mode {
-            AuthMode::Remote => {
-                let remote = config
-                    .auth
-                    .remote
-                    .as_ref()
-                    .ok_or(RemoteError::NotConfigured)?;
-                Arc::new(RemoteAuth::new(remote, clock.clone())?)
-            }
-            AuthMode::Embedded => Arc::new(EmbeddedAuth::new(
-                store.clone(),
-                clock.clone(),
-                config.login.session_ttl_secs,
-                config.login.send_credentials,
-                Hasher::start(&config.auth.argon2)?,
-            )),
-        };
+        let (auth, sessions): (Arc<dyn AuthCore>, Option<Arc<dyn SessionCore>>) =
+            match config.auth.mode {
+                AuthMode::Remote => {
+                    let remote = config
+                        .auth
+                        .remote
+                        .as_ref()
+                        .ok_or(RemoteError::NotConfigured)?;
+                    (Arc::new(RemoteAuth::new(remote, clock.clone())?), None)
+                }
+                AuthMode::Embedded => {
+                    let embedded = Arc::new(EmbeddedAuth::new(
+                        store.clone(),
+                        clock.clone(),
+                        config.login.session_ttl_secs,
+                        config.login.send_credentials,
+                        Hasher::start(&config.auth.argon2)?,
+                    ));
+                    (embedded.clone(), Some(embedded))
+                }
+            };
         let live = LiveSettings::new(&config);
         let links = LinkStates::default();
         let stop_links = CancellationToken::new();
@@ -231,6 +235,9 @@ impl Daemon {
                         s.short_code.clone()
                     }),
             },
+            sessions,
+            limits: live.limits.clone(),
+            password_gate: Default::default(),
         };
         let status = StatusSource {
             store: store.clone(),

@@ -189,7 +189,18 @@ impl LoginPipeline {
         mo: &MoMessage,
         batch: &mut Batch,
     ) -> Result<(), PipelineError> {
-        let mut report = MoReport::new(id, mo, &self.default_country_code);
+        let mut report = MoReport::new(id, mo);
+        // The sender first, so that even an MO whose header is broken is logged by its number.
+        let sender =
+            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
+                Ok(sender) => sender,
+                Err(e) => {
+                    let why = format!("sender cannot be answered: {e}");
+                    self.malformed(id, mo, report, why, batch);
+                    return Ok(());
+                }
+            };
+        report.sender(&sender);
         match concat::split(mo) {
             Ok(Some(part)) => {
                 let at = PartKey {
@@ -222,15 +233,6 @@ impl LoginPipeline {
                 return Ok(());
             }
         }
-        let sender =
-            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
-                Ok(sender) => sender,
-                Err(e) => {
-                    let why = format!("sender cannot be answered: {e}");
-                    self.malformed(id, mo, report, why, batch);
-                    return Ok(());
-                }
-            };
         let text = match decode_text(mo) {
             Ok(text) => text,
             Err(reason) => {

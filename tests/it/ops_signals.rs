@@ -44,6 +44,7 @@ async fn sigterm_during_a_burst_exits_0_unbinds_and_every_acked_mo_is_processed_
                         from: phone(i),
                         to: Some("10690000".into()),
                         text: "HELP".into(),
+                        ..Default::default()
                     })
                     .await;
                 (i, result)

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod browser;
+#[path = "../../peers/node_smsc.rs"]
+pub mod node_smsc;
 pub mod nodes;
 pub mod postgres;
 pub mod process;
@@ -61,6 +63,7 @@ pub async fn phone_sends(sim: &Simulator, from: &str, text: &str) -> MoResult {
         from: from.into(),
         to: Some("10690000".into()),
         text: text.into(),
+        ..MoRequest::default()
     })
     .await
     .unwrap()
