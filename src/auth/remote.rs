@@ -202,7 +202,7 @@ impl RemoteAuth {
         Ok(RemoteAuth {
             client,
             url,
-            secret: config.secret.as_bytes().to_vec(),
+            secret: config.secret.expose().as_bytes().to_vec(),
             clock,
             backoff: Backoff {
                 initial: Duration::from_millis(config.backoff_initial_ms),

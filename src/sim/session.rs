@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::{Deliver, MoRequest, Order, ReceiptStyle, SimError, SimState, SlowRequest, Submitted};
 use crate::smpp::frame::{Inbound, SmppCodec};
+use crate::smpp::status::SmppStatus;
 use crate::smpp::tls::Stream;
 use crate::smpp::{text, udh};
 
@@ -413,7 +414,7 @@ impl Conn<'_> {
             }
             Some(Pdu::GenericNack) => {
                 self.state.faults.nacks.fetch_add(1, Ordering::SeqCst);
-                warn!(seq, status = %crate::smpp::status::SmppStatus::from(command.status()), "sim: the ESME answered generic_nack");
+                warn!(seq, status = %SmppStatus::from(command.status()), "sim: the ESME answered generic_nack");
                 if let Some(answered) = self.waiting.remove(&seq) {
                     let _ = answered.send(u32::from(command.status()));
                 }

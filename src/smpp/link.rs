@@ -277,7 +277,7 @@ impl SmscLink {
                 Pdu::from(
                     $pdu::builder()
                         .system_id(c_string(&c.system_id))
-                        .password(c_string(&c.password))
+                        .password(c_string(c.password.expose()))
                         .system_type(c_string(&c.system_type))
                         .interface_version(version)
                         .address_range(c_string(&c.address_range))

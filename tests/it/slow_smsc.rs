@@ -257,15 +257,7 @@ async fn a_refused_password_is_named_shown_counted_and_not_retried_in_a_tight_lo
     );
     assert!(error.contains("\"attempt\":"), "{error}");
 
-    let http = common::http_client();
-    let ready: serde_json::Value = http
-        .get(format!("http://{}/readyz", d.http))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&d.get_text("/readyz").await).unwrap();
     let shown = ready["smsc_errors"]["sim"].as_str().unwrap_or_default();
     assert!(
         shown.starts_with(&format!("bind refused by {}: ESME_RINVPASWD", d.tap.addr)),
@@ -278,14 +270,7 @@ async fn a_refused_password_is_named_shown_counted_and_not_retried_in_a_tight_lo
         out.contains("smsc sim              NOT BOUND: bind refused by"),
         "{out}"
     );
-    let metrics = http
-        .get(format!("http://{}/metrics", d.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.get_text("/metrics").await;
     assert!(
         metrics
             .contains("moauth_smsc_bind_failures_total{smsc=\"sim\",status=\"ESME_RINVPASWD\"} 1"),
