@@ -11,6 +11,7 @@
 
 mod accounts;
 mod flush;
+mod gauge;
 mod inbox;
 mod logins;
 mod minted;
@@ -141,11 +142,6 @@ impl SledStore {
         })
     }
 
-    /// How many polls wait on a login right now (the notifier's entries).
-    pub fn watched_logins(&self) -> usize {
-        self.notifier.len()
-    }
-
     /// Every outcome of the slice in one sled transaction over the trees they touch.
     fn commit(&self, outcomes: &[Outcome]) -> StoreResult<()> {
         enum Encoded<'o> {
@@ -180,7 +176,7 @@ impl SledStore {
                 },
             })
             .collect();
-        (
+        let left_inbox = (
             &self.inbox.tree,
             &self.logins.tree,
             &self.outbox.tree,
@@ -188,6 +184,7 @@ impl SledStore {
             &self.rejected.tree,
         )
             .transaction(|(inbox, logins, outbox, webhooks, rejected)| {
+                let mut left_inbox = 0;
                 for outcome in &encoded {
                     match outcome {
                         Encoded::Decided {
@@ -196,7 +193,7 @@ impl SledStore {
                             replies,
                             event,
                         } => {
-                            inbox.remove(&mo.to_be_bytes())?;
+                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
                             if let Some((challenge, next, value)) = login {
                                 let recorded = logins
                                     .get(challenge.as_bytes())?
@@ -218,15 +215,16 @@ impl SledStore {
                             }
                         }
                         Encoded::Rejected { mo, value } => {
-                            inbox.remove(&mo.to_be_bytes())?;
+                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
                             rejected.insert(&mo.to_be_bytes(), value.as_slice())?;
                         }
                     }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(left_inbox)
             })?;
-        let mut replies = false;
-        let mut events = false;
+        self.inbox.depth.sub(left_inbox);
+        let mut replies = 0;
+        let mut events = 0;
         for outcome in outcomes {
             if let Outcome::Decided {
                 login,
@@ -238,14 +236,16 @@ impl SledStore {
                 if let Some((challenge, _)) = login {
                     self.notifier.notify(challenge);
                 }
-                replies |= !r.is_empty();
-                events |= event.is_some();
+                replies += r.len();
+                events += usize::from(event.is_some());
             }
         }
-        if replies {
+        if replies > 0 {
+            self.outbox.depth.add(replies);
             self.outbox.wake();
         }
-        if events {
+        if events > 0 {
+            self.webhooks.depth.add(events);
             self.webhooks.wake();
         }
         Ok(())
@@ -275,6 +275,7 @@ impl SledStore {
         )?;
         if recorded {
             self.notifier.notify(challenge);
+            self.webhooks.depth.add(1);
             self.webhooks.wake();
         }
         Ok(recorded)
@@ -298,6 +299,10 @@ impl StoreBase for SledStore {
             outbox: self.outbox.len(),
             webhooks: self.webhooks.len(),
         }
+    }
+
+    fn poll_waiters(&self) -> usize {
+        self.notifier.len()
     }
 }
 
@@ -389,12 +394,17 @@ impl PollStore for SledStore {
         seen: &'a LoginRecord,
     ) -> StoreFuture<'a, Option<LoginRecord>> {
         async move {
-            let taken = self.logins.consume(challenge, seen)?;
-            if taken.is_some() {
-                self.notifier.notify(challenge);
-                self.sync().await?;
+            if !self.logins.begin_take(challenge, seen)? {
+                return Ok(None);
             }
-            Ok(taken)
+            // A failed flush leaves the session collectable: the swap is in the tree but not
+            // durable, and reads keep seeing `complete` until a later take's flush succeeds.
+            self.sync().await?;
+            if !self.logins.handed_out(challenge) {
+                return Ok(None);
+            }
+            self.notifier.notify(challenge);
+            Ok(Some(seen.clone()))
         }
         .boxed()
     }
@@ -607,4 +617,60 @@ fn remove_where<T: Record>(
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::login::LoginState;
+
+    /// #14 item 6: a poll whose flush fails must not leave the session `consumed` (and
+    /// lost): it stays collectable, and the next poll whose flush succeeds gets it, once.
+    #[tokio::test]
+    async fn a_take_whose_flush_fails_leaves_the_session_collectable() {
+        let store = SledStore::temporary().unwrap();
+        let challenge = crate::core::token::Verifier::random().challenge();
+        let complete = LoginRecord {
+            state: LoginState::Complete {
+                session: "s".into(),
+                account_id: "1".into(),
+                created: false,
+            },
+            msisdn: None,
+            issued_at: 1,
+            decided_at: 2,
+            keep_until: 3,
+        };
+        store
+            .logins
+            .tree
+            .insert(challenge.as_bytes(), encode(&complete))
+            .unwrap();
+
+        store
+            .flusher
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+        assert_eq!(
+            store.login(&challenge).await.unwrap(),
+            Some(complete.clone())
+        );
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+
+        store
+            .flusher
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            Some(complete.clone())
+        );
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            None
+        );
+        let consumed = store.login(&challenge).await.unwrap().unwrap();
+        assert_eq!(consumed.state, LoginState::Consumed);
+    }
 }

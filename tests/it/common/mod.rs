@@ -288,3 +288,34 @@ pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits until `check` holds, asking again every few milliseconds, up to [`PATIENCE`]: the
+/// one way the tests wait on a condition they cannot be told about (a gauge, a file, a
+/// process's state). Panics with `what` when it never holds.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of one sample (`name` or `name{labels}`, exactly as exposed) of `GET /metrics`
+/// on the daemon at `addr`; `None` when the series is not there.
+pub async fn scrape(http: &reqwest::Client, addr: SocketAddr, series: &str) -> Option<f64> {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .map(|(_, value)| value.parse().unwrap())
+}
