@@ -61,6 +61,10 @@ pub trait StoreBase: Send + Sync {
     /// Queue depths for `/metrics` and `/status`. Cheap: never a scan per call.
     fn depths(&self) -> Depths;
 
+    /// How many logins polls wait on right now in this process (the entries of its
+    /// [`LoginNotifier`](crate::core::notify::LoginNotifier)): 0 once every poll has left.
+    fn poll_waiters(&self) -> usize;
+
     /// Whether a store behind the network answered its last check (for `/readyz`); cheap,
     /// never a round-trip per call. An embedded store has nothing to reach: its disk is
     /// checked by [`StoreBase::sync`].
@@ -217,7 +221,8 @@ pub trait PipelineStore: IngestStore + LoginReads {
 pub trait PollStore: LoginReads {
     /// Swaps `Complete` for `Consumed` if the record is still exactly `seen`; returns the
     /// record as it was, or None if it changed meanwhile (another poll won). **Durable when
-    /// it resolves**: once a session is answered, no crash can make a second poll get it.
+    /// it resolves**: once a session is answered, no crash can make a second poll get it. An
+    /// error leaves it collectable: a later poll reads `Complete` and takes it again.
     fn take_session<'a>(
         &'a self,
         challenge: &'a Challenge,

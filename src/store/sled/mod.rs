@@ -144,11 +144,6 @@ impl SledStore {
         })
     }
 
-    /// How many polls wait on a login right now (the notifier's entries).
-    pub fn watched_logins(&self) -> usize {
-        self.notifier.len()
-    }
-
     /// Every outcome of the slice in one sled transaction over the trees they touch.
     fn commit(&self, outcomes: &[Outcome]) -> StoreResult<()> {
         enum Encoded<'o> {
@@ -318,6 +313,10 @@ impl StoreBase for SledStore {
             webhooks: self.webhooks.len(),
         }
     }
+
+    fn poll_waiters(&self) -> usize {
+        self.notifier.len()
+    }
 }
 
 impl IngestStore for SledStore {
@@ -409,12 +408,17 @@ impl PollStore for SledStore {
         seen: &'a LoginRecord,
     ) -> StoreFuture<'a, Option<LoginRecord>> {
         async move {
-            let taken = self.logins.consume(challenge, seen)?;
-            if taken.is_some() {
-                self.notifier.notify(challenge);
-                self.sync().await?;
+            if !self.logins.begin_take(challenge, seen)? {
+                return Ok(None);
             }
-            Ok(taken)
+            // A failed flush leaves the session collectable: the swap is in the tree but not
+            // durable, and reads keep seeing `complete` until a later take's flush succeeds.
+            self.sync().await?;
+            if !self.logins.handed_out(challenge) {
+                return Ok(None);
+            }
+            self.notifier.notify(challenge);
+            Ok(Some(seen.clone()))
         }
         .boxed()
     }
@@ -591,4 +595,60 @@ fn encode<T: Record>(value: &T) -> Vec<u8> {
 
 fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     T::from_bytes(tree, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::login::LoginState;
+
+    /// #14 item 6: a poll whose flush fails must not leave the session `consumed` (and
+    /// lost): it stays collectable, and the next poll whose flush succeeds gets it, once.
+    #[tokio::test]
+    async fn a_take_whose_flush_fails_leaves_the_session_collectable() {
+        let store = SledStore::temporary().unwrap();
+        let challenge = crate::core::token::Verifier::random().challenge();
+        let complete = LoginRecord {
+            state: LoginState::Complete {
+                session: "s".into(),
+                account_id: "1".into(),
+                created: false,
+            },
+            msisdn: None,
+            issued_at: 1,
+            decided_at: 2,
+            keep_until: 3,
+        };
+        store
+            .logins
+            .tree
+            .insert(challenge.as_bytes(), encode(&complete))
+            .unwrap();
+
+        store
+            .flusher
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+        assert_eq!(
+            store.login(&challenge).await.unwrap(),
+            Some(complete.clone())
+        );
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+
+        store
+            .flusher
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            Some(complete.clone())
+        );
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            None
+        );
+        let consumed = store.login(&challenge).await.unwrap().unwrap();
+        assert_eq!(consumed.state, LoginState::Consumed);
+    }
 }
