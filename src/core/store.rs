@@ -30,6 +30,8 @@
 //! Every implementation passes the battery in `crate::store::battery` (run against sled by
 //! `cargo test`, and against each further backend with the same macro).
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
@@ -60,6 +62,10 @@ pub trait StoreBase: Send + Sync {
 
     /// Queue depths for `/metrics` and `/status`. Cheap: never a scan per call.
     fn depths(&self) -> Depths;
+
+    /// How many logins polls wait on right now in this process (the entries of its
+    /// [`LoginNotifier`](crate::core::notify::LoginNotifier)): 0 once every poll has left.
+    fn poll_waiters(&self) -> usize;
 
     /// Whether a store behind the network answered its last check (for `/readyz`); cheap,
     /// never a round-trip per call. An embedded store has nothing to reach: its disk is
@@ -155,6 +161,8 @@ pub struct SweepDue {
     pub seen_before: UnixSecs,
     /// Rejected MOs received before this.
     pub rejected_before: UnixSecs,
+    /// Records of SMS submitted before this (their receipts came or never will).
+    pub sent_before: UnixSecs,
 }
 
 /// How much a sweep removed.
@@ -163,6 +171,7 @@ pub struct Swept {
     pub parts: usize,
     pub seen: usize,
     pub rejected: usize,
+    pub sent: usize,
 }
 
 /// The login pipeline: takes MOs oldest first and commits what each led to.
@@ -214,7 +223,8 @@ pub trait PipelineStore: IngestStore + LoginReads {
 pub trait PollStore: LoginReads {
     /// Swaps `Complete` for `Consumed` if the record is still exactly `seen`; returns the
     /// record as it was, or None if it changed meanwhile (another poll won). **Durable when
-    /// it resolves**: once a session is answered, no crash can make a second poll get it.
+    /// it resolves**: once a session is answered, no crash can make a second poll get it. An
+    /// error leaves it collectable: a later poll reads `Complete` and takes it again.
     fn take_session<'a>(
         &'a self,
         challenge: &'a Challenge,
@@ -396,13 +406,38 @@ pub trait AccountStore: StoreBase {
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize>;
 }
 
+/// Replies by the SMSC connection they wait for, and moving them to another: for the start
+/// and reload check (a renamed or removed `[[smsc]]` leaves its replies behind, and no link
+/// ever asks for them) and for `moauth outbox`.
+pub trait OutboxRoutes: StoreBase {
+    /// How many replies wait for each SMSC name.
+    fn queued_per_smsc(&self) -> StoreFuture<'_, BTreeMap<String, u64>>;
+
+    /// Gives each reply queued for `from` the SMSC name `to` picks for it (None: it stays);
+    /// returns how many moved. Durable after `sync`.
+    fn reroute_replies<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a (dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> StoreFuture<'a, u64>;
+
+    /// Removes every reply queued for `smsc`; returns how many. Durable after `sync`.
+    fn drop_replies<'a>(&'a self, smsc: &'a str) -> StoreFuture<'a, u64>;
+}
+
 /// Everything one backend offers; the daemon holds one and hands each consumer its part.
 pub trait Store:
-    PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+    PipelineStore + PollStore + MintStore + OutboxStore + OutboxRoutes + WebhookStore + AccountStore
 {
 }
 
 impl<T> Store for T where
-    T: PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+    T: PipelineStore
+        + PollStore
+        + MintStore
+        + OutboxStore
+        + OutboxRoutes
+        + WebhookStore
+        + AccountStore
 {
 }

@@ -3,7 +3,8 @@
 //! Start order makes readiness honest: the store is open before anything can ack, HTTP listens
 //! before `start` returns, links bind in the background. Shutdown runs the other way: links
 //! unbind first (the SMSC stops handing us MOs and redelivers anything unanswered), the
-//! pipeline finishes the MO in hand, HTTP drains, and the store is flushed last.
+//! pipeline finishes the MO in hand, HTTP drains (open long-polls answer with their login's
+//! state at once), and the store is flushed last.
 //!
 //! The daemon does not read signals or talk to systemd itself (`cli::run` does): it offers
 //! what that loop needs, [`Daemon::reload`], [`Daemon::status`] and [`Daemon::healthy`], so
@@ -12,6 +13,7 @@
 pub mod metrics;
 pub mod reload;
 pub mod status;
+pub mod stranded;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,7 +28,8 @@ use tracing::{info, warn};
 
 use crate::auth::hasher::HashError;
 use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
-use crate::core::auth::AuthCore;
+use crate::core::arrivals::Arrivals;
+use crate::core::auth::{AuthCore, SessionCore};
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
@@ -49,6 +52,7 @@ use crate::store::sled::{OpenError, SledStore};
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
 use status::{Rates, StatusReport, StatusSource};
+use stranded::StrandedReplies;
 
 pub use crate::http::keys::api_key_hash;
 use crate::webhooks::dispatch::{self, Dispatcher};
@@ -116,7 +120,8 @@ pub struct Daemon {
     rest_done: Vec<JoinHandle<()>>,
 }
 
-/// Long-polls still open at shutdown get this long to finish.
+/// Each task gets this long to finish at shutdown. Open long-polls answer at once (with their
+/// login's state), so only a stuck task reaches it.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
 impl Daemon {
@@ -156,42 +161,34 @@ impl Daemon {
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
         let webhook_client = dispatch::client()?;
-        let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Sled(sled) => {
-                Arc::new(SledStore::open(&sled.path, sled.cache_capacity_mb)?)
-            }
-            StoreConfig::Postgres(postgres) => {
-                let node = postgres.node_name();
-                let store = PgStore::open(
-                    &postgres.connection(),
-                    &node,
-                    Duration::from_secs(postgres.lease_secs),
-                )
-                .await?;
-                info!(%node, "postgres store open; schema up to date");
-                Arc::new(store)
-            }
-        };
+        let store = open_store(&config).await?;
         metrics::install();
         metrics::register_known(&config);
+        // Before the links ask for their replies: those of a renamed [[smsc]] join theirs.
+        let stranded = StrandedReplies::default();
+        stranded::reconcile(store.as_ref(), &config.smsc, &stranded).await?;
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
-        let auth: Arc<dyn AuthCore> = match config.auth.mode {
-            AuthMode::Remote => {
-                let remote = config
-                    .auth
-                    .remote
-                    .as_ref()
-                    .ok_or(RemoteError::NotConfigured)?;
-                Arc::new(RemoteAuth::new(remote, clock.clone())?)
-            }
-            AuthMode::Embedded => Arc::new(EmbeddedAuth::new(
-                store.clone(),
-                clock.clone(),
-                config.login.session_ttl_secs,
-                config.login.send_credentials,
-                Hasher::start(&config.auth.argon2)?,
-            )),
-        };
+        let (auth, sessions): (Arc<dyn AuthCore>, Option<Arc<dyn SessionCore>>) =
+            match config.auth.mode {
+                AuthMode::Remote => {
+                    let remote = config
+                        .auth
+                        .remote
+                        .as_ref()
+                        .ok_or(RemoteError::NotConfigured)?;
+                    (Arc::new(RemoteAuth::new(remote, clock.clone())?), None)
+                }
+                AuthMode::Embedded => {
+                    let embedded = Arc::new(EmbeddedAuth::new(
+                        store.clone(),
+                        clock.clone(),
+                        config.login.session_ttl_secs,
+                        config.login.send_credentials,
+                        Hasher::start(&config.auth.argon2)?,
+                    ));
+                    (embedded.clone(), Some(embedded))
+                }
+            };
         let live = LiveSettings::new(&config);
         let links = LinkStates::default();
         let stop_links = CancellationToken::new();
@@ -209,6 +206,7 @@ impl Daemon {
                 store: store.clone(),
                 clock: clock.clone(),
                 window: live.window.clone(),
+                stopping: stop_rest.clone(),
             },
             links: links.clone(),
             poll_limiter: live.poll_limiter.clone(),
@@ -227,6 +225,9 @@ impl Daemon {
                         s.short_code.clone()
                     }),
             },
+            sessions,
+            limits: live.limits.clone(),
+            password_gate: Default::default(),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -234,6 +235,7 @@ impl Daemon {
             smsc_names: Arc::new(config.smsc.iter().map(|s| s.name.clone()).collect()),
             rates: Rates::default(),
             started: Instant::now(),
+            stranded,
         };
         let scraped = MetricsSource {
             store: store.clone(),
@@ -290,6 +292,7 @@ impl Daemon {
             stop_rest.clone(),
         )));
 
+        let arrivals = Arrivals::default();
         if !options.hold_inbox {
             let pipeline = LoginPipeline {
                 store: store.clone(),
@@ -303,6 +306,7 @@ impl Daemon {
                 processed: status.rates.counter.clone(),
                 limits: live.limits.clone(),
                 number_limits: Default::default(),
+                arrivals: arrivals.clone(),
                 hooks: Hooks {
                     store: store.clone(),
                     targets: live.webhooks.clone(),
@@ -318,8 +322,11 @@ impl Daemon {
         };
         rest_done.push(tokio::spawn(dispatcher.run(stop_rest.clone())));
 
-        let (ingest, ingest_done) =
-            Ingest::start(store.clone(), config.inbound.redelivery_window_secs);
+        let (ingest, ingest_done) = Ingest::start(
+            store.clone(),
+            config.inbound.redelivery_window_secs,
+            arrivals,
+        );
         rest_done.push(ingest_done);
         let early_receipts = Arc::new(Mutex::new(EarlyReceipts::default()));
         let links_done = config
@@ -344,7 +351,7 @@ impl Daemon {
                 tokio::spawn(link.run(stop_links.clone()))
             })
             .collect();
-        info!(http = %http_addr, admin = ?admin_addr, smsc = config.smsc.len(), "moauth started");
+        info!(http = %http_addr, admin = admin_addr.map(|a| a.to_string()), smsc = config.smsc.len(), "moauth started");
         Ok(Daemon {
             http_addr,
             admin_addr,
@@ -364,6 +371,18 @@ impl Daemon {
     /// returns the changed settings that wait for a restart.
     pub fn reload(&self, new: &Config) -> Vec<&'static str> {
         self.live.apply(new);
+        // [[smsc]] changes wait for a restart: the running ones are checked again, so a
+        // reload repeats the report of replies no connection sends.
+        let (store, smsc, stranded) = (
+            self.store.clone(),
+            self.running.smsc.clone(),
+            self.status.stranded.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = stranded::reconcile(store.as_ref(), &smsc, &stranded).await {
+                warn!(error = %e, "checking for replies of gone [[smsc]] failed");
+            }
+        });
         needs_restart(&self.running, new)
     }
 
@@ -402,6 +421,24 @@ impl Daemon {
         }
         info!("moauth stopped");
     }
+}
+
+/// The store `config` names, open (and for PostgreSQL, migrated).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> {
+    Ok(match &config.store {
+        StoreConfig::Sled(sled) => Arc::new(SledStore::open(&sled.path, sled.cache_capacity_mb)?),
+        StoreConfig::Postgres(postgres) => {
+            let node = postgres.node_name();
+            let store = PgStore::open(
+                &postgres.connection(),
+                &node,
+                Duration::from_secs(postgres.lease_secs),
+            )
+            .await?;
+            info!(%node, "postgres store open; schema up to date");
+            Arc::new(store)
+        }
+    })
 }
 
 /// A listener on `addr` and the address it got (port 0 picks a free one).

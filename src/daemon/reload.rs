@@ -16,7 +16,7 @@ use crate::core::replies::Replies;
 use crate::http::keys::ApiKeys;
 use crate::http::limits::PollLimiter;
 use crate::http::page::PageSettings;
-use crate::ops::config::{Config, LimitsConfig};
+use crate::ops::config::{Config, LimitsConfig, StoreConfig};
 use crate::webhooks::Targets;
 
 /// The reloadable part of the configuration, shared with the pipeline and the HTTP API.
@@ -71,10 +71,21 @@ impl LiveSettings {
 
 /// Names of the settings that differ between `running` and `new` but only change at restart.
 pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
-    // Not every config struct is PartialEq; their Debug forms compare just as well and never
-    // leave this function (they hold the SMSC password).
+    // Not every config struct is PartialEq; their Debug forms compare just as well, except
+    // for their secrets, which Debug leaves out: those are compared apart.
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let smsc_passwords = |c: &Config| {
+        c.smsc
+            .iter()
+            .map(|s| s.password.clone())
+            .collect::<Vec<_>>()
+    };
+    let auth_secret = |c: &Config| c.auth.remote.as_ref().map(|r| r.secret.clone());
+    let store_url = |c: &Config| match &c.store {
+        StoreConfig::Postgres(postgres) => Some(postgres.url.clone()),
+        StoreConfig::Sled(_) => None,
+    };
     let connections = |c: &Config| {
         (
             c.http.max_connections,
@@ -83,7 +94,10 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
         )
     };
     let checks: [(&'static str, bool); 9] = [
-        ("store", differs(&running.store, &new.store)),
+        (
+            "store",
+            differs(&running.store, &new.store) || store_url(running) != store_url(new),
+        ),
         ("http.listen", running.http.listen != new.http.listen),
         (
             "http.admin_listen",
@@ -93,7 +107,10 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             "http connection limits",
             connections(running) != connections(new),
         ),
-        ("smsc", differs(&running.smsc, &new.smsc)),
+        (
+            "smsc",
+            differs(&running.smsc, &new.smsc) || smsc_passwords(running) != smsc_passwords(new),
+        ),
         ("numbering", differs(&running.numbering, &new.numbering)),
         (
             "login.session_ttl_secs",
@@ -103,7 +120,10 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             "login.send_credentials",
             running.login.send_credentials != new.login.send_credentials,
         ),
-        ("auth", differs(&running.auth, &new.auth)),
+        (
+            "auth",
+            differs(&running.auth, &new.auth) || auth_secret(running) != auth_secret(new),
+        ),
     ];
     checks
         .into_iter()
@@ -173,5 +193,20 @@ mod tests {
         assert_eq!(needs_restart(&running, &new), ["http.listen"]);
         new.auth.mode = crate::ops::config::AuthMode::Remote;
         assert_eq!(needs_restart(&running, &new), ["http.listen", "auth"]);
+    }
+
+    /// Debug leaves secrets out; a changed SMSC password still waits for a restart.
+    #[test]
+    fn a_changed_secret_is_named_although_debug_hides_it() {
+        let mut running = crate::cli::embedded_config(
+            "/tmp/x".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:2775".parse().unwrap(),
+        );
+        running.smsc[0].password = "old".into();
+        let mut new = running.clone();
+        new.smsc[0].password = "new".into();
+        assert_eq!(format!("{:?}", running.smsc), format!("{:?}", new.smsc));
+        assert_eq!(needs_restart(&running, &new), ["smsc"]);
     }
 }

@@ -5,7 +5,7 @@
 //! watchdog's log lines. Rates come from a counter the pipeline bumps and samples taken
 //! every few seconds, so answering costs no store scan.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::stranded::StrandedReplies;
 use crate::core::health::LinkStates;
 use crate::core::store::StoreBase;
 
@@ -34,12 +35,19 @@ pub struct StatusReport {
     pub mo_per_min_1m: f64,
     pub mo_per_min_5m: f64,
     pub uptime_secs: u64,
+    /// Replies queued for an `[[smsc]]` that no longer exists, by that name: none is sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stranded: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LinkStatus {
     pub name: String,
     pub bound: bool,
+    /// Why its connection last failed, while it has not bound again (for a pair, the first
+    /// half's that has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl StatusReport {
@@ -60,7 +68,11 @@ impl StatusReport {
         let mut out = String::new();
         for link in &self.smsc {
             let state = if link.bound { "bound" } else { "NOT BOUND" };
-            out.push_str(&format!("smsc {:<16} {state}\n", link.name));
+            out.push_str(&format!("smsc {:<16} {state}", link.name));
+            if let Some(error) = &link.last_error {
+                out.push_str(&format!(": {error}"));
+            }
+            out.push('\n');
         }
         out.push_str(&format!(
             "inbox    {:>8}  acknowledged MOs not yet processed\n",
@@ -75,6 +87,12 @@ impl StatusReport {
             self.mo_per_min_1m, self.mo_per_min_5m, self.processed
         ));
         out.push_str(&format!("uptime   {:>7}s\n", self.uptime_secs));
+        for (smsc, count) in &self.stranded {
+            out.push_str(&format!(
+                "STRANDED {count:>8}  replies for [[smsc]] {smsc:?}, which no longer exists: {}\n",
+                super::stranded::remedy(smsc)
+            ));
+        }
         out
     }
 }
@@ -87,11 +105,13 @@ pub struct StatusSource {
     pub smsc_names: Arc<Vec<String>>,
     pub rates: Rates,
     pub started: Instant,
+    pub stranded: StrandedReplies,
 }
 
 impl StatusSource {
     pub fn report(&self) -> StatusReport {
         let bound = self.links.bound();
+        let errors = self.links.last_errors();
         let (mo_per_min_1m, mo_per_min_5m) = self.rates.per_minute();
         let depths = self.store.depths();
         StatusReport {
@@ -101,6 +121,15 @@ impl StatusSource {
                 .map(|name| LinkStatus {
                     name: name.clone(),
                     bound: bound.contains(name),
+                    last_error: errors
+                        .iter()
+                        .find(|(label, _)| {
+                            *label == name
+                                || label
+                                    .strip_prefix(name.as_str())
+                                    .is_some_and(|half| half.starts_with('/'))
+                        })
+                        .map(|(_, error)| error.clone()),
                 })
                 .collect(),
             inbox: depths.inbox,
@@ -109,6 +138,7 @@ impl StatusSource {
             mo_per_min_1m,
             mo_per_min_5m,
             uptime_secs: self.started.elapsed().as_secs(),
+            stranded: self.stranded.get(),
         }
     }
 }
@@ -196,10 +226,12 @@ mod tests {
                 LinkStatus {
                     name: "main".into(),
                     bound: true,
+                    last_error: None,
                 },
                 LinkStatus {
                     name: "backup".into(),
                     bound: false,
+                    last_error: Some("bind refused by 127.0.0.1:2776: ESME_RINVPASWD (0x0000000E, invalid password) (attempt 2)".into()),
                 },
             ],
             inbox: 3,
@@ -208,11 +240,17 @@ mod tests {
             mo_per_min_1m: 4.0,
             mo_per_min_5m: 2.0,
             uptime_secs: 60,
+            stranded: BTreeMap::from([("old".to_owned(), 2)]),
         };
         assert_eq!(
             report.line(),
             "bound 1/2 SMSC; inbox 3, outbox 1; 4.0 MO/min"
         );
-        assert!(report.table().contains("backup           NOT BOUND"));
+        assert!(report.table().contains(
+            "backup           NOT BOUND: bind refused by 127.0.0.1:2776: ESME_RINVPASWD"
+        ));
+        assert!(report.table().contains(
+            "STRANDED        2  replies for [[smsc]] \"old\", which no longer exists: stop moauth, then `moauth outbox reroute --from old"
+        ));
     }
 }

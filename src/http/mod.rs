@@ -10,6 +10,7 @@ pub mod limits;
 mod logins;
 pub mod page;
 pub mod serve;
+pub mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,8 +27,9 @@ use tracing::debug;
 
 pub use error::ApiError;
 
-use crate::core::auth::AuthCore;
+use crate::core::auth::{AuthCore, SessionCore};
 use crate::core::health::LinkStates;
+use crate::core::limits::LimitsConfig;
 use crate::core::live::Live;
 use crate::core::token::{Token, Verifier};
 use crate::login::mint::Minter;
@@ -50,6 +52,11 @@ pub struct ApiState {
     /// The backends' API keys; none switches the keyed routes off. Reloadable (SIGHUP).
     pub api_keys: Live<ApiKeys>,
     pub minter: Minter,
+    /// The embedded auth core's sessions; None with a remote auth core.
+    pub sessions: Option<Arc<dyn SessionCore>>,
+    /// Reloadable (SIGHUP) limits, read per request.
+    pub limits: Live<LimitsConfig>,
+    pub password_gate: sessions::PasswordGate,
 }
 
 /// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
@@ -59,6 +66,10 @@ pub fn router(state: ApiState, operators: Router) -> Router {
         .route("/v1/logins", post(logins::mint_login))
         .route("/v1/logins/poll", post(poll))
         .route("/v1/logins/{token}", get(get_login))
+        .route("/v1/sessions/introspect", post(sessions::introspect))
+        .route("/v1/sessions/revoke", post(sessions::revoke))
+        .route("/v1/sessions/revoke-all", post(sessions::revoke_all))
+        .route("/v1/password-logins", post(sessions::password_login))
         .with_state(state.clone());
     with_json_fallbacks(api.merge(probes(state)).merge(operators))
 }
@@ -249,6 +260,11 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
     // durably and wait for it.
     (
         status,
-        Json(json!({ "store": store, "smsc_bound": bound, "auth_core": state.auth.health() })),
+        Json(json!({
+            "store": store,
+            "smsc_bound": bound,
+            "smsc_errors": state.links.last_errors(),
+            "auth_core": state.auth.health(),
+        })),
     )
 }

@@ -61,8 +61,8 @@ pub enum LinkError {
     },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    #[error("bind refused: {0}")]
-    BindRefused(SmppStatus),
+    #[error("bind refused by {address}: {status}")]
+    BindRefused { address: String, status: SmppStatus },
     #[error("connection closed by the SMSC")]
     Closed,
     #[error("enquire_link unanswered: link is dead")]
@@ -100,6 +100,15 @@ impl Role {
     }
 
     /// The name a bound connection is shown under in /readyz and logs.
+    /// The role as logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Transceiver => "transceiver",
+            Role::Receiver => "receiver",
+            Role::Transmitter => "transmitter",
+        }
+    }
+
     pub fn label(self, smsc: &str) -> String {
         match self {
             Role::Transceiver => smsc.to_owned(),
@@ -135,20 +144,45 @@ impl SmscLink {
             let result = self
                 .connect_and_serve(&stop, &mut failures, &mut unanswered)
                 .await;
-            self.states.set(&name, false);
-            match result {
+            // Attempts since the link was last bound (a bound session resets the count).
+            let attempt = failures + 1;
+            let address = &self.config.address;
+            match &result {
                 Ok(Ended::Stopped) => {
+                    self.states.set(&name, false);
                     info!(smsc = %name, "unbound");
                     return;
                 }
-                Ok(Ended::UnboundByPeer) => warn!(smsc = %name, "SMSC unbound"),
-                Ok(Ended::Dead) => warn!(smsc = %name, error = %LinkError::Dead, "SMSC link down"),
-                Err(e) => warn!(smsc = %name, error = %e, "SMSC link down"),
+                Ok(Ended::UnboundByPeer) => {
+                    warn!(smsc = %name, %address, "SMSC unbound");
+                    self.states.failed(&name, "the SMSC unbound".into());
+                }
+                Ok(Ended::Dead) => {
+                    warn!(smsc = %name, %address, error = %LinkError::Dead, "SMSC link down");
+                    self.states.failed(&name, LinkError::Dead.to_string());
+                }
+                Err(e) => {
+                    if let LinkError::BindRefused { status, .. } = e {
+                        metrics::counter!("moauth_smsc_bind_failures_total", "smsc" => self.config.name.clone(), "status" => status.name())
+                            .increment(1);
+                    }
+                    warn!(smsc = %name, %address, attempt, error = %e, "SMSC link down");
+                    self.states
+                        .failed(&name, format!("{e} (attempt {attempt})"));
+                }
             }
             if stop.is_cancelled() {
                 return;
             }
-            let delay = backoff(failures);
+            let delay = match &result {
+                // Wrong credentials stay wrong until someone changes them: retrying on the
+                // usual schedule would only hammer the SMSC (and may get the account locked).
+                Err(LinkError::BindRefused { status, .. }) if status.is_authentication() => {
+                    error!(smsc = %name, %address, attempt, retry_in_secs = AUTH_RETRY.as_secs(), "the SMSC refused our credentials: check system_id, password and system_type; restart moauth after fixing them to retry at once");
+                    AUTH_RETRY
+                }
+                _ => backoff(failures),
+            };
             failures = failures.saturating_add(1);
             info!(smsc = %name, delay_ms = delay.as_millis() as u64, "reconnecting");
             tokio::select! {
@@ -179,6 +213,13 @@ impl SmscLink {
             address: self.config.address.to_string(),
             source,
         })?;
+        // The address as configured, and the one a name resolved to this time.
+        let peer = match tcp.peer_addr() {
+            Ok(ip) if ip.to_string() != self.config.address.to_string() => {
+                format!("{} ({ip})", self.config.address)
+            }
+            _ => self.config.address.to_string(),
+        };
         let stream: Box<dyn Stream> = match &self.tls {
             Some(tls) => tokio::time::timeout(timeout, tls.wrap(tcp))
                 .await
@@ -187,10 +228,10 @@ impl SmscLink {
         };
         let mut framed = Framed::new(stream, SmppCodec::new(MAX_PDU));
         const BIND_SEQUENCE: u32 = 1;
-        self.bind(&mut framed, BIND_SEQUENCE, timeout).await?;
+        self.bind(&mut framed, BIND_SEQUENCE, timeout, peer).await?;
         *failures = 0;
         self.states.set(&self.role.label(&self.config.name), true);
-        info!(smsc = %self.config.name, address = %self.config.address, role = ?self.role, "bound");
+        info!(smsc = %self.config.name, address = %self.config.address, role = self.role.as_str(), "bound");
         let c = &self.config;
         let policy = SessionConfig {
             window: c.window,
@@ -224,6 +265,7 @@ impl SmscLink {
         framed: &mut Framer,
         seq: u32,
         timeout: Duration,
+        address: String,
     ) -> Result<(), LinkError> {
         let c = &self.config;
         let version = match c.interface_version.as_str() {
@@ -235,7 +277,7 @@ impl SmscLink {
                 Pdu::from(
                     $pdu::builder()
                         .system_id(c_string(&c.system_id))
-                        .password(c_string(&c.password))
+                        .password(c_string(c.password.expose()))
                         .system_type(c_string(&c.system_type))
                         .interface_version(version)
                         .address_range(c_string(&c.address_range))
@@ -259,11 +301,18 @@ impl SmscLink {
                 if resp.status() == CommandStatus::EsmeRok {
                     Ok(())
                 } else {
-                    Err(LinkError::BindRefused(resp.status().into()))
+                    Err(LinkError::BindRefused {
+                        address,
+                        status: resp.status().into(),
+                    })
                 }
             }
             Some(Ok(other)) => {
-                warn!(smsc = %c.name, answer = ?other, "unexpected answer to bind");
+                let id = match &other {
+                    Inbound::Command(command) => u32::from(command.id()),
+                    Inbound::Bad { header, .. } => header.command_id,
+                };
+                warn!(smsc = %c.name, command_id = format_args!("0x{id:08X}"), "unexpected answer to bind");
                 Err(LinkError::Closed)
             }
             Some(Err(e)) => Err(e.into()),
@@ -323,7 +372,7 @@ impl Served<'_> {
                 inbound = self.framed.next() => match inbound {
                     Some(Ok(Inbound::Command(command))) => self.session.handle_command(now(), &command),
                     Some(Ok(Inbound::Bad { header, error })) => {
-                        warn!(smsc = %self.link.config.name, ?header, %error, "malformed PDU");
+                        warn!(smsc = %self.link.config.name, command_id = format_args!("0x{:08X}", header.command_id), seq = header.sequence_number, %error, "malformed PDU");
                         self.session.handle_bad(now(), &header, error.status());
                     }
                     Some(Err(e)) => return Err(e.into()),
@@ -372,7 +421,7 @@ impl Served<'_> {
             let segments = match submit_sms(id, &message, self.link.config.delivery_receipts) {
                 Ok(segments) => segments,
                 Err(e) => {
-                    error!(smsc = %self.link.config.name, outbox = id, error = %e, "reply cannot be sent as SMS; dropped");
+                    error!(smsc = %self.link.config.name, outbox = id, to = %message.to.masked(), error = %e, "reply dropped: it cannot be sent as SMS");
                     metrics::counter!("moauth_sms_failed_total", "smsc" => self.link.config.name.clone()).increment(1);
                     self.link.store.ack_reply(id).await?;
                     continue;
@@ -469,24 +518,32 @@ impl Served<'_> {
 
     /// The message needs nothing more from any connection: the SMSC has it, refused it, or
     /// may have it and we stop sending copies.
+    /// One line per reply, by the SMPP name of the status that settled it: `reply accepted`
+    /// (INFO) or `reply dropped` (ERROR), with the masked recipient, so an operator finds what
+    /// became of the SMS a phone was sent by its number.
     async fn finished(&mut self, id: u64, outcome: Outcome) -> Result<(), LinkError> {
         let name = &self.link.config.name;
+        let to = self.recipients.remove(&id).map(|to| to.masked());
+        let to = to.as_deref();
         match outcome {
-            Outcome::Accepted => {}
+            Outcome::Accepted => {
+                info!(smsc = %name, outbox = id, to, status = %SmppStatus(0).name(), "reply accepted");
+            }
             Outcome::Refused(status) => {
-                error!(smsc = %name, outbox = id, status = %SmppStatus::from(status), "SMSC refused the message for good; dropped");
+                let status = SmppStatus::from(status);
+                error!(smsc = %name, outbox = id, to, status = %status.name(), meaning = status.meaning(), "reply dropped: the SMSC refused it for good");
                 metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
             }
             Outcome::KeptRefusing(status) => {
-                error!(smsc = %name, outbox = id, status = %SmppStatus::from(status), tries = TEMPORARY_TRIES, "SMSC kept refusing the message; dropped");
+                let status = SmppStatus::from(status);
+                error!(smsc = %name, outbox = id, to, status = %status.name(), meaning = status.meaning(), tries = TEMPORARY_TRIES, "reply dropped: the SMSC kept refusing it");
                 metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
             }
             Outcome::Unknown { copies } => {
-                error!(smsc = %name, outbox = id, copies, "no copy of the message was answered; not sending it again (the SMSC may have it)");
+                error!(smsc = %name, outbox = id, to, copies, "reply given up: no copy was answered; not sending it again (the SMSC may have it)");
                 metrics::counter!("moauth_sms_unknown_total", "smsc" => name.clone()).increment(1);
             }
         }
-        self.recipients.remove(&id);
         self.unanswered.remove(&id);
         self.link.store.ack_reply(id).await?;
         Ok(())
@@ -508,7 +565,7 @@ impl Served<'_> {
         if receipt.delivered() {
             info!(smsc = %name, to = %sent.to.masked(), "delivered");
         } else {
-            warn!(smsc = %name, to = %sent.to.masked(), stat = %receipt.stat, err = ?receipt.err, "not delivered");
+            warn!(smsc = %name, to = %sent.to.masked(), stat = %receipt.stat, err = receipt.err.as_deref(), "not delivered");
         }
         Ok(true)
     }
@@ -750,6 +807,10 @@ async fn send(framed: &mut Framer, command: Command) -> Result<(), LinkError> {
         .await
         .map_err(|e| LinkError::Send(e.to_string()))
 }
+
+/// The pause after the SMSC refused our credentials (ESME_RINVPASWD, ESME_RINVSYSID,
+/// ESME_RINVSYSTYP).
+pub const AUTH_RETRY: Duration = Duration::from_secs(300);
 
 /// 0.5 s doubling to 60 s, with full jitter so a fleet restarting together spreads out.
 fn backoff(failures: u32) -> Duration {

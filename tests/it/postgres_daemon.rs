@@ -65,6 +65,7 @@ async fn a_node_on_postgres_logs_in_and_is_unready_while_the_database_is_down() 
         from: BOB.into(),
         to: Some("10690000".into()),
         text: format!("LOGIN {}", login.token),
+        ..Default::default()
     };
     // An error status, or no answer at all (the link may be re-binding): never an OK.
     if let Ok(refused) = sim.send_mo(&mo).await {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::nodes::{Node, write_config};
 use common::postgres::database;
-use common::{PATIENCE, poll_login, wait_until};
+use common::{PATIENCE, eventually, poll_login};
 use futures::StreamExt;
 use moauth::core::clock::Clock;
 use moauth::core::token::{LoginStart, Token, Verifier};
@@ -107,7 +107,7 @@ async fn a_node_killed_mid_burst_loses_no_login() {
                 .await
         })
     };
-    wait_until("a third of the burst acknowledged", || {
+    eventually("a third of the burst acknowledged", async || {
         acked_so_far.load(Ordering::SeqCst) >= total / 3
     })
     .await;
@@ -115,7 +115,7 @@ async fn a_node_killed_mid_burst_loses_no_login() {
     // from now on, one goes to its bind. The other nodes keep acknowledging meanwhile.
     nodes[0].signal(libc::SIGSTOP);
     let frozen_at = acked_so_far.load(Ordering::SeqCst);
-    wait_until("three more MOs acknowledged by the others", || {
+    eventually("three more MOs acknowledged by the others", async || {
         acked_so_far.load(Ordering::SeqCst) >= frozen_at + 3
     })
     .await;

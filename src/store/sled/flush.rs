@@ -25,6 +25,9 @@ pub(super) struct Flusher {
     /// until it ends, so a second flush never starts beside it.
     turn: Arc<tokio::sync::Mutex<()>>,
     numbers: Arc<Mutex<Numbers>>,
+    /// Makes every flush fail, as a full or failing disk does.
+    #[cfg(test)]
+    pub(super) failing: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -38,6 +41,10 @@ struct Numbers {
 impl Flusher {
     /// Returns once every write to `db` made before the call is durable.
     pub(super) async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend("flush failed (test)".into()));
+        }
         let db = db.clone();
         self.flush_with(move || db.flush().map(drop).map_err(StoreError::from))
             .await

@@ -10,7 +10,9 @@
 //! through sled's `watch_prefix`, which keeps a subscriber per poll for ever.
 
 mod accounts;
+mod expiry;
 mod flush;
+mod gauge;
 mod inbox;
 mod logins;
 mod minted;
@@ -33,6 +35,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use accounts::Accounts;
+use expiry::Expiry;
 use inbox::Inbox;
 use logins::Logins;
 use minted::Minted;
@@ -48,15 +51,15 @@ pub use open::{OpenError, check_dir};
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
-use crate::core::login::{LoginRecord, LoginState, MintedLogin};
+use crate::core::login::{LoginRecord, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
-    StoreResult, SweepDue, Swept, WebhookStore,
+    OutboxRoutes, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase,
+    StoreFuture, StoreResult, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -120,8 +123,8 @@ impl SledStore {
     fn from_db(db: sled::Db, lock: Option<Arc<open::StoreLock>>) -> Result<SledStore, StoreError> {
         Ok(SledStore {
             _lock: lock,
-            inbox: Inbox::new(db.open_tree("inbox")?, db.open_tree("inbox_seen")?),
-            logins: Logins::new(db.open_tree("logins")?),
+            inbox: Inbox::open(&db)?,
+            logins: Logins::open(&db)?,
             accounts: Accounts::new(
                 db.open_tree("accounts")?,
                 db.open_tree("sessions")?,
@@ -132,18 +135,13 @@ impl SledStore {
             outbox: Outbox::new(db.open_tree("outbox")?),
             flusher: Arc::new(flush::Flusher::default()),
             notifier: LoginNotifier::default(),
-            parts: Parts::new(db.open_tree("parts")?),
+            parts: Parts::open(&db)?,
             rejected: Rejected::new(db.open_tree("rejected")?),
-            sent: Sent::new(db.open_tree("sent")?),
-            minted: Minted::new(db.open_tree("minted")?, db.open_tree("minted_due")?),
+            sent: Sent::open(&db)?,
+            minted: Minted::open(&db)?,
             webhooks: Webhooks::new(db.open_tree("webhooks")?),
             db,
         })
-    }
-
-    /// How many polls wait on a login right now (the notifier's entries).
-    pub fn watched_logins(&self) -> usize {
-        self.notifier.len()
     }
 
     /// Every outcome of the slice in one sled transaction over the trees they touch.
@@ -151,7 +149,7 @@ impl SledStore {
         enum Encoded<'o> {
             Decided {
                 mo: MoId,
-                login: Option<(Challenge, &'o LoginState, Vec<u8>)>,
+                login: Option<(Challenge, &'o LoginRecord, Vec<u8>)>,
                 replies: Vec<Vec<u8>>,
                 event: Option<Vec<u8>>,
             },
@@ -170,7 +168,7 @@ impl SledStore {
                     event,
                 } => Encoded::Decided {
                     mo: *mo,
-                    login: login.as_ref().map(|(c, r)| (*c, &r.state, encode(r))),
+                    login: login.as_ref().map(|(c, r)| (*c, r, encode(r))),
                     replies: replies.iter().map(encode).collect(),
                     event: event.as_ref().map(encode),
                 },
@@ -180,14 +178,16 @@ impl SledStore {
                 },
             })
             .collect();
-        (
+        let left_inbox = (
             &self.inbox.tree,
             &self.logins.tree,
             &self.outbox.tree,
             &self.webhooks.tree,
             &self.rejected.tree,
+            self.logins.due.tree(),
         )
-            .transaction(|(inbox, logins, outbox, webhooks, rejected)| {
+            .transaction(|(inbox, logins, outbox, webhooks, rejected, logins_due)| {
+                let mut left_inbox = 0;
                 for outcome in &encoded {
                     match outcome {
                         Encoded::Decided {
@@ -196,7 +196,7 @@ impl SledStore {
                             replies,
                             event,
                         } => {
-                            inbox.remove(&mo.to_be_bytes())?;
+                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
                             if let Some((challenge, next, value)) = login {
                                 let recorded = logins
                                     .get(challenge.as_bytes())?
@@ -204,8 +204,13 @@ impl SledStore {
                                     .transpose()
                                     .map_err(ConflictableTransactionError::Abort)?;
                                 // A terminal state stays terminal (`LoginState::may_become`).
-                                if recorded.is_none_or(|r| r.state.may_become(next)) {
+                                if recorded.is_none_or(|r| r.state.may_become(&next.state)) {
                                     logins.insert(challenge.as_bytes(), value.as_slice())?;
+                                    Expiry::note_in(
+                                        logins_due,
+                                        next.keep_until,
+                                        challenge.as_bytes(),
+                                    )?;
                                 }
                             }
                             for value in replies {
@@ -218,15 +223,16 @@ impl SledStore {
                             }
                         }
                         Encoded::Rejected { mo, value } => {
-                            inbox.remove(&mo.to_be_bytes())?;
+                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
                             rejected.insert(&mo.to_be_bytes(), value.as_slice())?;
                         }
                     }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(left_inbox)
             })?;
-        let mut replies = false;
-        let mut events = false;
+        self.inbox.depth.sub(left_inbox);
+        let mut replies = 0;
+        let mut events = 0;
         for outcome in outcomes {
             if let Outcome::Decided {
                 login,
@@ -238,14 +244,16 @@ impl SledStore {
                 if let Some((challenge, _)) = login {
                     self.notifier.notify(challenge);
                 }
-                replies |= !r.is_empty();
-                events |= event.is_some();
+                replies += r.len();
+                events += usize::from(event.is_some());
             }
         }
-        if replies {
+        if replies > 0 {
+            self.outbox.depth.add(replies);
             self.outbox.wake();
         }
-        if events {
+        if events > 0 {
+            self.webhooks.depth.add(events);
             self.webhooks.wake();
         }
         Ok(())
@@ -261,20 +269,26 @@ impl SledStore {
         let record_value = encode(record);
         let event_value = encode(event);
         let due = minted::due_key(expires_at, challenge);
-        let recorded = (&self.logins.tree, &self.minted.due, &self.webhooks.tree).transaction(
-            |(logins, minted_due, webhooks)| {
+        let recorded = (
+            &self.logins.tree,
+            &self.minted.due,
+            &self.webhooks.tree,
+            self.logins.due.tree(),
+        )
+            .transaction(|(logins, minted_due, webhooks, logins_due)| {
                 minted_due.remove(due.as_slice())?;
                 if logins.get(challenge.as_bytes())?.is_some() {
                     return Ok(false);
                 }
                 logins.insert(challenge.as_bytes(), record_value.as_slice())?;
+                Expiry::note_in(logins_due, record.keep_until, challenge.as_bytes())?;
                 let id = webhooks.generate_id()?;
                 webhooks.insert(&id.to_be_bytes(), event_value.as_slice())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(true)
-            },
-        )?;
+            })?;
         if recorded {
             self.notifier.notify(challenge);
+            self.webhooks.depth.add(1);
             self.webhooks.wake();
         }
         Ok(recorded)
@@ -298,6 +312,10 @@ impl StoreBase for SledStore {
             outbox: self.outbox.len(),
             webhooks: self.webhooks.len(),
         }
+    }
+
+    fn poll_waiters(&self) -> usize {
+        self.notifier.len()
     }
 }
 
@@ -373,6 +391,7 @@ impl PipelineStore for SledStore {
                 parts: self.parts.expire(due.parts_before)?,
                 seen: self.inbox.sweep_seen(due.seen_before)?,
                 rejected: self.rejected.expire(due.rejected_before)?,
+                sent: self.sent.sweep(due.sent_before)?,
             })
         })())
     }
@@ -389,12 +408,17 @@ impl PollStore for SledStore {
         seen: &'a LoginRecord,
     ) -> StoreFuture<'a, Option<LoginRecord>> {
         async move {
-            let taken = self.logins.consume(challenge, seen)?;
-            if taken.is_some() {
-                self.notifier.notify(challenge);
-                self.sync().await?;
+            if !self.logins.begin_take(challenge, seen)? {
+                return Ok(None);
             }
-            Ok(taken)
+            // A failed flush leaves the session collectable: the swap is in the tree but not
+            // durable, and reads keep seeing `complete` until a later take's flush succeeds.
+            self.sync().await?;
+            if !self.logins.handed_out(challenge) {
+                return Ok(None);
+            }
+            self.notifier.notify(challenge);
+            Ok(Some(seen.clone()))
         }
         .boxed()
     }
@@ -460,6 +484,24 @@ impl OutboxStore for SledStore {
 
     fn outbox_drained(&self) -> BoxFuture<'_, ()> {
         self.outbox.wait_empty().boxed()
+    }
+}
+
+impl OutboxRoutes for SledStore {
+    fn queued_per_smsc(&self) -> StoreFuture<'_, std::collections::BTreeMap<String, u64>> {
+        ready(self.outbox.per_smsc())
+    }
+
+    fn reroute_replies<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a (dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> StoreFuture<'a, u64> {
+        ready(self.outbox.reroute(from, to))
+    }
+
+    fn drop_replies<'a>(&'a self, smsc: &'a str) -> StoreFuture<'a, u64> {
+        ready(self.outbox.drop_for(smsc))
     }
 }
 
@@ -573,20 +615,58 @@ fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> 
     T::from_bytes(tree, bytes)
 }
 
-/// Removes the records of `tree` that `expired` picks; returns how many. For trees whose
-/// records nobody else rewrites (a swap-free remove is enough).
-fn remove_where<T: Record>(
-    tree: &sled::Tree,
-    name: &'static str,
-    expired: impl Fn(&T) -> bool,
-) -> Result<usize, StoreError> {
-    let mut removed = 0;
-    for entry in tree.iter() {
-        let (key, value) = entry?;
-        if expired(&decode(name, &value)?) {
-            tree.remove(key)?;
-            removed += 1;
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::login::LoginState;
+
+    /// #14 item 6: a poll whose flush fails must not leave the session `consumed` (and
+    /// lost): it stays collectable, and the next poll whose flush succeeds gets it, once.
+    #[tokio::test]
+    async fn a_take_whose_flush_fails_leaves_the_session_collectable() {
+        let store = SledStore::temporary().unwrap();
+        let challenge = crate::core::token::Verifier::random().challenge();
+        let complete = LoginRecord {
+            state: LoginState::Complete {
+                session: "s".into(),
+                account_id: "1".into(),
+                created: false,
+            },
+            msisdn: None,
+            issued_at: 1,
+            decided_at: 2,
+            keep_until: 3,
+        };
+        store
+            .logins
+            .tree
+            .insert(challenge.as_bytes(), encode(&complete))
+            .unwrap();
+
+        store
+            .flusher
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+        assert_eq!(
+            store.login(&challenge).await.unwrap(),
+            Some(complete.clone())
+        );
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+
+        store
+            .flusher
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            Some(complete.clone())
+        );
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            None
+        );
+        let consumed = store.login(&challenge).await.unwrap().unwrap();
+        assert_eq!(consumed.state, LoginState::Consumed);
     }
-    Ok(removed)
 }

@@ -145,18 +145,13 @@ impl Node {
 
     /// Waits until `/readyz` answers `status` with `"store": store`; that answer.
     pub async fn wait_readyz(&self, status: u16, store: &str) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (now, answer) = self.readyz().await;
-            if now == status && answer["store"] == store {
-                return answer;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: /readyz stayed {now} ({answer}), waited for {status} and store {store}",
-                self.name
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        super::eventually_ok(
+            &format!("{}: /readyz {status} with store {store}", self.name),
+            async || match self.readyz().await {
+                (now, answer) if now == status && answer["store"] == store => Ok(answer),
+                (now, answer) => Err(format!("it stayed {now} ({answer})")),
+            },
+        )
+        .await
     }
 }
