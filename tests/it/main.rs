@@ -3,7 +3,9 @@
 
 mod admin_listener;
 mod backends;
+mod client_limits;
 mod common;
+mod cors;
 mod crash_safety;
 mod foreign_smsc;
 mod http_api;
