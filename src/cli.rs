@@ -21,7 +21,7 @@ use crate::ops::config::{BindMode, Config, ConfigError, SmscConfig};
 use crate::ops::logging::LogControl;
 use crate::ops::notify::Notifier;
 use crate::ops::signals::{Request, Signals};
-use crate::sim::{MoRequest, SimConfig, Simulator};
+use crate::sim::{FaultSettings, MoRequest, SimConfig, Simulator};
 use crate::smpp::config::DefaultAlphabet;
 use crate::store::config::StoreConfig;
 
@@ -330,4 +330,60 @@ pub async fn sim_submits(control: &str) -> anyhow::Result<()> {
             .await?;
     println!("{}", serde_json::to_string_pretty(&body)?);
     Ok(())
+}
+
+/// The faults `moauth sim` flags ask for: `delays` as `REQUEST=MILLISECONDS`.
+pub fn fault_settings(
+    delays: &[String],
+    receipts: Option<&str>,
+    receipts_first: Option<bool>,
+    refuse_binds: Option<bool>,
+) -> anyhow::Result<FaultSettings> {
+    let mut settings = FaultSettings {
+        receipts: receipts
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        receipts_first,
+        refuse_binds,
+        ..FaultSettings::default()
+    };
+    for delay in delays {
+        let (request, ms) = delay
+            .split_once('=')
+            .with_context(|| format!("--delay {delay:?}: write REQUEST=MILLISECONDS"))?;
+        let request = request.parse().map_err(anyhow::Error::msg)?;
+        let ms = ms
+            .parse()
+            .with_context(|| format!("--delay {delay:?}: {ms:?} is not milliseconds"))?;
+        settings.delay_ms.insert(request, ms);
+    }
+    Ok(settings)
+}
+
+/// `moauth sim faults`: change the faults a running simulator shows.
+pub async fn sim_faults(control: &str, settings: &FaultSettings) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/faults", control.trim_end_matches('/')))
+        .json(settings)
+        .send()
+        .await
+        .with_context(|| format!("reaching the simulator at {control}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await?;
+    if !status.is_success() {
+        bail!("simulator: {}", body["message"].as_str().unwrap_or("error"));
+    }
+    println!("{body}");
+    Ok(())
+}
+
+/// A `host:port` to listen on; the host may be a name (`localhost:2775`), and its first
+/// address is used.
+pub async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(address)
+        .await
+        .with_context(|| format!("{address:?}: not host:port, or the host does not resolve"))?
+        .next()
+        .with_context(|| format!("{address:?}: the host has no address"))
 }

@@ -13,7 +13,7 @@ use moauth::cli;
 use moauth::daemon::DaemonError;
 use moauth::ops::config::{Config, ConfigError};
 use moauth::ops::logging::{self, LogFormat};
-use moauth::sim::{MoRequest, SimConfig, Simulator};
+use moauth::sim::{FaultSettings, MoRequest, SimConfig, Simulator};
 
 #[derive(Parser)]
 #[command(version, about = "Register or log in to an app by sending one SMS")]
@@ -80,7 +80,38 @@ enum Command {
         system_id: String,
         #[arg(long, default_value = cli::SIM_PASSWORD)]
         password: String,
+        #[command(flatten)]
+        faults: Box<FaultArgs>,
     },
+}
+
+/// Faults for the simulator to show, as real SMSCs do on bad days.
+#[derive(clap::Args)]
+struct FaultArgs {
+    /// Answer a kind of request late: REQUEST=MILLISECONDS, REQUEST one of submit_sm,
+    /// enquire_link, bind, unbind. Repeatable.
+    #[arg(long = "delay", value_name = "REQUEST=MS")]
+    delays: Vec<String>,
+    /// Send a delivery receipt for every submit that asks, its message id in hex or decimal.
+    #[arg(long, value_name = "hex|decimal")]
+    receipts: Option<String>,
+    /// Send each receipt before the submit_sm_resp it reports on.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    receipts_first: Option<bool>,
+    /// Refuse every bind (ESME_RBINDFAIL).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    refuse_binds: Option<bool>,
+}
+
+impl FaultArgs {
+    fn settings(&self) -> anyhow::Result<FaultSettings> {
+        cli::fault_settings(
+            &self.delays,
+            self.receipts.as_deref(),
+            self.receipts_first,
+            self.refuse_binds,
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -104,11 +135,27 @@ enum SimCommand {
         to: Option<String>,
         #[arg(long)]
         text: String,
+        /// Deliver it as data_sm (text in message_payload), as some SMSCs do.
+        #[arg(long)]
+        data_sm: bool,
+        /// Send the text as Latin-1 octets under data_coding 0.
+        #[arg(long)]
+        latin1: bool,
+        /// Put an 8-bit concatenation IE of the wrong length in front of every UDH.
+        #[arg(long)]
+        malformed_concat: bool,
     },
     /// List what the ESME submitted to a running simulator.
     Submits {
         #[arg(long, default_value = "http://127.0.0.1:2776")]
         control: String,
+    },
+    /// Change the faults a running simulator shows (what is not given stays as it is).
+    Faults {
+        #[arg(long, default_value = "http://127.0.0.1:2776")]
+        control: String,
+        #[command(flatten)]
+        faults: Box<FaultArgs>,
     },
 }
 
@@ -150,20 +197,44 @@ async fn main() -> ExitCode {
                     from,
                     to,
                     text,
+                    data_sm,
+                    latin1,
+                    malformed_concat,
                 }),
             ..
-        } => cli::sim_send(&control, MoRequest { from, to, text }).await,
+        } => {
+            let request = MoRequest {
+                from,
+                to,
+                text,
+                data_sm,
+                latin1,
+                malformed_concat,
+            };
+            cli::sim_send(&control, request).await
+        }
         Command::Sim {
             command: Some(SimCommand::Submits { control }),
             ..
         } => cli::sim_submits(&control).await,
+        Command::Sim {
+            command: Some(SimCommand::Faults { control, faults }),
+            ..
+        } => match faults.settings() {
+            Ok(settings) => cli::sim_faults(&control, &settings).await,
+            Err(e) => Err(e),
+        },
         Command::Sim {
             command: None,
             listen,
             control,
             system_id,
             password,
-        } => run_sim(listen, control, system_id, password).await,
+            faults,
+        } => match faults.settings() {
+            Ok(settings) => run_sim(listen, control, system_id, password, settings).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -190,15 +261,17 @@ async fn run_sim(
     control: String,
     system_id: String,
     password: String,
+    faults: FaultSettings,
 ) -> anyhow::Result<()> {
     let sim = Simulator::start(SimConfig {
-        listen: listen.parse()?,
-        control: Some(control.parse()?),
+        listen: cli::resolve(&listen).await?,
+        control: Some(cli::resolve(&control).await?),
         system_id,
         password,
         tls: None,
     })
     .await?;
+    sim.set_faults(&faults);
     eprintln!(
         "simulator: SMPP {} control http://{}",
         sim.smpp_addr,

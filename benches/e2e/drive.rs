@@ -45,6 +45,7 @@ impl Login {
             from: from.to_owned(),
             to: Some("10690000".into()),
             text: format!("LOGIN {}", self.token),
+            ..MoRequest::default()
         }
     }
 

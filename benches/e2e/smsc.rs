@@ -2,21 +2,20 @@
 //! `smpp`) running `tests/peers/node-smsc/smsc.js`, a second SMPP implementation we did not
 //! write, so that a shortcut in our simulator cannot flatter a figure.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use moauth::cli::{SIM_PASSWORD, SIM_SYSTEM_ID};
 use moauth::sim::{MoRequest, SimConfig, Simulator};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::{oneshot, watch};
+
+#[path = "../../tests/peers/node_smsc.rs"]
+mod node_smsc;
+use node_smsc::NodeSmsc;
 
 /// One SMSC, whichever implementation.
 #[derive(Clone)]
@@ -39,7 +38,9 @@ impl Smsc {
                 })
                 .await?,
             )),
-            "node" => Ok(Smsc::Node(Arc::new(NodeSmsc::start(dir).await?))),
+            "node" => Ok(Smsc::Node(Arc::new(
+                NodeSmsc::start(dir, SIM_SYSTEM_ID, SIM_PASSWORD).await?,
+            ))),
             other => bail!("unknown SMSC {other:?} (MOAUTH_BENCH_SMSCS takes sim,node)"),
         }
     }
@@ -61,12 +62,7 @@ impl Smsc {
     pub async fn wait_bound(&self, count: usize, timeout: Duration) -> bool {
         match self {
             Smsc::Sim(sim) => sim.wait_bound(count, timeout).await,
-            Smsc::Node(node) => {
-                let mut bound = node.bound.subscribe();
-                tokio::time::timeout(timeout, bound.wait_for(|n| *n >= count))
-                    .await
-                    .is_ok_and(|r| r.is_ok())
-            }
+            Smsc::Node(node) => node.wait_bound(count, timeout).await,
         }
     }
 
@@ -114,7 +110,7 @@ impl Smsc {
     pub fn submit_times(&self) -> Vec<Instant> {
         match self {
             Smsc::Sim(sim) => sim.submit_times(),
-            Smsc::Node(node) => node.submits.lock().expect("submits lock").clone(),
+            Smsc::Node(node) => node.submit_times(),
         }
     }
 }
@@ -144,108 +140,4 @@ async fn sim_at_window(sim: &Simulator, window: usize, mos: Vec<MoRequest>) -> a
         worker.await??;
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
-}
-
-/// node-smpp's SMSC in a `node` child process, driven by JSON lines on its stdin.
-pub struct NodeSmsc {
-    addr: SocketAddr,
-    stdin: tokio::sync::Mutex<ChildStdin>,
-    next_id: AtomicU64,
-    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>,
-    submits: Arc<Mutex<Vec<Instant>>>,
-    bound: watch::Sender<usize>,
-    _child: Child,
-}
-
-impl NodeSmsc {
-    async fn start(dir: &Path) -> anyhow::Result<NodeSmsc> {
-        let modules = install(dir)?;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/node-smsc/smsc.js");
-        let mut child = Command::new("node")
-            .arg(&script)
-            .args(["--system-id", SIM_SYSTEM_ID, "--password", SIM_PASSWORD])
-            .env("NODE_PATH", &modules)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting node (Node.js 18 or later must be on PATH)")?;
-        let mut lines = BufReader::new(child.stdout.take().context("node stdout")?).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .context("node-smsc did not start listening")??
-            .context("node-smsc exited")?;
-        let listening: Value = serde_json::from_str(&first)?;
-        let port = listening["port"]
-            .as_u64()
-            .with_context(|| format!("node-smsc said {first}"))?;
-        let waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>> = Arc::default();
-        let submits: Arc<Mutex<Vec<Instant>>> = Arc::default();
-        let bound = watch::Sender::new(0);
-        let (w, s, b) = (waiting.clone(), submits.clone(), bound.clone());
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(event) = serde_json::from_str::<Value>(&line) else {
-                    eprintln!("bench: node-smsc said {line}");
-                    continue;
-                };
-                match event["event"].as_str() {
-                    Some("submit_sm") => s.lock().expect("submits lock").push(Instant::now()),
-                    Some("bound" | "closed") => {
-                        b.send_replace(event["receivers"].as_u64().unwrap_or(0) as usize);
-                    }
-                    Some("mo_resp" | "mos_done") => {
-                        let id = event["id"].as_u64().unwrap_or(u64::MAX);
-                        if let Some(tx) = w.lock().expect("waiting lock").remove(&id) {
-                            let _ = tx.send(event);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        });
-        Ok(NodeSmsc {
-            addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(port)?)),
-            stdin: tokio::sync::Mutex::new(child.stdin.take().context("node stdin")?),
-            next_id: AtomicU64::new(0),
-            waiting,
-            submits,
-            bound,
-            _child: child,
-        })
-    }
-
-    /// Sends `command` with a fresh id and waits for the event that answers it.
-    async fn request(&self, mut command: Value) -> anyhow::Result<Value> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        command["id"] = id.into();
-        let (tx, rx) = oneshot::channel();
-        self.waiting.lock().expect("waiting lock").insert(id, tx);
-        let mut line = serde_json::to_vec(&command)?;
-        line.push(b'\n');
-        self.stdin.lock().await.write_all(&line).await?;
-        rx.await.context("node-smsc exited")
-    }
-}
-
-/// `npm ci` of tests/peers/node-smsc into `dir` (once); the `node_modules` to run it with.
-fn install(dir: &Path) -> anyhow::Result<PathBuf> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/node-smsc");
-    let modules = dir.join("node_modules");
-    if modules.join("smpp/package.json").exists() {
-        return Ok(modules);
-    }
-    std::fs::create_dir_all(dir)?;
-    for file in ["package.json", "package-lock.json"] {
-        std::fs::copy(source.join(file), dir.join(file))?;
-    }
-    eprintln!("bench: npm ci (node-smpp) in {}", dir.display());
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--silent"])
-        .current_dir(dir)
-        .status()
-        .context("running npm (Node.js and npm must be on PATH)")?;
-    ensure!(status.success(), "npm ci failed in {}", dir.display());
-    Ok(modules)
 }

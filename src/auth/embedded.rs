@@ -11,12 +11,17 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::hasher::Hasher;
-use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest};
+use crate::core::auth::{
+    AuthAnswer, AuthCore, AuthError, AuthRequest, IssuedSession, SessionCore, SessionInfo,
+    SessionKey,
+};
 use crate::core::clock::{Clock, UnixSecs};
+use crate::core::error::StoreError;
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
-use crate::core::store::{AccountStore, NewLogin};
+use crate::core::store::{AccountStore, NewLogin, NewSession};
 use std::sync::Arc;
+use tokio::sync::OnceCell;
 
 /// Password alphabet: Crockford base32 in lower case, readable and GSM-7 safe.
 const PASSWORD_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
@@ -28,6 +33,9 @@ pub struct EmbeddedAuth {
     session_ttl_secs: u64,
     send_credentials: bool,
     hasher: Hasher,
+    /// A hash of a random password with the current parameters: what a login with an unknown
+    /// number is checked against, so that it costs as much as a wrong password.
+    dummy_hash: OnceCell<String>,
 }
 
 impl EmbeddedAuth {
@@ -45,7 +53,57 @@ impl EmbeddedAuth {
             session_ttl_secs,
             send_credentials,
             hasher,
+            dummy_hash: OnceCell::new(),
         }
+    }
+
+    async fn dummy_hash(&self) -> Result<&String, AuthError> {
+        self.dummy_hash
+            .get_or_try_init(|| self.hasher.hash(random_password()))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
+
+    async fn password_login_inner(
+        &self,
+        login: &str,
+        password: String,
+    ) -> Result<Option<IssuedSession>, AuthError> {
+        let account = match Msisdn::parse(login) {
+            Ok(msisdn) => self.store.account(&msisdn).await?.map(|a| (msisdn, a)),
+            Err(_) => None,
+        };
+        // The same Argon2 work whether or not the account exists.
+        let hash = match &account {
+            Some((_, a)) => a.password_hash.clone(),
+            None => self.dummy_hash().await?.clone(),
+        };
+        let matches = self
+            .hasher
+            .verify(password, hash)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let Some((msisdn, account)) = account.filter(|_| matches) else {
+            return Ok(None);
+        };
+        let session = random_session();
+        let now = self.clock.now();
+        let expires_at = now + self.session_ttl_secs;
+        self.store
+            .add_session(NewSession {
+                account_id: account.id,
+                msisdn: &msisdn,
+                key: SessionKey::of(&session),
+                issued_at: now,
+                expires_at,
+            })
+            .await?;
+        self.store.sync().await?;
+        Ok(Some(IssuedSession {
+            session,
+            account_id: account.id,
+            expires_at,
+        }))
     }
 
     async fn login_inner(&self, request: &AuthRequest) -> Result<AuthAnswer, AuthError> {
@@ -107,6 +165,44 @@ impl AuthCore for EmbeddedAuth {
 
     fn sweep(&self, now: UnixSecs) -> BoxFuture<'_, Result<usize, AuthError>> {
         async move { Ok(self.store.sweep_sessions(now).await?) }.boxed()
+    }
+}
+
+impl SessionCore for EmbeddedAuth {
+    fn introspect<'a>(
+        &'a self,
+        session: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionInfo>, StoreError>> {
+        async move {
+            let found = self.store.session(&SessionKey::of(session)).await?;
+            Ok(found.filter(|s| s.expires_at > self.clock.now()))
+        }
+        .boxed()
+    }
+
+    fn revoke<'a>(&'a self, session: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            self.store.revoke_session(&SessionKey::of(session)).await?;
+            self.store.sync().await
+        }
+        .boxed()
+    }
+
+    fn revoke_account(&self, account_id: u64) -> BoxFuture<'_, Result<usize, StoreError>> {
+        async move {
+            let revoked = self.store.revoke_sessions(account_id).await?;
+            self.store.sync().await?;
+            Ok(revoked)
+        }
+        .boxed()
+    }
+
+    fn password_login<'a>(
+        &'a self,
+        login: &'a str,
+        password: String,
+    ) -> BoxFuture<'a, Result<Option<IssuedSession>, AuthError>> {
+        self.password_login_inner(login, password).boxed()
     }
 }
 

@@ -45,7 +45,12 @@ pub enum HashError {
     Stopped,
 }
 
-type Job = (String, oneshot::Sender<Result<String, HashError>>);
+/// Work for a hashing thread; each answers on its own channel.
+enum Job {
+    Hash(String, oneshot::Sender<Result<String, HashError>>),
+    /// A password and the PHC string it is checked against.
+    Verify(String, String, oneshot::Sender<Result<bool, HashError>>),
+}
 
 /// Hands passwords to the hashing threads; cheap to clone. The threads end once every
 /// clone is dropped.
@@ -75,11 +80,19 @@ impl Hasher {
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = queue.lock().expect("hash queue lock").recv();
-                        let Ok((password, answer)) = job else { return };
+                        let Ok(job) = job else { return };
                         if memory.is_empty() {
                             memory = vec![Block::default(); blocks];
                         }
-                        let _ = answer.send(phc_hash(&argon2, &password, &mut memory));
+                        match job {
+                            Job::Hash(password, answer) => {
+                                let hash = phc_hash(&argon2, &password, &mut memory[..blocks]);
+                                let _ = answer.send(hash);
+                            }
+                            Job::Verify(password, phc, answer) => {
+                                let _ = answer.send(phc_verify(&password, &phc, &mut memory));
+                            }
+                        }
                     }
                 })
                 .map_err(|e| HashError::Hash(format!("starting a hashing thread: {e}")))?;
@@ -91,9 +104,20 @@ impl Hasher {
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let (answer, hashed) = oneshot::channel();
         self.jobs
-            .send((password, answer))
+            .send(Job::Hash(password, answer))
             .map_err(|_| HashError::Stopped)?;
         hashed.await.map_err(|_| HashError::Stopped)?
+    }
+
+    /// Whether `password` is the one `phc` (an Argon2id PHC string) was made from. Costs what
+    /// the hash's own parameters say, so a check against a dummy hash of the current
+    /// parameters takes as long as one against a real account's.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, HashError> {
+        let (answer, checked) = oneshot::channel();
+        self.jobs
+            .send(Job::Verify(password, phc, answer))
+            .map_err(|_| HashError::Stopped)?;
+        checked.await.map_err(|_| HashError::Stopped)?
     }
 }
 
@@ -119,6 +143,33 @@ fn phc_hash(
         hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
     };
     Ok(hash.to_string())
+}
+
+/// Recomputes the hash with the thread's memory (grown, and kept, if `phc` asks for more)
+/// and compares in constant time (`Output`'s equality).
+fn phc_verify(password: &str, phc: &str, memory: &mut Vec<Block>) -> Result<bool, HashError> {
+    let failed = |e: &dyn std::fmt::Display| HashError::Hash(e.to_string());
+    let parsed = PasswordHash::new(phc).map_err(|e| failed(&e))?;
+    let params = Params::try_from(&parsed).map_err(|e| failed(&e))?;
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err(HashError::Hash(
+            "the stored hash has no salt or output".into(),
+        ));
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut out,
+            &mut memory[..blocks],
+        )
+        .map_err(|e| failed(&e))?;
+    Ok(Output::new(&out).map_err(|e| failed(&e))? == *expected)
 }
 
 #[cfg(test)]
@@ -155,6 +206,38 @@ mod tests {
                     .is_err()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn verify_accepts_the_password_and_refuses_any_other() {
+        let hasher = Hasher::start(&Argon2Config {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            threads: 1,
+        })
+        .unwrap();
+        let hash = hasher.hash("right".into()).await.unwrap();
+        assert!(hasher.verify("right".into(), hash.clone()).await.unwrap());
+        assert!(!hasher.verify("wrong".into(), hash.clone()).await.unwrap());
+        // Made with more memory than this pool's threads hold: they grow theirs.
+        let bigger = Hasher::start(&Argon2Config {
+            memory_kib: 2048,
+            iterations: 1,
+            parallelism: 1,
+            threads: 1,
+        })
+        .unwrap()
+        .hash("right".into())
+        .await
+        .unwrap();
+        assert!(hasher.verify("right".into(), bigger).await.unwrap());
+        assert!(
+            hasher
+                .verify("right".into(), "not a hash".into())
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -128,3 +128,36 @@ pub struct Account {
     pub password_hash: String,
     pub created_at: UnixSecs,
 }
+
+/// A session a password login made.
+#[derive(Clone)]
+pub struct IssuedSession {
+    /// The bearer secret itself; only its hash is stored.
+    pub session: String,
+    pub account_id: u64,
+    pub expires_at: UnixSecs,
+}
+
+/// The embedded auth core's sessions and passwords as app backends use them over HTTP
+/// (introspect, revoke, password login). A remote auth core keeps its own.
+pub trait SessionCore: Send + Sync {
+    /// The live session of this value; None for unknown, revoked and expired alike.
+    fn introspect<'a>(
+        &'a self,
+        session: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionInfo>, StoreError>>;
+
+    /// Ends the session if it exists. Durable when it resolves.
+    fn revoke<'a>(&'a self, session: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Ends every session of the account; returns how many. Durable when it resolves.
+    fn revoke_account(&self, account_id: u64) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// A new session if `password` is the account's; None for a wrong password and an
+    /// unknown login alike, after the same work. Durable when it resolves.
+    fn password_login<'a>(
+        &'a self,
+        login: &'a str,
+        password: String,
+    ) -> BoxFuture<'a, Result<Option<IssuedSession>, AuthError>>;
+}

@@ -7,24 +7,51 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-/// Which connections are bound, for `/readyz` and status output.
+/// Which connections are bound, and why each that is not went down, for `/readyz` and status
+/// output.
 #[derive(Clone, Default)]
-pub struct LinkStates(Arc<Mutex<BTreeMap<String, bool>>>);
+pub struct LinkStates(Arc<Mutex<BTreeMap<String, LinkState>>>);
+
+#[derive(Default)]
+struct LinkState {
+    bound: bool,
+    /// Why the connection last failed; cleared when it binds.
+    last_error: Option<String>,
+}
 
 impl LinkStates {
     pub fn set(&self, name: &str, bound: bool) {
-        self.0
-            .lock()
-            .expect("link state lock")
-            .insert(name.to_owned(), bound);
+        let mut states = self.0.lock().expect("link state lock");
+        let state = states.entry(name.to_owned()).or_default();
+        state.bound = bound;
+        if bound {
+            state.last_error = None;
+        }
+    }
+
+    /// The connection is down for this reason (shown until it binds again).
+    pub fn failed(&self, name: &str, error: String) {
+        let mut states = self.0.lock().expect("link state lock");
+        let state = states.entry(name.to_owned()).or_default();
+        state.bound = false;
+        state.last_error = Some(error);
     }
 
     pub fn bound(&self) -> Vec<String> {
         let states = self.0.lock().expect("link state lock");
         states
             .iter()
-            .filter(|(_, b)| **b)
+            .filter(|(_, s)| s.bound)
             .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Why each connection that has not bound since its last failure failed.
+    pub fn last_errors(&self) -> BTreeMap<String, String> {
+        let states = self.0.lock().expect("link state lock");
+        states
+            .iter()
+            .filter_map(|(n, s)| Some((n.clone(), s.last_error.clone()?)))
             .collect()
     }
 }

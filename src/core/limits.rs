@@ -35,6 +35,8 @@ pub enum Limit {
     MoPerNumber,
     ErrorSmsPerNumber,
     NewAccountsPerPrefix,
+    PasswordFailuresPerAccount,
+    PasswordFailuresPerAddress,
 }
 
 impl Limit {
@@ -44,6 +46,8 @@ impl Limit {
             Limit::MoPerNumber => "mo_per_number",
             Limit::ErrorSmsPerNumber => "error_sms_per_number",
             Limit::NewAccountsPerPrefix => "new_accounts_per_prefix",
+            Limit::PasswordFailuresPerAccount => "password_failures_per_account",
+            Limit::PasswordFailuresPerAddress => "password_failures_per_address",
         }
     }
 
@@ -88,6 +92,16 @@ impl Buckets {
             self.count(key, per_hour, now);
         }
         allowed
+    }
+
+    /// Whole seconds until `key`'s bucket allows an event again; None if it does now.
+    fn wait_secs(&self, key: &str, per_hour: u32, now: UnixSecs) -> Option<u64> {
+        if self.allows(key, per_hour, now) {
+            return None;
+        }
+        let tolerance = HOUR_MS - HOUR_MS / u64::from(per_hour);
+        let tat = self.tat.get(key).copied().unwrap_or(0);
+        Some((tat - tolerance - now * 1000).div_ceil(1000).max(1))
     }
 
     /// Forgets keys whose bucket is full again: they behave as if never seen.
@@ -191,6 +205,49 @@ impl NumberLimits {
     }
 }
 
+/// Failed password logins counted per login (an account, or a number that has none: the
+/// limit must not tell them apart) and per client address, so the texted password cannot be
+/// guessed online. Only failures count; a limited attempt is refused before any hashing.
+#[derive(Debug, Default)]
+pub struct PasswordGuesses {
+    per_login: Buckets,
+    per_address: Buckets,
+}
+
+impl PasswordGuesses {
+    /// Whether an attempt may be checked now; if not, which limit and how many seconds
+    /// until it may.
+    pub fn admit(
+        &self,
+        rules: &LimitsConfig,
+        login: &str,
+        address: &str,
+        now: UnixSecs,
+    ) -> Result<(), (Limit, u64)> {
+        let per_login = rules.password_failures_per_account_per_hour;
+        let per_address = rules.password_failures_per_address_per_hour;
+        if let Some(wait) = self.per_login.wait_secs(login, per_login, now) {
+            return Err((Limit::PasswordFailuresPerAccount, wait));
+        }
+        if let Some(wait) = self.per_address.wait_secs(address, per_address, now) {
+            return Err((Limit::PasswordFailuresPerAddress, wait));
+        }
+        Ok(())
+    }
+
+    pub fn failed(&mut self, rules: &LimitsConfig, login: &str, address: &str, now: UnixSecs) {
+        let per_login = rules.password_failures_per_account_per_hour;
+        let per_address = rules.password_failures_per_address_per_hour;
+        self.per_login.count(login, per_login, now);
+        self.per_address.count(address, per_address, now);
+    }
+
+    pub fn sweep(&mut self, now: UnixSecs) {
+        self.per_login.sweep(now);
+        self.per_address.sweep(now);
+    }
+}
+
 fn prefix<'a>(rules: &LimitsConfig, number: &'a Msisdn) -> &'a str {
     let digits = number.digits();
     &digits[..rules.new_account_prefix_digits.min(digits.len())]
@@ -266,6 +323,12 @@ pub struct LimitsConfig {
     /// ... where the prefix is this many leading digits of the E.164 number.
     #[serde(default = "default_new_account_prefix_digits")]
     pub new_account_prefix_digits: usize,
+    /// Failed password logins per login (number) per hour; past it, 429 with Retry-After.
+    #[serde(default = "default_password_failures_per_account")]
+    pub password_failures_per_account_per_hour: u32,
+    /// Failed password logins per client address per hour.
+    #[serde(default = "default_password_failures_per_address")]
+    pub password_failures_per_address_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -282,8 +345,17 @@ impl Default for LimitsConfig {
             deny_numbers: Vec::new(),
             new_accounts_per_prefix_per_hour: default_new_accounts_per_prefix(),
             new_account_prefix_digits: default_new_account_prefix_digits(),
+            password_failures_per_account_per_hour: default_password_failures_per_account(),
+            password_failures_per_address_per_hour: default_password_failures_per_address(),
         }
     }
+}
+
+fn default_password_failures_per_account() -> u32 {
+    10
+}
+fn default_password_failures_per_address() -> u32 {
+    50
 }
 
 fn default_poll_per_minute() -> u32 {
@@ -553,6 +625,45 @@ mod tests {
                 record: None,
                 reply: None
             }
+        );
+    }
+
+    #[test]
+    fn password_failures_are_limited_per_login_and_per_address_with_the_wait() {
+        let rules = LimitsConfig {
+            password_failures_per_account_per_hour: 3,
+            password_failures_per_address_per_hour: 5,
+            ..LimitsConfig::default()
+        };
+        let mut guesses = PasswordGuesses::default();
+        for _ in 0..3 {
+            assert_eq!(
+                guesses.admit(&rules, "+8613800138000", "10.0.0.1", NOW),
+                Ok(())
+            );
+            guesses.failed(&rules, "+8613800138000", "10.0.0.1", NOW);
+        }
+        // Three an hour: the next is allowed 20 minutes after the first.
+        assert_eq!(
+            guesses.admit(&rules, "+8613800138000", "10.0.0.2", NOW),
+            Err((Limit::PasswordFailuresPerAccount, 1_200))
+        );
+        assert_eq!(
+            guesses.admit(&rules, "+8613800138000", "10.0.0.2", NOW + 1_200),
+            Ok(())
+        );
+        for n in 0..2 {
+            let login = format!("+861380013800{n}");
+            guesses.failed(&rules, &login, "10.0.0.1", NOW);
+        }
+        assert_eq!(
+            guesses.admit(&rules, "+8613700137000", "10.0.0.1", NOW),
+            Err((Limit::PasswordFailuresPerAddress, 720))
+        );
+        guesses.sweep(NOW + 3_600);
+        assert_eq!(
+            guesses.admit(&rules, "+8613800138000", "10.0.0.1", NOW + 3_600),
+            Ok(())
         );
     }
 }

@@ -11,6 +11,7 @@
 //! is one app per daemon and nothing stores it; a later change adds it to MOs, logins and
 //! accounts, which is why the store traits key everything by values of this module's types.
 
+pub mod arrivals;
 pub mod auth;
 pub mod clock;
 pub mod decide;

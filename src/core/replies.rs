@@ -18,16 +18,35 @@ pub enum Reply {
 
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Reply::Credentials(_) => "Credentials",
-            Reply::BadToken => "BadToken",
-            Reply::Expired => "Expired",
-            Reply::Replayed => "Replayed",
-            Reply::Help => "Help",
-            Reply::Stop => "Stop",
-            Reply::AuthCoreRefused => "AuthCoreRefused",
-            Reply::AuthCoreUnavailable => "AuthCoreUnavailable",
-        })
+        f.write_str(self.as_str())
+    }
+}
+
+impl Reply {
+    /// The reply's name in logs (a credential SMS shows as `credentials`, never its text).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reply::Credentials(_) => "credentials",
+            Reply::BadToken => "bad_token",
+            Reply::Expired => "expired",
+            Reply::Replayed => "replayed",
+            Reply::Help => "help",
+            Reply::Stop => "stop",
+            Reply::AuthCoreRefused => "auth_core_refused",
+            Reply::AuthCoreUnavailable => "auth_core_unavailable",
+        }
+    }
+
+    /// The rejection an error reply stands for, as `moauth_mo_rejected_total` names it.
+    pub fn rejection(&self) -> Option<&'static str> {
+        match self {
+            Reply::BadToken => Some("bad_token"),
+            Reply::Expired => Some("expired"),
+            Reply::Replayed => Some("replayed"),
+            Reply::AuthCoreRefused => Some("auth_core_refused"),
+            Reply::AuthCoreUnavailable => Some("auth_core_unavailable"),
+            Reply::Credentials(_) | Reply::Help | Reply::Stop => None,
+        }
     }
 }
 

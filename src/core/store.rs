@@ -61,6 +61,10 @@ pub trait StoreBase: Send + Sync {
     /// Queue depths for `/metrics` and `/status`. Cheap: never a scan per call.
     fn depths(&self) -> Depths;
 
+    /// How many logins polls wait on right now in this process (the entries of its
+    /// [`LoginNotifier`](crate::core::notify::LoginNotifier)): 0 once every poll has left.
+    fn poll_waiters(&self) -> usize;
+
     /// Whether a store behind the network answered its last check (for `/readyz`); cheap,
     /// never a round-trip per call. An embedded store has nothing to reach: its disk is
     /// checked by [`StoreBase::sync`].

@@ -28,9 +28,12 @@ use crate::ops::config::{AuthMode, Config};
 
 /// The exposition format's content type (version 0.0.4 of the text format).
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// Histogram buckets, in seconds: MO → session is whole seconds (the store's clock), polls
-/// range from a millisecond to a 30 s long-poll.
-const MO_TO_SESSION_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+/// Histogram buckets, in seconds: MO → session is measured to the millisecond (a login on
+/// loopback takes a few ms; a remote auth core or a queue adds up to seconds; an auth core
+/// outage, minutes), polls range from a millisecond to a 30 s long-poll.
+const MO_TO_SESSION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
 const POLL_BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
 /// Histogram samples wait in memory until the next upkeep folds them into buckets.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -116,6 +119,10 @@ fn describe() {
         "moauth_smsc_bound",
         "1 while the SMSC connection is bound, else 0"
     );
+    describe_counter!(
+        "moauth_smsc_bind_failures_total",
+        "Binds the SMSC refused, by SMPP status (ESME_RINVPASWD: wrong password)"
+    );
     describe_gauge!("moauth_inbox_depth", "MOs acknowledged, not yet processed");
     describe_gauge!(
         "moauth_outbox_depth",
@@ -124,7 +131,7 @@ fn describe() {
     describe_histogram!(
         "moauth_mo_to_session_seconds",
         Unit::Seconds,
-        "From an MO's arrival to its login's commit (whole seconds)"
+        "From an MO's arrival to its login's commit, to the millisecond"
     );
     describe_histogram!(
         "moauth_poll_duration_seconds",
@@ -135,7 +142,15 @@ fn describe() {
         "moauth_limit_hits_total",
         "Requests, MOs and replies an abuse limit refused, by limit"
     );
+    describe_counter!(
+        "moauth_password_logins_total",
+        "Password logins (POST /v1/password-logins), by result: ok, invalid, limited"
+    );
     describe_gauge!("moauth_long_polls_active", "Long-polls open now");
+    describe_gauge!(
+        "moauth_poll_waiters",
+        "Logins that open long-polls wait on (entries of the in-process notifier)"
+    );
     describe_gauge!(
         "moauth_poll_rate_clients",
         "Client addresses the poll rate limiter tracks"
@@ -188,6 +203,8 @@ pub const LIMITS: &[&str] = &[
     "error_sms_per_number",
     "deny_list",
     "new_accounts_per_prefix",
+    "password_failures_per_account",
+    "password_failures_per_address",
 ];
 /// `state` values of `moauth_poll_duration_seconds`: the states a poll answers.
 pub const POLL_STATES: &[&str] = &["pending", "complete", "consumed", "expired", "rejected"];
@@ -205,6 +222,10 @@ pub const DLR_STATS: &[&str] = &[
     "unmatched",
 ];
 
+/// `status` values of `moauth_smsc_bind_failures_total` present from the start: the refusals
+/// of a misconfigured bind. Others appear when an SMSC sends them.
+pub const BIND_STATUSES: &[&str] = &["ESME_RINVPASWD", "ESME_RINVSYSID", "ESME_RBINDFAIL"];
+
 /// Puts every series whose labels are known from the config in place at 0, so that a rate over
 /// it (an alert on `rate(moauth_sms_failed_total[5m])`, a dashboard panel) has a series before
 /// the first event rather than no data.
@@ -220,6 +241,9 @@ pub fn register_known(config: &Config) {
     for limit in LIMITS {
         metrics::counter!("moauth_limit_hits_total", "limit" => *limit).increment(0);
     }
+    for result in ["ok", "invalid", "limited"] {
+        metrics::counter!("moauth_password_logins_total", "result" => result).increment(0);
+    }
     for smsc in &config.smsc {
         for name in [
             "moauth_sms_sent_total",
@@ -230,6 +254,10 @@ pub fn register_known(config: &Config) {
             "moauth_sms_unknown_total",
         ] {
             metrics::counter!(name, "smsc" => smsc.name.clone()).increment(0);
+        }
+        for status in BIND_STATUSES {
+            metrics::counter!("moauth_smsc_bind_failures_total", "smsc" => smsc.name.clone(), "status" => *status)
+                .increment(0);
         }
         for stat in DLR_STATS {
             metrics::counter!("moauth_dlr_total", "smsc" => smsc.name.clone(), "stat" => *stat)
@@ -279,6 +307,7 @@ async fn scrape(State(source): State<MetricsSource>) -> impl IntoResponse {
     metrics::gauge!("moauth_inbox_depth").set(depths.inbox as f64);
     metrics::gauge!("moauth_outbox_depth").set(depths.outbox as f64);
     metrics::gauge!("moauth_long_polls_active").set(source.long_polls.open() as f64);
+    metrics::gauge!("moauth_poll_waiters").set(source.store.poll_waiters() as f64);
     metrics::gauge!("moauth_poll_rate_clients").set(source.poll_limiter.load().clients() as f64);
     let handle = install();
     handle.run_upkeep();

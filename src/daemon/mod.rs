@@ -3,7 +3,8 @@
 //! Start order makes readiness honest: the store is open before anything can ack, HTTP listens
 //! before `start` returns, links bind in the background. Shutdown runs the other way: links
 //! unbind first (the SMSC stops handing us MOs and redelivers anything unanswered), the
-//! pipeline finishes the MO in hand, HTTP drains, and the store is flushed last.
+//! pipeline finishes the MO in hand, HTTP drains (open long-polls answer with their login's
+//! state at once), and the store is flushed last.
 //!
 //! The daemon does not read signals or talk to systemd itself (`cli::run` does): it offers
 //! what that loop needs, [`Daemon::reload`], [`Daemon::status`] and [`Daemon::healthy`], so
@@ -26,7 +27,8 @@ use tracing::{info, warn};
 
 use crate::auth::hasher::HashError;
 use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
-use crate::core::auth::AuthCore;
+use crate::core::arrivals::Arrivals;
+use crate::core::auth::{AuthCore, SessionCore};
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
@@ -116,7 +118,8 @@ pub struct Daemon {
     rest_done: Vec<JoinHandle<()>>,
 }
 
-/// Long-polls still open at shutdown get this long to finish.
+/// Each task gets this long to finish at shutdown. Open long-polls answer at once (with their
+/// login's state), so only a stuck task reaches it.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
 impl Daemon {
@@ -175,23 +178,27 @@ impl Daemon {
         metrics::install();
         metrics::register_known(&config);
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
-        let auth: Arc<dyn AuthCore> = match config.auth.mode {
-            AuthMode::Remote => {
-                let remote = config
-                    .auth
-                    .remote
-                    .as_ref()
-                    .ok_or(RemoteError::NotConfigured)?;
-                Arc::new(RemoteAuth::new(remote, clock.clone())?)
-            }
-            AuthMode::Embedded => Arc::new(EmbeddedAuth::new(
-                store.clone(),
-                clock.clone(),
-                config.login.session_ttl_secs,
-                config.login.send_credentials,
-                Hasher::start(&config.auth.argon2)?,
-            )),
-        };
+        let (auth, sessions): (Arc<dyn AuthCore>, Option<Arc<dyn SessionCore>>) =
+            match config.auth.mode {
+                AuthMode::Remote => {
+                    let remote = config
+                        .auth
+                        .remote
+                        .as_ref()
+                        .ok_or(RemoteError::NotConfigured)?;
+                    (Arc::new(RemoteAuth::new(remote, clock.clone())?), None)
+                }
+                AuthMode::Embedded => {
+                    let embedded = Arc::new(EmbeddedAuth::new(
+                        store.clone(),
+                        clock.clone(),
+                        config.login.session_ttl_secs,
+                        config.login.send_credentials,
+                        Hasher::start(&config.auth.argon2)?,
+                    ));
+                    (embedded.clone(), Some(embedded))
+                }
+            };
         let live = LiveSettings::new(&config);
         let links = LinkStates::default();
         let stop_links = CancellationToken::new();
@@ -209,6 +216,7 @@ impl Daemon {
                 store: store.clone(),
                 clock: clock.clone(),
                 window: live.window.clone(),
+                stopping: stop_rest.clone(),
             },
             links: links.clone(),
             poll_limiter: live.poll_limiter.clone(),
@@ -230,6 +238,9 @@ impl Daemon {
                         s.short_code.clone()
                     }),
             },
+            sessions,
+            limits: live.limits.clone(),
+            password_gate: Default::default(),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -294,6 +305,7 @@ impl Daemon {
             stop_rest.clone(),
         )));
 
+        let arrivals = Arrivals::default();
         if !options.hold_inbox {
             let pipeline = LoginPipeline {
                 store: store.clone(),
@@ -307,6 +319,7 @@ impl Daemon {
                 processed: status.rates.counter.clone(),
                 limits: live.limits.clone(),
                 number_limits: Default::default(),
+                arrivals: arrivals.clone(),
                 hooks: Hooks {
                     store: store.clone(),
                     targets: live.webhooks.clone(),
@@ -322,8 +335,11 @@ impl Daemon {
         };
         rest_done.push(tokio::spawn(dispatcher.run(stop_rest.clone())));
 
-        let (ingest, ingest_done) =
-            Ingest::start(store.clone(), config.inbound.redelivery_window_secs);
+        let (ingest, ingest_done) = Ingest::start(
+            store.clone(),
+            config.inbound.redelivery_window_secs,
+            arrivals,
+        );
         rest_done.push(ingest_done);
         let early_receipts = Arc::new(Mutex::new(EarlyReceipts::default()));
         let links_done = config

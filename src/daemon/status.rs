@@ -40,6 +40,10 @@ pub struct StatusReport {
 pub struct LinkStatus {
     pub name: String,
     pub bound: bool,
+    /// Why its connection last failed, while it has not bound again (for a pair, the first
+    /// half's that has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl StatusReport {
@@ -60,7 +64,11 @@ impl StatusReport {
         let mut out = String::new();
         for link in &self.smsc {
             let state = if link.bound { "bound" } else { "NOT BOUND" };
-            out.push_str(&format!("smsc {:<16} {state}\n", link.name));
+            out.push_str(&format!("smsc {:<16} {state}", link.name));
+            if let Some(error) = &link.last_error {
+                out.push_str(&format!(": {error}"));
+            }
+            out.push('\n');
         }
         out.push_str(&format!(
             "inbox    {:>8}  acknowledged MOs not yet processed\n",
@@ -92,6 +100,7 @@ pub struct StatusSource {
 impl StatusSource {
     pub fn report(&self) -> StatusReport {
         let bound = self.links.bound();
+        let errors = self.links.last_errors();
         let (mo_per_min_1m, mo_per_min_5m) = self.rates.per_minute();
         let depths = self.store.depths();
         StatusReport {
@@ -101,6 +110,15 @@ impl StatusSource {
                 .map(|name| LinkStatus {
                     name: name.clone(),
                     bound: bound.contains(name),
+                    last_error: errors
+                        .iter()
+                        .find(|(label, _)| {
+                            *label == name
+                                || label
+                                    .strip_prefix(name.as_str())
+                                    .is_some_and(|half| half.starts_with('/'))
+                        })
+                        .map(|(_, error)| error.clone()),
                 })
                 .collect(),
             inbox: depths.inbox,
@@ -196,10 +214,12 @@ mod tests {
                 LinkStatus {
                     name: "main".into(),
                     bound: true,
+                    last_error: None,
                 },
                 LinkStatus {
                     name: "backup".into(),
                     bound: false,
+                    last_error: Some("bind refused by 127.0.0.1:2776: ESME_RINVPASWD (0x0000000E, invalid password) (attempt 2)".into()),
                 },
             ],
             inbox: 3,
@@ -213,6 +233,8 @@ mod tests {
             report.line(),
             "bound 1/2 SMSC; inbox 3, outbox 1; 4.0 MO/min"
         );
-        assert!(report.table().contains("backup           NOT BOUND"));
+        assert!(report.table().contains(
+            "backup           NOT BOUND: bind refused by 127.0.0.1:2776: ESME_RINVPASWD"
+        ));
     }
 }

@@ -160,6 +160,7 @@ async fn phone_sends(sim: &Simulator, text: &str) -> anyhow::Result<Vec<u32>> {
             from: PHONE.into(),
             to: Some(DEFAULT_SHORT_CODE.into()),
             text: text.into(),
+            ..MoRequest::default()
         })
         .await?;
     say(

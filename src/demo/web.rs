@@ -95,6 +95,7 @@ async fn sms(
             from: sms.from,
             to: Some(DEFAULT_SHORT_CODE.into()),
             text: sms.text,
+            ..MoRequest::default()
         })
         .await
         .map_err(|e| ApiError::bad_request("bad_request", e.to_string()))?;

@@ -12,6 +12,7 @@ pub mod limits;
 mod logins;
 pub mod page;
 pub mod serve;
+pub mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +29,9 @@ use tracing::debug;
 
 pub use error::ApiError;
 
-use crate::core::auth::AuthCore;
+use crate::core::auth::{AuthCore, SessionCore};
 use crate::core::health::LinkStates;
+use crate::core::limits::LimitsConfig;
 use crate::core::live::Live;
 use crate::core::token::{Token, Verifier};
 use crate::login::mint::Minter;
@@ -58,6 +60,11 @@ pub struct ApiState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// `[http] cors_origins`: browser origins allowed on the login routes (`cors`).
     pub cors_origins: Arc<Vec<String>>,
+    /// The embedded auth core's sessions; None with a remote auth core.
+    pub sessions: Option<Arc<dyn SessionCore>>,
+    /// Reloadable (SIGHUP) limits, read per request.
+    pub limits: Live<LimitsConfig>,
+    pub password_gate: sessions::PasswordGate,
 }
 
 /// The address the per-client limits count a request against (`client::client_address`).
@@ -100,6 +107,10 @@ pub fn router(state: ApiState, operators: Router) -> Router {
         .route("/v1/logins", login_route(post(logins::mint_login)))
         .route("/v1/logins/poll", login_route(post(poll)))
         .route("/v1/logins/{token}", login_route(get(get_login)))
+        .route("/v1/sessions/introspect", post(sessions::introspect))
+        .route("/v1/sessions/revoke", post(sessions::revoke))
+        .route("/v1/sessions/revoke-all", post(sessions::revoke_all))
+        .route("/v1/password-logins", post(sessions::password_login))
         .with_state(state.clone());
     with_json_fallbacks(api.merge(probes(state)).merge(operators))
 }
@@ -291,6 +302,11 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
     // durably and wait for it.
     (
         status,
-        Json(json!({ "store": store, "smsc_bound": bound, "auth_core": state.auth.health() })),
+        Json(json!({
+            "store": store,
+            "smsc_bound": bound,
+            "smsc_errors": state.links.last_errors(),
+            "auth_core": state.auth.health(),
+        })),
     )
 }

@@ -16,12 +16,16 @@ use crate::core::msisdn::Msisdn;
 use crate::core::store::Outcome;
 use crate::core::token::Challenge;
 
+use super::report::MoReport;
+
 /// A login the round completed: counted in the metrics and limits once committed, so an MO
 /// processed again after a failure counts once.
 pub(super) struct Completed {
     pub sender: Msisdn,
     pub created: bool,
     pub received_at: UnixSecs,
+    /// The MO's digest, by which its arrival instant was noted.
+    pub digest: [u8; 16],
     pub now: UnixSecs,
 }
 
@@ -33,6 +37,8 @@ pub(super) struct Batch {
     /// Auth requests whose answers may be forgotten once `outcomes` are committed.
     pub settle: Vec<u64>,
     pub completed: Vec<Completed>,
+    /// Each MO's outcome line, written once `outcomes` are durable.
+    pub reports: Vec<MoReport>,
 }
 
 impl Batch {

@@ -18,6 +18,7 @@ pub mod concat;
 pub mod config;
 pub mod mint;
 pub mod poll;
+pub mod report;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,8 +28,9 @@ use futures::FutureExt;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+use crate::core::arrivals::Arrivals;
 use crate::core::auth::AuthCore;
 use crate::core::auth::AuthError;
 use crate::core::auth::AuthRequest;
@@ -42,18 +44,21 @@ use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
-use crate::core::store::{Outcome, PartKey, PipelineStore, SweepDue};
+use crate::core::store::{Filed, Outcome, PartKey, PipelineStore, SweepDue};
 use crate::core::token::parse_body;
 use crate::smpp::{text, udh};
 use crate::webhooks::Hooks;
 use batch::{Batch, Completed};
 use config::InboundConfig;
+use report::{MoOutcome, MoReport};
 
 /// MOs taken from the inbox per round; one transaction and one flush cover them all.
 const BATCH: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long rejected MOs stay for an operator to look at.
 const REJECTED_KEPT_SECS: u64 = 7 * 86_400;
+/// An MO's arrival instant is kept this long for its latency; later, whole seconds do.
+const ARRIVALS_KEPT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -78,6 +83,8 @@ pub struct LoginPipeline {
     /// Reloadable (SIGHUP) rules, and what was counted against them.
     pub limits: Live<LimitsConfig>,
     pub number_limits: Mutex<NumberLimits>,
+    /// When each MO reached the process, for the MO → session latency in milliseconds.
+    pub arrivals: Arrivals,
     /// Which recorded states go to a backend's webhook, and how.
     pub hooks: Hooks,
 }
@@ -124,11 +131,13 @@ impl LoginPipeline {
         let mut batch = Batch::default();
         let mut done = 0;
         let mut result = Ok(());
+        let mut finished = Vec::with_capacity(taken.len());
         for (id, mo) in taken {
             if let Err(e) = self.process(id, &mo, &mut batch).await {
                 result = Err(e);
                 break;
             }
+            finished.push(mo.digest());
             done += 1;
         }
         if !batch.outcomes().is_empty() {
@@ -141,9 +150,17 @@ impl LoginPipeline {
             self.store.sync().await?;
             self.processed.fetch_add(done as u64, Ordering::Relaxed);
         }
-        // Counted once durable: an MO processed again after a failure counts once.
+        // Counted and logged once durable: an MO processed again after a failure counts once,
+        // and no line tells of an outcome a crash could still undo.
+        for report in &batch.reports {
+            report.log();
+        }
         for login in batch.completed {
             self.count_completed(login);
+        }
+        // Finished: their arrivals are of no more use (taken already if they made a session).
+        for digest in &finished {
+            self.arrivals.take(digest, std::time::Instant::now());
         }
         result.map(|()| done)
     }
@@ -156,8 +173,13 @@ impl LoginPipeline {
             metrics::counter!("moauth_accounts_created_total").increment(1);
         }
         metrics::counter!("moauth_logins_completed_total").increment(1);
-        metrics::histogram!("moauth_mo_to_session_seconds")
-            .record(self.clock.now().saturating_sub(login.received_at) as f64);
+        // To the millisecond when this process took the MO in; else whole seconds.
+        let waited = self.arrivals.take(&login.digest, std::time::Instant::now());
+        let seconds = waited.map_or_else(
+            || self.clock.now().saturating_sub(login.received_at) as f64,
+            |waited| waited.as_secs_f64(),
+        );
+        metrics::histogram!("moauth_mo_to_session_seconds").record(seconds);
     }
 
     /// Decides one MO into `batch`; only parts of concatenated MOs are written at once.
@@ -167,6 +189,18 @@ impl LoginPipeline {
         mo: &MoMessage,
         batch: &mut Batch,
     ) -> Result<(), PipelineError> {
+        let mut report = MoReport::new(id, mo);
+        // The sender first, so that even an MO whose header is broken is logged by its number.
+        let sender =
+            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
+                Ok(sender) => sender,
+                Err(e) => {
+                    let why = format!("sender cannot be answered: {e}");
+                    self.malformed(id, mo, report, why, batch);
+                    return Ok(());
+                }
+            };
+        report.sender(&sender);
         match concat::split(mo) {
             Ok(Some(part)) => {
                 let at = PartKey {
@@ -178,40 +212,37 @@ impl LoginPipeline {
                     .store
                     .file_part(id, at, &part.payload, &concat::join)
                     .await?;
-                debug!(mo = id, concat = ?part.concat, ?filed, "part of a longer SMS");
+                let filed = match filed {
+                    Filed::Waiting => "waiting for the others",
+                    Filed::Duplicate => "duplicate, dropped",
+                    Filed::Complete(_) => "complete",
+                };
+                debug!(
+                    mo = id,
+                    part = part.concat.seq,
+                    of = part.concat.total,
+                    filed,
+                    "part of a longer SMS"
+                );
                 return Ok(());
             }
             Ok(None) => {}
             Err(e) => {
-                warn!(mo = id, error = %e, "MO with a malformed user data header; rejected");
-                self.reject(id, mo, e.to_string(), batch);
-                count_rejected("malformed");
+                let why = format!("malformed user data header: {e}");
+                self.malformed(id, mo, report, why, batch);
                 return Ok(());
             }
         }
-        let sender = match Msisdn::from_smpp(
-            &mo.source_addr,
-            mo.source_ton,
-            &self.default_country_code,
-        ) {
-            Ok(sender) => sender,
-            Err(e) => {
-                warn!(mo = id, error = %e, "MO from a sender that cannot be answered; rejected");
-                self.reject(id, mo, e.to_string(), batch);
-                count_rejected("malformed");
-                return Ok(());
-            }
-        };
         let text = match decode_text(mo) {
             Ok(text) => text,
             Err(reason) => {
-                warn!(mo = id, from = %sender.masked(), %reason, "MO text undecodable; rejected");
-                self.reject(id, mo, reason.to_string(), batch);
-                count_rejected("malformed");
+                let why = format!("text undecodable: {reason}");
+                self.malformed(id, mo, report, why, batch);
                 return Ok(());
             }
         };
         let body = parse_body(&text, &self.keywords.load());
+        report.body(&body);
         let claimed = match &body {
             crate::core::token::Body::Login(token) => Some(token.challenge()),
             crate::core::token::Body::Bad {
@@ -233,11 +264,11 @@ impl LoginPipeline {
             prior.as_ref(),
             &self.window.load(),
         );
-        debug!(mo = id, ?decision, "decided");
         let (now, rules) = (self.clock.now(), self.limits.load());
+        let mut limited = None;
         let decision = match self.limit(&rules, id, &sender, &decision, now).await? {
             Some(limit) => {
-                info!(mo = id, from = %sender.masked(), limit = limit.as_str(), "MO refused by a limit; no reply");
+                limited = Some(limit);
                 count_rejected(limit.reason().as_str());
                 limits::refuse(
                     decision,
@@ -250,15 +281,16 @@ impl LoginPipeline {
             None => decision,
         };
         let mut completed = None;
-        let (record, reply) = match decision {
+        let (record, reply, outcome) = match decision {
             Decision::Answer { record, reply } => {
-                if let Some((_, r)) = &record {
-                    info!(mo = id, from = %sender.masked(), state = ?r.state, "login refused");
-                }
-                if let Some(reason) = reply.as_ref().and_then(rejection) {
+                if let Some(reason) = reply.as_ref().and_then(Reply::rejection) {
                     count_rejected(reason);
                 }
-                (record, reply)
+                let outcome = match limited {
+                    Some(limit) => MoOutcome::Limited(limit),
+                    None => MoOutcome::of_answer(reply.as_ref()),
+                };
+                (record, reply, outcome)
             }
             Decision::LogIn(token) => {
                 let request = AuthRequest {
@@ -268,18 +300,28 @@ impl LoginPipeline {
                     received_at: mo.received_at,
                 };
                 let window = self.window.load();
-                let (record, reply) = match self.auth.login(&request).await {
+                let (record, reply, outcome) = match self.auth.login(&request).await {
                     Ok(answer) => {
-                        info!(mo = id, from = %sender.masked(), created = answer.created, "login complete");
                         completed = Some(answer.created);
-                        decide::completed(&token, &sender, answer, self.clock.now(), &window)
+                        let outcome = if answer.created {
+                            MoOutcome::Registered
+                        } else {
+                            MoOutcome::Completed
+                        };
+                        let (record, reply) =
+                            decide::completed(&token, &sender, answer, self.clock.now(), &window);
+                        (record, reply, outcome)
                     }
                     Err(AuthError::Refused(reason)) => {
-                        info!(mo = id, from = %sender.masked(), %reason, "auth core refused the login");
+                        report.detail(format!("auth core: {reason}"));
                         count_rejected("auth_core_refused");
                         let (record, reply) =
                             decide::refused(&token, &sender, self.clock.now(), &window);
-                        (record, Some(reply))
+                        (
+                            record,
+                            Some(reply),
+                            MoOutcome::Rejected("auth_core_refused"),
+                        )
                     }
                     Err(AuthError::Unavailable(why)) => match decide::unanswered(
                         &token,
@@ -296,22 +338,29 @@ impl LoginPipeline {
                         Unanswered::GiveUp(record, reply) => {
                             warn!(mo = id, from = %sender.masked(), error = %why, "auth core unavailable for too long; login rejected");
                             count_rejected("auth_core_unavailable");
-                            (record, Some(reply))
+                            report.detail(format!("auth core: {why}"));
+                            (
+                                record,
+                                Some(reply),
+                                MoOutcome::Rejected("auth_core_unavailable"),
+                            )
                         }
                     },
                     Err(e) => return Err(e.into()),
                 };
-                (Some((token.challenge(), record)), reply)
+                (Some((token.challenge(), record)), reply, outcome)
             }
         };
+        let mut held_by = None;
         let reply = reply.filter(|r| {
             let allowed = self.number_limits().may_reply(&rules, &sender, r, now);
             if let Err(limit) = allowed {
-                info!(mo = id, to = %sender.masked(), ?r, "reply suppressed by a limit");
+                held_by = Some(limit);
                 limit_hit(limit);
             }
             allowed.is_ok()
         });
+        report.outcome(outcome, reply.as_ref(), held_by);
         let replies: Vec<Outbound> = reply
             .iter()
             .map(|r| self.outbound(mo, &sender, r))
@@ -325,11 +374,13 @@ impl LoginPipeline {
         });
         // An answer an earlier pass of this MO got is forgotten too, whatever it led to now.
         batch.settle.push(id);
+        batch.reports.push(report);
         if let Some(created) = completed {
             batch.completed.push(Completed {
                 sender,
                 created,
                 received_at: mo.received_at,
+                digest: mo.digest(),
                 now,
             });
         }
@@ -337,12 +388,23 @@ impl LoginPipeline {
     }
 
     /// Sets an MO that cannot be read aside for an operator, out of the pipeline's way.
-    fn reject(&self, id: u64, mo: &MoMessage, reason: String, batch: &mut Batch) {
+    fn malformed(
+        &self,
+        id: u64,
+        mo: &MoMessage,
+        mut report: MoReport,
+        reason: String,
+        batch: &mut Batch,
+    ) {
+        report.detail(reason.clone());
+        report.outcome(MoOutcome::Malformed, None, None);
+        batch.reports.push(report);
         let rejected = RejectedMo {
             mo: mo.clone(),
             reason,
         };
         batch.push(Outcome::Rejected { mo: id, rejected });
+        count_rejected("malformed");
     }
 
     /// The limit, if any, that refuses this MO: the deny list or the sender's MO bucket, or
@@ -394,6 +456,8 @@ impl LoginPipeline {
     async fn sweep(&self, logins_sweep: &mut Option<JoinHandle<()>>) {
         let now = self.clock.now();
         self.number_limits().sweep(now);
+        self.arrivals
+            .forget_older(ARRIVALS_KEPT, std::time::Instant::now());
         // A million live logins take seconds to walk: beside the pipeline instead of in its
         // way (a record the pipeline rewrites meanwhile stays), and never two at once.
         if logins_sweep.as_ref().is_none_or(JoinHandle::is_finished) {
@@ -438,18 +502,6 @@ fn decode_text(mo: &MoMessage) -> Result<String, String> {
         &mo.user_data[..]
     };
     text::decode(mo.data_coding, data).map_err(|e| e.to_string())
-}
-
-/// The rejection an error reply stands for, as `moauth_mo_rejected_total` names it.
-fn rejection(reply: &Reply) -> Option<&'static str> {
-    match reply {
-        Reply::BadToken => Some("bad_token"),
-        Reply::Expired => Some("expired"),
-        Reply::Replayed => Some("replayed"),
-        Reply::AuthCoreRefused => Some("auth_core_refused"),
-        Reply::AuthCoreUnavailable => Some("auth_core_unavailable"),
-        Reply::Credentials(_) | Reply::Help | Reply::Stop => None,
-    }
 }
 
 fn count_rejected(reason: &'static str) {

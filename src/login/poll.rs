@@ -5,11 +5,16 @@
 //! and flushed before the answer leaves, so no crash can hand the same session out twice.
 //! A record answers until its `keep_until` (the token's window plus `[login] result_ttl_secs`),
 //! so `consumed` and `expired` stay apart that long; after it the login reads `expired`.
+//!
+//! When the daemon stops, every long-poll still waiting answers at once with its login's
+//! state (`pending`, as a rule) instead of being cut off: the app polls again, on this
+//! process's successor or on another node.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::clock::Clock;
 use crate::core::decide::Window;
@@ -63,6 +68,8 @@ pub struct Poller {
     pub clock: Clock,
     /// Reloadable (SIGHUP).
     pub window: Live<Window>,
+    /// Cancelled when the daemon stops: waiting polls answer with what they have.
+    pub stopping: CancellationToken,
 }
 
 impl Poller {
@@ -89,12 +96,14 @@ impl Poller {
             } else {
                 deadline
             };
-            if tokio::time::timeout_at(wake, changed.changed())
-                .await
-                .is_err()
-                && wake >= deadline
-            {
-                return self.answer_now(token).await;
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = tokio::time::sleep_until(wake) => {
+                    if wake >= deadline {
+                        return self.answer_now(token).await;
+                    }
+                }
+                _ = self.stopping.cancelled() => return self.answer_now(token).await,
             }
         }
     }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use control::control_router;
+pub use session::mo_delivers;
 
 use crate::smpp::tls::Stream;
 use crate::smpp::udh::Concat;
@@ -50,8 +51,8 @@ pub enum SimError {
     Io(#[from] std::io::Error),
 }
 
-/// An MO to inject, as a phone would send it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An MO to inject, as a phone would send it, and how an unusual SMSC would pass it on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoRequest {
     /// E.164 with `+`.
@@ -60,6 +61,22 @@ pub struct MoRequest {
     #[serde(default)]
     pub to: Option<String>,
     pub text: String,
+    /// Deliver it as data_sm (text in message_payload), as some SMSCs deliver MOs.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub data_sm: bool,
+    /// The text as Latin-1 octets under data_coding 0, in one PDU, as SMSCs that pass their
+    /// own alphabet under "the SMSC default" do.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub latin1: bool,
+    /// Every UDH starts with an 8-bit concatenation IE of the wrong length (a message that
+    /// needs no concatenation gets a UDH with only that IE); the correct numbering follows as a
+    /// 16-bit IE, as a broken gateway writes it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub malformed_concat: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// One deliver_sm exactly as the SMSC sends it, for tests and integrators who need codings,
@@ -98,6 +115,37 @@ pub enum ReceiptStyle {
     Hex,
     /// The same number in decimal, in the text only (as some SMSCs do).
     Decimal,
+}
+
+impl std::str::FromStr for ReceiptStyle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hex" => Ok(ReceiptStyle::Hex),
+            "decimal" => Ok(ReceiptStyle::Decimal),
+            other => Err(format!("unknown receipt style {other:?}: hex or decimal")),
+        }
+    }
+}
+
+/// Faults the simulator shows from now on, set from a test ([`Simulator::set_faults`]),
+/// `moauth sim` flags, `moauth sim faults` or `POST /faults`. What is absent is left as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSettings {
+    /// Milliseconds before each kind of request is answered (0: at once).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub delay_ms: HashMap<SlowRequest, u64>,
+    /// Send a delivery receipt for every submit that asks for one, its message id written so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptStyle>,
+    /// Send each receipt before the submit_sm_resp it reports on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts_first: Option<bool>,
+    /// Refuse binds (ESME_RBINDFAIL) whatever the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse_binds: Option<bool>,
 }
 
 /// What the ESME answered for each deliver_sm of an injected MO.
@@ -143,6 +191,8 @@ struct Faults {
     /// command_status used for those refusals.
     refuse_status: AtomicU32,
     refuse_binds: AtomicBool,
+    /// command_status of those refusals; 0 for ESME_RBINDFAIL.
+    bind_refusal: AtomicU32,
     bind_attempts: watch::Sender<Vec<Instant>>,
     /// While true, submit_sm are not answered; the answers go out when it turns false.
     hold_responses: watch::Sender<bool>,
@@ -334,6 +384,16 @@ impl Simulator {
         self.state.faults.refuse_next.store(n, Ordering::SeqCst);
     }
 
+    /// Refuses binds from now on with this command_status (ESME_RINVPASWD: 0x0E, as an SMSC
+    /// answers a wrong password).
+    pub fn refuse_binds_with(&self, status: u32) {
+        self.state
+            .faults
+            .bind_refusal
+            .store(status, Ordering::SeqCst);
+        self.refuse_binds(true);
+    }
+
     /// Refuses (true) or accepts (false) binds from now on.
     pub fn refuse_binds(&self, refuse: bool) {
         self.state
@@ -363,6 +423,23 @@ impl Simulator {
             .lock()
             .expect("sim lock")
             .insert(request, delay);
+    }
+
+    /// Applies what `settings` give; the rest stays as it was.
+    pub fn set_faults(&self, settings: &FaultSettings) {
+        for (&request, &ms) in &settings.delay_ms {
+            self.delay_responses(request, Duration::from_millis(ms));
+        }
+        if let Some(style) = settings.receipts {
+            self.send_receipts(Some(style));
+        }
+        if let Some(first) = settings.receipts_first {
+            self.receipts_before_resp(first);
+        }
+        if let Some(refuse) = settings.refuse_binds {
+            self.refuse_binds(refuse);
+        }
+        info!(?settings, "sim: faults set");
     }
 
     /// Sends each delivery receipt before (true) or after (false) its submit_sm_resp.

@@ -33,20 +33,68 @@ const ESM_RECEIPT: u8 = 0x04;
 const DEFAULT_SHORT_CODE: &str = "10690000";
 
 /// The deliver_sm a phone's SMS arrives as: GSM 7-bit when it fits, UCS-2 otherwise,
-/// concatenated with a UDH when long.
-pub(super) fn mo_delivers(request: &MoRequest, reference: u8) -> Result<Vec<Deliver>, SimError> {
-    Ok(text::encode_sms(&request.text, reference)
-        .map_err(|e| SimError::BadRequest(e.to_string()))?
-        .into_iter()
-        .map(|segment| Deliver {
+/// concatenated with a UDH when long; then shaped as the request's faults say.
+pub fn mo_delivers(request: &MoRequest, reference: u8) -> Result<Vec<Deliver>, SimError> {
+    let bad = |e: String| SimError::BadRequest(e);
+    let segments = if request.latin1 {
+        let octets = request
+            .text
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).map_err(|_| bad(format!("{c:?} is not Latin-1"))))
+            .collect::<Result<Vec<u8>, _>>()?;
+        vec![text::Segment {
+            data_coding: 0,
+            esm_class_udhi: false,
+            short_message: octets,
+        }]
+    } else {
+        text::encode_sms(&request.text, reference).map_err(|e| bad(e.to_string()))?
+    };
+    let mut delivers = Vec::with_capacity(segments.len());
+    for mut segment in segments {
+        if request.malformed_concat {
+            segment.short_message = malformed_concat(&segment)?;
+            segment.esm_class_udhi = true;
+        }
+        let (short_message, message_payload) = if segment.short_message.len() > 254 {
+            (Vec::new(), Some(segment.short_message))
+        } else {
+            (segment.short_message, None)
+        };
+        delivers.push(Deliver {
             from: request.from.clone(),
             to: request.to.clone(),
             esm_class: if segment.esm_class_udhi { ESM_UDHI } else { 0 },
             data_coding: segment.data_coding,
-            short_message: segment.short_message,
+            short_message,
+            message_payload,
+            data_sm: request.data_sm,
             ..Deliver::default()
-        })
-        .collect())
+        });
+    }
+    Ok(delivers)
+}
+
+/// The segment's user data with an 8-bit concatenation IE of length 2 in front of its UDH,
+/// and its own concatenation IE (if any) rewritten as a 16-bit one after it.
+fn malformed_concat(segment: &text::Segment) -> Result<Vec<u8>, SimError> {
+    let (concat, payload) = if segment.esm_class_udhi {
+        let (header, payload) =
+            udh::split(&segment.short_message).map_err(|e| SimError::BadRequest(e.to_string()))?;
+        (header.concat(), payload)
+    } else {
+        (None, &segment.short_message[..])
+    };
+    let mut header = vec![0x00, 0x02, 0x01, 0x01];
+    if let Some(c) = concat {
+        header.extend([0x08, 0x04]);
+        header.extend(c.reference.to_be_bytes());
+        header.extend([c.total, c.seq]);
+    }
+    let mut data = vec![u8::try_from(header.len()).expect("short UDH")];
+    data.extend(header);
+    data.extend_from_slice(payload);
+    Ok(data)
 }
 
 /// The PDU an MO (or receipt) goes out as: deliver_sm, or data_sm when asked.
@@ -411,7 +459,11 @@ impl Conn<'_> {
             return Command::new(CommandStatus::EsmeRalybnd, seq, resp(ours));
         }
         if faults.refuse_binds.load(Ordering::SeqCst) {
-            return Command::new(CommandStatus::EsmeRbindfail, seq, resp(ours));
+            let status = match faults.bind_refusal.load(Ordering::SeqCst) {
+                0 => CommandStatus::EsmeRbindfail,
+                status => CommandStatus::from(status),
+            };
+            return Command::new(status, seq, resp(ours));
         }
         if system_id != self.state.config.system_id || password != self.state.config.password {
             warn!(system_id, "sim: bind refused: wrong credentials");

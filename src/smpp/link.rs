@@ -61,8 +61,8 @@ pub enum LinkError {
     },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    #[error("bind refused: {0}")]
-    BindRefused(SmppStatus),
+    #[error("bind refused by {address}: {status}")]
+    BindRefused { address: String, status: SmppStatus },
     #[error("connection closed by the SMSC")]
     Closed,
     #[error("enquire_link unanswered: link is dead")]
@@ -135,20 +135,45 @@ impl SmscLink {
             let result = self
                 .connect_and_serve(&stop, &mut failures, &mut unanswered)
                 .await;
-            self.states.set(&name, false);
-            match result {
+            // Attempts since the link was last bound (a bound session resets the count).
+            let attempt = failures + 1;
+            let address = &self.config.address;
+            match &result {
                 Ok(Ended::Stopped) => {
+                    self.states.set(&name, false);
                     info!(smsc = %name, "unbound");
                     return;
                 }
-                Ok(Ended::UnboundByPeer) => warn!(smsc = %name, "SMSC unbound"),
-                Ok(Ended::Dead) => warn!(smsc = %name, error = %LinkError::Dead, "SMSC link down"),
-                Err(e) => warn!(smsc = %name, error = %e, "SMSC link down"),
+                Ok(Ended::UnboundByPeer) => {
+                    warn!(smsc = %name, %address, "SMSC unbound");
+                    self.states.failed(&name, "the SMSC unbound".into());
+                }
+                Ok(Ended::Dead) => {
+                    warn!(smsc = %name, %address, error = %LinkError::Dead, "SMSC link down");
+                    self.states.failed(&name, LinkError::Dead.to_string());
+                }
+                Err(e) => {
+                    if let LinkError::BindRefused { status, .. } = e {
+                        metrics::counter!("moauth_smsc_bind_failures_total", "smsc" => self.config.name.clone(), "status" => status.name())
+                            .increment(1);
+                    }
+                    warn!(smsc = %name, %address, attempt, error = %e, "SMSC link down");
+                    self.states
+                        .failed(&name, format!("{e} (attempt {attempt})"));
+                }
             }
             if stop.is_cancelled() {
                 return;
             }
-            let delay = backoff(failures);
+            let delay = match &result {
+                // Wrong credentials stay wrong until someone changes them: retrying on the
+                // usual schedule would only hammer the SMSC (and may get the account locked).
+                Err(LinkError::BindRefused { status, .. }) if status.is_authentication() => {
+                    error!(smsc = %name, %address, attempt, retry_in_secs = AUTH_RETRY.as_secs(), "the SMSC refused our credentials: check system_id, password and system_type; restart moauth after fixing them to retry at once");
+                    AUTH_RETRY
+                }
+                _ => backoff(failures),
+            };
             failures = failures.saturating_add(1);
             info!(smsc = %name, delay_ms = delay.as_millis() as u64, "reconnecting");
             tokio::select! {
@@ -179,6 +204,13 @@ impl SmscLink {
             address: self.config.address.to_string(),
             source,
         })?;
+        // The address as configured, and the one a name resolved to this time.
+        let peer = match tcp.peer_addr() {
+            Ok(ip) if ip.to_string() != self.config.address.to_string() => {
+                format!("{} ({ip})", self.config.address)
+            }
+            _ => self.config.address.to_string(),
+        };
         let stream: Box<dyn Stream> = match &self.tls {
             Some(tls) => tokio::time::timeout(timeout, tls.wrap(tcp))
                 .await
@@ -187,7 +219,7 @@ impl SmscLink {
         };
         let mut framed = Framed::new(stream, SmppCodec::new(MAX_PDU));
         const BIND_SEQUENCE: u32 = 1;
-        self.bind(&mut framed, BIND_SEQUENCE, timeout).await?;
+        self.bind(&mut framed, BIND_SEQUENCE, timeout, peer).await?;
         *failures = 0;
         self.states.set(&self.role.label(&self.config.name), true);
         info!(smsc = %self.config.name, address = %self.config.address, role = ?self.role, "bound");
@@ -224,6 +256,7 @@ impl SmscLink {
         framed: &mut Framer,
         seq: u32,
         timeout: Duration,
+        address: String,
     ) -> Result<(), LinkError> {
         let c = &self.config;
         let version = match c.interface_version.as_str() {
@@ -259,7 +292,10 @@ impl SmscLink {
                 if resp.status() == CommandStatus::EsmeRok {
                     Ok(())
                 } else {
-                    Err(LinkError::BindRefused(resp.status().into()))
+                    Err(LinkError::BindRefused {
+                        address,
+                        status: resp.status().into(),
+                    })
                 }
             }
             Some(Ok(other)) => {
@@ -750,6 +786,10 @@ async fn send(framed: &mut Framer, command: Command) -> Result<(), LinkError> {
         .await
         .map_err(|e| LinkError::Send(e.to_string()))
 }
+
+/// The pause after the SMSC refused our credentials (ESME_RINVPASWD, ESME_RINVSYSID,
+/// ESME_RINVSYSTYP).
+pub const AUTH_RETRY: Duration = Duration::from_secs(300);
 
 /// 0.5 s doubling to 60 s, with full jitter so a fleet restarting together spreads out.
 fn backoff(failures: u32) -> Duration {

@@ -153,8 +153,10 @@ impl SmppStatus {
 
     /// Statuses that say the credentials are wrong: trying again soon cannot help, and a
     /// tight loop of wrong passwords can get the account locked at the carrier.
+    /// ESME_RBINDFAIL (0x0D) is not among them: SMSCs also send it for passing conditions
+    /// (too many binds, the SMSC starting up), where the usual backoff is right.
     pub fn is_authentication(self) -> bool {
-        matches!(self.0, 0x0D..=0x0F | 0x53)
+        matches!(self.0, 0x0E | 0x0F | 0x53)
     }
 }
 

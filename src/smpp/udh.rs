@@ -43,18 +43,6 @@ pub enum UdhError {
     UdhlBeyondData { udhl: usize, available: usize },
     #[error("information element at offset {offset} runs past the end of the UDH")]
     IeBeyondUdh { offset: usize },
-    #[error("IE {iei:#04x} has length {len}, expected {expected}")]
-    IeLength {
-        iei: u8,
-        len: usize,
-        expected: usize,
-    },
-    #[error("concatenation IE says the message has 0 parts")]
-    TotalZero,
-    #[error("concatenation IE has part number 0")]
-    SeqZero,
-    #[error("concatenation IE has part {seq} of {total}")]
-    SeqBeyondTotal { seq: u8, total: u8 },
 }
 
 /// Splits user data into its header and the payload after it.
@@ -83,43 +71,28 @@ pub fn split(user_data: &[u8]) -> Result<(Udh<'_>, &[u8]), UdhError> {
         }
         let (data, next) = tail.split_at(len);
         let ie = Ie { iei: *iei, data };
-        validate(ie)?;
-        ies.push(ie);
+        // TS 23.040 §9.2.3.24: a receiver ignores an IE it cannot use and reads on; the IE's
+        // own length octet still says where the next one starts. Other stacks do the same, so
+        // a gateway's malformed concatenation IE costs the part numbering, not the message.
+        if usable(ie) {
+            ies.push(ie);
+        }
         header = next;
     }
     Ok((Udh { ies }, payload))
 }
 
-/// Checks the IEs moauth interprets, so the accessors below cannot meet a malformed one.
-fn validate(ie: Ie<'_>) -> Result<(), UdhError> {
+/// Whether an IE moauth interprets is well formed, so the accessors below never meet one that
+/// is not; IEs moauth does not interpret are always kept.
+fn usable(ie: Ie<'_>) -> bool {
     let expected = match ie.iei {
         IEI_CONCAT_8 => 3,
         IEI_CONCAT_16 => 4,
         IEI_SINGLE_SHIFT | IEI_LOCKING_SHIFT => 1,
-        _ => return Ok(()),
+        _ => return true,
     };
-    if ie.data.len() != expected {
-        return Err(UdhError::IeLength {
-            iei: ie.iei,
-            len: ie.data.len(),
-            expected,
-        });
-    }
-    if let Some(concat) = concat_of(ie) {
-        if concat.total == 0 {
-            return Err(UdhError::TotalZero);
-        }
-        if concat.seq == 0 {
-            return Err(UdhError::SeqZero);
-        }
-        if concat.seq > concat.total {
-            return Err(UdhError::SeqBeyondTotal {
-                seq: concat.seq,
-                total: concat.total,
-            });
-        }
-    }
-    Ok(())
+    ie.data.len() == expected
+        && concat_of(ie).is_none_or(|c| c.total != 0 && c.seq != 0 && c.seq <= c.total)
 }
 
 /// Reads a concatenation IE whose length has already been checked.
@@ -243,25 +216,37 @@ mod tests {
             split(&[0x01, 0x00]),
             Err(UdhError::IeBeyondUdh { offset: 0 })
         );
-        assert_eq!(
-            split(&[0x04, 0x00, 0x02, 0x02, 0x01]),
-            Err(UdhError::IeLength {
-                iei: 0,
-                len: 2,
-                expected: 3
-            })
-        );
-        assert_eq!(
-            split(&[0x05, 0x00, 0x03, 0x01, 0x00, 0x01]),
-            Err(UdhError::TotalZero)
-        );
-        assert_eq!(
-            split(&[0x05, 0x00, 0x03, 0x01, 0x02, 0x00]),
-            Err(UdhError::SeqZero)
-        );
-        assert_eq!(
-            split(&[0x05, 0x00, 0x03, 0x01, 0x02, 0x03]),
-            Err(UdhError::SeqBeyondTotal { seq: 3, total: 2 })
-        );
+    }
+
+    #[test]
+    fn a_malformed_known_ie_is_ignored_and_the_rest_read() {
+        let sixteen = Concat {
+            reference: 0x1234,
+            total: 2,
+            seq: 1,
+        };
+        // 8-bit concatenation IE of length 2, then a good 16-bit one.
+        let data = [
+            0x0A, 0x00, 0x02, 0x01, 0x02, 0x08, 0x04, 0x12, 0x34, 0x02, 0x01, b'h', b'i',
+        ];
+        let (udh, payload) = split(&data).unwrap();
+        assert_eq!(udh.concat(), Some(sixteen));
+        assert_eq!(payload, b"hi");
+        assert_eq!(udh.ies().len(), 1);
+        // A good one first, then one of length 4 for the 8-bit IEI: the good one counts.
+        let data = [
+            0x0C, 0x08, 0x04, 0x12, 0x34, 0x02, 0x01, 0x00, 0x04, 0x01, 0x02, 0x01, 0x01, b'h',
+        ];
+        assert_eq!(split(&data).unwrap().0.concat(), Some(sixteen));
+        // Part numbers no message can have are ignored the same way.
+        for (total, seq) in [(0, 1), (2, 0), (2, 3)] {
+            let data = [0x05, 0x00, 0x03, 0x01, total, seq, b'x'];
+            let (udh, payload) = split(&data).unwrap();
+            assert_eq!(udh.concat(), None, "{total} {seq}");
+            assert_eq!(payload, b"x");
+        }
+        // A shift IE of the wrong length is not read either.
+        let (udh, _) = split(&[0x04, 0x24, 0x02, 0x03, 0x04]).unwrap();
+        assert_eq!(udh.single_shift(), None);
     }
 }

@@ -9,6 +9,7 @@ use tracing::{error, info};
 
 use std::sync::Arc;
 
+use crate::core::arrivals::Arrivals;
 use crate::core::mo::MoMessage;
 use crate::core::store::IngestStore;
 
@@ -21,24 +22,28 @@ type Job = (Option<MoMessage>, oneshot::Sender<bool>);
 #[derive(Clone)]
 pub struct Ingest {
     jobs: mpsc::Sender<Job>,
+    arrivals: Arrivals,
 }
 
 impl Ingest {
     /// Starts the ingest task; it ends when every `Ingest` handle is dropped.
     /// MOs repeated within `redelivery_window` seconds are acknowledged, not stored again.
+    /// Each MO's arrival is noted in `arrivals` for the MO → session latency.
     pub fn start(
         store: Arc<dyn IngestStore>,
         redelivery_window: u64,
+        arrivals: Arrivals,
     ) -> (Ingest, tokio::task::JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 4);
         (
-            Ingest { jobs },
+            Ingest { jobs, arrivals },
             tokio::spawn(run(store, rx, redelivery_window)),
         )
     }
 
     /// Resolves to true once the MO is durable in the inbox, false if it could not be stored.
     pub async fn store(&self, mo: MoMessage) -> oneshot::Receiver<bool> {
+        self.arrivals.note(mo.digest(), std::time::Instant::now());
         let (done, durable) = oneshot::channel();
         // A closed channel drops `done`, which the receiver reads as "not stored".
         let _ = self.jobs.send((Some(mo), done)).await;

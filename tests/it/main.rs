@@ -1,6 +1,7 @@
 //! The integration tests, one binary: on two cores, linking twenty-odd test binaries against
 //! the daemon cost more than running them. Each module is one story over real sockets.
 
+mod abandoned_polls;
 mod admin_listener;
 mod backends;
 mod client_limits;
@@ -14,10 +15,12 @@ mod limits;
 mod login_flow;
 mod login_page;
 mod metrics;
+mod node_smsc;
 mod ops_check_config;
 mod ops_dashboard;
 mod ops_install;
 mod ops_logs;
+mod ops_mo_outcomes;
 mod ops_notify;
 mod ops_signals;
 mod ops_store_errors;
@@ -29,6 +32,8 @@ mod postgres_nodes;
 mod readiness;
 mod remote_auth;
 mod security;
+mod sessions;
+mod sim_cli;
 mod sim_vs_smpplib;
 mod slow_smsc;
 mod smpp_inbound;

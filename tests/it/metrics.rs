@@ -139,6 +139,7 @@ async fn metrics_after_a_scripted_run_show_the_expected_counts() {
         ("moauth_inbox_depth", 0.0),
         ("moauth_outbox_depth", 0.0),
         ("moauth_long_polls_active", 0.0),
+        ("moauth_poll_waiters", 0.0),
         ("moauth_mo_to_session_seconds_count", 2.0),
         (
             "moauth_poll_duration_seconds_count{state=\"complete\"}",
@@ -158,4 +159,15 @@ async fn metrics_after_a_scripted_run_show_the_expected_counts() {
         "{text}"
     );
     assert!(samples.contains_key("moauth_mo_received_total"), "{text}");
+    // MO → session to the millisecond: two loopback logins take more than nothing and are
+    // not a whole number of seconds (the store's `received_at` alone would make them so).
+    let latency = value("moauth_mo_to_session_seconds_sum");
+    assert!(
+        latency > 0.0 && latency.fract() != 0.0,
+        "MO → session {latency} s in all: not measured in milliseconds\n{text}"
+    );
+    assert!(
+        text.contains("moauth_mo_to_session_seconds_bucket{le=\"0.005\"}"),
+        "{text}"
+    );
 }

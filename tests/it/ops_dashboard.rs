@@ -138,6 +138,10 @@ secret = "auth-core-secret"
         "moauth_auth_core_requests_total{outcome=\"unavailable\"} 0",
         "moauth_webhook_calls_total{outcome=\"failed\"} 0",
         "moauth_mo_to_session_seconds_count 0",
+        "moauth_mo_to_session_seconds_bucket{le=\"0.01\"} 0",
+        "moauth_poll_waiters 0",
+        "moauth_long_polls_active 0",
+        "moauth_inbox_depth 0",
     ] {
         assert!(
             text.lines().any(|l| l == series),

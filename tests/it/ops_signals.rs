@@ -9,6 +9,20 @@ use common::PATIENCE;
 use common::process::{BIND_TRANSCEIVER, Spawned, UNBIND};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use moauth::core::clock::Clock;
+use moauth::core::token::{Token, Verifier};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// `TimeoutStopSec=` of systemd/moauth.service: systemd kills what still runs after it.
+fn stop_timeout() -> Duration {
+    let unit = include_str!("../../systemd/moauth.service");
+    let secs = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec=")?.strip_suffix('s'))
+        .expect("the unit sets TimeoutStopSec=Ns");
+    Duration::from_secs(secs.parse().unwrap())
+}
 
 const BURST: usize = 40;
 
@@ -30,6 +44,7 @@ async fn sigterm_during_a_burst_exits_0_unbinds_and_every_acked_mo_is_processed_
                         from: phone(i),
                         to: Some("10690000".into()),
                         text: "HELP".into(),
+                        ..Default::default()
                     })
                     .await;
                 (i, result)
@@ -130,4 +145,69 @@ async fn sighup_with_a_broken_file_keeps_the_old_config() {
     assert_eq!(d.tap.count(BIND_TRANSCEIVER), 1);
     d.signal(libc::SIGTERM);
     assert_eq!(d.exit_code().await, 0);
+}
+
+const OPEN_POLLS: usize = 5;
+
+#[tokio::test]
+async fn sigterm_answers_every_open_long_poll_with_its_state_then_exits() {
+    // A stop used to leave long-polls hanging for the 5 s drain, then cut them off: the app
+    // got an empty reply. Each must get its login's state at once instead.
+    let mut d = Spawned::start("", &[]).await;
+    let http = common::http_client();
+    let polls: Vec<_> = (0..OPEN_POLLS)
+        .map(|_| {
+            let verifier = Verifier::random();
+            let token = Token::for_verifier(&verifier, Clock::System.now());
+            let (http, addr) = (http.clone(), d.http);
+            tokio::spawn(async move {
+                let body = json!({
+                    "verifier": verifier.to_base64url(),
+                    "token": token.to_string(),
+                    "wait_ms": 30_000,
+                });
+                let response = http
+                    .post(format!("http://{addr}/v1/logins/poll"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("poll: {e}"))?;
+                let status = response.status().as_u16();
+                let text = response.text().await.map_err(|e| format!("body: {e}"))?;
+                Ok::<_, String>((status, text, Instant::now()))
+            })
+        })
+        .collect();
+    common::eventually("every long-poll open", async || {
+        common::scrape(&http, d.http, "moauth_long_polls_active").await == Some(OPEN_POLLS as f64)
+    })
+    .await;
+
+    let stopped = Instant::now();
+    d.signal(libc::SIGTERM);
+    for poll in polls {
+        let (status, text, answered) = poll
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("a long-poll got no answer: {e}; logs:\n{}", d.logs.text()));
+        assert_eq!(status, 200, "{text}");
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer, json!({ "state": "pending" }));
+        assert!(
+            answered - stopped < Duration::from_secs(2),
+            "answered {:?} after SIGTERM",
+            answered - stopped
+        );
+    }
+    assert_eq!(d.exit_code().await, 0, "logs:\n{}", d.logs.text());
+    assert!(
+        stopped.elapsed() < stop_timeout(),
+        "the daemon took {:?} to stop",
+        stopped.elapsed()
+    );
+    assert!(
+        !d.logs.text().contains("aborted"),
+        "no task was cut off:\n{}",
+        d.logs.text()
+    );
 }

@@ -276,7 +276,7 @@ async fn handle(
 }
 
 /// `[auth.remote]` for an auth core at `url`: quick retries, a breaker that stays closed.
-fn remote_config(url: String) -> RemoteAuthConfig {
+pub fn remote_config(url: String) -> RemoteAuthConfig {
     RemoteAuthConfig {
         url,
         secret: SECRET.into(),

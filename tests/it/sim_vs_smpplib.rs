@@ -72,6 +72,7 @@ async fn smpplib_esme_receives_mos_and_submits_to_the_simulator() {
                 from: "+8613800138000".into(),
                 to: Some("10690000".into()),
                 text: text.into(),
+                ..MoRequest::default()
             })
             .await
             .unwrap();

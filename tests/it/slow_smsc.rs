@@ -5,9 +5,10 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::process::{Spawned, moauth};
 use common::{ALICE, Harness, PATIENCE, help_from, wait_until};
 use moauth::daemon::Options;
-use moauth::sim::{Deliver, ReceiptStyle, SlowRequest};
+use moauth::sim::{Deliver, MoRequest, ReceiptStyle, SlowRequest};
 
 #[tokio::test]
 async fn a_submit_answered_after_the_timeout_is_sent_once_and_counts_as_sent() {
@@ -195,4 +196,112 @@ async fn a_latin1_octet_under_data_coding_0_does_not_lose_the_token() {
         h.poll(&verifier, &token, 10_000).await.1["state"],
         "complete"
     );
+}
+
+#[tokio::test]
+async fn a_concat_element_of_the_wrong_length_is_skipped_and_the_rest_of_the_udh_read() {
+    let h = Harness::start().await;
+    // Two parts, each UDH led by an 8-bit concatenation IE of length 2 with the real
+    // numbering after it as a 16-bit IE; and a one-part message whose UDH has only the bad IE.
+    let (long_verifier, long_token) = h.app_token(0);
+    let long = format!("LOGIN {long_token} {}", "sent from my phone ".repeat(9));
+    let (short_verifier, short_token) = h.app_token(0);
+    for (from, text) in [(ALICE, long), (common::BOB, format!("LOGIN {short_token}"))] {
+        let delivers = moauth::sim::mo_delivers(
+            &MoRequest {
+                from: from.into(),
+                text,
+                malformed_concat: true,
+                ..MoRequest::default()
+            },
+            7,
+        )
+        .unwrap();
+        assert!(delivers.iter().all(|d| d.esm_class & 0x40 != 0));
+        let acked = h.sim.deliver(&delivers).await.unwrap();
+        assert!(acked.statuses.iter().all(|s| *s == 0), "{acked:?}");
+    }
+    for (verifier, token) in [(long_verifier, long_token), (short_verifier, short_token)] {
+        assert_eq!(
+            h.poll(&verifier, &token, 10_000).await.1["state"],
+            "complete"
+        );
+    }
+    h.settled_submits(2).await;
+}
+
+#[tokio::test]
+async fn a_refused_password_is_named_shown_counted_and_not_retried_in_a_tight_loop() {
+    let d = Spawned::start("", &[]).await;
+    d.sim.refuse_binds_with(0x0E);
+    let before = d.sim.bind_attempts().len();
+    d.sim.drop_connections().await;
+    let refused_at = *d
+        .sim
+        .wait_bind_attempts(before + 1, PATIENCE)
+        .await
+        .last()
+        .unwrap();
+
+    let logged = d
+        .logs
+        .wait_message("the SMSC refused our credentials: check system_id, password and system_type; restart moauth after fixing them to retry at once")
+        .await;
+    assert_eq!(logged["address"], d.tap.addr.to_string(), "{logged}");
+    assert_eq!(logged["retry_in_secs"], 300, "{logged}");
+    let down = d.logs.wait_message("SMSC link down").await;
+    let error = d
+        .logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("bind refused"))
+        .map(str::to_owned)
+        .next()
+        .unwrap_or_else(|| panic!("no bind refusal logged: {down}"));
+    assert!(
+        error.contains("ESME_RINVPASWD (0x0000000E, invalid password)"),
+        "{error}"
+    );
+    assert!(error.contains("\"attempt\":"), "{error}");
+
+    let http = common::http_client();
+    let ready: serde_json::Value = http
+        .get(format!("http://{}/readyz", d.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shown = ready["smsc_errors"]["sim"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with(&format!("bind refused by {}: ESME_RINVPASWD", d.tap.addr)),
+        "{ready}"
+    );
+    assert!(shown.contains("(attempt "), "{ready}");
+    let (code, out, err) = moauth(&["status", "--url", &format!("http://{}", d.http)]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("smsc sim              NOT BOUND: bind refused by"),
+        "{out}"
+    );
+    let metrics = http
+        .get(format!("http://{}/metrics", d.http))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("moauth_smsc_bind_failures_total{smsc=\"sim\",status=\"ESME_RINVPASWD\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# HELP moauth_smsc_bind_failures_total"));
+
+    // The usual backoff would have tried again within a second; the next try is minutes away.
+    // (A busy machine can only make fewer attempts in this time, never more.)
+    tokio::time::sleep_until((refused_at + Duration::from_secs(3)).into()).await;
+    assert_eq!(d.sim.bind_attempts().len(), before + 1);
 }

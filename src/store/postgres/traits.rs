@@ -56,6 +56,10 @@ impl StoreBase for PgStore {
             webhooks: s.webhooks.load(Ordering::Relaxed),
         }
     }
+
+    fn poll_waiters(&self) -> usize {
+        self.logins.len()
+    }
 }
 
 impl IngestStore for PgStore {

@@ -15,6 +15,7 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 use tokio::sync::Notify;
 
+use super::gauge::Gauge;
 use super::{StoreError, decode, encode};
 use crate::core::mo::MoMessage;
 
@@ -24,11 +25,13 @@ pub struct Inbox {
     /// MO digest → arrival time, for recognising redeliveries.
     seen: sled::Tree,
     arrived: Arc<Notify>,
+    pub(super) depth: Gauge,
 }
 
 impl Inbox {
     pub(super) fn new(tree: sled::Tree, seen: sled::Tree) -> Self {
         Inbox {
+            depth: Gauge::counted(&tree),
             tree,
             seen,
             arrived: Arc::new(Notify::new()),
@@ -58,6 +61,7 @@ impl Inbox {
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(repeats)
         })?;
+        self.depth.add(messages.len() - repeats);
         Ok(repeats)
     }
 
@@ -102,6 +106,6 @@ impl Inbox {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.tree.len()
+        self.depth.get()
     }
 }

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod flush;
+mod gauge;
 mod inbox;
 mod logins;
 mod minted;
@@ -141,11 +142,6 @@ impl SledStore {
         })
     }
 
-    /// How many polls wait on a login right now (the notifier's entries).
-    pub fn watched_logins(&self) -> usize {
-        self.notifier.len()
-    }
-
     /// Every outcome of the slice in one sled transaction over the trees they touch.
     fn commit(&self, outcomes: &[Outcome]) -> StoreResult<()> {
         enum Encoded<'o> {
@@ -180,7 +176,7 @@ impl SledStore {
                 },
             })
             .collect();
-        (
+        let left_inbox = (
             &self.inbox.tree,
             &self.logins.tree,
             &self.outbox.tree,
@@ -188,6 +184,7 @@ impl SledStore {
             &self.rejected.tree,
         )
             .transaction(|(inbox, logins, outbox, webhooks, rejected)| {
+                let mut left_inbox = 0;
                 for outcome in &encoded {
                     match outcome {
                         Encoded::Decided {
@@ -196,7 +193,7 @@ impl SledStore {
                             replies,
                             event,
                         } => {
-                            inbox.remove(&mo.to_be_bytes())?;
+                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
                             if let Some((challenge, next, value)) = login {
                                 let recorded = logins
                                     .get(challenge.as_bytes())?
@@ -218,15 +215,16 @@ impl SledStore {
                             }
                         }
                         Encoded::Rejected { mo, value } => {
-                            inbox.remove(&mo.to_be_bytes())?;
+                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
                             rejected.insert(&mo.to_be_bytes(), value.as_slice())?;
                         }
                     }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(left_inbox)
             })?;
-        let mut replies = false;
-        let mut events = false;
+        self.inbox.depth.sub(left_inbox);
+        let mut replies = 0;
+        let mut events = 0;
         for outcome in outcomes {
             if let Outcome::Decided {
                 login,
@@ -238,14 +236,16 @@ impl SledStore {
                 if let Some((challenge, _)) = login {
                     self.notifier.notify(challenge);
                 }
-                replies |= !r.is_empty();
-                events |= event.is_some();
+                replies += r.len();
+                events += usize::from(event.is_some());
             }
         }
-        if replies {
+        if replies > 0 {
+            self.outbox.depth.add(replies);
             self.outbox.wake();
         }
-        if events {
+        if events > 0 {
+            self.webhooks.depth.add(events);
             self.webhooks.wake();
         }
         Ok(())
@@ -275,6 +275,7 @@ impl SledStore {
         )?;
         if recorded {
             self.notifier.notify(challenge);
+            self.webhooks.depth.add(1);
             self.webhooks.wake();
         }
         Ok(recorded)
@@ -298,6 +299,10 @@ impl StoreBase for SledStore {
             outbox: self.outbox.len(),
             webhooks: self.webhooks.len(),
         }
+    }
+
+    fn poll_waiters(&self) -> usize {
+        self.notifier.len()
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
 
+use super::gauge::Gauge;
 use super::{StoreError, decode};
 use crate::core::outbound::Outbound;
 
@@ -17,11 +18,13 @@ pub struct Outbox {
     /// last looked, even while it was busy elsewhere.
     queued: Arc<watch::Sender<u64>>,
     removed: Arc<Notify>,
+    pub(super) depth: Gauge,
 }
 
 impl Outbox {
     pub(super) fn new(tree: sled::Tree) -> Self {
         Outbox {
+            depth: Gauge::counted(&tree),
             tree,
             queued: Arc::new(watch::channel(0).0),
             removed: Arc::new(Notify::new()),
@@ -66,7 +69,9 @@ impl Outbox {
 
     /// Called once the SMSC has accepted the message (or refused it for good).
     pub fn remove(&self, id: u64) -> Result<(), StoreError> {
-        self.tree.remove(id.to_be_bytes())?;
+        if self.tree.remove(id.to_be_bytes())?.is_some() {
+            self.depth.sub(1);
+        }
         self.removed.notify_waiters();
         Ok(())
     }
@@ -85,6 +90,6 @@ impl Outbox {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.tree.len()
+        self.depth.get()
     }
 }

@@ -9,6 +9,7 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::gauge::Gauge;
 use super::inbox::Inbox;
 use super::{StoreError, decode, encode, remove_where};
 use crate::core::clock::UnixSecs;
@@ -18,6 +19,7 @@ use crate::core::store::{Filed, PartKey};
 #[derive(Clone)]
 pub struct Parts {
     pub(super) tree: sled::Tree,
+    depth: Gauge,
 }
 
 fn key(group: &[u8], seq: u8) -> Vec<u8> {
@@ -39,11 +41,11 @@ pub(super) fn file(
     join: &(dyn Fn(Vec<MoMessage>) -> MoMessage + Send + Sync),
 ) -> Result<Filed, StoreError> {
     let value = encode(part);
-    let filed = (&inbox.tree, &parts.tree).transaction(|(inbox, parts)| {
-        inbox.remove(&id.to_be_bytes())?;
+    let (filed, left_inbox) = (&inbox.tree, &parts.tree).transaction(|(inbox, parts)| {
+        let left_inbox = inbox.remove(&id.to_be_bytes())?.is_some();
         let this = key(at.group, at.seq);
         if parts.get(&this)?.is_some() {
-            return Ok(Filed::Duplicate);
+            return Ok((Filed::Duplicate, left_inbox));
         }
         parts.insert(this, value.as_slice())?;
         let mut all = Vec::with_capacity(usize::from(at.total));
@@ -53,7 +55,7 @@ pub(super) fn file(
                     decode::<MoMessage>("parts", &v)
                         .map_err(ConflictableTransactionError::Abort)?,
                 ),
-                None => return Ok(Filed::Waiting),
+                None => return Ok((Filed::Waiting, left_inbox)),
             }
         }
         for seq in 1..=at.total {
@@ -61,24 +63,40 @@ pub(super) fn file(
         }
         let whole = inbox.generate_id()?;
         inbox.insert(&whole.to_be_bytes(), encode(&join(all)))?;
-        Ok(Filed::Complete(whole))
+        Ok((Filed::Complete(whole), left_inbox))
     })?;
+    if left_inbox {
+        inbox.depth.sub(1);
+    }
+    match filed {
+        Filed::Waiting => parts.depth.add(1),
+        Filed::Complete(_) => {
+            inbox.depth.add(1);
+            parts.depth.sub(usize::from(at.total) - 1);
+        }
+        Filed::Duplicate => {}
+    }
     Ok(filed)
 }
 
 impl Parts {
     pub(super) fn new(tree: sled::Tree) -> Self {
-        Parts { tree }
+        Parts {
+            depth: Gauge::counted(&tree),
+            tree,
+        }
     }
 
     /// Drops parts that arrived before `cutoff`; returns how many.
     pub fn expire(&self, cutoff: UnixSecs) -> Result<usize, StoreError> {
-        remove_where(&self.tree, "parts", |part: &MoMessage| {
+        let removed = remove_where(&self.tree, "parts", |part: &MoMessage| {
             part.received_at < cutoff
-        })
+        })?;
+        self.depth.sub(removed);
+        Ok(removed)
     }
 
     pub(super) fn len(&self) -> usize {
-        self.tree.len()
+        self.depth.get()
     }
 }

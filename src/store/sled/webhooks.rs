@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::gauge::Gauge;
 use super::{StoreError, decode};
 use crate::core::outbound::QueuedEvent;
 
@@ -19,11 +20,13 @@ pub struct Webhooks {
     pub(super) tree: sled::Tree,
     /// Bumped on every enqueue, like the outbox's, so the dispatcher never misses one.
     queued: Arc<watch::Sender<u64>>,
+    pub(super) depth: Gauge,
 }
 
 impl Webhooks {
     pub(super) fn new(tree: sled::Tree) -> Self {
         Webhooks {
+            depth: Gauge::counted(&tree),
             tree,
             queued: Arc::new(watch::channel(0).0),
         }
@@ -62,11 +65,13 @@ impl Webhooks {
 
     /// Called once the backend answered 2xx.
     pub fn remove(&self, id: u64) -> Result<(), StoreError> {
-        self.tree.remove(id.to_be_bytes())?;
+        if self.tree.remove(id.to_be_bytes())?.is_some() {
+            self.depth.sub(1);
+        }
         Ok(())
     }
 
     pub(super) fn len(&self) -> usize {
-        self.tree.len()
+        self.depth.get()
     }
 }

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod browser;
+#[path = "../../peers/node_smsc.rs"]
+pub mod node_smsc;
 pub mod nodes;
 pub mod postgres;
 pub mod process;
@@ -61,6 +63,7 @@ pub async fn phone_sends(sim: &Simulator, from: &str, text: &str) -> MoResult {
         from: from.into(),
         to: Some("10690000".into()),
         text: text.into(),
+        ..MoRequest::default()
     })
     .await
     .unwrap()
@@ -284,4 +287,35 @@ pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until `check` holds, asking again every few milliseconds, up to [`PATIENCE`]: the
+/// one way the tests wait on a condition they cannot be told about (a gauge, a file, a
+/// process's state). Panics with `what` when it never holds.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of one sample (`name` or `name{labels}`, exactly as exposed) of `GET /metrics`
+/// on the daemon at `addr`; `None` when the series is not there.
+pub async fn scrape(http: &reqwest::Client, addr: SocketAddr, series: &str) -> Option<f64> {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .find(|(name, _)| *name == series)
+        .map(|(_, value)| value.parse().unwrap())
 }
