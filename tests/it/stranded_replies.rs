@@ -6,8 +6,8 @@ use crate::common;
 
 use std::sync::Arc;
 
-use common::process::{Spawned, moauth};
 use common::ALICE;
+use common::process::{Spawned, moauth};
 use moauth::core::mo::MoMessage;
 use moauth::core::msisdn::Msisdn;
 use moauth::core::outbound::Outbound;
