@@ -201,6 +201,8 @@ pub const REJECT_REASONS: &[&str] = &[
 pub const LIMITS: &[&str] = &[
     "poll_rate",
     "long_polls",
+    "long_polls_per_client",
+    "mint_rate",
     "mo_per_number",
     "error_sms_per_number",
     "deny_list",

@@ -213,6 +213,9 @@ impl Daemon {
             long_polls: long_polls.clone(),
             auth: auth.clone(),
             api_keys: live.api_keys.clone(),
+            mint_limiter: live.mint_limiter.clone(),
+            trusted_proxies: Arc::new(config.http.trusted_proxies.clone()),
+            cors_origins: Arc::new(config.http.cors_origins.clone()),
             minter: Minter {
                 store: store.clone(),
                 clock: clock.clone(),
@@ -285,6 +288,7 @@ impl Daemon {
         rest_done.push(tokio::spawn(metrics::upkeep(stop_rest.clone())));
         rest_done.push(tokio::spawn(limits::sweep(
             live.poll_limiter.clone(),
+            live.mint_limiter.clone(),
             stop_rest.clone(),
         )));
         rest_done.push(tokio::spawn(sample_rates(

@@ -14,7 +14,7 @@ use crate::core::decide::Window;
 use crate::core::live::{Live, live};
 use crate::core::replies::Replies;
 use crate::http::keys::ApiKeys;
-use crate::http::limits::PollLimiter;
+use crate::http::limits::{MintLimiter, PollLimiter};
 use crate::http::page::PageSettings;
 use crate::ops::config::{Config, LimitsConfig, StoreConfig};
 use crate::webhooks::Targets;
@@ -28,6 +28,7 @@ pub struct LiveSettings {
     /// `[limits]`, read per MO and per request.
     pub limits: Live<LimitsConfig>,
     pub poll_limiter: Live<PollLimiter>,
+    pub mint_limiter: Live<MintLimiter>,
     /// The backends' API keys; none switches the keyed routes off.
     pub api_keys: Live<ApiKeys>,
     /// Each backend's webhook, by backend name.
@@ -44,6 +45,7 @@ impl LiveSettings {
             keywords: live(config.login.keywords.clone()),
             limits: live(config.limits.clone()),
             poll_limiter: live(PollLimiter::new(&config.limits)),
+            mint_limiter: live(MintLimiter::new(&config.limits)),
             api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
             webhooks: live(Targets::from_config(&config.webhooks)),
             page: live(PageSettings::from_config(config)),
@@ -60,6 +62,11 @@ impl LiveSettings {
         if self.poll_limiter.load().quota != quota {
             self.poll_limiter
                 .store(Arc::new(PollLimiter::new(&config.limits)));
+        }
+        let quota = (config.limits.mint_per_minute, config.limits.mint_burst);
+        if self.mint_limiter.load().quota != quota {
+            self.mint_limiter
+                .store(Arc::new(MintLimiter::new(&config.limits)));
         }
         self.api_keys
             .store(Arc::new(ApiKeys::from_config(&config.http.api_keys)));
@@ -93,7 +100,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             c.http.idle_timeout_secs,
         )
     };
-    let checks: [(&'static str, bool); 9] = [
+    let checks: [(&'static str, bool); 11] = [
         (
             "store",
             differs(&running.store, &new.store) || store_url(running) != store_url(new),
@@ -102,6 +109,14 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
         (
             "http.admin_listen",
             running.http.admin_listen != new.http.admin_listen,
+        ),
+        (
+            "http.trusted_proxies",
+            running.http.trusted_proxies != new.http.trusted_proxies,
+        ),
+        (
+            "http.cors_origins",
+            running.http.cors_origins != new.http.cors_origins,
         ),
         (
             "http connection limits",

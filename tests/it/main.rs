@@ -4,7 +4,9 @@
 mod abandoned_polls;
 mod admin_listener;
 mod backends;
+mod client_limits;
 mod common;
+mod cors;
 mod crash_safety;
 mod foreign_smsc;
 mod http_api;
