@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::core::secret::Secret;
+
 /// `[auth.argon2]`: the hash's cost and how many run at once.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,7 +78,7 @@ pub enum AuthMode {
 pub struct RemoteAuthConfig {
     pub url: String,
     /// HMAC-SHA256 key of the `Moauth-Signature` header (or `secret_file` / `secret_env`).
-    pub secret: String,
+    pub secret: Secret,
     /// One request, connect to last byte of the answer.
     #[serde(default = "default_remote_timeout_ms")]
     pub timeout_ms: u64,

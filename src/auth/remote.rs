@@ -202,7 +202,7 @@ impl RemoteAuth {
         Ok(RemoteAuth {
             client,
             url,
-            secret: config.secret.as_bytes().to_vec(),
+            secret: config.secret.expose().as_bytes().to_vec(),
             clock,
             backoff: Backoff {
                 initial: Duration::from_millis(config.backoff_initial_ms),
@@ -278,7 +278,7 @@ impl RemoteAuth {
                 }
                 _ => {
                     count("unavailable");
-                    warn!(error = %failure, health = ?health, "auth core unavailable; the MO waits in the inbox");
+                    warn!(error = %failure, breaker = health.as_str(), "auth core unavailable; the MO waits in the inbox");
                     return Err(AuthError::Unavailable(failure));
                 }
             }

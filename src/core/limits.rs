@@ -296,9 +296,18 @@ pub struct LimitsConfig {
     /// ... holding this many at once.
     #[serde(default = "default_poll_burst")]
     pub poll_burst: u32,
-    /// Long-polls (`wait_ms` above 0) open at once, over every client.
+    /// Long-polls (`wait_ms` above 0) open at once, over every client ...
     #[serde(default = "default_max_long_polls")]
     pub max_long_polls: usize,
+    /// ... and from one client address (IPv6 per /64), so a few cannot hold them all.
+    #[serde(default = "default_max_long_polls_per_client")]
+    pub max_long_polls_per_client: usize,
+    /// `POST /v1/logins` per minute per API key (each costs a write and a flush) ...
+    #[serde(default = "default_mint_per_minute")]
+    pub mint_per_minute: u32,
+    /// ... holding this many at once.
+    #[serde(default = "default_mint_burst")]
+    pub mint_burst: u32,
     /// MOs per sender per hour that are processed; later ones are acknowledged and refused.
     #[serde(default = "default_mo_per_number")]
     pub mo_per_number_per_hour: u32,
@@ -328,6 +337,9 @@ impl Default for LimitsConfig {
             poll_per_minute: default_poll_per_minute(),
             poll_burst: default_poll_burst(),
             max_long_polls: default_max_long_polls(),
+            max_long_polls_per_client: default_max_long_polls_per_client(),
+            mint_per_minute: default_mint_per_minute(),
+            mint_burst: default_mint_burst(),
             mo_per_number_per_hour: default_mo_per_number(),
             error_sms_per_number_per_hour: default_error_sms_per_number(),
             deny_numbers: Vec::new(),
@@ -354,6 +366,15 @@ fn default_poll_burst() -> u32 {
 }
 fn default_max_long_polls() -> usize {
     1000
+}
+fn default_max_long_polls_per_client() -> usize {
+    100
+}
+fn default_mint_per_minute() -> u32 {
+    600
+}
+fn default_mint_burst() -> u32 {
+    120
 }
 fn default_mo_per_number() -> u32 {
     20

@@ -26,6 +26,7 @@ pub mod msisdn;
 pub mod notify;
 pub mod outbound;
 pub mod replies;
+pub mod secret;
 pub mod store;
 pub mod token;
 

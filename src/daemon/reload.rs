@@ -14,9 +14,9 @@ use crate::core::decide::Window;
 use crate::core::live::{Live, live};
 use crate::core::replies::Replies;
 use crate::http::keys::ApiKeys;
-use crate::http::limits::PollLimiter;
+use crate::http::limits::{MintLimiter, PollLimiter};
 use crate::http::page::PageSettings;
-use crate::ops::config::{Config, LimitsConfig};
+use crate::ops::config::{Config, LimitsConfig, StoreConfig};
 use crate::webhooks::Targets;
 
 /// The reloadable part of the configuration, shared with the pipeline and the HTTP API.
@@ -28,6 +28,7 @@ pub struct LiveSettings {
     /// `[limits]`, read per MO and per request.
     pub limits: Live<LimitsConfig>,
     pub poll_limiter: Live<PollLimiter>,
+    pub mint_limiter: Live<MintLimiter>,
     /// The backends' API keys; none switches the keyed routes off.
     pub api_keys: Live<ApiKeys>,
     /// Each backend's webhook, by backend name.
@@ -44,6 +45,7 @@ impl LiveSettings {
             keywords: live(config.login.keywords.clone()),
             limits: live(config.limits.clone()),
             poll_limiter: live(PollLimiter::new(&config.limits)),
+            mint_limiter: live(MintLimiter::new(&config.limits)),
             api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
             webhooks: live(Targets::from_config(&config.webhooks)),
             page: live(PageSettings::from_config(config)),
@@ -61,6 +63,11 @@ impl LiveSettings {
             self.poll_limiter
                 .store(Arc::new(PollLimiter::new(&config.limits)));
         }
+        let quota = (config.limits.mint_per_minute, config.limits.mint_burst);
+        if self.mint_limiter.load().quota != quota {
+            self.mint_limiter
+                .store(Arc::new(MintLimiter::new(&config.limits)));
+        }
         self.api_keys
             .store(Arc::new(ApiKeys::from_config(&config.http.api_keys)));
         self.webhooks
@@ -71,10 +78,21 @@ impl LiveSettings {
 
 /// Names of the settings that differ between `running` and `new` but only change at restart.
 pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
-    // Not every config struct is PartialEq; their Debug forms compare just as well and never
-    // leave this function (they hold the SMSC password).
+    // Not every config struct is PartialEq; their Debug forms compare just as well, except
+    // for their secrets, which Debug leaves out: those are compared apart.
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let smsc_passwords = |c: &Config| {
+        c.smsc
+            .iter()
+            .map(|s| s.password.clone())
+            .collect::<Vec<_>>()
+    };
+    let auth_secret = |c: &Config| c.auth.remote.as_ref().map(|r| r.secret.clone());
+    let store_url = |c: &Config| match &c.store {
+        StoreConfig::Postgres(postgres) => Some(postgres.url.clone()),
+        StoreConfig::Sled(_) => None,
+    };
     let connections = |c: &Config| {
         (
             c.http.max_connections,
@@ -82,18 +100,32 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             c.http.idle_timeout_secs,
         )
     };
-    let checks: [(&'static str, bool); 9] = [
-        ("store", differs(&running.store, &new.store)),
+    let checks: [(&'static str, bool); 11] = [
+        (
+            "store",
+            differs(&running.store, &new.store) || store_url(running) != store_url(new),
+        ),
         ("http.listen", running.http.listen != new.http.listen),
         (
             "http.admin_listen",
             running.http.admin_listen != new.http.admin_listen,
         ),
         (
+            "http.trusted_proxies",
+            running.http.trusted_proxies != new.http.trusted_proxies,
+        ),
+        (
+            "http.cors_origins",
+            running.http.cors_origins != new.http.cors_origins,
+        ),
+        (
             "http connection limits",
             connections(running) != connections(new),
         ),
-        ("smsc", differs(&running.smsc, &new.smsc)),
+        (
+            "smsc",
+            differs(&running.smsc, &new.smsc) || smsc_passwords(running) != smsc_passwords(new),
+        ),
         ("numbering", differs(&running.numbering, &new.numbering)),
         (
             "login.session_ttl_secs",
@@ -103,7 +135,10 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             "login.send_credentials",
             running.login.send_credentials != new.login.send_credentials,
         ),
-        ("auth", differs(&running.auth, &new.auth)),
+        (
+            "auth",
+            differs(&running.auth, &new.auth) || auth_secret(running) != auth_secret(new),
+        ),
     ];
     checks
         .into_iter()
@@ -173,5 +208,20 @@ mod tests {
         assert_eq!(needs_restart(&running, &new), ["http.listen"]);
         new.auth.mode = crate::ops::config::AuthMode::Remote;
         assert_eq!(needs_restart(&running, &new), ["http.listen", "auth"]);
+    }
+
+    /// Debug leaves secrets out; a changed SMSC password still waits for a restart.
+    #[test]
+    fn a_changed_secret_is_named_although_debug_hides_it() {
+        let mut running = crate::cli::embedded_config(
+            "/tmp/x".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:2775".parse().unwrap(),
+        );
+        running.smsc[0].password = "old".into();
+        let mut new = running.clone();
+        new.smsc[0].password = "new".into();
+        assert_eq!(format!("{:?}", running.smsc), format!("{:?}", new.smsc));
+        assert_eq!(needs_restart(&running, &new), ["smsc"]);
     }
 }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +33,14 @@ pub struct HttpConfig {
     /// Serves the login page at `/login` (`http::page`); `/moauth.js` is always served.
     #[serde(default)]
     pub login_page: bool,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client for the
+    /// per-client limits (`http::client`); from any other peer the headers are ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Browser origins (`https://shop.example`) allowed to call the login routes across
+    /// origins (`http::cors`); none by default.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -44,6 +53,8 @@ impl Default for HttpConfig {
             header_read_timeout_secs: default_header_read_timeout_secs(),
             idle_timeout_secs: default_idle_timeout_secs(),
             login_page: false,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -94,6 +105,14 @@ impl HttpConfig {
                 problems.push((key.into(), "must be at least 1".into()));
             }
         }
+        for (i, origin) in self.cors_origins.iter().enumerate() {
+            if !is_origin(origin) {
+                problems.push((
+                    format!("cors_origins.{i}"),
+                    format!("{origin:?} is not an origin: scheme://host[:port], no path, no \"*\""),
+                ));
+            }
+        }
         for (i, key) in self.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 problems.push((
@@ -110,5 +129,48 @@ impl HttpConfig {
             }
         }
         problems
+    }
+}
+
+/// `https://shop.example` or `http://localhost:3000`: what a browser sends as `Origin`.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '*', '?', '#', ' ', '@'])
+        && axum::http::HeaderValue::from_str(origin).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        for good in [
+            "https://shop.example",
+            "http://localhost:3000",
+            "https://[::1]:8443",
+        ] {
+            assert!(is_origin(good), "{good}");
+        }
+        for bad in [
+            "*",
+            "shop.example",
+            "https://shop.example/",
+            "https://*.example",
+            "ftp://x",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
+        let config = HttpConfig {
+            cors_origins: vec!["https://ok.example".into(), "*".into()],
+            ..HttpConfig::default()
+        };
+        let problems = config.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "cors_origins.1");
     }
 }

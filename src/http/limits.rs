@@ -1,19 +1,23 @@
-//! Abuse limits on the poll routes: a token bucket per client address, and a cap on the
-//! long-polls open at once.
+//! Abuse limits on the API: a token bucket per client address on the poll routes, a cap on
+//! the long-polls open at once (over all clients and per client), and a token bucket per API
+//! key on `POST /v1/logins`.
 //!
-//! The bucket is `governor`'s keyed GCRA, keyed by the TCP peer's address (IPv6 by its /64,
-//! which one host usually owns whole), so one client cannot take the API from the others. Its
+//! The buckets are `governor`'s keyed GCRA. The poll bucket is keyed by the client's address
+//! (`http::client`: the TCP peer, or the client a trusted proxy names; IPv6 by its /64, which
+//! one host usually owns whole), so one client cannot take the API from the others. Its
 //! memory follows the clients seen recently: [`PollLimiter::sweep`] forgets every address whose
-//! bucket is full again. Behind a reverse proxy every client has the proxy's address; limit
-//! there, or raise the limit here. A long-poll holds a slot for up to 30 s, so their number is
-//! capped over all clients; a poll that would exceed the cap is answered 429 at once rather
-//! than queued (the client comes back after `Retry-After`). Both answer 429 with `Retry-After`
-//! and the API's JSON error.
+//! bucket is full again. A long-poll holds a slot for up to 30 s, so their number is capped
+//! over all clients, and each client address gets at most a share of that cap, so a handful
+//! of addresses cannot hold every slot; a poll that would exceed either is answered 429 at
+//! once rather than queued (the client comes back after `Retry-After`). A mint costs a write
+//! and a flush, so each key has its own bucket. All answer 429 with `Retry-After` and the
+//! API's JSON error.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -98,19 +102,31 @@ fn client_key(peer: IpAddr) -> IpAddr {
     }
 }
 
-/// The long-polls open now, against a reloadable cap.
+/// The long-polls open now, over all clients and per client address, against reloadable caps.
 #[derive(Clone)]
 pub struct LongPolls {
     open: Arc<AtomicUsize>,
+    /// Long-polls open per client key (`client_key`); an entry goes when its last one ends.
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
     limits: Live<LimitsConfig>,
 }
 
-/// A long-poll's place under the cap, given back when dropped.
-pub struct LongPollSlot(Arc<AtomicUsize>);
+/// A long-poll's place under the caps, given back when dropped.
+pub struct LongPollSlot {
+    polls: LongPolls,
+    client: IpAddr,
+}
 
 impl Drop for LongPollSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.polls.open.fetch_sub(1, Ordering::AcqRel);
+        let mut per_client = self.polls.clients();
+        if let Some(open) = per_client.get_mut(&self.client) {
+            *open -= 1;
+            if *open == 0 {
+                per_client.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -118,22 +134,45 @@ impl LongPolls {
     pub fn new(limits: Live<LimitsConfig>) -> Self {
         LongPolls {
             open: Arc::new(AtomicUsize::new(0)),
+            per_client: Arc::default(),
             limits,
         }
     }
 
-    /// A slot for one long-poll, or the 429 to answer when all are taken.
-    pub fn enter(&self) -> Result<LongPollSlot, ApiError> {
-        let cap = self.limits.load().max_long_polls;
+    /// A slot for one long-poll from `client`, or the 429 to answer when all are taken or
+    /// the client holds its share.
+    pub fn enter(&self, client: IpAddr) -> Result<LongPollSlot, ApiError> {
+        let limits = self.limits.load();
+        let (cap, share) = (limits.max_long_polls, limits.max_long_polls_per_client);
+        let client = client_key(client);
+        let held = {
+            let mut per_client = self.clients();
+            let held = per_client.entry(client).or_insert(0);
+            *held += 1;
+            *held
+        };
         let open = self.open.fetch_add(1, Ordering::AcqRel) + 1;
-        let slot = LongPollSlot(self.open.clone());
-        if cap > 0 && open > cap {
+        let slot = LongPollSlot {
+            polls: self.clone(),
+            client,
+        };
+        let refused = if share > 0 && held > share {
+            Some((
+                "long_polls_per_client",
+                format!("this address holds {share} long-polls"),
+            ))
+        } else if cap > 0 && open > cap {
+            Some(("long_polls", format!("{cap} long-polls are open")))
+        } else {
+            None
+        };
+        if let Some((limit, what)) = refused {
             drop(slot);
-            metrics::counter!("moauth_limit_hits_total", "limit" => "long_polls").increment(1);
+            metrics::counter!("moauth_limit_hits_total", "limit" => limit).increment(1);
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_long_polls",
-                format!("{cap} long-polls are open; poll again shortly or with wait_ms 0"),
+                format!("{what}; poll again shortly or with wait_ms 0"),
             )
             .retry_after(LONG_POLL_RETRY_SECS));
         }
@@ -144,6 +183,58 @@ impl LongPolls {
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_client.lock().expect("long-polls per client")
+    }
+}
+
+/// The per-key bucket on `POST /v1/logins`, as configured; None when switched off.
+pub struct MintLimiter {
+    /// `(mint_per_minute, mint_burst)` it was built from; a reload rebuilds it only when
+    /// they change.
+    pub quota: (u32, u32),
+    limiter: Option<RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>>,
+}
+
+impl MintLimiter {
+    pub fn new(limits: &LimitsConfig) -> Self {
+        let quota = (limits.mint_per_minute, limits.mint_burst);
+        let limiter = NonZeroU32::new(limits.mint_per_minute).map(|rate| {
+            let burst = NonZeroU32::new(limits.mint_burst).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
+        });
+        MintLimiter { quota, limiter }
+    }
+
+    /// Takes one mint from `backend`'s bucket, or the 429 to answer.
+    pub fn admit(&self, backend: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let Err(not_until) = limiter.check_key(&backend.to_owned()) else {
+            return Ok(());
+        };
+        metrics::counter!("moauth_limit_hits_total", "limit" => "mint_rate").increment(1);
+        Err(too_many(
+            not_until.wait_time_from(limiter.clock().now()),
+            "too many logins minted with this key; retry after the time in Retry-After",
+        ))
+    }
+
+    /// Forgets keys whose bucket is full again (there are few: one per API key).
+    pub fn sweep(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+        }
+    }
+}
+
+/// A 429 `rate_limited` telling the client to wait `wait`, rounded up to whole seconds (so
+/// the retry is not refused again).
+fn too_many(wait: Duration, message: &'static str) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).retry_after(secs.max(1))
 }
 
 /// Takes one poll from `peer`'s bucket, or the 429 to answer. The token lookup asks only once
@@ -153,22 +244,21 @@ pub fn admit(limiter: &Live<PollLimiter>, peer: IpAddr) -> Result<(), ApiError> 
         return Ok(());
     };
     metrics::counter!("moauth_limit_hits_total", "limit" => "poll_rate").increment(1);
-    // Retry-After is in whole seconds: round up, so the retry is not refused again.
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Err(ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+    Err(too_many(
+        wait,
         "too many polls from this address; retry after the time in Retry-After",
-    )
-    .retry_after(secs.max(1)))
+    ))
 }
 
-/// Forgets idle clients every minute, so memory follows the clients seen recently.
-pub async fn sweep(limiter: Live<PollLimiter>, stop: CancellationToken) {
+/// Forgets idle clients and keys every minute, so memory follows those seen recently.
+pub async fn sweep(limiter: Live<PollLimiter>, mints: Live<MintLimiter>, stop: CancellationToken) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
-            _ = every.tick() => limiter.load().sweep(),
+            _ = every.tick() => {
+                limiter.load().sweep();
+                mints.load().sweep();
+            }
             _ = stop.cancelled() => return,
         }
     }
@@ -243,12 +333,37 @@ mod tests {
             ..LimitsConfig::default()
         }));
         let polls = LongPolls::new(cap);
-        let first = polls.enter().unwrap();
-        let _second = polls.enter().unwrap();
-        assert!(polls.enter().is_err());
+        let client = |i: u8| IpAddr::from([192, 0, 2, i]);
+        let first = polls.enter(client(1)).unwrap();
+        let _second = polls.enter(client(2)).unwrap();
+        assert!(polls.enter(client(3)).is_err());
         assert_eq!(polls.open(), 2, "a refused poll holds no slot");
         drop(first);
-        let _third = polls.enter().unwrap();
+        let _third = polls.enter(client(3)).unwrap();
         assert_eq!(polls.open(), 2);
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_share_of_the_long_polls() {
+        let cap = Live::new(arc_swap::ArcSwap::from_pointee(LimitsConfig {
+            max_long_polls: 10,
+            max_long_polls_per_client: 2,
+            ..LimitsConfig::default()
+        }));
+        let polls = LongPolls::new(cap);
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let held = [
+            polls.enter(v6("2001:db8::1")).unwrap(),
+            polls.enter(v6("2001:db8::2")).unwrap(),
+        ];
+        assert!(polls.enter(v6("2001:db8::ffff")).is_err(), "same /64");
+        let _other = polls.enter(v6("2001:db8:0:1::1")).unwrap();
+        drop(held);
+        assert_eq!(polls.open(), 1);
+        assert!(
+            polls.clients().len() == 1,
+            "an address with none open is forgotten"
+        );
+        let _again = polls.enter(v6("2001:db8::1")).unwrap();
     }
 }

@@ -13,6 +13,7 @@ pub(super) async fn mint_login(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<MintAnswer>), ApiError> {
     let backend = authorize(&state, &headers)?;
+    state.mint_limiter.load().admit(&backend)?;
     let answer = state
         .minter
         .mint(&backend)

@@ -3,7 +3,9 @@
 //! Every client mistake is a JSON `{error, message}` with a 4xx status; nothing here panics on
 //! input. Handlers are thin: the poll logic lives in `login::poll`, minting in `login::mint`.
 
+pub mod client;
 pub mod config;
+pub mod cors;
 mod error;
 pub mod keys;
 pub mod limits;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -52,6 +54,12 @@ pub struct ApiState {
     /// The backends' API keys; none switches the keyed routes off. Reloadable (SIGHUP).
     pub api_keys: Live<ApiKeys>,
     pub minter: Minter,
+    /// Per-key bucket on `POST /v1/logins`; rebuilt by a reload that changes its quota.
+    pub mint_limiter: Live<limits::MintLimiter>,
+    /// `[http] trusted_proxies`: whose forwarding headers name the client (`client`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// `[http] cors_origins`: browser origins allowed on the login routes (`cors`).
+    pub cors_origins: Arc<Vec<String>>,
     /// The embedded auth core's sessions; None with a remote auth core.
     pub sessions: Option<Arc<dyn SessionCore>>,
     /// Reloadable (SIGHUP) limits, read per request.
@@ -59,13 +67,46 @@ pub struct ApiState {
     pub password_gate: sessions::PasswordGate,
 }
 
+/// The address the per-client limits count a request against (`client::client_address`).
+pub(crate) struct ClientIp(pub std::net::IpAddr);
+
+impl axum::extract::FromRequestParts<ApiState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        // `serve` puts the peer on every request; an in-process request without one counts
+        // as loopback.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
+        Ok(ClientIp(client::client_address(
+            peer,
+            &parts.headers,
+            &state.trusted_proxies,
+        )))
+    }
+}
+
 /// The API's routes plus `operators`' (e.g. `/status`), which get the same JSON answers for a
 /// wrong path or method: the fallbacks apply to the routes present when they are set.
 pub fn router(state: ApiState, operators: Router) -> Router {
+    let cors = cors::layer(&state.cors_origins);
+    // With CORS on, OPTIONS is a method of these routes, so the layer sees the preflight
+    // (and answers it) instead of the router's 405; without, OPTIONS stays a 405.
+    let login_route = |route: MethodRouter<ApiState>| match &cors {
+        Some(cors) => route
+            .options(|| async { StatusCode::NO_CONTENT })
+            .layer(cors.clone()),
+        None => route,
+    };
     let api = Router::new()
-        .route("/v1/logins", post(logins::mint_login))
-        .route("/v1/logins/poll", post(poll))
-        .route("/v1/logins/{token}", get(get_login))
+        .route("/v1/logins", login_route(post(logins::mint_login)))
+        .route("/v1/logins/poll", login_route(post(poll)))
+        .route("/v1/logins/{token}", login_route(get(get_login)))
         .route("/v1/sessions/introspect", post(sessions::introspect))
         .route("/v1/sessions/revoke", post(sessions::revoke))
         .route("/v1/sessions/revoke-all", post(sessions::revoke_all))
@@ -114,10 +155,10 @@ struct PollRequest {
 
 async fn poll(
     State(state): State<ApiState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     body: Result<Json<PollRequest>, JsonRejection>,
 ) -> Result<Json<PollAnswer>, ApiError> {
-    limits::admit(&state.poll_limiter, peer.ip())?;
+    limits::admit(&state.poll_limiter, client)?;
     let Json(request) = body.map_err(ApiError::from_json)?;
     let verifier = Verifier::from_base64url(&request.verifier)
         .map_err(|e| ApiError::bad_request("bad_verifier", e.to_string()))?;
@@ -130,7 +171,7 @@ async fn poll(
             "the verifier does not belong to this token",
         ));
     }
-    answer(&state, &token, request.wait_ms).await
+    answer(&state, &token, request.wait_ms, client).await
 }
 
 #[derive(Deserialize)]
@@ -142,14 +183,14 @@ struct WaitQuery {
 
 async fn get_login(
     State(state): State<ApiState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     token: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Result<Json<PollAnswer>, ApiError> {
     let backend = authorize(&state, &headers)?;
     debug!(%backend, "token lookup");
-    limits::admit(&state.poll_limiter, peer.ip())?;
+    limits::admit(&state.poll_limiter, client)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
     // A path that is not UTF-8 once percent-decoded cannot be a token either.
     let Path(token) = token.map_err(|e| ApiError::bad_request("bad_token", e.body_text()))?;
@@ -171,7 +212,7 @@ async fn get_login(
             "this key did not mint this login; an app's login is collected with its verifier at POST /v1/logins/poll",
         ));
     }
-    answer(&state, &token, query.wait_ms).await
+    answer(&state, &token, query.wait_ms, client).await
 }
 
 fn parse_token(text: &str) -> Result<Token, ApiError> {
@@ -182,6 +223,7 @@ async fn answer(
     state: &ApiState,
     token: &Token,
     wait_ms: u64,
+    client: std::net::IpAddr,
 ) -> Result<Json<PollAnswer>, ApiError> {
     if wait_ms > MAX_WAIT_MS {
         return Err(ApiError::bad_request(
@@ -191,7 +233,7 @@ async fn answer(
     }
     // A long-poll holds its slot until it answers; a plain poll needs none.
     let _slot = (wait_ms > 0)
-        .then(|| state.long_polls.enter())
+        .then(|| state.long_polls.enter(client))
         .transpose()?;
     let started = Instant::now();
     let answer = state

@@ -10,20 +10,20 @@
 //! Password logins are limited by failures per login and per client address (429 with
 //! `Retry-After`); an unknown number costs the same Argon2 work as a wrong password.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::{debug, info};
 
-use super::{ApiError, ApiState, authorize};
+use super::{ApiError, ApiState, ClientIp, authorize};
 use crate::core::auth::SessionCore;
 use crate::core::clock::UnixSecs;
 use crate::core::limits::PasswordGuesses;
@@ -35,11 +35,14 @@ const SWEEP_EVERY_SECS: UnixSecs = 60;
 #[derive(Clone, Default)]
 pub struct PasswordGate(Arc<Mutex<(PasswordGuesses, UnixSecs)>>);
 
-/// `token=<session>`, form-encoded (as RFC 7662 and 7009 say) or as JSON. Other fields
-/// (RFC 7009's `token_type_hint`: there is one kind of token here) are ignored.
+/// `token=<session>`, form-encoded (as RFC 7662 and 7009 say) or as JSON. The RFCs'
+/// `token_type_hint` is read (a string, or the request is malformed) and then ignored: there
+/// is one kind of token here. Other fields are ignored, as the RFCs allow extensions.
 #[derive(Deserialize)]
 struct TokenRequest {
     token: String,
+    #[serde(default, rename = "token_type_hint")]
+    _token_type_hint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -173,14 +176,14 @@ pub(super) async fn revoke_all(
 
 pub(super) async fn password_login(
     State(state): State<ApiState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let core = sessions(&state)?;
     let request: PasswordLoginRequest = read_body(&headers, body)?;
     let (now, rules) = (state.poller.clock.now(), state.limits.load());
-    let address = address_key(peer.ip());
+    let address = address_key(client);
     let login = request.login.trim().to_owned();
     {
         let mut gate = state.password_gate.0.lock().expect("password gate lock");

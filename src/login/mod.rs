@@ -57,11 +57,11 @@ const BATCH: usize = 64;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long rejected MOs stay for an operator to look at.
 const REJECTED_KEPT_SECS: u64 = 7 * 86_400;
+/// An MO's arrival instant is kept this long for its latency; later, whole seconds do.
+const ARRIVALS_KEPT: Duration = Duration::from_secs(600);
 /// How long an accepted SMS is remembered for its delivery receipt: longer than any
 /// validity period an SMSC keeps retrying for.
 const SENT_KEPT_SECS: u64 = 7 * 86_400;
-/// An MO's arrival instant is kept this long for its latency; later, whole seconds do.
-const ARRIVALS_KEPT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -192,18 +192,7 @@ impl LoginPipeline {
         mo: &MoMessage,
         batch: &mut Batch,
     ) -> Result<(), PipelineError> {
-        let mut report = MoReport::new(id, mo);
-        // The sender first, so that even an MO whose header is broken is logged by its number.
-        let sender =
-            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
-                Ok(sender) => sender,
-                Err(e) => {
-                    let why = format!("sender cannot be answered: {e}");
-                    self.malformed(id, mo, report, why, batch);
-                    return Ok(());
-                }
-            };
-        report.sender(&sender);
+        let mut report = MoReport::new(id, mo, &self.default_country_code);
         match concat::split(mo) {
             Ok(Some(part)) => {
                 let at = PartKey {
@@ -236,6 +225,15 @@ impl LoginPipeline {
                 return Ok(());
             }
         }
+        let sender =
+            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
+                Ok(sender) => sender,
+                Err(e) => {
+                    let why = format!("sender cannot be answered: {e}");
+                    self.malformed(id, mo, report, why, batch);
+                    return Ok(());
+                }
+            };
         let text = match decode_text(mo) {
             Ok(text) => text,
             Err(reason) => {

@@ -689,7 +689,7 @@ short_code = "10690000"
             &format!("password_file = {:?}", secret.display().to_string()),
         );
         let config = Config::parse("moauth.toml", &text).unwrap();
-        assert_eq!(config.smsc[0].password, "s3cret");
+        assert_eq!(config.smsc[0].password.expose(), "s3cret");
     }
 
     #[test]
@@ -761,7 +761,7 @@ short_code = "10690000"
         let config = Config::parse("moauth.toml", &text).unwrap();
         assert_eq!(config.auth.mode, AuthMode::Remote);
         let remote = config.auth.remote.unwrap();
-        assert_eq!(remote.secret, "hmac-key");
+        assert_eq!(remote.secret.expose(), "hmac-key");
         assert_eq!((remote.timeout_ms, remote.max_wait_secs), (5_000, 900));
     }
 
@@ -821,7 +821,7 @@ short_code = "10690000"
             secret.display().to_string()
         );
         let config = Config::parse("moauth.toml", &text).unwrap();
-        assert_eq!(config.webhooks[0].secret, "hook-secret");
+        assert_eq!(config.webhooks[0].secret.expose(), "hook-secret");
 
         let stranger = text.replace("backend = \"shop\"", "backend = \"nobody\"");
         let (line, key, message) = error_of(&stranger);
@@ -886,7 +886,7 @@ short_code = "10690000"
         else {
             panic!("not the postgres store");
         };
-        assert_eq!(postgres.url, "postgres://moauth:pw@db/moauth");
+        assert_eq!(postgres.url.expose(), "postgres://moauth:pw@db/moauth");
         assert_eq!(
             (postgres.pool_size, postgres.statement_timeout_ms),
             (4, 5_000)

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::core::secret::Secret;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmscConfig {
@@ -15,7 +17,7 @@ pub struct SmscConfig {
     /// host:port; a host name is resolved at every connect.
     pub address: super::address::SmscAddress,
     pub system_id: String,
-    pub password: String,
+    pub password: Secret,
     #[serde(default)]
     pub system_type: String,
     /// address_range sent in the bind, if the carrier routes by it.
@@ -144,7 +146,7 @@ impl SmscConfig {
         if self.system_id.len() > 15 {
             at("system_id", "SMPP allows at most 15 characters");
         }
-        if self.password.len() > 8 {
+        if self.password.expose().len() > 8 {
             at("password", "SMPP 3.4 allows at most 8 characters");
         }
         if self.system_type.len() > 12 {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::postgres::Connection;
+use crate::core::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
@@ -65,12 +66,12 @@ fn default_cache_mb() -> u64 {
     64
 }
 
-/// The shared database. The URL may hold a password: `Debug` leaves it out.
-#[derive(Clone, Deserialize)]
+/// The shared database. The URL may hold a password: a [`Secret`].
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// A libpq URL (`postgres://moauth@db/moauth`) or key=value string.
-    pub url: String,
+    pub url: Secret,
     /// Connections this node keeps open at most.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
@@ -87,21 +88,10 @@ pub struct PostgresConfig {
     pub lease_secs: u64,
 }
 
-impl std::fmt::Debug for PostgresConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresConfig")
-            .field("pool_size", &self.pool_size)
-            .field("statement_timeout_ms", &self.statement_timeout_ms)
-            .field("node", &self.node)
-            .field("lease_secs", &self.lease_secs)
-            .finish_non_exhaustive()
-    }
-}
-
 impl PostgresConfig {
     fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        let url = self.url.trim();
+        let url = self.url.expose().trim();
         let libpq = url.starts_with("postgres://")
             || url.starts_with("postgresql://")
             || (!url.contains("://") && url.contains('='));
@@ -130,7 +120,7 @@ impl PostgresConfig {
     /// How this node reaches the database.
     pub fn connection(&self) -> Connection {
         Connection {
-            url: self.url.clone(),
+            url: self.url.expose().to_owned(),
             pool_size: self.pool_size,
             statement_timeout: Duration::from_millis(self.statement_timeout_ms),
         }

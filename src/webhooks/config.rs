@@ -5,6 +5,8 @@
 
 use serde::Deserialize;
 
+use crate::core::secret::Secret;
+
 /// A backend's webhook: where the events of the logins it minted are POSTed
 /// (protocol/webhooks.md).
 #[derive(Debug, Clone, Deserialize)]
@@ -15,7 +17,7 @@ pub struct WebhookConfig {
     /// An `https://` URL; `http://` only to a loopback address or with `allow_plain_http`.
     pub url: String,
     /// Signs every call (protocol/signing.md); also `secret_file` / `secret_env`.
-    pub secret: String,
+    pub secret: Secret,
     /// The operator's explicit choice to send events, sessions included, over plain http://
     /// to a host that is not loopback (e.g. a private network they trust).
     #[serde(default)]

@@ -22,6 +22,7 @@ use crate::core::events;
 use crate::core::live::Live;
 use crate::core::login::LoginRecord;
 use crate::core::outbound::QueuedEvent;
+use crate::core::secret::Secret;
 use crate::core::store::LoginReads;
 use crate::core::token::Challenge;
 use config::WebhookConfig;
@@ -30,12 +31,12 @@ use config::WebhookConfig;
 #[derive(Clone)]
 pub struct Target {
     pub url: String,
-    secret: String,
+    secret: Secret,
 }
 
 impl Target {
     pub fn secret(&self) -> &[u8] {
-        self.secret.as_bytes()
+        self.secret.expose().as_bytes()
     }
 }
 

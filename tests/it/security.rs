@@ -178,14 +178,11 @@ async fn a_webhook_redirect_is_not_followed_with_the_session() {
 
     // The 307 is a failed delivery: the event stays queued and is tried again after a pause,
     // which starts only once the first attempt (redirect and all) is over.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while calls.load(Ordering::SeqCst) < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the webhook was not retried: the redirect was taken as delivered"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually(
+        "the webhook retried (else the redirect was taken as delivered)",
+        async || calls.load(Ordering::SeqCst) >= 2,
+    )
+    .await;
     assert_eq!(
         elsewhere.state.calls.load(Ordering::SeqCst),
         0,
@@ -224,4 +221,57 @@ async fn a_future_dated_token_is_refused_and_its_record_kept_only_result_ttl() {
     h.clock.advance(ttl + 1);
     let (_, answer) = h.poll(&verifier, &token, 0).await;
     assert_ne!(answer["state"], "rejected");
+}
+
+/// Review item 12: a config printed with `{:?}` (a panic message, a debug log of a struct
+/// that holds one) shows none of its secrets.
+#[test]
+fn a_config_printed_for_debugging_shows_none_of_its_secrets() {
+    let secrets = [
+        "smsc-pw",
+        "auth-core-hmac-key",
+        "webhook-hmac-key",
+        "db-password-7",
+    ];
+    let text = format!(
+        r#"
+[store]
+backend = "postgres"
+url = "postgres://moauth:{db}@db.example/moauth"
+
+[[http.api_keys]]
+name = "shop"
+sha256 = "{sha}"
+
+[[smsc]]
+name = "main"
+address = "127.0.0.1:2775"
+system_id = "moauth"
+password = "{smsc}"
+short_code = "10690000"
+
+[auth]
+mode = "remote"
+
+[auth.remote]
+url = "https://accounts.example/moauth"
+secret = "{auth}"
+
+[[webhooks]]
+backend = "shop"
+url = "https://shop.example/moauth"
+secret = "{hook}"
+"#,
+        db = secrets[3],
+        sha = api_key_hash("k"),
+        smsc = secrets[0],
+        auth = secrets[1],
+        hook = secrets[2],
+    );
+    let config = moauth::ops::config::Config::parse("moauth.toml", &text).unwrap();
+    let shown = format!("{config:?}");
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("Secret(redacted)"), "{shown}");
 }

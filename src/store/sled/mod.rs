@@ -58,8 +58,8 @@ use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
-    StoreResult, SweepDue, Swept, WebhookStore,
+    OutboxRoutes, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase,
+    StoreFuture, StoreResult, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -484,6 +484,24 @@ impl OutboxStore for SledStore {
 
     fn outbox_drained(&self) -> BoxFuture<'_, ()> {
         self.outbox.wait_empty().boxed()
+    }
+}
+
+impl OutboxRoutes for SledStore {
+    fn queued_per_smsc(&self) -> StoreFuture<'_, std::collections::BTreeMap<String, u64>> {
+        ready(self.outbox.per_smsc())
+    }
+
+    fn reroute_replies<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a (dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> StoreFuture<'a, u64> {
+        ready(self.outbox.reroute(from, to))
+    }
+
+    fn drop_replies<'a>(&'a self, smsc: &'a str) -> StoreFuture<'a, u64> {
+        ready(self.outbox.drop_for(smsc))
     }
 }
 
