@@ -4,37 +4,34 @@
 //! CPU per scrape. Each queue's owner counts its tree once when the store opens (the count
 //! survives a restart that way, whatever a crash left behind) and then adjusts the counter
 //! after every write that commits, by what the write really did (a removal of a key already
-//! gone counts nothing). Concurrent writers adjust it in any order; it settles to the tree's
-//! size whenever no write is in flight.
+//! gone counts nothing). Concurrent writers adjust it in any order: the pipeline can take
+//! and commit an MO between the ingest's transaction and its `add`, so the counter is signed
+//! and may dip below zero for that moment (read as zero); it settles to the tree's size
+//! whenever no write is in flight.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 #[derive(Clone)]
-pub(super) struct Gauge(Arc<AtomicUsize>);
+pub(super) struct Gauge(Arc<AtomicI64>);
 
 impl Gauge {
     /// Counts `tree` once: the only scan, at open.
     pub fn counted(tree: &sled::Tree) -> Gauge {
-        Gauge(Arc::new(AtomicUsize::new(tree.len())))
+        Gauge(Arc::new(AtomicI64::new(tree.len() as i64)))
     }
 
     pub fn add(&self, n: usize) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.fetch_add(n as i64, Ordering::Relaxed);
     }
 
-    /// A removal can be counted before the insert it undoes (two writers racing): never
-    /// below zero.
+    /// Never clamped: a removal counted before the insert it undoes must still cancel it.
     pub fn sub(&self, n: usize) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(n))
-            });
+        self.0.fetch_sub(n as i64, Ordering::Relaxed);
     }
 
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        usize::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(0)
     }
 }
 
@@ -85,5 +82,16 @@ mod tests {
         }
         let store = SledStore::open(&path, 16).unwrap();
         assert_eq!(store.depths().inbox, 3);
+    }
+
+    /// The pipeline may commit an MO before the ingest that appended it has counted it.
+    #[test]
+    fn a_removal_counted_before_its_insert_still_cancels_it() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let gauge = super::Gauge::counted(&db.open_tree("t").unwrap());
+        gauge.sub(1);
+        assert_eq!(gauge.get(), 0);
+        gauge.add(1);
+        assert_eq!(gauge.get(), 0);
     }
 }
