@@ -317,3 +317,23 @@ async fn no_reply_goes_to_a_country_not_allowed() {
     let (_, answer) = h.poll(&verifier, &token, 0).await;
     assert_eq!(answer["state"], "complete");
 }
+
+/// Review item 13: the password a credential SMS carries leaves the store once the SMSC has
+/// accepted the SMS: neither the outbox nor the embedded core's kept answer holds it then.
+#[tokio::test]
+async fn a_credential_sms_leaves_the_store_once_the_smsc_accepted_it() {
+    let h = Harness::start().await;
+    let (_, token) = h.app_token(0);
+    h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    let submits = h.settled_submits(1).await;
+    assert!(submits[0].text.contains("password"), "{submits:?}");
+    let store = &h.daemon().store;
+    let queued = store.pending_replies("sim", &|_| false, 100).await.unwrap();
+    assert!(queued.is_empty(), "{} replies still queued", queued.len());
+    for request_id in 0..16 {
+        assert!(
+            store.auth_answer(request_id).await.unwrap().is_none(),
+            "the answer to MO {request_id}, password included, is still kept"
+        );
+    }
+}
