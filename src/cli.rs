@@ -305,9 +305,14 @@ pub fn embedded_config(store: PathBuf, http: SocketAddr, smsc: SocketAddr) -> Co
 
 /// `moauth sim send`: inject an MO through a running simulator's control API.
 pub async fn sim_send(control: &str, request: MoRequest) -> anyhow::Result<()> {
+    sim_post(control, "mo", &request).await
+}
+
+/// POSTs `body` to a running simulator's control API and prints its answer.
+async fn sim_post(control: &str, path: &str, body: &impl serde::Serialize) -> anyhow::Result<()> {
     let response = reqwest::Client::new()
-        .post(format!("{}/mo", control.trim_end_matches('/')))
-        .json(&request)
+        .post(format!("{}/{path}", control.trim_end_matches('/')))
+        .json(body)
         .send()
         .await
         .with_context(|| format!("reaching the simulator at {control}"))?;
@@ -363,19 +368,7 @@ pub fn fault_settings(
 
 /// `moauth sim faults`: change the faults a running simulator shows.
 pub async fn sim_faults(control: &str, settings: &FaultSettings) -> anyhow::Result<()> {
-    let response = reqwest::Client::new()
-        .post(format!("{}/faults", control.trim_end_matches('/')))
-        .json(settings)
-        .send()
-        .await
-        .with_context(|| format!("reaching the simulator at {control}"))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await?;
-    if !status.is_success() {
-        bail!("simulator: {}", body["message"].as_str().unwrap_or("error"));
-    }
-    println!("{body}");
-    Ok(())
+    sim_post(control, "faults", settings).await
 }
 
 /// A `host:port` to listen on; the host may be a name (`localhost:2775`), and its first

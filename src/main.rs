@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use moauth::cli;
 use moauth::daemon::DaemonError;
+use moauth::daemon::stranded;
 use moauth::ops::config::{Config, ConfigError};
 use moauth::ops::logging::{self, LogFormat};
 use moauth::sim::{FaultSettings, MoRequest, SimConfig, Simulator};
@@ -56,6 +57,14 @@ enum Command {
     Store {
         #[command(subcommand)]
         command: StoreCommand,
+    },
+    /// Replies queued per SMSC, and moving or dropping those of an [[smsc]] that no longer
+    /// exists. On the embedded store, with moauth stopped (it holds the store).
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+        #[arg(long, global = true, default_value = "/etc/moauth/moauth.toml")]
+        config: PathBuf,
     },
     /// Ask a running daemon for its binds, queue depths and rates.
     Status {
@@ -112,6 +121,24 @@ impl FaultArgs {
             self.refuse_binds,
         )
     }
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Replies waiting, per SMSC name.
+    List,
+    /// Hand the replies queued for one SMSC name to a configured [[smsc]].
+    Reroute {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Delete the replies queued for one SMSC name, unsent.
+    Drop {
+        #[arg(long)]
+        smsc: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +208,7 @@ async fn main() -> ExitCode {
         Command::Store {
             command: StoreCommand::Migrate { config },
         } => cli::store_migrate(&config).await,
+        Command::Outbox { command, config } => outbox(&config, command).await,
         Command::Status { url, config, json } => {
             let url = match url {
                 Some(url) => url,
@@ -254,6 +282,22 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn outbox(config: &std::path::Path, command: OutboxCommand) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    match command {
+        OutboxCommand::List => print!("{}", stranded::list(&config).await?),
+        OutboxCommand::Reroute { from, to } => {
+            let moved = stranded::reroute(&config, &from, &to).await?;
+            println!("{moved} replies queued for {from:?} now go out through {to:?}");
+        }
+        OutboxCommand::Drop { smsc } => {
+            let dropped = stranded::drop(&config, &smsc).await?;
+            println!("{dropped} replies queued for {smsc:?} dropped, unsent");
+        }
+    }
+    Ok(())
 }
 
 async fn run_sim(

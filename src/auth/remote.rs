@@ -278,7 +278,7 @@ impl RemoteAuth {
                 }
                 _ => {
                     count("unavailable");
-                    warn!(error = %failure, health = ?health, "auth core unavailable; the MO waits in the inbox");
+                    warn!(error = %failure, breaker = health.as_str(), "auth core unavailable; the MO waits in the inbox");
                     return Err(AuthError::Unavailable(failure));
                 }
             }

@@ -71,6 +71,16 @@ pub enum AuthCoreHealth {
 }
 
 impl AuthCoreHealth {
+    /// The state as `/readyz` and the logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthCoreHealth::Embedded => "embedded",
+            AuthCoreHealth::Closed => "closed",
+            AuthCoreHealth::Open => "open",
+            AuthCoreHealth::HalfOpen => "half_open",
+        }
+    }
+
     /// Whether the auth core is believed to answer (the `moauth_auth_core_up` gauge).
     pub fn is_up(self) -> bool {
         matches!(self, AuthCoreHealth::Embedded | AuthCoreHealth::Closed)

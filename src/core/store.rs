@@ -30,6 +30,8 @@
 //! Every implementation passes the battery in `crate::store::battery` (run against sled by
 //! `cargo test`, and against each further backend with the same macro).
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
@@ -159,6 +161,8 @@ pub struct SweepDue {
     pub seen_before: UnixSecs,
     /// Rejected MOs received before this.
     pub rejected_before: UnixSecs,
+    /// Records of SMS submitted before this (their receipts came or never will).
+    pub sent_before: UnixSecs,
 }
 
 /// How much a sweep removed.
@@ -167,6 +171,7 @@ pub struct Swept {
     pub parts: usize,
     pub seen: usize,
     pub rejected: usize,
+    pub sent: usize,
 }
 
 /// The login pipeline: takes MOs oldest first and commits what each led to.
@@ -401,13 +406,38 @@ pub trait AccountStore: StoreBase {
     fn sweep_sessions(&self, now: UnixSecs) -> StoreFuture<'_, usize>;
 }
 
+/// Replies by the SMSC connection they wait for, and moving them to another: for the start
+/// and reload check (a renamed or removed `[[smsc]]` leaves its replies behind, and no link
+/// ever asks for them) and for `moauth outbox`.
+pub trait OutboxRoutes: StoreBase {
+    /// How many replies wait for each SMSC name.
+    fn queued_per_smsc(&self) -> StoreFuture<'_, BTreeMap<String, u64>>;
+
+    /// Gives each reply queued for `from` the SMSC name `to` picks for it (None: it stays);
+    /// returns how many moved. Durable after `sync`.
+    fn reroute_replies<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a (dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> StoreFuture<'a, u64>;
+
+    /// Removes every reply queued for `smsc`; returns how many. Durable after `sync`.
+    fn drop_replies<'a>(&'a self, smsc: &'a str) -> StoreFuture<'a, u64>;
+}
+
 /// Everything one backend offers; the daemon holds one and hands each consumer its part.
 pub trait Store:
-    PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+    PipelineStore + PollStore + MintStore + OutboxStore + OutboxRoutes + WebhookStore + AccountStore
 {
 }
 
 impl<T> Store for T where
-    T: PipelineStore + PollStore + MintStore + OutboxStore + WebhookStore + AccountStore
+    T: PipelineStore
+        + PollStore
+        + MintStore
+        + OutboxStore
+        + OutboxRoutes
+        + WebhookStore
+        + AccountStore
 {
 }

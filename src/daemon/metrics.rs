@@ -123,6 +123,10 @@ fn describe() {
         "moauth_smsc_bind_failures_total",
         "Binds the SMSC refused, by SMPP status (ESME_RINVPASWD: wrong password)"
     );
+    describe_gauge!(
+        "moauth_outbox_stranded",
+        "Replies queued for an [[smsc]] that no longer exists: no connection sends them"
+    );
     describe_gauge!("moauth_inbox_depth", "MOs acknowledged, not yet processed");
     describe_gauge!(
         "moauth_outbox_depth",

@@ -13,6 +13,7 @@
 pub mod metrics;
 pub mod reload;
 pub mod status;
+pub mod stranded;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,7 @@ use crate::store::sled::{OpenError, SledStore};
 use crate::webhooks::Hooks;
 use metrics::MetricsSource;
 use status::{Rates, StatusReport, StatusSource};
+use stranded::StrandedReplies;
 
 pub use crate::http::keys::api_key_hash;
 use crate::webhooks::dispatch::{self, Dispatcher};
@@ -159,24 +161,12 @@ impl Daemon {
             tls.insert(smsc.name.clone(), Arc::new(client));
         }
         let webhook_client = dispatch::client()?;
-        let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Sled(sled) => {
-                Arc::new(SledStore::open(&sled.path, sled.cache_capacity_mb)?)
-            }
-            StoreConfig::Postgres(postgres) => {
-                let node = postgres.node_name();
-                let store = PgStore::open(
-                    &postgres.connection(),
-                    &node,
-                    Duration::from_secs(postgres.lease_secs),
-                )
-                .await?;
-                info!(%node, "postgres store open; schema up to date");
-                Arc::new(store)
-            }
-        };
+        let store = open_store(&config).await?;
         metrics::install();
         metrics::register_known(&config);
+        // Before the links ask for their replies: those of a renamed [[smsc]] join theirs.
+        let stranded = StrandedReplies::default();
+        stranded::reconcile(store.as_ref(), &config.smsc, &stranded).await?;
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
         let (auth, sessions): (Arc<dyn AuthCore>, Option<Arc<dyn SessionCore>>) =
             match config.auth.mode {
@@ -248,6 +238,7 @@ impl Daemon {
             smsc_names: Arc::new(config.smsc.iter().map(|s| s.name.clone()).collect()),
             rates: Rates::default(),
             started: Instant::now(),
+            stranded,
         };
         let scraped = MetricsSource {
             store: store.clone(),
@@ -364,7 +355,7 @@ impl Daemon {
                 tokio::spawn(link.run(stop_links.clone()))
             })
             .collect();
-        info!(http = %http_addr, admin = ?admin_addr, smsc = config.smsc.len(), "moauth started");
+        info!(http = %http_addr, admin = admin_addr.map(|a| a.to_string()), smsc = config.smsc.len(), "moauth started");
         Ok(Daemon {
             http_addr,
             admin_addr,
@@ -384,6 +375,18 @@ impl Daemon {
     /// returns the changed settings that wait for a restart.
     pub fn reload(&self, new: &Config) -> Vec<&'static str> {
         self.live.apply(new);
+        // [[smsc]] changes wait for a restart: the running ones are checked again, so a
+        // reload repeats the report of replies no connection sends.
+        let (store, smsc, stranded) = (
+            self.store.clone(),
+            self.running.smsc.clone(),
+            self.status.stranded.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = stranded::reconcile(store.as_ref(), &smsc, &stranded).await {
+                warn!(error = %e, "checking for replies of gone [[smsc]] failed");
+            }
+        });
         needs_restart(&self.running, new)
     }
 
@@ -422,6 +425,24 @@ impl Daemon {
         }
         info!("moauth stopped");
     }
+}
+
+/// The store `config` names, open (and for PostgreSQL, migrated).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> {
+    Ok(match &config.store {
+        StoreConfig::Sled(sled) => Arc::new(SledStore::open(&sled.path, sled.cache_capacity_mb)?),
+        StoreConfig::Postgres(postgres) => {
+            let node = postgres.node_name();
+            let store = PgStore::open(
+                &postgres.connection(),
+                &node,
+                Duration::from_secs(postgres.lease_secs),
+            )
+            .await?;
+            info!(%node, "postgres store open; schema up to date");
+            Arc::new(store)
+        }
+    })
 }
 
 /// A listener on `addr` and the address it got (port 0 picks a free one).

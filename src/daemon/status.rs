@@ -5,7 +5,7 @@
 //! watchdog's log lines. Rates come from a counter the pipeline bumps and samples taken
 //! every few seconds, so answering costs no store scan.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::stranded::StrandedReplies;
 use crate::core::health::LinkStates;
 use crate::core::store::StoreBase;
 
@@ -34,6 +35,9 @@ pub struct StatusReport {
     pub mo_per_min_1m: f64,
     pub mo_per_min_5m: f64,
     pub uptime_secs: u64,
+    /// Replies queued for an `[[smsc]]` that no longer exists, by that name: none is sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stranded: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -83,6 +87,12 @@ impl StatusReport {
             self.mo_per_min_1m, self.mo_per_min_5m, self.processed
         ));
         out.push_str(&format!("uptime   {:>7}s\n", self.uptime_secs));
+        for (smsc, count) in &self.stranded {
+            out.push_str(&format!(
+                "STRANDED {count:>8}  replies for [[smsc]] {smsc:?}, which no longer exists: {}\n",
+                super::stranded::remedy(smsc)
+            ));
+        }
         out
     }
 }
@@ -95,6 +105,7 @@ pub struct StatusSource {
     pub smsc_names: Arc<Vec<String>>,
     pub rates: Rates,
     pub started: Instant,
+    pub stranded: StrandedReplies,
 }
 
 impl StatusSource {
@@ -127,6 +138,7 @@ impl StatusSource {
             mo_per_min_1m,
             mo_per_min_5m,
             uptime_secs: self.started.elapsed().as_secs(),
+            stranded: self.stranded.get(),
         }
     }
 }
@@ -228,6 +240,7 @@ mod tests {
             mo_per_min_1m: 4.0,
             mo_per_min_5m: 2.0,
             uptime_secs: 60,
+            stranded: BTreeMap::from([("old".to_owned(), 2)]),
         };
         assert_eq!(
             report.line(),
@@ -235,6 +248,9 @@ mod tests {
         );
         assert!(report.table().contains(
             "backup           NOT BOUND: bind refused by 127.0.0.1:2776: ESME_RINVPASWD"
+        ));
+        assert!(report.table().contains(
+            "STRANDED        2  replies for [[smsc]] \"old\", which no longer exists: stop moauth, then `moauth outbox reroute --from old"
         ));
     }
 }

@@ -35,11 +35,14 @@ const SWEEP_EVERY_SECS: UnixSecs = 60;
 #[derive(Clone, Default)]
 pub struct PasswordGate(Arc<Mutex<(PasswordGuesses, UnixSecs)>>);
 
-/// `token=<session>`, form-encoded (as RFC 7662 and 7009 say) or as JSON. Other fields
-/// (RFC 7009's `token_type_hint`: there is one kind of token here) are ignored.
+/// `token=<session>`, form-encoded (as RFC 7662 and 7009 say) or as JSON. The RFCs'
+/// `token_type_hint` is read (a string, or the request is malformed) and then ignored: there
+/// is one kind of token here. Other fields are ignored, as the RFCs allow extensions.
 #[derive(Deserialize)]
 struct TokenRequest {
     token: String,
+    #[serde(default, rename = "token_type_hint")]
+    _token_type_hint: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -53,7 +53,14 @@ impl Batch {
             ..
         } = &outcome
         {
-            self.recorded.insert(*challenge, record.clone());
+            // As the store will commit it: a terminal state decided earlier in the round stays.
+            let stays = self
+                .recorded
+                .get(challenge)
+                .is_some_and(|earlier| !earlier.state.may_become(&record.state));
+            if !stays {
+                self.recorded.insert(*challenge, record.clone());
+            }
         }
         self.outcomes.push(outcome);
     }

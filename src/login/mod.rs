@@ -59,6 +59,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const REJECTED_KEPT_SECS: u64 = 7 * 86_400;
 /// An MO's arrival instant is kept this long for its latency; later, whole seconds do.
 const ARRIVALS_KEPT: Duration = Duration::from_secs(600);
+/// How long an accepted SMS is remembered for its delivery receipt: longer than any
+/// validity period an SMSC keeps retrying for.
+const SENT_KEPT_SECS: u64 = 7 * 86_400;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -189,18 +192,7 @@ impl LoginPipeline {
         mo: &MoMessage,
         batch: &mut Batch,
     ) -> Result<(), PipelineError> {
-        let mut report = MoReport::new(id, mo);
-        // The sender first, so that even an MO whose header is broken is logged by its number.
-        let sender =
-            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
-                Ok(sender) => sender,
-                Err(e) => {
-                    let why = format!("sender cannot be answered: {e}");
-                    self.malformed(id, mo, report, why, batch);
-                    return Ok(());
-                }
-            };
-        report.sender(&sender);
+        let mut report = MoReport::new(id, mo, &self.default_country_code);
         match concat::split(mo) {
             Ok(Some(part)) => {
                 let at = PartKey {
@@ -233,6 +225,15 @@ impl LoginPipeline {
                 return Ok(());
             }
         }
+        let sender =
+            match Msisdn::from_smpp(&mo.source_addr, mo.source_ton, &self.default_country_code) {
+                Ok(sender) => sender,
+                Err(e) => {
+                    let why = format!("sender cannot be answered: {e}");
+                    self.malformed(id, mo, report, why, batch);
+                    return Ok(());
+                }
+            };
         let text = match decode_text(mo) {
             Ok(text) => text,
             Err(reason) => {
@@ -487,6 +488,7 @@ impl LoginPipeline {
             parts_before: now.saturating_sub(self.inbound.concat_timeout_secs),
             seen_before: now.saturating_sub(self.inbound.redelivery_window_secs),
             rejected_before: now.saturating_sub(REJECTED_KEPT_SECS),
+            sent_before: now.saturating_sub(SENT_KEPT_SECS),
         };
         match self.store.sweep_leftovers(due).await {
             Ok(swept) => {
@@ -496,7 +498,12 @@ impl LoginPipeline {
                         "parts of concatenated SMS expired before the rest arrived; dropped"
                     );
                 }
-                debug!(seen = swept.seen, rejected = swept.rejected, "swept");
+                debug!(
+                    seen = swept.seen,
+                    rejected = swept.rejected,
+                    sent = swept.sent,
+                    "swept"
+                );
             }
             Err(e) => warn!(error = %e, "sweep failed"),
         }

@@ -90,21 +90,20 @@ pub struct MoReport {
 }
 
 impl MoReport {
-    pub fn new(id: u64, mo: &MoMessage) -> MoReport {
+    /// The sender is read as the pipeline reads it, so even an MO rejected before its
+    /// sender is looked at (a broken header) shows whose it was; none if it cannot be read.
+    pub fn new(id: u64, mo: &MoMessage, default_country_code: &str) -> MoReport {
+        let from = Msisdn::from_smpp(&mo.source_addr, mo.source_ton, default_country_code).ok();
         MoReport {
             mo: id,
             smsc: mo.smsc.clone(),
-            from: None,
+            from: from.map(|sender| sender.masked()),
             token: None,
             outcome: None,
             reply: None,
             held_by: None,
             detail: None,
         }
-    }
-
-    pub fn sender(&mut self, sender: &Msisdn) {
-        self.from = Some(sender.masked());
     }
 
     /// The token's first group as the app wrote it: of the token read, or for a mistyped

@@ -182,6 +182,12 @@ pub(crate) struct SimState {
     /// TLS handshakes that failed (a client that does not trust our certificate).
     handshake_failures: watch::Sender<usize>,
     faults: Faults,
+    /// Which bound session the next MO goes to: MOs are spread over the binds in turn.
+    next_pick: AtomicUsize,
+    /// Send a deliver_sm again, on a bound session, when the one it went out on closed before
+    /// its resp came (see [`Simulator::redeliver_unanswered`]).
+    redeliver: AtomicBool,
+    redelivered: AtomicUsize,
 }
 
 /// Misbehaviour on request: what real SMSCs do on bad days.
@@ -274,6 +280,9 @@ impl Simulator {
             receipts_answered: watch::channel(0).0,
             handshake_failures: watch::channel(0).0,
             faults: Faults::default(),
+            next_pick: AtomicUsize::new(0),
+            redeliver: AtomicBool::new(false),
+            redelivered: AtomicUsize::new(0),
         });
         let stop = CancellationToken::new();
         let mut sim = Simulator {
@@ -295,7 +304,7 @@ impl Simulator {
         }
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(accept(listener, tls, state, stop));
-        info!(smpp = %smpp_addr, control = ?sim.control_addr, "simulator listening");
+        info!(smpp = %smpp_addr, control = sim.control_addr.map(|a| a.to_string()), "simulator listening");
         Ok(sim)
     }
 
@@ -311,30 +320,82 @@ impl Simulator {
         let session = self.any_session()?;
         let mut waiting = Vec::new();
         for deliver in delivers {
-            let (answered, status) = oneshot::channel();
-            session
-                .send(Order::Deliver(
-                    Box::new(session::mo_pdu(deliver)?),
-                    answered,
-                ))
-                .await
-                .map_err(|_| SimError::NotBound)?;
-            waiting.push(status);
+            waiting.push(send_on(&session, deliver).await?);
         }
         let mut statuses = Vec::new();
-        for status in waiting {
-            let status = tokio::time::timeout(ANSWER_WAIT, status)
-                .await
-                .map_err(|_| SimError::NoAnswer)?
-                .map_err(|_| SimError::NoAnswer)?;
-            statuses.push(status);
+        for (deliver, status) in delivers.iter().zip(waiting) {
+            let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
+            statuses.push(self.answer(deliver, status, deadline).await?);
         }
         Ok(MoResult { statuses })
     }
 
+    /// The resp's command_status. If the session closes first and redelivery is on, the
+    /// deliver_sm goes out again on a bound session (another node's, or the same node's once
+    /// it binds again), as an SMSC does with an MO it holds no resp for.
+    async fn answer(
+        &self,
+        deliver: &Deliver,
+        mut status: oneshot::Receiver<u32>,
+        deadline: tokio::time::Instant,
+    ) -> Result<u32, SimError> {
+        loop {
+            match tokio::time::timeout_at(deadline, status).await {
+                Ok(Ok(status)) => return Ok(status),
+                Ok(Err(_)) if self.state.redeliver.load(Ordering::SeqCst) => {
+                    // A session whose task ended is out of the map before its queue closes,
+                    // so a failed send here finds another session next time round.
+                    let session = self.bound_session(deadline).await?;
+                    self.state.redelivered.fetch_add(1, Ordering::SeqCst);
+                    let (answered, unsent) = oneshot::channel();
+                    status = send_on(&session, deliver).await.unwrap_or_else(|_| {
+                        drop(answered);
+                        unsent
+                    });
+                }
+                Ok(Err(_)) | Err(_) => return Err(SimError::NoAnswer),
+            }
+        }
+    }
+
+    /// A bound session, waiting for one until `deadline`.
+    async fn bound_session(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<mpsc::Sender<Order>, SimError> {
+        let mut bound = self.state.bound.subscribe();
+        loop {
+            if let Ok(session) = self.any_session() {
+                return Ok(session);
+            }
+            match tokio::time::timeout_at(deadline, bound.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(SimError::NotBound),
+            }
+        }
+    }
+
+    /// The next receiving session in turn, as carriers spread MOs over a system_id's binds.
     fn any_session(&self) -> Result<mpsc::Sender<Order>, SimError> {
         let sessions = self.state.sessions.lock().expect("sim lock");
-        sessions.values().next().cloned().ok_or(SimError::NotBound)
+        let mut ids: Vec<&u64> = sessions.keys().collect();
+        if ids.is_empty() {
+            return Err(SimError::NotBound);
+        }
+        ids.sort();
+        let turn = self.state.next_pick.fetch_add(1, Ordering::Relaxed) % ids.len();
+        Ok(sessions[ids[turn]].clone())
+    }
+
+    /// Redelivers (true) or gives up on (false, the default) a deliver_sm whose session closed
+    /// before its resp; [`Simulator::redelivered`] counts the redeliveries.
+    pub fn redeliver_unanswered(&self, redeliver: bool) {
+        self.state.redeliver.store(redeliver, Ordering::SeqCst);
+    }
+
+    /// How many deliver_sm were sent again because their session closed unanswered.
+    pub fn redelivered(&self) -> usize {
+        self.state.redelivered.load(Ordering::SeqCst)
     }
 
     /// Closes every ESME connection abruptly (no unbind).
@@ -522,6 +583,22 @@ impl Simulator {
     pub fn stop(&self) {
         self.stop.cancel();
     }
+}
+
+/// Queues one deliver_sm on `session`; the receiver gets its resp's command_status.
+async fn send_on(
+    session: &mpsc::Sender<Order>,
+    deliver: &Deliver,
+) -> Result<oneshot::Receiver<u32>, SimError> {
+    let (answered, status) = oneshot::channel();
+    session
+        .send(Order::Deliver(
+            Box::new(session::mo_pdu(deliver)?),
+            answered,
+        ))
+        .await
+        .map_err(|_| SimError::NotBound)?;
+    Ok(status)
 }
 
 async fn accept(

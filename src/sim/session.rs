@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::{Deliver, MoRequest, Order, ReceiptStyle, SimError, SimState, SlowRequest, Submitted};
 use crate::smpp::frame::{Inbound, SmppCodec};
+use crate::smpp::status::SmppStatus;
 use crate::smpp::tls::Stream;
 use crate::smpp::{text, udh};
 
@@ -374,7 +375,7 @@ impl Conn<'_> {
         let command = match inbound {
             Inbound::Command(c) => c,
             Inbound::Bad { header, error } => {
-                warn!(?header, %error, "sim: malformed PDU");
+                warn!(command_id = format_args!("0x{:08X}", header.command_id), seq = header.sequence_number, %error, "sim: malformed PDU");
                 if let Some(answer) = header.reject(error.status()) {
                     self.send(answer).await?;
                 }
@@ -413,7 +414,7 @@ impl Conn<'_> {
             }
             Some(Pdu::GenericNack) => {
                 self.state.faults.nacks.fetch_add(1, Ordering::SeqCst);
-                warn!(seq, status = ?command.status(), "sim: the ESME answered generic_nack");
+                warn!(seq, status = %SmppStatus::from(command.status()), "sim: the ESME answered generic_nack");
                 if let Some(answered) = self.waiting.remove(&seq) {
                     let _ = answered.send(u32::from(command.status()));
                 }

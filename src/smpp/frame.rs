@@ -228,7 +228,7 @@ fn decode_frame(frame: Bytes) -> Inbound {
     match decode_body(id, &frame[HEADER_LEN..]) {
         Ok(pdu) => command(pdu),
         Err(error) if id.is_response() && status != CommandStatus::EsmeRok => {
-            tracing::debug!(%error, ?status, "body of a negative response ignored");
+            tracing::debug!(%error, status = %super::status::SmppStatus::from(status), "body of a negative response ignored");
             // The same command an empty body gives, so re-encoding it is stable (fuzzing).
             command(decode_body(id, &[]).ok().flatten())
         }

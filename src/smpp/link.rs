@@ -100,6 +100,15 @@ impl Role {
     }
 
     /// The name a bound connection is shown under in /readyz and logs.
+    /// The role as logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Transceiver => "transceiver",
+            Role::Receiver => "receiver",
+            Role::Transmitter => "transmitter",
+        }
+    }
+
     pub fn label(self, smsc: &str) -> String {
         match self {
             Role::Transceiver => smsc.to_owned(),
@@ -222,7 +231,7 @@ impl SmscLink {
         self.bind(&mut framed, BIND_SEQUENCE, timeout, peer).await?;
         *failures = 0;
         self.states.set(&self.role.label(&self.config.name), true);
-        info!(smsc = %self.config.name, address = %self.config.address, role = ?self.role, "bound");
+        info!(smsc = %self.config.name, address = %self.config.address, role = self.role.as_str(), "bound");
         let c = &self.config;
         let policy = SessionConfig {
             window: c.window,
@@ -299,7 +308,11 @@ impl SmscLink {
                 }
             }
             Some(Ok(other)) => {
-                warn!(smsc = %c.name, answer = ?other, "unexpected answer to bind");
+                let id = match &other {
+                    Inbound::Command(command) => u32::from(command.id()),
+                    Inbound::Bad { header, .. } => header.command_id,
+                };
+                warn!(smsc = %c.name, command_id = format_args!("0x{id:08X}"), "unexpected answer to bind");
                 Err(LinkError::Closed)
             }
             Some(Err(e)) => Err(e.into()),
@@ -359,7 +372,7 @@ impl Served<'_> {
                 inbound = self.framed.next() => match inbound {
                     Some(Ok(Inbound::Command(command))) => self.session.handle_command(now(), &command),
                     Some(Ok(Inbound::Bad { header, error })) => {
-                        warn!(smsc = %self.link.config.name, ?header, %error, "malformed PDU");
+                        warn!(smsc = %self.link.config.name, command_id = format_args!("0x{:08X}", header.command_id), seq = header.sequence_number, %error, "malformed PDU");
                         self.session.handle_bad(now(), &header, error.status());
                     }
                     Some(Err(e)) => return Err(e.into()),
@@ -408,7 +421,7 @@ impl Served<'_> {
             let segments = match submit_sms(id, &message, self.link.config.delivery_receipts) {
                 Ok(segments) => segments,
                 Err(e) => {
-                    error!(smsc = %self.link.config.name, outbox = id, error = %e, "reply cannot be sent as SMS; dropped");
+                    error!(smsc = %self.link.config.name, outbox = id, to = %message.to.masked(), error = %e, "reply dropped: it cannot be sent as SMS");
                     metrics::counter!("moauth_sms_failed_total", "smsc" => self.link.config.name.clone()).increment(1);
                     self.link.store.ack_reply(id).await?;
                     continue;
@@ -505,24 +518,32 @@ impl Served<'_> {
 
     /// The message needs nothing more from any connection: the SMSC has it, refused it, or
     /// may have it and we stop sending copies.
+    /// One line per reply, by the SMPP name of the status that settled it: `reply accepted`
+    /// (INFO) or `reply dropped` (ERROR), with the masked recipient, so an operator finds what
+    /// became of the SMS a phone was sent by its number.
     async fn finished(&mut self, id: u64, outcome: Outcome) -> Result<(), LinkError> {
         let name = &self.link.config.name;
+        let to = self.recipients.remove(&id).map(|to| to.masked());
+        let to = to.as_deref();
         match outcome {
-            Outcome::Accepted => {}
+            Outcome::Accepted => {
+                info!(smsc = %name, outbox = id, to, status = %SmppStatus(0).name(), "reply accepted");
+            }
             Outcome::Refused(status) => {
-                error!(smsc = %name, outbox = id, status = %SmppStatus::from(status), "SMSC refused the message for good; dropped");
+                let status = SmppStatus::from(status);
+                error!(smsc = %name, outbox = id, to, status = %status.name(), meaning = status.meaning(), "reply dropped: the SMSC refused it for good");
                 metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
             }
             Outcome::KeptRefusing(status) => {
-                error!(smsc = %name, outbox = id, status = %SmppStatus::from(status), tries = TEMPORARY_TRIES, "SMSC kept refusing the message; dropped");
+                let status = SmppStatus::from(status);
+                error!(smsc = %name, outbox = id, to, status = %status.name(), meaning = status.meaning(), tries = TEMPORARY_TRIES, "reply dropped: the SMSC kept refusing it");
                 metrics::counter!("moauth_sms_failed_total", "smsc" => name.clone()).increment(1);
             }
             Outcome::Unknown { copies } => {
-                error!(smsc = %name, outbox = id, copies, "no copy of the message was answered; not sending it again (the SMSC may have it)");
+                error!(smsc = %name, outbox = id, to, copies, "reply given up: no copy was answered; not sending it again (the SMSC may have it)");
                 metrics::counter!("moauth_sms_unknown_total", "smsc" => name.clone()).increment(1);
             }
         }
-        self.recipients.remove(&id);
         self.unanswered.remove(&id);
         self.link.store.ack_reply(id).await?;
         Ok(())
@@ -544,7 +565,7 @@ impl Served<'_> {
         if receipt.delivered() {
             info!(smsc = %name, to = %sent.to.masked(), "delivered");
         } else {
-            warn!(smsc = %name, to = %sent.to.masked(), stat = %receipt.stat, err = ?receipt.err, "not delivered");
+            warn!(smsc = %name, to = %sent.to.masked(), stat = %receipt.stat, err = receipt.err.as_deref(), "not delivered");
         }
         Ok(true)
     }

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{ALICE, BOB, Harness, PATIENCE};
 use moauth::core::mo::MoMessage;
@@ -146,8 +146,11 @@ async fn long_poll_returns_as_soon_as_the_mo_is_processed() {
     let (verifier, token) = h.app_token(0);
     let started = Instant::now();
     let (answer, _) = tokio::join!(h.poll(&verifier, &token, 30_000), async {
-        // Sent only once the poll is certainly waiting: it is pending until the MO exists.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Sent only once the poll is waiting on its login (the store's notifier holds it).
+        common::eventually("the long-poll waiting", async || {
+            h.daemon().store.poll_waiters() == 1
+        })
+        .await;
         h.phone_sends(ALICE, &format!("LOGIN {token}")).await
     });
     assert_eq!(answer.1["state"], "complete");
@@ -229,14 +232,10 @@ async fn token_sent_twice_in_one_round_of_the_pipeline_is_a_replay_the_second_ti
     // Both MOs wait in the inbox before the pipeline starts, so one round decides both.
     h.restart_after(Options::default(), |store| async move {
         // The stopped daemon's last tasks may hold the store a moment longer.
-        let deadline = Instant::now() + PATIENCE;
-        let store = loop {
-            match moauth::store::sled::SledStore::open(&store, 16) {
-                Ok(store) => break store,
-                Err(e) if Instant::now() > deadline => panic!("{e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        };
+        let store = common::eventually_ok("the stopped daemon's store", async || {
+            moauth::store::sled::SledStore::open(&store, 16)
+        })
+        .await;
         let mos: Vec<MoMessage> = [ALICE, BOB]
             .iter()
             .map(|from| MoMessage {

@@ -8,10 +8,10 @@ use moauth::core::clock::Clock;
 use moauth::core::token::{Token, composer_uri};
 use moauth::daemon::{Daemon, Options};
 use moauth::demo::web::phone_routes;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::browser::{Browser, Look, sms_body};
-use crate::common::{ALICE, BOB, Harness, PATIENCE, loopback_sim};
+use crate::common::{self, ALICE, BOB, Harness, PATIENCE, loopback_sim};
 
 /// The daemon with its login page on, as the app "shop".
 async fn shop(tweak: impl FnOnce(&mut moauth::ops::config::Config)) -> Harness {
@@ -375,20 +375,20 @@ async fn the_demo_phone_sends_the_pages_sms_through_the_simulator() {
         .await;
     let uri = browser.sms_uri().await;
     // The phone's composer holds what the page's link carries.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let composed = loop {
+    common::eventually_ok("the phone's composer to hold the link's text", async || {
         let text = browser
             .run(
                 "return document.querySelector('[data-demo-text]').value",
                 vec![],
             )
             .await;
-        if text.as_str() == Some(sms_body(&uri).as_str()) || std::time::Instant::now() > deadline {
-            break text;
+        if text.as_str() == Some(sms_body(&uri).as_str()) {
+            Ok(())
+        } else {
+            Err(format!("it holds {text}"))
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    assert_eq!(composed, Value::from(sms_body(&uri)));
+    })
+    .await;
     browser.screenshot("demo-pending").await;
     browser
         .client
@@ -400,14 +400,10 @@ async fn the_demo_phone_sends_the_pages_sms_through_the_simulator() {
         .unwrap();
     browser.wait_state("complete").await;
     // A new number: moauth texts the phone its credentials, and the phone shows them.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while browser.text("[data-demo-inbox]").await.is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reply on the phone"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    common::eventually("a reply on the phone", async || {
+        !browser.text("[data-demo-inbox]").await.is_empty()
+    })
+    .await;
     assert_eq!(sim.submits().len(), 1);
     browser.screenshot("demo").await;
     browser.close().await;

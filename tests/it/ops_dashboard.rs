@@ -135,6 +135,7 @@ secret = "auth-core-secret"
         "moauth_sms_failed_total{smsc=\"sim\"} 0",
         "moauth_sms_throttled_total{smsc=\"sim\"} 0",
         "moauth_dlr_total{smsc=\"sim\",stat=\"undeliv\"} 0",
+        "moauth_smsc_bind_failures_total{smsc=\"sim\",status=\"ESME_RINVPASWD\"} 0",
         "moauth_auth_core_requests_total{outcome=\"unavailable\"} 0",
         "moauth_webhook_calls_total{outcome=\"failed\"} 0",
         "moauth_mo_to_session_seconds_count 0",

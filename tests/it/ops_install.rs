@@ -151,8 +151,7 @@ async fn readme_install_starts_as_the_service_user() {
     // Drain stderr so the daemon never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let client = common::http_client();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    common::eventually_ok("/readyz 200", async || {
         let status = client
             .get(format!("http://{http}/readyz"))
             .send()
@@ -160,11 +159,12 @@ async fn readme_install_starts_as_the_service_user() {
             .unwrap()
             .status();
         if status == 200 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("/readyz {status}"))
         }
-        assert!(tokio::time::Instant::now() < deadline, "/readyz {status}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     // The store belongs to the service user, as systemd would leave it.
     let db = std::fs::read_dir(&state).unwrap().count();
     assert!(db > 0, "the store was written in the state directory");

@@ -1,6 +1,7 @@
 //! "I sent the SMS and nothing happened": every MO ends in one INFO line an operator can find
-//! by the masked number or the token's first group, whatever became of it. Driven through the
-//! real binary, with its JSON logs read back.
+//! by the masked number or the token's first group, whatever became of it, and every reply in
+//! one line with the SMPP status that settled it. Driven through the real binary, with its
+//! JSON logs read back.
 
 use crate::common;
 
@@ -14,6 +15,8 @@ use serde_json::Value;
 
 const CAROL: &str = "+8613700137000";
 const DAVE: &str = "+8613600136000";
+/// A permanent refusal: the reply is dropped, not retried.
+const ESME_RINVDSTADR: u32 = 0x0000_000B;
 
 fn masked(number: &str) -> String {
     Msisdn::parse(number).unwrap().masked()
@@ -23,14 +26,22 @@ fn fresh_token() -> Token {
     Token::for_verifier(&Verifier::random(), Clock::System.now())
 }
 
-/// The `MO outcome` lines written so far.
-fn outcome_lines(d: &Spawned) -> Vec<Value> {
+/// The log lines written so far whose message starts with `message`.
+fn lines_of(d: &Spawned, message: &str) -> Vec<Value> {
     d.logs
         .text()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["message"] == "MO outcome")
+        .filter(|line| line["message"].as_str().unwrap().starts_with(message))
         .collect()
+}
+
+fn outcome_lines(d: &Spawned) -> Vec<Value> {
+    lines_of(d, "MO outcome")
+}
+
+fn reply_lines(d: &Spawned) -> Vec<Value> {
+    lines_of(d, "reply ")
 }
 
 /// (from, token, outcome, reason, reply) of a line; absent fields as "".
@@ -45,6 +56,8 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
     let (first, second, typo, denied) =
         (fresh_token(), fresh_token(), fresh_token(), fresh_token());
     let group = |token: &Token| token.to_string()[..5].to_owned();
+    // The first reply (the credential SMS) is refused for good; the others are accepted.
+    d.sim.refuse_next_submits(1, ESME_RINVDSTADR);
 
     d.phone_sends(ALICE, &format!("LOGIN {first}")).await;
     d.phone_sends(ALICE, &format!("LOGIN {second}")).await;
@@ -116,13 +129,10 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
             "none".into(),
         ],
     ];
-    common::eventually("an outcome line for every MO", async || {
-        outcome_lines(&d).len() >= expected.len()
+    common::eventually("a line for every MO and every reply", async || {
+        outcome_lines(&d).len() >= expected.len() && reply_lines(&d).len() >= 4
     })
     .await;
-    // Replies are sent after their outcome is committed and logged: once they are all out,
-    // every line that could come has come.
-    d.sim.wait_submits(4, common::PATIENCE).await;
     d.signal(libc::SIGTERM);
     assert_eq!(d.exit_code().await, 0);
 
@@ -137,6 +147,35 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
     let why = lines[6]["detail"].as_str().unwrap();
     assert!(why.starts_with("malformed user data header"), "{why}");
     // "I sent the SMS and nothing happened" is one grep of the masked number.
+    // One line per reply, by the status's SMPP name and the masked recipient.
+    let mut replies: Vec<[String; 3]> = reply_lines(&d)
+        .iter()
+        .map(|l| ["message", "to", "status"].map(|f| l[f].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    replies.sort();
+    let accepted = |to: &str| {
+        [
+            "reply accepted".to_owned(),
+            masked(to),
+            "ESME_ROK".to_owned(),
+        ]
+    };
+    assert_eq!(
+        replies,
+        [
+            accepted(ALICE),
+            accepted(BOB),
+            accepted(BOB),
+            [
+                "reply dropped: the SMSC refused it for good".to_owned(),
+                masked(ALICE),
+                "ESME_RINVDSTADR".to_owned()
+            ],
+        ],
+        "logs:\n{}",
+        d.logs.text()
+    );
+
     let logs = d.logs.text();
     let carol: Vec<&str> = logs
         .lines()

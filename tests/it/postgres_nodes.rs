@@ -2,7 +2,8 @@
 //! play two nodes, and each multi-node promise is checked where it is made — redeliveries
 //! recognised across nodes, claims held by one node until their lease lapses, arrival order
 //! per number, an outcome committed once, a session taken once, one account per number, a
-//! long-poll woken by another node's commit, one sweeper at a time.
+//! long-poll woken by another node's commit, one sweeper at a time, an idle node woken to
+//! take over a dead node's lapsed claims.
 
 use std::time::{Duration, Instant};
 
@@ -132,17 +133,69 @@ async fn a_claim_is_one_nodes_until_its_lease_lapses() {
     assert_eq!(theirs.len(), 1, "B gets the other MO, not A's");
     assert_ne!(theirs[0].0, mine[0].0);
     // A dies holding its claim: once the lease lapses B takes it over (beside its own).
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    common::eventually("A's lease to lapse", async || {
         let claimed = b.oldest_mos(10).await.unwrap();
         if claimed.contains(&mine[0]) {
             assert_eq!(claimed.len(), 2);
-            break;
+            return true;
         }
         assert_eq!(claimed, theirs, "only its own until A's lease lapses");
-        assert!(Instant::now() < deadline, "A's lease never lapsed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        false
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_idle_node_is_woken_for_a_dead_nodes_lapsed_claims() {
+    let Some(db) = database().await else { return };
+    let a = node(&db, "node-a", Duration::from_millis(300)).await;
+    let b = node(&db, "node-b", LEASE).await;
+    let mut replies_queued = b.replies_queued();
+    a.append_mos(&[mo(ALICE, "LOGIN 1"), mo(BOB, "LOGIN 2")], 600)
+        .await
+        .unwrap();
+    let claimed = a.oldest_mos(2).await.unwrap();
+    a.commit_outcomes(&[decided(claimed[0].0, None, vec![reply("one")])])
+        .await
+        .unwrap();
+    let none = |_| false;
+    assert_eq!(a.pending_replies("sim", &none, 10).await.unwrap().len(), 1);
+    // B heard of both (NOTIFY), looked, and found them A's.
+    tokio::time::timeout(PATIENCE, b.mos_arrived())
+        .await
+        .unwrap();
+    tokio::time::timeout(PATIENCE, replies_queued.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.oldest_mos(10).await.unwrap().is_empty());
+    assert!(
+        b.pending_replies("sim", &none, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    replies_queued.borrow_and_update();
+
+    // A dies holding its claims. Nothing new arrives, yet B is woken once they lapse.
+    drop(a);
+    tokio::time::timeout(PATIENCE, b.mos_arrived())
+        .await
+        .expect("B never woken for the lapsed MO");
+    let taken = b.oldest_mos(10).await.unwrap();
+    assert_eq!(taken, claimed[1..], "B takes over A's undecided MO");
+    tokio::time::timeout(PATIENCE, replies_queued.changed())
+        .await
+        .expect("B never woken for the lapsed reply")
+        .unwrap();
+    let texts: Vec<String> = b
+        .pending_replies("sim", &none, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, o)| o.text)
+        .collect();
+    assert_eq!(texts, ["one"]);
 }
 
 #[tokio::test]
@@ -314,6 +367,7 @@ async fn one_node_sweeps_at_a_time_and_only_what_is_due() {
         parts_before: 200,
         seen_before: 200,
         rejected_before: 200,
+        sent_before: 200,
     };
     assert_eq!(a.sweep_leftovers(due).await.unwrap(), Swept::default());
     holder.rollback().await.unwrap();

@@ -454,14 +454,10 @@ async fn auth_core_down_for_a_while_mos_wait_and_complete_in_arrival_order() {
     // Two failed requests open the breaker: the auth core is left alone for a while.
     let failed = core.next().await;
     assert_eq!(failed.status, 503);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while h.readyz().await["auth_core"] != "open" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "breaker never opened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually("the breaker open", async || {
+        h.readyz().await["auth_core"] == "open"
+    })
+    .await;
     let readyz = h.http.get(h.api("/readyz")).send().await.unwrap();
     assert_eq!(
         readyz.status(),
@@ -584,21 +580,15 @@ async fn an_mo_that_waits_too_long_is_rejected_with_an_apology() {
     h.phone_sends(ALICE, &login_text(&token)).await;
 
     // Waiting: still pending after the token's own window (600 s) has passed.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while h
-        .daemon()
-        .store
-        .login(&token.challenge())
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never marked waiting"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually("the login marked waiting", async || {
+        h.daemon()
+            .store
+            .login(&token.challenge())
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
     h.clock.advance(700);
     assert_eq!(h.poll(&verifier, &token, 0).await.1["state"], "pending");
     assert_eq!(h.daemon().store.depths().inbox, 1);

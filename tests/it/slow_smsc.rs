@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::process::{Spawned, moauth};
-use common::{ALICE, Harness, PATIENCE, help_from, wait_until};
+use common::{ALICE, Harness, PATIENCE, eventually, help_from};
 use moauth::daemon::Options;
 use moauth::sim::{Deliver, MoRequest, ReceiptStyle, SlowRequest};
 
@@ -63,7 +63,7 @@ async fn the_window_counts_pdus_not_messages() {
     h.sim.deliver(&mos).await.unwrap();
     assert_eq!(h.sim.wait_outstanding(2, PATIENCE).await, 2);
     let store = h.daemon().store.clone();
-    wait_until("all replies queued", || {
+    eventually("all replies queued", async || {
         store.depths().inbox == 0 && store.depths().outbox == 4
     })
     .await;
@@ -89,18 +89,11 @@ async fn a_receipt_that_arrives_before_its_submit_resp_is_matched() {
     assert_eq!(h.sim.wait_receipts_answered(1, PATIENCE).await, 1);
     let store = h.daemon().store.clone();
     let id = sms[0].message_id.clone();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    eventually("the early receipt to settle its message", async || {
         let sent = store.sent_record("sim", &id).await.unwrap();
-        if sent.and_then(|sent| sent.outcome).as_deref() == Some("DELIVRD") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for the early receipt to settle its message"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        sent.and_then(|sent| sent.outcome).as_deref() == Some("DELIVRD")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -264,15 +257,7 @@ async fn a_refused_password_is_named_shown_counted_and_not_retried_in_a_tight_lo
     );
     assert!(error.contains("\"attempt\":"), "{error}");
 
-    let http = common::http_client();
-    let ready: serde_json::Value = http
-        .get(format!("http://{}/readyz", d.http))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&d.get_text("/readyz").await).unwrap();
     let shown = ready["smsc_errors"]["sim"].as_str().unwrap_or_default();
     assert!(
         shown.starts_with(&format!("bind refused by {}: ESME_RINVPASWD", d.tap.addr)),
@@ -285,14 +270,7 @@ async fn a_refused_password_is_named_shown_counted_and_not_retried_in_a_tight_lo
         out.contains("smsc sim              NOT BOUND: bind refused by"),
         "{out}"
     );
-    let metrics = http
-        .get(format!("http://{}/metrics", d.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.get_text("/metrics").await;
     assert!(
         metrics
             .contains("moauth_smsc_bind_failures_total{smsc=\"sim\",status=\"ESME_RINVPASWD\"} 1"),

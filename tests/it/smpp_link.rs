@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{ALICE, Harness, PATIENCE, help_from, wait_until};
+use common::{ALICE, Harness, PATIENCE, eventually, help_from};
 use moauth::daemon::Options;
 use moauth::sim::Deliver;
 
@@ -15,7 +15,7 @@ async fn the_window_of_outstanding_submits_is_never_exceeded() {
     h.sim.deliver(&mos).await.unwrap();
     assert_eq!(h.sim.wait_outstanding(4, PATIENCE).await, 4);
     let store = h.daemon().store.clone();
-    wait_until("all replies queued", || {
+    eventually("all replies queued", async || {
         store.depths().inbox == 0 && store.depths().outbox == 12
     })
     .await;

@@ -39,6 +39,7 @@ macro_rules! store_battery {
                 parts_become_one_mo_once_all_came,
                 a_minted_login_expires_once_and_never_over_a_decided_state,
                 replies_stay_queued_until_acknowledged,
+                replies_for_a_gone_smsc_are_counted_moved_or_dropped,
                 events_stay_queued_until_acknowledged,
                 a_receipt_settles_the_sms_it_reports_on,
                 a_number_gets_one_account_however_many_logins_race,
@@ -548,6 +549,55 @@ async fn replies_stay_queued_until_acknowledged(store: Arc<dyn Store>) {
         .expect("drained");
 }
 
+async fn replies_for_a_gone_smsc_are_counted_moved_or_dropped(store: Arc<dyn Store>) {
+    let taken = inbox(&store, &[mo("1", "a", NOW)]).await;
+    let mut elsewhere = sms("old", "elsewhere");
+    elsewhere.from = "10690001".into();
+    store
+        .commit_outcomes(&[Outcome::Decided {
+            mo: taken[0].0,
+            login: None,
+            replies: vec![
+                sms("old", "one"),
+                elsewhere,
+                sms("main", "two"),
+                sms("gone", "three"),
+            ],
+            event: None,
+        }])
+        .await
+        .unwrap();
+    store.sync().await.unwrap();
+    let counts = store.queued_per_smsc().await.unwrap();
+    let count = |name: &str| counts.get(name).copied().unwrap_or(0);
+    assert_eq!((count("old"), count("main"), count("gone")), (2, 1, 1));
+
+    // Only the reply sent from the short code another connection has moves to it.
+    let moved = store
+        .reroute_replies("old", &|m| {
+            (m.from == "10690000").then(|| "main".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    store.sync().await.unwrap();
+    let main = store.pending_replies("main", &|_| false, 10).await.unwrap();
+    let texts: Vec<_> = main.iter().map(|(_, m)| m.text.as_str()).collect();
+    assert_eq!(texts, ["one", "two"]);
+    assert_eq!(main[0].1.smsc, "main");
+    let left = store.pending_replies("old", &|_| false, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].1.text, "elsewhere");
+
+    assert_eq!(store.drop_replies("gone").await.unwrap(), 1);
+    assert_eq!(store.drop_replies("gone").await.unwrap(), 0);
+    store.sync().await.unwrap();
+    let counts = store.queued_per_smsc().await.unwrap();
+    assert_eq!(counts.get("gone"), None);
+    assert_eq!(counts.get("main"), Some(&2));
+    assert_eq!(store.depths().outbox, 3);
+}
+
 async fn events_stay_queued_until_acknowledged(store: Arc<dyn Store>) {
     let mut queued = store.events_queued();
     let taken = inbox(&store, &[mo("1", "a", NOW), mo("1", "b", NOW)]).await;
@@ -735,16 +785,27 @@ async fn sweeps_take_only_what_is_due(store: Arc<dyn Store>) {
     assert_eq!(store.login(&old).await.unwrap(), None);
     assert!(store.login(&young).await.unwrap().is_some());
 
+    for (id, submitted_at) in [("old", NOW - 300), ("young", NOW - 100)] {
+        let sent = SentRecord {
+            to: Msisdn::parse("+8613800138000").unwrap(),
+            submitted_at,
+            outcome: None,
+        };
+        store.record_sent("main", id, &sent).await.unwrap();
+    }
     let swept = store
         .sweep_leftovers(SweepDue {
             now: NOW,
             parts_before: NOW - 400,
             seen_before: NOW - 200,
             rejected_before: NOW - 200,
+            sent_before: NOW - 200,
         })
         .await
         .unwrap();
-    assert_eq!((swept.parts, swept.rejected), (1, 0));
+    assert_eq!((swept.parts, swept.rejected, swept.sent), (1, 0, 1));
+    assert_eq!(store.sent_record("main", "old").await.unwrap(), None);
+    assert!(store.sent_record("main", "young").await.unwrap().is_some());
     assert_eq!(swept.seen, 1, "the digest of the MO received at NOW - 500");
     assert_eq!(store.depths().parts, 0);
     assert_eq!(store.rejected_mos().await.unwrap().len(), 1);

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use common::receiver::{Receiver, TOLERANCE_SECS};
-use common::{ALICE, BOB, Harness, PATIENCE};
+use common::{ALICE, BOB, Harness};
 use moauth::daemon::{Options, api_key_hash};
 use moauth::ops::config::{ApiKey, Config, WebhookConfig};
 
@@ -27,14 +27,10 @@ fn backend(config: &mut Config, name: &str, key: &str, receiver: &Receiver) {
 
 /// Waits until the daemon has no webhook event left to deliver.
 async fn queue_drained(h: &Harness) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while h.daemon().store.depths().webhooks != 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "webhook queue not drained"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually("the webhook queue drained", async || {
+        h.daemon().store.depths().webhooks == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -148,11 +144,10 @@ async fn queued_events_survive_a_daemon_restart() {
     shop.keep_time_with(&h.clock);
     let (_, token, _) = h.mint("shop-key").await;
     h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while shop.state.calls.load(Ordering::SeqCst) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no webhook call");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually("a webhook call", async || {
+        shop.state.calls.load(Ordering::SeqCst) > 0
+    })
+    .await;
     assert_eq!(h.daemon().store.depths().webhooks, 1);
 
     h.restart(Options::default()).await;
@@ -179,11 +174,10 @@ async fn a_backlog_queued_while_the_receiver_was_down_arrives_once_each() {
         h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
         challenges.insert(token.challenge().as_str().to_owned());
     }
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while h.daemon().store.depths().webhooks < 5 || shop.state.calls.load(Ordering::SeqCst) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "events not queued");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::eventually("five events queued and one call tried", async || {
+        h.daemon().store.depths().webhooks >= 5 && shop.state.calls.load(Ordering::SeqCst) > 0
+    })
+    .await;
 
     shop.state.refuse.store(0, Ordering::SeqCst);
     let mut delivered = HashSet::new();

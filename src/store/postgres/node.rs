@@ -104,6 +104,10 @@ impl Signals {
     }
 
     /// Reads the queue depths once; marks the database unreachable if that fails.
+    ///
+    /// It also looks for claims whose lease lapsed (their node died or stalled) and wakes this
+    /// node's workers for them: no new MO or reply need arrive for an idle node to take over
+    /// a dead node's work, and no NOTIFY announces a lease running out.
     pub async fn refresh(&self, pool: &Pool) {
         let before = self.generation.load(Ordering::SeqCst);
         let quiet = |s: &Signals| {
@@ -115,14 +119,30 @@ impl Signals {
             let row = client
                 .query_one(
                     "SELECT (SELECT count(*) FROM inbox), (SELECT count(*) FROM parts),
-                            (SELECT count(*) FROM outbox), (SELECT count(*) FROM webhooks)",
+                            (SELECT count(*) FROM outbox), (SELECT count(*) FROM webhooks),
+                            EXISTS (SELECT 1 FROM inbox WHERE lease_until < now()),
+                            EXISTS (SELECT 1 FROM outbox WHERE lease_until < now()),
+                            EXISTS (SELECT 1 FROM webhooks WHERE lease_until < now())",
                     &[],
                 )
                 .await?;
-            Ok::<_, super::PostgresError>([row.get(0), row.get(1), row.get(2), row.get(3)])
+            let lapsed: [bool; 3] = [row.get(4), row.get(5), row.get(6)];
+            Ok::<_, super::PostgresError>((
+                [row.get(0), row.get(1), row.get(2), row.get(3)],
+                lapsed,
+            ))
         };
         match counted.await {
-            Ok(counts) => {
+            Ok((counts, [inbox, outbox, webhooks])) => {
+                if inbox {
+                    self.mos_arrived.notify_one();
+                }
+                if outbox {
+                    bump(&self.replies_queued);
+                }
+                if webhooks {
+                    bump(&self.events_queued);
+                }
                 let counts: [i64; 4] = counts;
                 if !(started_quiet && quiet(self)) {
                     // This node wrote meanwhile and adjusted the gauges itself.

@@ -9,8 +9,10 @@
 //! caller, and leased anew), so a long retry on a live node does not hand its message to
 //! another. An item leaves the table only once accepted (submit_sm_resp OK, a 2xx).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::listen::OUTBOX_CHANNEL;
 use super::node::adjust;
 use super::{PgStore, PostgresError};
 use crate::core::msisdn::Msisdn;
@@ -34,6 +36,21 @@ fn candidates(table: &str, filter: &str, columns: &str) -> String {
          ORDER BY id LIMIT $2
          FOR UPDATE SKIP LOCKED"
     )
+}
+
+/// An outbox row read as (id, smsc, sender, recipient, body, created_at).
+fn outbound(row: &tokio_postgres::Row) -> Result<Outbound, PostgresError> {
+    let recipient: String = row.try_get(3)?;
+    Ok(Outbound {
+        smsc: row.try_get(1)?,
+        from: row.try_get(2)?,
+        to: Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
+            table: "outbox",
+            what: format!("recipient: {e}"),
+        })?,
+        text: row.try_get(4)?,
+        created_at: row.try_get::<_, i64>(5)? as u64,
+    })
 }
 
 impl PgStore {
@@ -95,27 +112,67 @@ impl PgStore {
             "smsc, sender, recipient, body, created_at",
         );
         let smsc = smsc.to_owned();
-        self.lease(
-            &query,
-            "outbox",
-            &smsc,
-            limit,
-            |row| {
-                let recipient: String = row.try_get(3)?;
-                Ok(Outbound {
-                    smsc: row.try_get(1)?,
-                    from: row.try_get(2)?,
-                    to: Msisdn::parse(&recipient).map_err(|e| PostgresError::Corrupt {
-                        table: "outbox",
-                        what: format!("recipient: {e}"),
-                    })?,
-                    text: row.try_get(4)?,
-                    created_at: row.try_get::<_, i64>(5)? as u64,
-                })
-            },
-            |id, _| !skip(id),
-        )
-        .await
+        self.lease(&query, "outbox", &smsc, limit, outbound, |id, _| !skip(id))
+            .await
+    }
+
+    /// How many replies wait for each SMSC name.
+    pub(super) async fn replies_per_smsc(&self) -> Result<BTreeMap<String, u64>, PostgresError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query("SELECT smsc, count(*) FROM outbox GROUP BY smsc", &[])
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get::<_, i64>(1)? as u64)))
+            .collect()
+    }
+
+    /// Gives the replies queued for `from` the SMSC `to` picks for each; how many moved.
+    /// Rows leased to a node are moved too: the node sending them acknowledges by id.
+    pub(super) async fn reroute(
+        &self,
+        from: &str,
+        to: &(dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> Result<u64, PostgresError> {
+        let _writing = self.signals.writing();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                "SELECT id, smsc, sender, recipient, body, created_at FROM outbox
+                 WHERE smsc = $1 FOR UPDATE",
+                &[&from],
+            )
+            .await?;
+        let mut moved = 0;
+        for row in &rows {
+            if let Some(smsc) = to(&outbound(row)?) {
+                let id: i64 = row.try_get(0)?;
+                moved += tx
+                    .execute(
+                        &format!(
+                            "WITH moved AS (UPDATE outbox SET smsc = $2 WHERE id = $1 RETURNING 1)
+                             SELECT pg_notify('{OUTBOX_CHANNEL}', $2) FROM moved"
+                        ),
+                        &[&id, &smsc],
+                    )
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Removes every reply queued for `smsc`; how many.
+    pub(super) async fn drop_replies_for(&self, smsc: &str) -> Result<u64, PostgresError> {
+        let _writing = self.signals.writing();
+        let client = self.pool.get().await?;
+        let removed = client
+            .execute("DELETE FROM outbox WHERE smsc = $1", &[&smsc])
+            .await?;
+        adjust(&self.signals.outbox, -(removed as i64));
+        self.signals.replies_removed.notify_waiters();
+        Ok(removed)
     }
 
     /// The SMSC accepted the reply (or refused it for good): it leaves the outbox.

@@ -65,6 +65,7 @@ impl PgStore {
                     "DELETE FROM rejected WHERE received_at < $1",
                     due.rejected_before,
                 ),
+                ("DELETE FROM sent WHERE submitted_at < $1", due.sent_before),
             ])
             .await?;
         if let Some(r) = &removed {
@@ -74,6 +75,7 @@ impl PgStore {
             parts: r[0] as usize,
             seen: r[1] as usize,
             rejected: r[2] as usize,
+            sent: r[3] as usize,
         }))
     }
 

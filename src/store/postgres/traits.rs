@@ -21,8 +21,8 @@ use crate::core::notify::LoginWatch;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
-    SweepDue, Swept, WebhookStore,
+    OutboxRoutes, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase,
+    StoreFuture, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -168,6 +168,24 @@ impl PollStore for PgStore {
 impl MintStore for PgStore {
     fn mint<'a>(&'a self, challenge: &'a Challenge, login: &'a MintedLogin) -> StoreFuture<'a, ()> {
         boxed(self.insert_minted(challenge, login))
+    }
+}
+
+impl OutboxRoutes for PgStore {
+    fn queued_per_smsc(&self) -> StoreFuture<'_, std::collections::BTreeMap<String, u64>> {
+        boxed(self.replies_per_smsc())
+    }
+
+    fn reroute_replies<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a (dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> StoreFuture<'a, u64> {
+        boxed(self.reroute(from, to))
+    }
+
+    fn drop_replies<'a>(&'a self, smsc: &'a str) -> StoreFuture<'a, u64> {
+        boxed(self.drop_replies_for(smsc))
     }
 }
 

@@ -15,6 +15,7 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 use tokio::sync::Notify;
 
+use super::expiry::Expiry;
 use super::gauge::Gauge;
 use super::{StoreError, decode, encode};
 use crate::core::mo::MoMessage;
@@ -24,18 +25,23 @@ pub struct Inbox {
     pub(super) tree: sled::Tree,
     /// MO digest → arrival time, for recognising redeliveries.
     seen: sled::Tree,
+    /// arrival time ‖ digest: what the sweep of `seen` reads.
+    seen_due: Expiry,
     arrived: Arc<Notify>,
     pub(super) depth: Gauge,
 }
 
 impl Inbox {
-    pub(super) fn new(tree: sled::Tree, seen: sled::Tree) -> Self {
-        Inbox {
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let tree = db.open_tree("inbox")?;
+        let seen = db.open_tree("inbox_seen")?;
+        Ok(Inbox {
             depth: Gauge::counted(&tree),
+            seen_due: Expiry::open(db, "inbox_seen_due", &seen, |_, at| Ok(seen_at(at)))?,
             tree,
             seen,
             arrived: Arc::new(Notify::new()),
-        }
+        })
     }
 
     /// Writes a batch, skipping MOs already received within `window` seconds (redeliveries);
@@ -45,42 +51,42 @@ impl Inbox {
             .iter()
             .map(|mo| (mo.digest(), encode(mo), mo.received_at))
             .collect();
-        let repeats = (&self.tree, &self.seen).transaction(|(inbox, seen)| {
-            let mut repeats = 0;
-            for (digest, value, received_at) in &values {
-                let earlier = seen
-                    .get(digest)?
-                    .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes));
-                if earlier.is_some_and(|t| t + window >= *received_at) {
-                    repeats += 1;
-                    continue;
+        let repeats = (&self.tree, &self.seen, self.seen_due.tree()).transaction(
+            |(inbox, seen, seen_due)| {
+                let mut repeats = 0;
+                for (digest, value, received_at) in &values {
+                    let earlier = seen
+                        .get(digest)?
+                        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes));
+                    if earlier.is_some_and(|t| t + window >= *received_at) {
+                        repeats += 1;
+                        continue;
+                    }
+                    seen.insert(digest, &received_at.to_be_bytes())?;
+                    Expiry::note_in(seen_due, *received_at, digest)?;
+                    let id = inbox.generate_id()?;
+                    inbox.insert(&id.to_be_bytes(), value.as_slice())?;
                 }
-                seen.insert(digest, &received_at.to_be_bytes())?;
-                let id = inbox.generate_id()?;
-                inbox.insert(&id.to_be_bytes(), value.as_slice())?;
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(repeats)
-        })?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(repeats)
+            },
+        )?;
         self.depth.add(messages.len() - repeats);
         Ok(repeats)
     }
 
-    /// Forgets digests of MOs received before `before`.
+    /// Forgets digests of MOs received before `before`, reading only those.
     pub fn sweep_seen(&self, before: u64) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in self.seen.iter() {
-            let (key, value) = entry?;
-            let at = value
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if at < before {
-                self.seen.remove(key)?;
-                removed += 1;
+        let sweep = self.seen_due.sweep(before, |digest| {
+            let due = self
+                .seen
+                .get(digest)?
+                .is_some_and(|at| seen_at(&at) < before);
+            if due {
+                self.seen.remove(digest)?;
             }
-        }
-        Ok(removed)
+            Ok(due)
+        })?;
+        Ok(sweep.removed)
     }
 
     /// Tells the login worker that durable MOs are waiting.
@@ -108,4 +114,9 @@ impl Inbox {
     pub(super) fn len(&self) -> usize {
         self.depth.get()
     }
+}
+
+/// A digest's arrival time; an unreadable one counts as long ago.
+fn seen_at(value: &[u8]) -> u64 {
+    value.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }

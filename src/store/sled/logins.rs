@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::expiry::Expiry;
 use super::record::login_keep_until;
 use super::{StoreError, decode, encode};
 use crate::core::clock::UnixSecs;
@@ -16,6 +17,8 @@ use crate::core::token::Challenge;
 #[derive(Clone)]
 pub struct Logins {
     pub(super) tree: sled::Tree,
+    /// keep_until ‖ challenge: what the sweep reads.
+    pub(super) due: Expiry,
     /// Sessions swapped to `consumed` in the tree whose flush failed: not handed out, and
     /// not durably consumed either. They read as the `complete` record they were until a
     /// flush succeeds for a poll that then hands them out (`Logins::untaken`).
@@ -23,11 +26,16 @@ pub struct Logins {
 }
 
 impl Logins {
-    pub(super) fn new(tree: sled::Tree) -> Self {
-        Logins {
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let tree = db.open_tree("logins")?;
+        let due = Expiry::open(db, "logins_due", &tree, |_, value| {
+            login_keep_until("logins", value)
+        })?;
+        Ok(Logins {
             tree,
+            due,
             untaken: Arc::default(),
-        }
+        })
     }
 
     pub fn get(&self, challenge: &Challenge) -> Result<Option<LoginRecord>, StoreError> {
@@ -96,6 +104,7 @@ impl Logins {
         challenge: &Challenge,
         record: &LoginRecord,
     ) -> Result<(), StoreError> {
+        self.due.note(record.keep_until, challenge.as_bytes())?;
         let _already = self.tree.compare_and_swap(
             challenge.as_bytes(),
             None as Option<&[u8]>,
@@ -104,20 +113,19 @@ impl Logins {
         Ok(())
     }
 
-    /// Removes records past their `keep_until`; returns how many.
+    /// Removes records past their `keep_until`, never one that changed meanwhile; reads
+    /// only the index entries due. Returns how many.
     pub fn sweep(&self, now: UnixSecs) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
-            if login_keep_until("logins", &value)? < now
+        let sweep = self.due.sweep(now, |key| {
+            let Some(value) = self.tree.get(key)? else {
+                return Ok(false);
+            };
+            Ok(login_keep_until("logins", &value)? < now
                 && self
                     .tree
-                    .compare_and_swap(&key, Some(value), None as Option<&[u8]>)?
-                    .is_ok()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+                    .compare_and_swap(key, Some(value), None as Option<&[u8]>)?
+                    .is_ok())
+        })?;
+        Ok(sweep.removed)
     }
 }

@@ -11,7 +11,8 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{StoreError, decode, encode, remove_where};
+use super::expiry::Expiry;
+use super::{StoreError, decode, encode};
 use crate::core::clock::UnixSecs;
 use crate::core::login::MintedLogin;
 use crate::core::token::Challenge;
@@ -20,6 +21,8 @@ use crate::core::token::Challenge;
 pub struct Minted {
     pub(super) tree: sled::Tree,
     pub(super) due: sled::Tree,
+    /// keep_until ‖ challenge: what the sweep reads.
+    kept: Expiry,
 }
 
 /// The `minted_due` key: big-endian time first, so iteration is in expiry order.
@@ -30,15 +33,23 @@ pub(super) fn due_key(expires_at: UnixSecs, challenge: &Challenge) -> Vec<u8> {
 }
 
 impl Minted {
-    pub(super) fn new(tree: sled::Tree, due: sled::Tree) -> Self {
-        Minted { tree, due }
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let tree = db.open_tree("minted")?;
+        Ok(Minted {
+            kept: Expiry::open(db, "minted_kept", &tree, |_, value| {
+                Ok(decode::<MintedLogin>("minted", value)?.keep_until)
+            })?,
+            due: db.open_tree("minted_due")?,
+            tree,
+        })
     }
 
     /// Records a new login and its due date together. Not durable until the store is flushed.
     pub fn insert(&self, challenge: &Challenge, login: &MintedLogin) -> Result<(), StoreError> {
         let value = encode(login);
         let due = due_key(login.expires_at, challenge);
-        (&self.tree, &self.due).transaction(|(tree, due_tree)| {
+        (&self.tree, &self.due, self.kept.tree()).transaction(|(tree, due_tree, kept)| {
+            Expiry::note_in(kept, login.keep_until, challenge.as_bytes())?;
             tree.insert(challenge.as_bytes(), value.as_slice())?;
             due_tree.insert(due.as_slice(), &[][..])?;
             Ok::<_, ConflictableTransactionError<StoreError>>(())
@@ -80,8 +91,18 @@ impl Minted {
         Ok(())
     }
 
-    /// Removes entries past their `keep_until`; returns how many.
+    /// Removes entries past their `keep_until`, reading only those; returns how many.
     pub fn sweep(&self, now: UnixSecs) -> Result<usize, StoreError> {
-        remove_where(&self.tree, "minted", |m: &MintedLogin| m.keep_until < now)
+        let sweep = self.kept.sweep(now, |key| {
+            let Some(value) = self.tree.get(key)? else {
+                return Ok(false);
+            };
+            let due = decode::<MintedLogin>("minted", &value)?.keep_until < now;
+            if due {
+                self.tree.remove(key)?;
+            }
+            Ok(due)
+        })?;
+        Ok(sweep.removed)
     }
 }

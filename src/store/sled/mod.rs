@@ -10,6 +10,7 @@
 //! through sled's `watch_prefix`, which keeps a subscriber per poll for ever.
 
 mod accounts;
+mod expiry;
 mod flush;
 mod gauge;
 mod inbox;
@@ -34,6 +35,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use accounts::Accounts;
+use expiry::Expiry;
 use inbox::Inbox;
 use logins::Logins;
 use minted::Minted;
@@ -49,15 +51,15 @@ pub use open::{OpenError, check_dir};
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
-use crate::core::login::{LoginRecord, LoginState, MintedLogin};
+use crate::core::login::{LoginRecord, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase, StoreFuture,
-    StoreResult, SweepDue, Swept, WebhookStore,
+    OutboxRoutes, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId, StoreBase,
+    StoreFuture, StoreResult, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -121,8 +123,8 @@ impl SledStore {
     fn from_db(db: sled::Db, lock: Option<Arc<open::StoreLock>>) -> Result<SledStore, StoreError> {
         Ok(SledStore {
             _lock: lock,
-            inbox: Inbox::new(db.open_tree("inbox")?, db.open_tree("inbox_seen")?),
-            logins: Logins::new(db.open_tree("logins")?),
+            inbox: Inbox::open(&db)?,
+            logins: Logins::open(&db)?,
             accounts: Accounts::new(
                 db.open_tree("accounts")?,
                 db.open_tree("sessions")?,
@@ -133,10 +135,10 @@ impl SledStore {
             outbox: Outbox::new(db.open_tree("outbox")?),
             flusher: Arc::new(flush::Flusher::default()),
             notifier: LoginNotifier::default(),
-            parts: Parts::new(db.open_tree("parts")?),
+            parts: Parts::open(&db)?,
             rejected: Rejected::new(db.open_tree("rejected")?),
-            sent: Sent::new(db.open_tree("sent")?),
-            minted: Minted::new(db.open_tree("minted")?, db.open_tree("minted_due")?),
+            sent: Sent::open(&db)?,
+            minted: Minted::open(&db)?,
             webhooks: Webhooks::new(db.open_tree("webhooks")?),
             db,
         })
@@ -147,7 +149,7 @@ impl SledStore {
         enum Encoded<'o> {
             Decided {
                 mo: MoId,
-                login: Option<(Challenge, &'o LoginState, Vec<u8>)>,
+                login: Option<(Challenge, &'o LoginRecord, Vec<u8>)>,
                 replies: Vec<Vec<u8>>,
                 event: Option<Vec<u8>>,
             },
@@ -166,7 +168,7 @@ impl SledStore {
                     event,
                 } => Encoded::Decided {
                     mo: *mo,
-                    login: login.as_ref().map(|(c, r)| (*c, &r.state, encode(r))),
+                    login: login.as_ref().map(|(c, r)| (*c, r, encode(r))),
                     replies: replies.iter().map(encode).collect(),
                     event: event.as_ref().map(encode),
                 },
@@ -182,8 +184,9 @@ impl SledStore {
             &self.outbox.tree,
             &self.webhooks.tree,
             &self.rejected.tree,
+            self.logins.due.tree(),
         )
-            .transaction(|(inbox, logins, outbox, webhooks, rejected)| {
+            .transaction(|(inbox, logins, outbox, webhooks, rejected, logins_due)| {
                 let mut left_inbox = 0;
                 for outcome in &encoded {
                     match outcome {
@@ -201,8 +204,13 @@ impl SledStore {
                                     .transpose()
                                     .map_err(ConflictableTransactionError::Abort)?;
                                 // A terminal state stays terminal (`LoginState::may_become`).
-                                if recorded.is_none_or(|r| r.state.may_become(next)) {
+                                if recorded.is_none_or(|r| r.state.may_become(&next.state)) {
                                     logins.insert(challenge.as_bytes(), value.as_slice())?;
+                                    Expiry::note_in(
+                                        logins_due,
+                                        next.keep_until,
+                                        challenge.as_bytes(),
+                                    )?;
                                 }
                             }
                             for value in replies {
@@ -261,18 +269,23 @@ impl SledStore {
         let record_value = encode(record);
         let event_value = encode(event);
         let due = minted::due_key(expires_at, challenge);
-        let recorded = (&self.logins.tree, &self.minted.due, &self.webhooks.tree).transaction(
-            |(logins, minted_due, webhooks)| {
+        let recorded = (
+            &self.logins.tree,
+            &self.minted.due,
+            &self.webhooks.tree,
+            self.logins.due.tree(),
+        )
+            .transaction(|(logins, minted_due, webhooks, logins_due)| {
                 minted_due.remove(due.as_slice())?;
                 if logins.get(challenge.as_bytes())?.is_some() {
                     return Ok(false);
                 }
                 logins.insert(challenge.as_bytes(), record_value.as_slice())?;
+                Expiry::note_in(logins_due, record.keep_until, challenge.as_bytes())?;
                 let id = webhooks.generate_id()?;
                 webhooks.insert(&id.to_be_bytes(), event_value.as_slice())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(true)
-            },
-        )?;
+            })?;
         if recorded {
             self.notifier.notify(challenge);
             self.webhooks.depth.add(1);
@@ -378,6 +391,7 @@ impl PipelineStore for SledStore {
                 parts: self.parts.expire(due.parts_before)?,
                 seen: self.inbox.sweep_seen(due.seen_before)?,
                 rejected: self.rejected.expire(due.rejected_before)?,
+                sent: self.sent.sweep(due.sent_before)?,
             })
         })())
     }
@@ -470,6 +484,24 @@ impl OutboxStore for SledStore {
 
     fn outbox_drained(&self) -> BoxFuture<'_, ()> {
         self.outbox.wait_empty().boxed()
+    }
+}
+
+impl OutboxRoutes for SledStore {
+    fn queued_per_smsc(&self) -> StoreFuture<'_, std::collections::BTreeMap<String, u64>> {
+        ready(self.outbox.per_smsc())
+    }
+
+    fn reroute_replies<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a (dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> StoreFuture<'a, u64> {
+        ready(self.outbox.reroute(from, to))
+    }
+
+    fn drop_replies<'a>(&'a self, smsc: &'a str) -> StoreFuture<'a, u64> {
+        ready(self.outbox.drop_for(smsc))
     }
 }
 
@@ -581,24 +613,6 @@ fn encode<T: Record>(value: &T) -> Vec<u8> {
 
 fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     T::from_bytes(tree, bytes)
-}
-
-/// Removes the records of `tree` that `expired` picks; returns how many. For trees whose
-/// records nobody else rewrites (a swap-free remove is enough).
-fn remove_where<T: Record>(
-    tree: &sled::Tree,
-    name: &'static str,
-    expired: impl Fn(&T) -> bool,
-) -> Result<usize, StoreError> {
-    let mut removed = 0;
-    for entry in tree.iter() {
-        let (key, value) = entry?;
-        if expired(&decode(name, &value)?) {
-            tree.remove(key)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]

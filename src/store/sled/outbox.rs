@@ -3,12 +3,13 @@
 //! A message leaves only when its submit_sm_resp says OK (at-least-once: a crash between the
 //! resp and the removal sends it again).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
 
 use super::gauge::Gauge;
-use super::{StoreError, decode};
+use super::{StoreError, decode, encode};
 use crate::core::outbound::Outbound;
 
 #[derive(Clone)]
@@ -65,6 +66,62 @@ impl Outbox {
             }
         }
         Ok(found)
+    }
+
+    /// How many messages wait for each connection name.
+    pub fn per_smsc(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for entry in self.tree.iter() {
+            let (_, value) = entry?;
+            let message: Outbound = decode("outbox", &value)?;
+            *counts.entry(message.smsc).or_default() += 1;
+        }
+        Ok(counts)
+    }
+
+    /// Gives the messages queued for `from` the connection `to` picks; how many moved.
+    pub fn reroute(
+        &self,
+        from: &str,
+        to: &(dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+    ) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            let mut message: Outbound = decode("outbox", &value)?;
+            if message.smsc != from {
+                continue;
+            }
+            if let Some(smsc) = to(&message) {
+                message.smsc = smsc;
+                // Only if unchanged since read: a sender may have removed it meanwhile.
+                let swapped =
+                    self.tree
+                        .compare_and_swap(&key, Some(value), Some(encode(&message)))?;
+                moved += u64::from(swapped.is_ok());
+            }
+        }
+        if moved > 0 {
+            self.wake();
+        }
+        Ok(moved)
+    }
+
+    /// Removes every message queued for `smsc`; how many.
+    pub fn drop_for(&self, smsc: &str) -> Result<u64, StoreError> {
+        let mut dropped = 0;
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            let message: Outbound = decode("outbox", &value)?;
+            if message.smsc == smsc && self.tree.remove(&key)?.is_some() {
+                dropped += 1;
+            }
+        }
+        self.depth.sub(dropped as usize);
+        if dropped > 0 {
+            self.removed.notify_waiters();
+        }
+        Ok(dropped)
     }
 
     /// Called once the SMSC has accepted the message (or refused it for good).

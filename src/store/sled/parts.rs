@@ -9,9 +9,10 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::expiry::Expiry;
 use super::gauge::Gauge;
 use super::inbox::Inbox;
-use super::{StoreError, decode, encode, remove_where};
+use super::{StoreError, decode, encode};
 use crate::core::clock::UnixSecs;
 use crate::core::mo::MoMessage;
 use crate::core::store::{Filed, PartKey};
@@ -19,6 +20,8 @@ use crate::core::store::{Filed, PartKey};
 #[derive(Clone)]
 pub struct Parts {
     pub(super) tree: sled::Tree,
+    /// arrival time ‖ key: what the sweep reads.
+    due: Expiry,
     depth: Gauge,
 }
 
@@ -41,12 +44,14 @@ pub(super) fn file(
     join: &(dyn Fn(Vec<MoMessage>) -> MoMessage + Send + Sync),
 ) -> Result<Filed, StoreError> {
     let value = encode(part);
-    let (filed, left_inbox) = (&inbox.tree, &parts.tree).transaction(|(inbox, parts)| {
+    let trees = (&inbox.tree, &parts.tree, parts.due.tree());
+    let (filed, left_inbox) = trees.transaction(|(inbox, parts, due)| {
         let left_inbox = inbox.remove(&id.to_be_bytes())?.is_some();
         let this = key(at.group, at.seq);
         if parts.get(&this)?.is_some() {
             return Ok((Filed::Duplicate, left_inbox));
         }
+        Expiry::note_in(due, part.received_at, &this)?;
         parts.insert(this, value.as_slice())?;
         let mut all = Vec::with_capacity(usize::from(at.total));
         for seq in 1..=at.total {
@@ -80,20 +85,31 @@ pub(super) fn file(
 }
 
 impl Parts {
-    pub(super) fn new(tree: sled::Tree) -> Self {
-        Parts {
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let tree = db.open_tree("parts")?;
+        Ok(Parts {
+            due: Expiry::open(db, "parts_due", &tree, |_, value| {
+                Ok(decode::<MoMessage>("parts", value)?.received_at)
+            })?,
             depth: Gauge::counted(&tree),
             tree,
-        }
+        })
     }
 
     /// Drops parts that arrived before `cutoff`; returns how many.
     pub fn expire(&self, cutoff: UnixSecs) -> Result<usize, StoreError> {
-        let removed = remove_where(&self.tree, "parts", |part: &MoMessage| {
-            part.received_at < cutoff
+        let sweep = self.due.sweep(cutoff, |key| {
+            let Some(value) = self.tree.get(key)? else {
+                return Ok(false);
+            };
+            let due = decode::<MoMessage>("parts", &value)?.received_at < cutoff;
+            if due {
+                self.tree.remove(key)?;
+            }
+            Ok(due)
         })?;
-        self.depth.sub(removed);
-        Ok(removed)
+        self.depth.sub(sweep.removed);
+        Ok(sweep.removed)
     }
 
     pub(super) fn len(&self) -> usize {

@@ -1,11 +1,17 @@
-//! Messages the SMSC accepted, by the message id it gave, until a receipt says how they ended.
+//! Messages the SMSC accepted, by the message id it gave, until a receipt says how they ended
+//! and a while after: the pipeline's sweep forgets those submitted before
+//! [`SweepDue::sent_before`](crate::core::store::SweepDue::sent_before), reading only them.
 
+use super::expiry::Expiry;
 use super::{StoreError, decode, encode};
+use crate::core::clock::UnixSecs;
 use crate::core::outbound::SentRecord;
 
 #[derive(Clone)]
 pub struct Sent {
     pub(super) tree: sled::Tree,
+    /// submitted_at ‖ key: what the sweep reads.
+    due: Expiry,
 }
 
 fn key(smsc: &str, message_id: &str) -> Vec<u8> {
@@ -13,8 +19,14 @@ fn key(smsc: &str, message_id: &str) -> Vec<u8> {
 }
 
 impl Sent {
-    pub(super) fn new(tree: sled::Tree) -> Self {
-        Sent { tree }
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let tree = db.open_tree("sent")?;
+        Ok(Sent {
+            due: Expiry::open(db, "sent_due", &tree, |_, value| {
+                Ok(decode::<SentRecord>("sent", value)?.submitted_at)
+            })?,
+            tree,
+        })
     }
 
     pub fn record(
@@ -23,8 +35,25 @@ impl Sent {
         message_id: &str,
         record: &SentRecord,
     ) -> Result<(), StoreError> {
-        self.tree.insert(key(smsc, message_id), encode(record))?;
+        let key = key(smsc, message_id);
+        self.due.note(record.submitted_at, &key)?;
+        self.tree.insert(key, encode(record))?;
         Ok(())
+    }
+
+    /// Forgets messages submitted before `before`; returns how many.
+    pub fn sweep(&self, before: UnixSecs) -> Result<usize, StoreError> {
+        let sweep = self.due.sweep(before, |key| {
+            let Some(value) = self.tree.get(key)? else {
+                return Ok(false);
+            };
+            let due = decode::<SentRecord>("sent", &value)?.submitted_at < before;
+            if due {
+                self.tree.remove(key)?;
+            }
+            Ok(due)
+        })?;
+        Ok(sweep.removed)
     }
 
     pub fn get(&self, smsc: &str, message_id: &str) -> Result<Option<SentRecord>, StoreError> {

@@ -12,12 +12,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-
-use super::PATIENCE;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -123,31 +120,21 @@ impl Browser {
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert("goog:chromeOptions".into(), options);
         let url = format!("http://127.0.0.1:{port}");
-        let mut browser = None;
-        let mut driver = Some(driver);
-        let deadline = Instant::now() + PATIENCE;
         // chromedriver listens a moment after it starts: try until it takes the session.
-        while browser.is_none() {
+        let client = super::eventually_ok("a WebDriver session", async || {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
+            ClientBuilder::new(connector)
                 .capabilities(capabilities.clone())
                 .connect(&url)
                 .await
-            {
-                Ok(client) => {
-                    browser = Some(Browser {
-                        client,
-                        driver: driver.take().unwrap(),
-                        _profile: profile,
-                        _turn: turn,
-                    });
-                    break;
-                }
-                Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        browser
+        })
+        .await;
+        Some(Browser {
+            client,
+            driver,
+            _profile: profile,
+            _turn: turn,
+        })
     }
 
     pub async fn goto(&self, url: &str) {
@@ -172,19 +159,18 @@ impl Browser {
 
     /// Waits until the page shows `state`; panics with the state it is stuck in otherwise.
     pub async fn wait_state(&self, state: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        super::eventually_ok(&format!("the page to show {state:?}"), async || {
             let now = self.state().await;
             if now == state {
-                return;
+                Ok(())
+            } else {
+                Err(format!(
+                    "it stayed {now:?}; it says {:?}",
+                    self.message().await
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "page stayed {now:?}, expected {state:?}; it says {:?}",
-                self.message().await
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// The live status line the page shows (and a screen reader announces).

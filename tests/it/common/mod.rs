@@ -277,29 +277,40 @@ pub fn help_from(i: usize) -> Deliver {
     }
 }
 
-/// Waits on a condition the test cannot be told about, up to [`PATIENCE`].
-pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How often [`eventually`] asks again: often enough to add no noticeable wait, seldom enough
+/// to leave the machine to the daemon.
+const ASK_EVERY: Duration = Duration::from_millis(10);
 
 /// Waits until `check` holds, asking again every few milliseconds, up to [`PATIENCE`]: the
-/// one way the tests wait on a condition they cannot be told about (a gauge, a file, a
-/// process's state). Panics with `what` when it never holds.
+/// one way the tests wait on a condition they cannot be told about (a gauge, a queue depth, a
+/// page's state). The deadline is only reached when something is broken, so a busy machine
+/// makes the test slower, never wrong. Panics with `what` when it never holds.
 pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    eventually_ok(what, async || {
+        if check().await {
+            Ok(())
+        } else {
+            Err("it never held")
+        }
+    })
+    .await
+}
+
+/// As [`eventually`], for an `attempt` that gives a value once it can (a store to open, an
+/// answer to wait for); on timeout the panic also shows its last error.
+pub async fn eventually_ok<T, E: std::fmt::Display>(
+    what: &str,
+    mut attempt: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}: {e}")
+            }
+            Err(_) => tokio::time::sleep(ASK_EVERY).await,
+        }
     }
 }
 

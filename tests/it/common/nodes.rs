@@ -97,11 +97,15 @@ impl Node {
         assert_eq!(status.code(), None, "{} died by the signal", self.name);
     }
 
-    /// SIGTERM, then the exit code of the drained stop.
-    pub async fn stop(&mut self) -> i32 {
+    pub fn signal(&self, signal: i32) {
         let pid = self.child.id().expect("node is running") as i32;
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// SIGTERM, then the exit code of the drained stop.
+    pub async fn stop(&mut self) -> i32 {
+        self.signal(libc::SIGTERM);
         let status = tokio::time::timeout(PATIENCE, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("{} did not stop; logs:\n{}", self.name, self.logs.text()))
@@ -125,20 +129,15 @@ impl Node {
         (status, response.json().await.unwrap())
     }
 
-    /// Waits until `/readyz` answers `status`; the last answer.
-    pub async fn wait_readyz(&self, status: u16) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (now, answer) = self.readyz().await;
-            if now == status {
-                return answer;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: /readyz stayed {now} ({answer}), waited for {status}",
-                self.name
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    /// Waits until `/readyz` answers `status` with `"store": store`; that answer.
+    pub async fn wait_readyz(&self, status: u16, store: &str) -> serde_json::Value {
+        super::eventually_ok(
+            &format!("{}: /readyz {status} with store {store}", self.name),
+            async || match self.readyz().await {
+                (now, answer) if now == status && answer["store"] == store => Ok(answer),
+                (now, answer) => Err(format!("it stayed {now} ({answer})")),
+            },
+        )
+        .await
     }
 }

@@ -377,6 +377,18 @@ short_code = "10690000"
     }
 
     /// Starts the daemon again on the same config and store (after it exited).
+    /// `GET path` on the daemon's HTTP API, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        super::http_client()
+            .get(format!("http://{}{path}", self.http))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn relaunch(&mut self) {
         self.launch().await;
     }
