@@ -500,7 +500,9 @@ impl Simulator {
         if let Some(refuse) = settings.refuse_binds {
             self.refuse_binds(refuse);
         }
-        info!(?settings, "sim: faults set");
+        // As the control API writes them (`moauth sim faults` prints the same).
+        let settings = serde_json::to_string(settings).unwrap_or_default();
+        info!(%settings, "sim: faults set");
     }
 
     /// Sends each delivery receipt before (true) or after (false) its submit_sm_resp.

@@ -504,11 +504,11 @@ impl Served<'_> {
                     if command_id == CommandId::EnquireLinkResp {
                         debug!(smsc = %name, seq, "late enquire_link_resp");
                     } else {
-                        warn!(smsc = %name, id = ?command_id, seq, "response to nothing we wait for");
+                        warn!(smsc = %name, command_id = format_args!("0x{:08X}", u32::from(command_id)), seq, "response to nothing we wait for");
                     }
                 }
                 Event::Unsupported { command_id } => {
-                    warn!(smsc = %name, id = ?command_id, "unsupported request");
+                    warn!(smsc = %name, command_id = format_args!("0x{:08X}", u32::from(command_id)), "unsupported request");
                 }
                 Event::Ended(ended) => return Ok(Some(ended)),
             }

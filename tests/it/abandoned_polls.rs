@@ -5,8 +5,8 @@
 //!
 //! The polls come in waves of [`WAVE`]: the daemon serves `max_connections` (1024 by default)
 //! at once, and the default `max_long_polls` is 1000, so a wave is as many as a stock daemon
-//! holds open. The poll rate limit and the per-address share of long-polls, which would
-//! refuse one address this many polls, are off.
+//! holds open. Both limits that would refuse one address this many polls are opened: the
+//! poll rate limit is off, and the per-client share of the long-poll cap is a whole wave.
 
 use crate::common;
 
@@ -72,11 +72,8 @@ async fn abandoned_wave(d: &Spawned, http: &reqwest::Client) {
 
 #[tokio::test]
 async fn ten_thousand_abandoned_long_polls_leave_no_waiter_and_no_memory_behind() {
-    let mut d = Spawned::start(
-        "[limits]\npoll_per_minute = 0\nmax_long_polls_per_client = 0",
-        &[],
-    )
-    .await;
+    let config = format!("[limits]\npoll_per_minute = 0\nmax_long_polls_per_client = {WAVE}");
+    let mut d = Spawned::start(&config, &[]).await;
     let http = common::http_client();
 
     for _ in 0..WARM_UP_WAVES {

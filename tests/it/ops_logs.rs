@@ -58,6 +58,45 @@ async fn passwords_verifiers_and_sessions_never_reach_the_logs_at_any_level() {
         logs.contains("+86 138****8000"),
         "the masked form is what info lines show"
     );
+    // Fields are names and values an operator can grep, never Rust's Debug form of a struct
+    // or an Option (at trace, so debug lines are covered too).
+    for line in logs.lines() {
+        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        for (name, value) in &fields {
+            if let Some(text) = value.as_str() {
+                assert!(
+                    !debug_formatted(text),
+                    "field {name} is a Debug dump: {line}"
+                );
+            }
+        }
+    }
+}
+
+/// Whether `text` reads like `{:?}` of a struct (`Name { field: … }`) or an Option.
+fn debug_formatted(text: &str) -> bool {
+    let struct_like = text.match_indices(" { ").any(|(at, _)| {
+        let before = text[..at].rsplit(|c: char| !c.is_alphanumeric()).next();
+        let after = text[at + 3..].split(':').next().unwrap_or("");
+        before.is_some_and(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
+            && !after.is_empty()
+            && after.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    });
+    struct_like || text.starts_with("Some(") || text == "None"
+}
+
+#[test]
+fn debug_dumps_are_told_from_messages() {
+    assert!(debug_formatted(
+        "FaultSettings { delay_ms: {}, receipts: None }"
+    ));
+    assert!(debug_formatted("Some(\"000\")"));
+    assert!(debug_formatted("None"));
+    assert!(!debug_formatted("MO outcome"));
+    assert!(!debug_formatted("{\"delay_ms\":{}}"));
+    assert!(!debug_formatted("+86 138****8000"));
 }
 
 const SHOP_KEY: &str = "shop-api-key-never-logged";

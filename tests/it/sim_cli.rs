@@ -82,11 +82,10 @@ async fn every_fault_is_set_from_the_command_line() {
     let daemon = Daemon::start(config, Clock::manual(START), Options::default())
         .await
         .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while !daemon.links.bound().contains(&"sim".to_owned()) {
-        assert!(Instant::now() < deadline, "daemon did not bind");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually("the daemon bound", async || {
+        daemon.links.bound().contains(&"sim".to_owned())
+    })
+    .await;
 
     let delay = Duration::from_millis(1500);
     let set = json_of(&[
@@ -125,23 +124,21 @@ async fn every_fault_is_set_from_the_command_line() {
     assert_eq!(answer["state"], "complete", "{answer}");
 
     // The reply's submit_sm is answered `delay` after it arrived, its receipt before that.
-    let submits = loop {
+    let submits = common::eventually_ok("a reply submitted", async || {
         let submits = json_of(&["sim", "submits", "--control", &control_url]).await;
         if submits.as_array().is_some_and(|s| !s.is_empty()) {
-            break submits;
+            Ok(submits)
+        } else {
+            Err("none yet")
         }
-        assert!(Instant::now() < deadline + PATIENCE, "no reply submitted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let id = submits[0]["message_id"].as_str().unwrap().to_owned();
-    let outcome = loop {
+    let outcome = common::eventually_ok("the receipt matched", async || {
         let sent = daemon.store.sent_record("sim", &id).await.unwrap();
-        if let Some(outcome) = sent.and_then(|s| s.outcome) {
-            break outcome;
-        }
-        assert!(sent_at.elapsed() < 2 * PATIENCE, "receipt never matched");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        sent.and_then(|s| s.outcome).ok_or("not yet")
+    })
+    .await;
     assert_eq!(outcome, "DELIVRD");
     assert!(
         sent_at.elapsed() >= delay,

@@ -6,8 +6,8 @@ use crate::common;
 
 use std::sync::Arc;
 
+use common::ALICE;
 use common::process::{Spawned, moauth};
-use common::{ALICE, PATIENCE};
 use moauth::core::mo::MoMessage;
 use moauth::core::msisdn::Msisdn;
 use moauth::core::outbound::Outbound;
@@ -141,18 +141,12 @@ async fn replies_of_a_renamed_smsc_go_out_by_short_code_and_the_rest_are_reporte
     assert_eq!(sent.text, "stranded");
     assert!(!status(&d).await.contains("STRANDED"));
     // Nothing else: the dropped reply never went.
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            let (_, out, _) =
-                moauth(&["status", "--url", &format!("http://{}", d.http), "--json"]).await;
-            let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-            if report["outbox"] == 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    common::eventually("the outbox drained", async || {
+        let (_, out, _) =
+            moauth(&["status", "--url", &format!("http://{}", d.http), "--json"]).await;
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        report["outbox"] == 0
     })
-    .await
-    .expect("outbox did not drain");
+    .await;
     assert_eq!(d.sim.submits().len(), 2);
 }

@@ -20,16 +20,31 @@ use super::{PATIENCE, http_client};
 pub fn write_config(dir: &Path, node: &str, url: &str, smsc: SocketAddr, extra: &str) -> PathBuf {
     let url_file = dir.join(format!("{node}.db-url"));
     std::fs::write(&url_file, url).unwrap();
-    let password_file = dir.join("smsc.password");
-    std::fs::write(&password_file, SIM_PASSWORD).unwrap();
-    let text = format!(
-        r#"[store]
-backend = "postgres"
+    let store = format!(
+        r#"backend = "postgres"
 url_file = "{url_file}"
 pool_size = 8
 statement_timeout_ms = 2000
 lease_secs = 2
-node = "{node}"
+node = "{node}""#,
+        url_file = url_file.display(),
+    );
+    write_config_with_store(dir, node, &store, smsc, extra)
+}
+
+/// As [`write_config`], with `store` as the body of `[store]`.
+pub fn write_config_with_store(
+    dir: &Path,
+    node: &str,
+    store: &str,
+    smsc: SocketAddr,
+    extra: &str,
+) -> PathBuf {
+    let password_file = dir.join("smsc.password");
+    std::fs::write(&password_file, SIM_PASSWORD).unwrap();
+    let text = format!(
+        r#"[store]
+{store}
 
 [http]
 listen = "127.0.0.1:0"
@@ -43,7 +58,6 @@ system_id = "{SIM_SYSTEM_ID}"
 password_file = "{password_file}"
 short_code = "10690000"
 "#,
-        url_file = url_file.display(),
         password_file = password_file.display(),
     );
     let path = dir.join(format!("{node}.toml"));

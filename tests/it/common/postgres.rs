@@ -8,7 +8,7 @@
 //!
 //! The cluster runs with fsync off: these tests kill moauth nodes, never the database's
 //! machine, and a commit is a commit to every other session with or without fsync. The
-//! benchmarks use a cluster with the default (durable) settings.
+//! benchmarks use a cluster with the default (durable) settings ([`OwnCluster::start_durable`]).
 //!
 //! Without PostgreSQL installed the tests that need it say so on stderr and pass, except under
 //! `CI=true`, where a missing PostgreSQL is a failure: CI must not go green by skipping.
@@ -30,6 +30,8 @@ struct Cluster {
     port: u16,
     bin: PathBuf,
     dir: PathBuf,
+    /// fsync on and pg_stat_statements loaded: the benchmarks' settings.
+    durable: bool,
 }
 
 impl Cluster {
@@ -42,10 +44,14 @@ impl Cluster {
                 .arg(self.dir.join("log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                     -c full_page_writes=off -c max_connections=300",
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 {}",
                     self.port,
-                    self.dir.display()
+                    self.dir.display(),
+                    if self.durable {
+                        "-c shared_preload_libraries=pg_stat_statements"
+                    } else {
+                        "-c fsync=off -c full_page_writes=off"
+                    }
                 ))
                 .arg("start"),
             _ => pg_ctl.args(["-w", "-m", "fast", "stop"]),
@@ -61,7 +67,14 @@ pub struct OwnCluster(Cluster);
 impl OwnCluster {
     /// A new cluster, or `None` (said loudly) as [`database`] does.
     pub async fn start() -> Option<OwnCluster> {
-        let started = tokio::task::spawn_blocking(start).await.unwrap();
+        let started = tokio::task::spawn_blocking(|| start(false)).await.unwrap();
+        available(started).map(OwnCluster)
+    }
+
+    /// A cluster with PostgreSQL's default durability (fsync on) and pg_stat_statements
+    /// loaded, for the benchmarks.
+    pub async fn start_durable() -> Option<OwnCluster> {
+        let started = tokio::task::spawn_blocking(|| start(true)).await.unwrap();
         available(started).map(OwnCluster)
     }
 
@@ -116,7 +129,7 @@ impl TestDatabase {
 /// A fresh, empty database, or `None` (said loudly) when PostgreSQL is not installed and we are
 /// not in CI.
 pub async fn database() -> Option<TestDatabase> {
-    let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start).as_ref())
+    let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(|| start(false)).as_ref())
         .await
         .unwrap();
     Some(create_database(available(cluster)?.port).await)
@@ -222,7 +235,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start() -> Result<Cluster, String> {
+fn start(durable: bool) -> Result<Cluster, String> {
     let bin = bin_dir()?;
     let dir = tempfile::Builder::new()
         .prefix("moauth-pg-")
@@ -263,6 +276,7 @@ fn start() -> Result<Cluster, String> {
             port: free_port(),
             bin: bin.clone(),
             dir: dir.clone(),
+            durable,
         };
         match run(cluster.pg_ctl("start"), "pg_ctl start") {
             Ok(()) => return Ok(cluster),
