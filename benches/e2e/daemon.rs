@@ -47,6 +47,8 @@ level = "warn"
 [limits]
 poll_per_minute = 0
 max_long_polls = 0
+max_long_polls_per_client = 0
+mint_per_minute = 0
 mo_per_number_per_hour = 0
 error_sms_per_number_per_hour = 0
 new_accounts_per_prefix_per_hour = 0

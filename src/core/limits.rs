@@ -38,6 +38,8 @@ pub enum Limit {
     NewAccountsPerPrefix,
     PasswordFailuresPerAccount,
     PasswordFailuresPerAddress,
+    /// A reply to a number outside `reply_country_codes`.
+    ReplyCountry,
 }
 
 impl Limit {
@@ -49,6 +51,7 @@ impl Limit {
             Limit::NewAccountsPerPrefix => "new_accounts_per_prefix",
             Limit::PasswordFailuresPerAccount => "password_failures_per_account",
             Limit::PasswordFailuresPerAddress => "password_failures_per_address",
+            Limit::ReplyCountry => "reply_country",
         }
     }
 
@@ -88,9 +91,22 @@ impl Buckets {
 
     /// Counts one event for `key` if the bucket allows it; false (and nothing counted) if not.
     fn take(&mut self, key: &str, per_hour: u32, now: UnixSecs) -> bool {
-        let allowed = self.allows(key, per_hour, now);
+        self.take_n(key, 1, per_hour, now)
+    }
+
+    /// Counts `n` events for `key` if the bucket holds them all; false (and nothing counted)
+    /// if not. A message of `n` segments is `n` SMS on the bill.
+    fn take_n(&mut self, key: &str, n: u32, per_hour: u32, now: UnixSecs) -> bool {
+        if per_hour == 0 {
+            return true;
+        }
+        let interval = HOUR_MS / u64::from(per_hour);
+        let tolerance = HOUR_MS - interval;
+        let tat = self.tat.get(key).copied().unwrap_or(0).max(now * 1000);
+        let after = tat + interval * u64::from(n.max(1) - 1);
+        let allowed = after <= now * 1000 + tolerance;
         if allowed {
-            self.count(key, per_hour, now);
+            self.tat.insert(key.to_owned(), after + interval);
         }
         allowed
     }
@@ -149,20 +165,34 @@ impl NumberLimits {
         Ok(())
     }
 
-    /// Whether `reply` may be sent to `to`. Credentials always may (the account exists and
-    /// its one SMS is what it was created for); anything else counts against the number.
+    /// Whether `reply`, `segments` SMS long, may be sent to `to`. Nothing goes to a number
+    /// outside the countries replies may go to (`countries`, country codes: pumping pays
+    /// best to premium ranges abroad). Credentials may go otherwise (the account exists and
+    /// its one SMS is what it was created for); anything else counts against the number,
+    /// each segment as one SMS.
     pub fn may_reply(
         &mut self,
         rules: &LimitsConfig,
+        countries: &[String],
         to: &Msisdn,
         reply: &Reply,
+        segments: u32,
         now: UnixSecs,
     ) -> Result<(), Limit> {
+        if !countries
+            .iter()
+            .any(|cc| to.digits().starts_with(cc.as_str()))
+        {
+            return Err(Limit::ReplyCountry);
+        }
         match reply {
             Reply::Credentials(_) => Ok(()),
-            _ if self
-                .error_sms
-                .take(to.digits(), rules.error_sms_per_number_per_hour, now) =>
+            _ if self.error_sms.take_n(
+                to.digits(),
+                segments,
+                rules.error_sms_per_number_per_hour,
+                now,
+            ) =>
             {
                 Ok(())
             }
@@ -332,6 +362,10 @@ pub struct LimitsConfig {
     /// Numbers or number prefixes, E.164 with `+`, whose MOs are refused without a reply.
     #[serde(default)]
     pub deny_numbers: Vec<String>,
+    /// Country codes (digits, e.g. "86") replies may go to; empty means `[numbering]
+    /// default_country_code` only.
+    #[serde(default)]
+    pub reply_country_codes: Vec<String>,
     /// New accounts per number prefix per hour (SMS-pumping defence) ...
     #[serde(default = "default_new_accounts_per_prefix")]
     pub new_accounts_per_prefix_per_hour: u32,
@@ -358,6 +392,7 @@ impl Default for LimitsConfig {
             mo_per_number_per_hour: default_mo_per_number(),
             error_sms_per_number_per_hour: default_error_sms_per_number(),
             deny_numbers: Vec::new(),
+            reply_country_codes: Vec::new(),
             new_accounts_per_prefix_per_hour: default_new_accounts_per_prefix(),
             new_account_prefix_digits: default_new_account_prefix_digits(),
             password_failures_per_account_per_hour: default_password_failures_per_account(),
@@ -417,6 +452,14 @@ impl LimitsConfig {
                     format!(
                         "{number:?} is not an E.164 number or prefix (\"+\" and 1 to 15 digits)"
                     ),
+                ));
+            }
+        }
+        for (i, code) in self.reply_country_codes.iter().enumerate() {
+            if !(1..=3).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+                problems.push((
+                    format!("reply_country_codes.{i}"),
+                    format!("{code:?} is not a country code (1 to 3 digits, no \"+\")"),
                 ));
             }
         }
@@ -537,21 +580,52 @@ mod tests {
     #[test]
     fn error_replies_are_limited_but_credentials_always_go() {
         let (rules, alice) = (rules(), number("+8613800138000"));
+        let china = ["86".to_owned()];
         let mut limits = NumberLimits::default();
-        assert_eq!(
-            limits.may_reply(&rules, &alice, &Reply::BadToken, NOW),
-            Ok(())
-        );
-        assert_eq!(limits.may_reply(&rules, &alice, &Reply::Help, NOW), Ok(()));
-        assert_eq!(
-            limits.may_reply(&rules, &alice, &Reply::Expired, NOW),
-            Err(Limit::ErrorSmsPerNumber)
-        );
+        let mut reply = |r: &Reply| limits.may_reply(&rules, &china, &alice, r, 1, NOW);
+        assert_eq!(reply(&Reply::BadToken), Ok(()));
+        assert_eq!(reply(&Reply::Help), Ok(()));
+        assert_eq!(reply(&Reply::Expired), Err(Limit::ErrorSmsPerNumber));
         let credentials = Reply::Credentials(Credentials {
             login: alice.digits().into(),
             password: "p".into(),
         });
-        assert_eq!(limits.may_reply(&rules, &alice, &credentials, NOW), Ok(()));
+        assert_eq!(reply(&credentials), Ok(()));
+    }
+
+    #[test]
+    fn every_segment_of_a_long_reply_counts_against_the_number() {
+        let (rules, alice) = (rules(), number("+8613800138000"));
+        let china = ["86".to_owned()];
+        let mut limits = NumberLimits::default();
+        // Two a number: one reply of three segments is more than that, and counts nothing.
+        let three = limits.may_reply(&rules, &china, &alice, &Reply::Help, 3, NOW);
+        assert_eq!(three, Err(Limit::ErrorSmsPerNumber));
+        let two = limits.may_reply(&rules, &china, &alice, &Reply::Help, 2, NOW);
+        assert_eq!(two, Ok(()));
+        let one = limits.may_reply(&rules, &china, &alice, &Reply::Help, 1, NOW);
+        assert_eq!(one, Err(Limit::ErrorSmsPerNumber));
+    }
+
+    #[test]
+    fn replies_go_only_to_the_allowed_countries() {
+        let rules = rules();
+        let mut limits = NumberLimits::default();
+        let credentials = Reply::Credentials(Credentials {
+            login: "447700900123".into(),
+            password: "p".into(),
+        });
+        let uk = number("+447700900123");
+        let china = ["86".to_owned()];
+        for reply in [&Reply::Help, &credentials] {
+            let sent = limits.may_reply(&rules, &china, &uk, reply, 1, NOW);
+            assert_eq!(sent, Err(Limit::ReplyCountry));
+        }
+        let both = ["86".to_owned(), "44".to_owned()];
+        assert_eq!(
+            limits.may_reply(&rules, &both, &uk, &Reply::Help, 1, NOW),
+            Ok(())
+        );
     }
 
     #[test]

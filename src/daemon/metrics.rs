@@ -215,6 +215,7 @@ pub const LIMITS: &[&str] = &[
     "error_sms_per_number",
     "deny_list",
     "new_accounts_per_prefix",
+    "reply_country",
     "password_failures_per_account",
     "password_failures_per_address",
 ];

@@ -381,8 +381,17 @@ impl LoginPipeline {
             r => r,
         };
         let mut held_by = None;
+        let countries = match rules.reply_country_codes.as_slice() {
+            [] => std::slice::from_ref(&self.default_country_code),
+            codes => codes,
+        };
         let reply = reply.filter(|r| {
-            let allowed = self.number_limits().may_reply(&rules, &sender, r, now);
+            // Every segment is an SMS on the bill; one that cannot be encoded is not sent.
+            let segments = text::encode_sms(&self.replies.load().render(r), 0)
+                .map_or(1, |parts| u32::try_from(parts.len()).unwrap_or(u32::MAX));
+            let allowed = self
+                .number_limits()
+                .may_reply(&rules, countries, &sender, r, segments, now);
             if let Err(limit) = allowed {
                 held_by = Some(limit);
                 limit_hit(limit);

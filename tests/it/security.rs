@@ -275,3 +275,62 @@ secret = "{hook}"
     }
     assert!(shown.contains("Secret(redacted)"), "{shown}");
 }
+
+/// Review item 8: a long reply is several SMS on the bill, and each counts against the
+/// number's hourly allowance of replies.
+#[tokio::test]
+async fn every_segment_of_a_long_reply_counts_against_the_number() {
+    let h = Harness::start_with(Options::default(), |c| {
+        c.limits.error_sms_per_number_per_hour = 3;
+        c.templates.bad_token = Some(format!("{{app}}: {}", "that code is not valid. ".repeat(8)));
+    })
+    .await;
+    h.phone_sends(ALICE, "HELLO").await;
+    h.phone_sends(ALICE, "HELLO AGAIN").await;
+    // The pipeline takes MOs in order: once BOB's reply is out, ALICE's MOs were decided.
+    h.phone_sends(BOB, "HELLO").await;
+    let submits = h.settled_submits(2).await;
+    let to_alice: Vec<_> = submits
+        .iter()
+        .filter(|s| s.to.ends_with("8613800138000"))
+        .collect();
+    assert_eq!(to_alice.len(), 1, "{submits:?}");
+    assert_eq!(to_alice[0].parts, 2);
+}
+
+/// Review item 8: replies go only to the configured countries (by default the one of
+/// `[numbering]`), so a pumped foreign premium range gets nothing.
+#[tokio::test]
+async fn no_reply_goes_to_a_country_not_allowed() {
+    let h = Harness::start().await;
+    h.phone_sends("+447700900123", "HELLO").await;
+    let (verifier, token) = h.app_token(0);
+    h.phone_sends("+447700900124", &format!("LOGIN {token}"))
+        .await;
+    h.phone_sends(BOB, "HELLO").await;
+    let submits = h.settled_submits(1).await;
+    assert!(submits[0].to.ends_with("8613900139000"), "{submits:?}");
+    // The login itself still works: only the SMS is held back.
+    let (_, answer) = h.poll(&verifier, &token, 0).await;
+    assert_eq!(answer["state"], "complete");
+}
+
+/// Review item 13: the password a credential SMS carries leaves the store once the SMSC has
+/// accepted the SMS: neither the outbox nor the embedded core's kept answer holds it then.
+#[tokio::test]
+async fn a_credential_sms_leaves_the_store_once_the_smsc_accepted_it() {
+    let h = Harness::start().await;
+    let (_, token) = h.app_token(0);
+    h.phone_sends(ALICE, &format!("LOGIN {token}")).await;
+    let submits = h.settled_submits(1).await;
+    assert!(submits[0].text.contains("password"), "{submits:?}");
+    let store = &h.daemon().store;
+    let queued = store.pending_replies("sim", &|_| false, 100).await.unwrap();
+    assert!(queued.is_empty(), "{} replies still queued", queued.len());
+    for request_id in 0..16 {
+        assert!(
+            store.auth_answer(request_id).await.unwrap().is_none(),
+            "the answer to MO {request_id}, password included, is still kept"
+        );
+    }
+}
