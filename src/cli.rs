@@ -287,10 +287,17 @@ pub async fn operator(
             "operator commands reach the daemon on its admin listener: set [http] admin_listen (e.g. \"127.0.0.1:9090\") and restart"
         );
     };
+    let Some(key) = &config.http.admin_key else {
+        bail!(
+            "operator commands carry the admin key: set [http] admin_key (or admin_key_file) in the daemon's config and restart"
+        );
+    };
     if admin.ip().is_unspecified() {
         admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let mut request = reqwest::Client::new().request(method, format!("http://{admin}{path}"));
+    let mut request = reqwest::Client::new()
+        .request(method, format!("http://{admin}{path}"))
+        .bearer_auth(key.expose());
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -274,6 +274,11 @@ impl Daemon {
                 let commands = crate::http::admin::router(crate::http::admin::AdminState {
                     store: store.clone(),
                     smsc_names: status.smsc_names.clone(),
+                    key_sha256: config
+                        .http
+                        .admin_key
+                        .as_ref()
+                        .map(|key| crate::http::admin::AdminState::key_sha256(key.expose())),
                 });
                 rest_done.push(tokio::spawn(serve::serve(
                     admin_listener,

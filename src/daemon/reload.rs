@@ -105,7 +105,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
             c.http.idle_timeout_secs,
         )
     };
-    let checks: [(&'static str, bool); 11] = [
+    let checks: [(&'static str, bool); 12] = [
         (
             "store",
             differs(&running.store, &new.store) || store_url(running) != store_url(new),
@@ -114,6 +114,10 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
         (
             "http.admin_listen",
             running.http.admin_listen != new.http.admin_listen,
+        ),
+        (
+            "http.admin_key",
+            running.http.admin_key != new.http.admin_key,
         ),
         (
             "http.trusted_proxies",

@@ -3,18 +3,25 @@
 //! rejected …` call these. The embedded store belongs to the daemon's process, so an operator
 //! reaches it through the daemon, not by opening it.
 //!
+//! Every route needs `Authorization: Bearer <[http] admin_key>`: they read and erase any
+//! number's data, so reaching the admin address is not enough (any local user can reach a
+//! loopback port). Without a configured key they are refused, never open.
+//!
 //! Nothing here answers with a secret: listed SMS show their length, not their text (a
 //! credential SMS holds a password), and numbers are masked except in the one account the
 //! operator named. Erasing a number is logged with its account id and the masked number only.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tracing::info;
 
 use super::ApiError;
@@ -31,6 +38,14 @@ pub struct AdminState {
     pub store: Arc<dyn Store>,
     /// The configured SMSC connections, whose queues `GET /admin/outbox` lists.
     pub smsc_names: Arc<Vec<String>>,
+    /// SHA-256 of `[http] admin_key`; None: every command is refused.
+    pub key_sha256: Option<[u8; 32]>,
+}
+
+impl AdminState {
+    pub fn key_sha256(key: &str) -> [u8; 32] {
+        Sha256::digest(key.as_bytes()).into()
+    }
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -44,7 +59,44 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/outbox/{id}", delete(drop_reply))
         .route("/admin/inbox", get(list_inbox))
         .route("/admin/rejected", get(list_rejected))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
         .with_state(state)
+}
+
+/// Lets a request through only with the admin key; compared as digests, in constant time.
+async fn require_key(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(expected) = state.key_sha256 else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_key_unset",
+            "operator commands need [http] admin_key in the daemon's config",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|key| AdminState::key_sha256(key.trim()));
+    let matches = presented.is_some_and(|presented| {
+        expected
+            .iter()
+            .zip(presented)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    });
+    if !matches {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer <admin key>` header is required",
+        ));
+    }
+    Ok(next.run(request).await)
 }
 
 fn number(text: &str) -> Result<Msisdn, ApiError> {

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::core::secret::Secret;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -17,6 +19,11 @@ pub struct HttpConfig {
     /// apps while operators' routes stay on a private address. None: both on `listen`.
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
+    /// The bearer key of the operators' commands (`/admin/…`, `moauth accounts …`): they read
+    /// and erase any number's data, so a process that can merely reach the admin address must
+    /// not be able to use them. Unset: the commands are refused.
+    #[serde(default)]
+    pub admin_key: Option<Secret>,
     /// Enables `GET /v1/logins/{token}` for backends holding one of these keys.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
@@ -48,6 +55,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             admin_listen: None,
+            admin_key: None,
             api_keys: Vec::new(),
             max_connections: default_max_connections(),
             header_read_timeout_secs: default_header_read_timeout_secs(),

@@ -483,6 +483,7 @@ fn key_path(value: &Spanned<DeValue<'_>>, offset: usize) -> Option<Vec<String>> 
 /// read) instead of inline: a dotted table path (a table, or an array of tables) and the key.
 const SECRET_SITES: &[(&str, &str)] = &[
     ("store", "url"),
+    ("http", "admin_key"),
     ("smsc", "password"),
     ("auth.remote", "secret"),
     ("webhooks", "secret"),

@@ -18,6 +18,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const API_KEY: &str = "contract-key";
+const ADMIN_KEY: &str = "contract-admin-key";
 const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/openapi.yaml");
 
 struct Spec(Value);
@@ -175,7 +176,7 @@ impl Probe {
             template,
             url: format!("http://{addr}{path}"),
             body,
-            bearer: None,
+            bearer: Some(ADMIN_KEY),
         }
     }
 
@@ -191,6 +192,11 @@ impl Probe {
 
     fn keyed(mut self) -> Probe {
         self.bearer = Some(API_KEY);
+        self
+    }
+
+    fn unkeyed(mut self) -> Probe {
+        self.bearer = None;
         self
     }
 
@@ -253,6 +259,7 @@ async fn every_documented_route_answers_as_documented() {
     .await;
     let admin = Harness::start_with(Options::default(), |c| {
         c.http.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.http.admin_key = Some(ADMIN_KEY.into());
     })
     .await;
     // An account for `GET /admin/accounts/{number}` to show (and then erase).
@@ -447,6 +454,25 @@ async fn every_documented_route_answers_as_documented() {
     ] {
         probes.push(Probe::admin(target, method, template, path, body));
     }
+    // Every command without the admin key (401), and on a daemon that has none (403).
+    let no_admin_key = Harness::start_with(Options::default(), |c| {
+        c.http.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    for (method, template, path) in [
+        (Method::GET, accounts, "/admin/accounts/%2B8613800138000"),
+        (Method::DELETE, accounts, "/admin/accounts/%2B8613800138000"),
+        (Method::POST, all_admin, all_admin),
+        (Method::GET, "/admin/outbox", "/admin/outbox"),
+        (Method::DELETE, "/admin/outbox/{id}", "/admin/outbox/7"),
+        (Method::GET, "/admin/inbox", "/admin/inbox"),
+        (Method::GET, "/admin/rejected", "/admin/rejected"),
+    ] {
+        let body = (method == Method::POST).then(|| json_body(r#"{"account_id": "1"}"#).unwrap());
+        let unkeyed = Probe::admin(&admin, method.clone(), template, path, body.clone()).unkeyed();
+        probes.push(unkeyed);
+        probes.push(Probe::admin(&no_admin_key, method, template, path, body));
+    }
     let pw = "/v1/password-logins";
     let guess = json!({ "login": ALICE, "password": "guess" }).to_string();
     probes.extend([
@@ -560,6 +586,7 @@ async fn undocumented_routes_and_methods_answer_json_404_and_405() {
     // The operators' `/admin/` routes exist only on an admin listener.
     let admin = Harness::start_with(Options::default(), |c| {
         c.http.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.http.admin_key = Some(ADMIN_KEY.into());
     })
     .await;
     let error = json!({ "$ref": "#/components/schemas/Error" });

@@ -8,6 +8,13 @@ use common::{ALICE, BOB};
 use moauth::core::token::{Token, Verifier};
 use serde_json::Value;
 
+const ADMIN_KEY: &str = "operators-only-admin-key";
+
+/// The `[http]` lines of a daemon whose operator commands listen on `port` behind the key.
+fn admin_config(port: u16) -> String {
+    format!("admin_listen = \"127.0.0.1:{port}\"\nadmin_key = \"{ADMIN_KEY}\"")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -40,11 +47,7 @@ async fn operator(d: &Spawned, args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn an_operator_inspects_revokes_and_erases_a_number_on_a_running_daemon() {
-    let mut d = Spawned::start(
-        &format!("admin_listen = \"127.0.0.1:{}\"", free_port()),
-        &[],
-    )
-    .await;
+    let mut d = Spawned::start(&admin_config(free_port()), &[]).await;
     log_in(&d, ALICE).await;
     log_in(&d, BOB).await;
     d.nth_submit(2).await;
@@ -106,4 +109,43 @@ async fn an_operator_inspects_revokes_and_erases_a_number_on_a_running_daemon() 
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reaching the admin address is not enough (any local user reaches a loopback port): every
+/// command needs the admin key, and a daemon without one refuses them all.
+#[tokio::test]
+async fn operator_commands_need_the_admin_key() {
+    let http = common::http_client();
+    let port = free_port();
+    let _d = Spawned::start(&admin_config(port), &[]).await;
+    let inbox = format!("http://127.0.0.1:{port}/admin/inbox");
+    for key in [None, Some("not-the-admin-key")] {
+        let mut request = http.get(&inbox);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "key {key:?}");
+    }
+    let response = http
+        .get(&inbox)
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let port = free_port();
+    let keyless = Spawned::start(&format!("admin_listen = \"127.0.0.1:{port}\""), &[]).await;
+    let response = http
+        .get(format!("http://127.0.0.1:{port}/admin/inbox"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let config = keyless.config_path.to_str().unwrap();
+    let (code, _, err) = moauth(&["inbox", "list", "--config", config]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("admin_key"), "{err}");
 }
