@@ -199,27 +199,14 @@ async fn password_login(h: &Harness, login: &str, password: &str) -> (u16, Value
 }
 
 /// `moauth_password_logins_total` by result, as `/metrics` shows it now.
-async fn password_logins(h: &Harness) -> std::collections::HashMap<&'static str, u64> {
-    let metrics = h
-        .http
-        .get(h.api("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    ["ok", "invalid", "limited"]
-        .into_iter()
-        .map(|result| {
-            let series = format!("moauth_password_logins_total{{result=\"{result}\"}} ");
-            let count = metrics
-                .lines()
-                .find_map(|line| line.strip_prefix(&series))
-                .map_or(0, |n| n.parse().unwrap());
-            (result, count)
-        })
-        .collect()
+async fn password_logins(h: &Harness) -> std::collections::HashMap<&'static str, f64> {
+    let mut counts = std::collections::HashMap::new();
+    for result in ["ok", "invalid", "limited"] {
+        let series = format!("moauth_password_logins_total{{result=\"{result}\"}}");
+        let count = common::scrape(&h.http, h.daemon().http_addr, &series).await;
+        counts.insert(result, count.unwrap_or(0.0));
+    }
+    counts
 }
 
 #[tokio::test]
@@ -270,7 +257,7 @@ async fn the_texted_password_logs_in_and_guessing_is_refused_then_limited() {
     let (status, _, _) = password_login(&h, ALICE, &password).await;
     assert_eq!(status, 200, "the buckets refill");
     let after = password_logins(&h).await;
-    for (result, grew_by) in [("ok", 2), ("invalid", 5), ("limited", 2)] {
+    for (result, grew_by) in [("ok", 2.0), ("invalid", 5.0), ("limited", 2.0)] {
         let grown = after[result] - before[result];
         assert!(
             grown >= grew_by,

@@ -89,20 +89,9 @@ async fn stop_silences_every_sms_until_start_and_logins_still_work() {
     let sms = h.settled_submits(3).await;
     assert!(sms[2].text.contains("tap"), "{}", sms[2].text);
 
-    let metrics = h
-        .http
-        .get(h.api("/metrics"))
-        .send()
+    let series = "moauth_sms_suppressed_total{reason=\"opted_out\"}";
+    let suppressed = common::scrape(&h.http, h.daemon().http_addr, series)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let suppressed: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("moauth_sms_suppressed_total{reason=\"opted_out\"} "))
-        .unwrap()
-        .parse()
         .unwrap();
     assert!(
         suppressed >= 3.0,
