@@ -41,8 +41,17 @@ pub struct PasswordGate(Arc<Mutex<(PasswordGuesses, UnixSecs)>>);
 #[derive(Deserialize)]
 struct TokenRequest {
     token: String,
-    #[serde(default, rename = "token_type_hint")]
+    #[serde(
+        default,
+        rename = "token_type_hint",
+        deserialize_with = "present_string"
+    )]
     _token_type_hint: Option<String>,
+}
+
+/// A field that may be absent but, when present, is a string (not `null`, not a number).
+fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]

@@ -122,14 +122,16 @@ async fn unknown_and_expired_sessions_answer_alike_and_keys_are_required() {
     assert_eq!(status, 401);
     // RFC 7662's `token_type_hint` is a string: any other type is a malformed request.
     for path in ["/v1/sessions/introspect", "/v1/sessions/revoke"] {
-        let (status, answer) = keyed_json(
-            &h,
-            path,
-            json!({ "token": session, "token_type_hint": 7 }),
-            Some(KEY),
-        )
-        .await;
-        assert_eq!(status, 400, "{path}: {answer}");
+        for hint in [json!(7), json!(null)] {
+            let (status, answer) = keyed_json(
+                &h,
+                path,
+                json!({ "token": session, "token_type_hint": hint }),
+                Some(KEY),
+            )
+            .await;
+            assert_eq!(status, 400, "{path} with {hint}: {answer}");
+        }
     }
     assert_eq!(introspect(&h, session).await["active"], true, "not revoked");
 
