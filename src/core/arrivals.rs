@@ -30,10 +30,17 @@ impl Arrivals {
         }
     }
 
-    /// How long ago, at `now`, the MO arrived; forgets it. None when it was never noted.
-    pub fn take(&self, digest: &[u8; 16], now: Instant) -> Option<Duration> {
-        let at = self.lock().remove(digest)?;
-        Some(now.saturating_duration_since(at))
+    /// How long ago, at `now`, each of a round's MOs arrived, for those noted; forgets them
+    /// all. One lock for the whole round.
+    pub fn take_all(&self, digests: &[[u8; 16]], now: Instant) -> HashMap<[u8; 16], Duration> {
+        let mut noted = self.lock();
+        digests
+            .iter()
+            .filter_map(|digest| {
+                let at = noted.remove(digest)?;
+                Some((*digest, now.saturating_duration_since(at)))
+            })
+            .collect()
     }
 
     /// Drops entries older than `age` at `now`: MOs that were redelivered after they were
@@ -43,12 +50,9 @@ impl Arrivals {
             .retain(|_, at| now.saturating_duration_since(*at) <= age);
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Instant>> {
@@ -68,12 +72,13 @@ mod tests {
         // A redelivery does not reset the clock.
         arrivals.note([1; 16], t0 + Duration::from_millis(5));
         let now = t0 + Duration::from_millis(42);
+        let waited = arrivals.take_all(&[[1; 16], [2; 16]], now);
         assert_eq!(
-            arrivals.take(&[1; 16], now),
-            Some(Duration::from_millis(42))
+            waited,
+            HashMap::from([([1; 16], Duration::from_millis(42))])
         );
-        assert_eq!(arrivals.take(&[1; 16], now), None);
-        assert!(arrivals.is_empty());
+        assert!(arrivals.take_all(&[[1; 16]], now).is_empty());
+        assert_eq!(arrivals.len(), 0);
     }
 
     #[test]
@@ -84,10 +89,7 @@ mod tests {
         arrivals.note([2; 16], t0 + Duration::from_secs(10));
         arrivals.forget_older(Duration::from_secs(5), t0 + Duration::from_secs(12));
         assert_eq!(arrivals.len(), 1);
-        assert!(
-            arrivals
-                .take(&[2; 16], t0 + Duration::from_secs(12))
-                .is_some()
-        );
+        let taken = arrivals.take_all(&[[1; 16], [2; 16]], t0 + Duration::from_secs(12));
+        assert_eq!(taken.keys().collect::<Vec<_>>(), [&[2; 16]]);
     }
 }

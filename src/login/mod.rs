@@ -140,11 +140,12 @@ impl LoginPipeline {
         let mut result = Ok(());
         let mut finished = Vec::with_capacity(taken.len());
         for (id, mo) in taken {
-            if let Err(e) = self.process(id, &mo, &mut batch).await {
+            let digest = mo.digest();
+            if let Err(e) = self.process(id, &mo, digest, &mut batch).await {
                 result = Err(e);
                 break;
             }
-            finished.push(mo.digest());
+            finished.push(digest);
             done += 1;
         }
         if !batch.outcomes().is_empty() {
@@ -162,17 +163,17 @@ impl LoginPipeline {
         for report in &batch.reports {
             report.log();
         }
+        // Finished: their arrivals are of no more use but for the logins' latency.
+        let waited = self.arrivals.take_all(&finished, std::time::Instant::now());
         for login in batch.completed {
-            self.count_completed(login);
-        }
-        // Finished: their arrivals are of no more use (taken already if they made a session).
-        for digest in &finished {
-            self.arrivals.take(digest, std::time::Instant::now());
+            let waited = waited.get(&login.digest).copied();
+            self.count_completed(login, waited);
         }
         result.map(|()| done)
     }
 
-    fn count_completed(&self, login: Completed) {
+    /// `waited`: since this process took the MO in, when it did.
+    fn count_completed(&self, login: Completed, waited: Option<Duration>) {
         if login.created {
             let rules = self.limits.load();
             self.number_limits()
@@ -181,7 +182,6 @@ impl LoginPipeline {
         }
         metrics::counter!("moauth_logins_completed_total").increment(1);
         // To the millisecond when this process took the MO in; else whole seconds.
-        let waited = self.arrivals.take(&login.digest, std::time::Instant::now());
         let seconds = waited.map_or_else(
             || self.clock.now().saturating_sub(login.received_at) as f64,
             |waited| waited.as_secs_f64(),
@@ -194,6 +194,7 @@ impl LoginPipeline {
         &self,
         id: u64,
         mo: &MoMessage,
+        digest: [u8; 16],
         batch: &mut Batch,
     ) -> Result<(), PipelineError> {
         let mut report = MoReport::new(id, mo, &self.default_country_code);
@@ -418,7 +419,7 @@ impl LoginPipeline {
                 sender,
                 created,
                 received_at: mo.received_at,
-                digest: mo.digest(),
+                digest,
                 now,
             });
         }
