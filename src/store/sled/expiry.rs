@@ -18,7 +18,8 @@
 
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::StoreError;
+use super::record::Record;
+use super::{StoreError, decode};
 use crate::core::clock::UnixSecs;
 
 /// What one sweep did: `visited` is every index entry it read, for the tests that prove a
@@ -101,6 +102,27 @@ impl Expiry {
             self.tree.remove(entry)?;
         }
         Ok(sweep)
+    }
+
+    /// [`Expiry::sweep`] for a `main` tree of `T` records (named `name`) whose time is
+    /// `at(record)`: removes each record still due before `before`.
+    pub fn sweep_records<T: Record>(
+        &self,
+        main: &sled::Tree,
+        name: &'static str,
+        before: UnixSecs,
+        at: impl Fn(&T) -> UnixSecs,
+    ) -> Result<Sweep, StoreError> {
+        self.sweep(before, |key| {
+            let Some(value) = main.get(key)? else {
+                return Ok(false);
+            };
+            let due = at(&decode::<T>(name, &value)?) < before;
+            if due {
+                main.remove(key)?;
+            }
+            Ok(due)
+        })
     }
 }
 

@@ -93,16 +93,11 @@ impl Minted {
 
     /// Removes entries past their `keep_until`, reading only those; returns how many.
     pub fn sweep(&self, now: UnixSecs) -> Result<usize, StoreError> {
-        let sweep = self.kept.sweep(now, |key| {
-            let Some(value) = self.tree.get(key)? else {
-                return Ok(false);
-            };
-            let due = decode::<MintedLogin>("minted", &value)?.keep_until < now;
-            if due {
-                self.tree.remove(key)?;
-            }
-            Ok(due)
-        })?;
+        let sweep = self
+            .kept
+            .sweep_records(&self.tree, "minted", now, |login: &MintedLogin| {
+                login.keep_until
+            })?;
         Ok(sweep.removed)
     }
 }

@@ -98,16 +98,11 @@ impl Parts {
 
     /// Drops parts that arrived before `cutoff`; returns how many.
     pub fn expire(&self, cutoff: UnixSecs) -> Result<usize, StoreError> {
-        let sweep = self.due.sweep(cutoff, |key| {
-            let Some(value) = self.tree.get(key)? else {
-                return Ok(false);
-            };
-            let due = decode::<MoMessage>("parts", &value)?.received_at < cutoff;
-            if due {
-                self.tree.remove(key)?;
-            }
-            Ok(due)
-        })?;
+        let sweep = self
+            .due
+            .sweep_records(&self.tree, "parts", cutoff, |part: &MoMessage| {
+                part.received_at
+            })?;
         self.depth.sub(sweep.removed);
         Ok(sweep.removed)
     }

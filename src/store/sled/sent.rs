@@ -43,16 +43,11 @@ impl Sent {
 
     /// Forgets messages submitted before `before`; returns how many.
     pub fn sweep(&self, before: UnixSecs) -> Result<usize, StoreError> {
-        let sweep = self.due.sweep(before, |key| {
-            let Some(value) = self.tree.get(key)? else {
-                return Ok(false);
-            };
-            let due = decode::<SentRecord>("sent", &value)?.submitted_at < before;
-            if due {
-                self.tree.remove(key)?;
-            }
-            Ok(due)
-        })?;
+        let sweep = self
+            .due
+            .sweep_records(&self.tree, "sent", before, |sent: &SentRecord| {
+                sent.submitted_at
+            })?;
         Ok(sweep.removed)
     }
 
