@@ -35,7 +35,8 @@ pub(super) struct Expiry {
     tree: sled::Tree,
 }
 
-fn entry(at: UnixSecs, key: &[u8]) -> Vec<u8> {
+/// An index key: `at` (8 bytes, big-endian) ‖ `key`.
+pub(super) fn entry(at: UnixSecs, key: &[u8]) -> Vec<u8> {
     let mut entry = Vec::with_capacity(8 + key.len());
     entry.extend_from_slice(&at.to_be_bytes());
     entry.extend_from_slice(key);

@@ -11,7 +11,7 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::expiry::Expiry;
+use super::expiry::{self, Expiry};
 use super::{StoreError, decode, encode};
 use crate::core::clock::UnixSecs;
 use crate::core::login::MintedLogin;
@@ -27,9 +27,7 @@ pub struct Minted {
 
 /// The `minted_due` key: big-endian time first, so iteration is in expiry order.
 pub(super) fn due_key(expires_at: UnixSecs, challenge: &Challenge) -> Vec<u8> {
-    let mut key = expires_at.to_be_bytes().to_vec();
-    key.extend_from_slice(challenge.as_bytes());
-    key
+    expiry::entry(expires_at, challenge.as_bytes())
 }
 
 impl Minted {
