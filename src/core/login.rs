@@ -24,6 +24,20 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    pub const ALL: [RejectReason; 6] = [
+        RejectReason::BadToken,
+        RejectReason::Replayed,
+        RejectReason::AuthCoreRefused,
+        RejectReason::RateLimited,
+        RejectReason::BlockedNumber,
+        RejectReason::AuthCoreUnavailable,
+    ];
+
+    /// The reason whose [`RejectReason::as_str`] is `name`.
+    pub fn from_name(name: &str) -> Option<RejectReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::BadToken => "bad_token",

@@ -157,15 +157,6 @@ pub(super) fn login_columns(state: &LoginState) -> LoginColumns<'_> {
     }
 }
 
-const REASONS: [RejectReason; 6] = [
-    RejectReason::BadToken,
-    RejectReason::Replayed,
-    RejectReason::AuthCoreRefused,
-    RejectReason::RateLimited,
-    RejectReason::BlockedNumber,
-    RejectReason::AuthCoreUnavailable,
-];
-
 pub(super) fn login_from_row(row: &Row) -> Result<LoginRecord, PostgresError> {
     let corrupt = |what: String| PostgresError::Corrupt {
         table: "logins",
@@ -187,9 +178,7 @@ pub(super) fn login_from_row(row: &Row) -> Result<LoginRecord, PostgresError> {
             let reason: Option<String> = row.try_get(4)?;
             let reason = reason.unwrap_or_default();
             LoginState::Rejected {
-                reason: REASONS
-                    .into_iter()
-                    .find(|r| r.as_str() == reason)
+                reason: RejectReason::from_name(&reason)
                     .ok_or_else(|| corrupt(format!("unknown reason {reason:?}")))?,
             }
         }

@@ -224,19 +224,6 @@ enum StateIn {
     Waiting,
 }
 
-fn reject_reason(name: &str) -> Option<RejectReason> {
-    [
-        RejectReason::BadToken,
-        RejectReason::Replayed,
-        RejectReason::AuthCoreRefused,
-        RejectReason::RateLimited,
-        RejectReason::BlockedNumber,
-        RejectReason::AuthCoreUnavailable,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == name)
-}
-
 impl Record for LoginRecord {
     fn to_bytes(&self) -> Vec<u8> {
         let state = match &self.state {
@@ -280,7 +267,7 @@ impl Record for LoginRecord {
                     StateIn::Consumed => LoginState::Consumed,
                     StateIn::Expired => LoginState::Expired,
                     StateIn::Rejected(name) => LoginState::Rejected {
-                        reason: reject_reason(&name).ok_or_else(|| {
+                        reason: RejectReason::from_name(&name).ok_or_else(|| {
                             corrupt(tree, format!("unknown reject reason {name:?}"))
                         })?,
                     },
