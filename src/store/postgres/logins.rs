@@ -5,8 +5,10 @@
 //! the row, and a second poll racing on another node re-reads it after the first commits,
 //! finds it `consumed` and gets nothing. No read-then-write, no retry loop.
 
+use tokio_postgres::types::ToSql;
+
 use super::listen::LOGIN_CHANNEL;
-use super::rows::{LOGIN_COLUMNS, login_columns, login_from_row, secs};
+use super::rows::{LOGIN_COLUMNS, login_columns, login_from_row};
 use super::{PgStore, PostgresError};
 use crate::core::login::{LoginRecord, LoginState};
 use crate::core::token::Challenge;
@@ -79,7 +81,7 @@ impl PgStore {
         challenge: &Challenge,
         record: &LoginRecord,
     ) -> Result<(), PostgresError> {
-        let columns = login_columns(&record.state);
+        let columns = login_columns(record);
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
@@ -88,23 +90,10 @@ impl PgStore {
                  ON CONFLICT (challenge) DO NOTHING"
             ))
             .await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &challenge.as_bytes().as_slice(),
-                    &columns.state,
-                    &columns.session,
-                    &columns.account_id,
-                    &columns.created,
-                    &columns.reason,
-                    &record.msisdn.as_ref().map(|m| m.as_str()),
-                    &secs(record.issued_at),
-                    &secs(record.decided_at),
-                    &secs(record.keep_until),
-                ],
-            )
-            .await?;
+        let challenge = challenge.as_bytes().as_slice();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&challenge];
+        params.extend(columns.params());
+        client.execute(&statement, &params).await?;
         Ok(())
     }
 }

@@ -5,9 +5,11 @@
 //! `UPDATE … WHERE due`, which one node wins: the expiry and its webhook event are recorded
 //! once, not once per node.
 
+use tokio_postgres::types::ToSql;
+
 use super::listen::{LOGIN_CHANNEL, WEBHOOK_CHANNEL};
 use super::node::adjust;
-use super::rows::{login_columns, secs};
+use super::rows::{LOGIN_COLUMNS, login_columns, secs};
 use super::{PgStore, PostgresError};
 use crate::core::clock::UnixSecs;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -116,7 +118,7 @@ impl PgStore {
         record: &LoginRecord,
         event: &QueuedEvent,
     ) -> Result<bool, PostgresError> {
-        let columns = login_columns(&record.state);
+        let columns = login_columns(record);
         let _writing = self.signals.writing();
         let client = self.pool.get().await?;
         let statement = client
@@ -124,8 +126,7 @@ impl PgStore {
                 "WITH settled AS (
                      UPDATE minted SET due = false WHERE challenge = $1 AND due RETURNING 1
                  ), recorded AS (
-                     INSERT INTO logins (challenge, state, session, account_id, created, reason,
-                                         msisdn, issued_at, decided_at, keep_until)
+                     INSERT INTO logins (challenge, {LOGIN_COLUMNS})
                      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM settled
                      ON CONFLICT (challenge) DO NOTHING
                      RETURNING 1
@@ -142,27 +143,15 @@ impl PgStore {
                             SELECT pg_notify('{WEBHOOK_CHANNEL}', '') FROM queued) AS woken)"
             ))
             .await?;
-        let row = client
-            .query_one(
-                &statement,
-                &[
-                    &challenge.as_bytes().as_slice(),
-                    &columns.state,
-                    &columns.session,
-                    &columns.account_id,
-                    &columns.created,
-                    &columns.reason,
-                    &record.msisdn.as_ref().map(|m| m.as_str()),
-                    &secs(record.issued_at),
-                    &secs(record.decided_at),
-                    &secs(record.keep_until),
-                    &event.backend,
-                    &event.event_id,
-                    &event.body,
-                    &challenge.as_str(),
-                ],
-            )
-            .await?;
+        let challenge_bytes = challenge.as_bytes().as_slice();
+        let challenge_str = challenge.as_str();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&challenge_bytes];
+        params.extend(columns.params());
+        params.push(&event.backend);
+        params.push(&event.event_id);
+        params.push(&event.body);
+        params.push(&challenge_str);
+        let row = client.query_one(&statement, &params).await?;
         adjust(&self.signals.webhooks, row.get(1));
         Ok(row.get::<_, i64>(0) == 1)
     }

@@ -166,7 +166,7 @@ impl PgStore {
                     .iter()
                     .any(|c| c.as_slice() == challenge.as_bytes())
             {
-                let c = login_columns(&record.state);
+                let c = login_columns(record);
                 logins.mo_id.push(mo_id);
                 logins.challenge.push(challenge.as_bytes().to_vec());
                 logins.state.push(c.state);
@@ -174,12 +174,10 @@ impl PgStore {
                 logins.account_id.push(c.account_id.map(str::to_owned));
                 logins.created.push(c.created);
                 logins.reason.push(c.reason);
-                logins
-                    .msisdn
-                    .push(record.msisdn.as_ref().map(|m| m.as_str().to_owned()));
-                logins.issued_at.push(secs(record.issued_at));
-                logins.decided_at.push(secs(record.decided_at));
-                logins.keep_until.push(secs(record.keep_until));
+                logins.msisdn.push(c.msisdn.map(str::to_owned));
+                logins.issued_at.push(c.issued_at);
+                logins.decided_at.push(c.decided_at);
+                logins.keep_until.push(c.keep_until);
             }
             for reply in queued {
                 replies.mo_id.push(mo_id);

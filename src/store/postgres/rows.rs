@@ -118,34 +118,58 @@ pub(super) fn mo_from_row(
 pub(super) const LOGIN_COLUMNS: &str =
     "state, session, account_id, created, reason, msisdn, issued_at, decided_at, keep_until";
 
-/// A login record's columns: (state, session, account_id, created, reason).
+/// A login record's columns, in [`LOGIN_COLUMNS`] order.
 pub(super) struct LoginColumns<'a> {
     pub state: &'static str,
     pub session: Option<&'a str>,
     pub account_id: Option<&'a str>,
     pub created: Option<bool>,
     pub reason: Option<&'static str>,
+    pub msisdn: Option<&'a str>,
+    pub issued_at: i64,
+    pub decided_at: i64,
+    pub keep_until: i64,
 }
 
-pub(super) fn login_columns(state: &LoginState) -> LoginColumns<'_> {
+impl LoginColumns<'_> {
+    /// The nine columns as bind parameters, in [`LOGIN_COLUMNS`] order.
+    pub fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
+        [
+            &self.state,
+            &self.session,
+            &self.account_id,
+            &self.created,
+            &self.reason,
+            &self.msisdn,
+            &self.issued_at,
+            &self.decided_at,
+            &self.keep_until,
+        ]
+    }
+}
+
+pub(super) fn login_columns(record: &LoginRecord) -> LoginColumns<'_> {
     let bare = |state| LoginColumns {
         state,
         session: None,
         account_id: None,
         created: None,
         reason: None,
+        msisdn: record.msisdn.as_ref().map(|m| m.as_str()),
+        issued_at: secs(record.issued_at),
+        decided_at: secs(record.decided_at),
+        keep_until: secs(record.keep_until),
     };
-    match state {
+    match &record.state {
         LoginState::Complete {
             session,
             account_id,
             created,
         } => LoginColumns {
-            state: "complete",
             session: Some(session),
             account_id: Some(account_id),
             created: Some(*created),
-            reason: None,
+            ..bare("complete")
         },
         LoginState::Consumed => bare("consumed"),
         LoginState::Expired => bare("expired"),
