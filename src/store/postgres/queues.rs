@@ -10,7 +10,10 @@
 //! another. An item leaves the table only once accepted (submit_sm_resp OK, a 2xx).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::listen::OUTBOX_CHANNEL;
 use super::node::adjust;
@@ -175,16 +178,40 @@ impl PgStore {
         Ok(removed)
     }
 
-    /// The SMSC accepted the reply (or refused it for good): it leaves the outbox.
-    pub(super) async fn remove_reply(&self, id: QueueId) -> Result<(), PostgresError> {
+    /// Deletes item `id` from queue `table` and lowers its `gauge` by what went; then
+    /// wakes `removed`'s waiters, if given.
+    async fn remove_item(
+        &self,
+        table: &str,
+        gauge: &AtomicUsize,
+        removed: Option<&Notify>,
+        id: QueueId,
+    ) -> Result<(), PostgresError> {
         let _writing = self.signals.writing();
         let client = self.pool.get().await?;
-        let removed = client
-            .execute("DELETE FROM outbox WHERE id = $1", &[&(id as i64)])
+        let deleted = client
+            .execute(
+                &format!("DELETE FROM {table} WHERE id = $1"),
+                &[&(id as i64)],
+            )
             .await?;
-        adjust(&self.signals.outbox, -(removed as i64));
-        self.signals.replies_removed.notify_waiters();
+        adjust(gauge, -(deleted as i64));
+        if let Some(removed) = removed {
+            removed.notify_waiters();
+        }
         Ok(())
+    }
+
+    /// The SMSC accepted the reply (or refused it for good): it leaves the outbox.
+    pub(super) async fn remove_reply(&self, id: QueueId) -> Result<(), PostgresError> {
+        let signals = &self.signals;
+        self.remove_item(
+            "outbox",
+            &signals.outbox,
+            Some(&signals.replies_removed),
+            id,
+        )
+        .await
     }
 
     /// Resolves once the outbox is empty (on every node's account, not only this one's).
@@ -238,13 +265,8 @@ impl PgStore {
 
     /// The backend answered 2xx: the event leaves the queue.
     pub(super) async fn remove_event(&self, id: QueueId) -> Result<(), PostgresError> {
-        let _writing = self.signals.writing();
-        let client = self.pool.get().await?;
-        let removed = client
-            .execute("DELETE FROM webhooks WHERE id = $1", &[&(id as i64)])
-            .await?;
-        adjust(&self.signals.webhooks, -(removed as i64));
-        Ok(())
+        self.remove_item("webhooks", &self.signals.webhooks, None, id)
+            .await
     }
 
     pub(super) async fn sent(
