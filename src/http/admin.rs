@@ -14,17 +14,17 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::ApiError;
+use super::keys::{digest, same_digest};
+use super::{ApiError, bearer};
 use crate::core::msisdn::Msisdn;
 use crate::core::store::Store;
 
@@ -40,12 +40,6 @@ pub struct AdminState {
     pub smsc_names: Arc<Vec<String>>,
     /// SHA-256 of `[http] admin_key`; None: every command is refused.
     pub key_sha256: Option<[u8; 32]>,
-}
-
-impl AdminState {
-    pub fn key_sha256(key: &str) -> [u8; 32] {
-        Sha256::digest(key.as_bytes()).into()
-    }
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -77,18 +71,7 @@ async fn require_key(
             "operator commands need [http] admin_key in the daemon's config",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|key| AdminState::key_sha256(key.trim()));
-    let matches = presented.is_some_and(|presented| {
-        expected
-            .iter()
-            .zip(presented)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    });
+    let matches = bearer(&headers).is_some_and(|key| same_digest(&expected, &digest(key)));
     if !matches {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
