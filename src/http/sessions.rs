@@ -114,14 +114,25 @@ fn sessions(state: &ApiState) -> Result<&Arc<dyn SessionCore>, ApiError> {
     })
 }
 
+/// What every keyed route reads, in this order: the backend's key (a missing or wrong one is
+/// 401 before anything else), the embedded auth core (404 without one), then the body.
+fn keyed_request<'s, T: DeserializeOwned>(
+    state: &'s ApiState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, &'s Arc<dyn SessionCore>, T), ApiError> {
+    let backend = authorize(state, headers)?;
+    let core = sessions(state)?;
+    let request = read_body(headers, body)?;
+    Ok((backend, core, request))
+}
+
 pub(super) async fn introspect(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let backend = authorize(&state, &headers)?;
-    let core = sessions(&state)?;
-    let request: TokenRequest = read_body(&headers, body)?;
+    let (backend, core, request): (_, _, TokenRequest) = keyed_request(&state, &headers, body)?;
     let found = core
         .introspect(&request.token)
         .await
@@ -151,9 +162,7 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let backend = authorize(&state, &headers)?;
-    let core = sessions(&state)?;
-    let request: TokenRequest = read_body(&headers, body)?;
+    let (backend, core, request): (_, _, TokenRequest) = keyed_request(&state, &headers, body)?;
     core.revoke(&request.token)
         .await
         .map_err(ApiError::internal)?;
@@ -167,9 +176,7 @@ pub(super) async fn revoke_all(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let backend = authorize(&state, &headers)?;
-    let core = sessions(&state)?;
-    let request: RevokeAllRequest = read_body(&headers, body)?;
+    let (backend, core, request): (_, _, RevokeAllRequest) = keyed_request(&state, &headers, body)?;
     let account_id: u64 = request
         .account_id
         .parse()
