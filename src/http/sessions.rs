@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -94,7 +94,7 @@ fn read_body<T: DeserializeOwned>(
     } else if essence.eq_ignore_ascii_case("application/json") {
         Json::<T>::from_bytes(&body)
             .map(|Json(v)| v)
-            .map_err(|e: JsonRejection| ApiError::bad_request("bad_request", e.body_text()))
+            .map_err(ApiError::from_json)
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
