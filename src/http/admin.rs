@@ -19,11 +19,11 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::info;
 
 use super::keys::{digest, same_digest};
+use super::sessions::RevokeAllRequest;
 use super::{ApiError, bearer};
 use crate::core::msisdn::Msisdn;
 use crate::core::store::Store;
@@ -136,21 +136,12 @@ async fn erase_account(
     Ok(Json(json!({ "erased": erased })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeAll {
-    account_id: String,
-}
-
 async fn revoke_sessions(
     State(state): State<AdminState>,
-    body: Result<Json<RevokeAll>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<RevokeAllRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = body.map_err(ApiError::from_json)?;
-    let account_id: u64 = request
-        .account_id
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_account_id", "account_id is a decimal number"))?;
+    let account_id = request.account_id()?;
     let revoked = state
         .store
         .revoke_sessions(account_id)

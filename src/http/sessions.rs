@@ -54,10 +54,20 @@ fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
     String::deserialize(d).map(Some)
 }
 
+/// `{"account_id": "<decimal>"}`: revoke every session of an account, on the API
+/// (`/v1/sessions/revoke-all`) and on the admin listener alike.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RevokeAllRequest {
+pub(super) struct RevokeAllRequest {
     account_id: String,
+}
+
+impl RevokeAllRequest {
+    pub(super) fn account_id(&self) -> Result<u64, ApiError> {
+        self.account_id
+            .parse()
+            .map_err(|_| ApiError::bad_request("bad_account_id", "account_id is a decimal number"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -177,10 +187,7 @@ pub(super) async fn revoke_all(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (backend, core, request): (_, _, RevokeAllRequest) = keyed_request(&state, &headers, body)?;
-    let account_id: u64 = request
-        .account_id
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_account_id", "account_id is a decimal number"))?;
+    let account_id = request.account_id()?;
     let revoked = core
         .revoke_account(account_id)
         .await
