@@ -25,6 +25,7 @@ use tracing::info;
 use super::keys::{digest, same_digest};
 use super::sessions::RevokeAllRequest;
 use super::{ApiError, bearer};
+use crate::core::auth::Account;
 use crate::core::msisdn::Msisdn;
 use crate::core::store::Store;
 
@@ -86,16 +87,26 @@ fn number(text: &str) -> Result<Msisdn, ApiError> {
     Msisdn::parse(text).map_err(|e| ApiError::bad_request("bad_number", e.to_string()))
 }
 
-async fn show_account(
-    State(state): State<AdminState>,
-    Path(text): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let number = number(&text)?;
+/// The number in the path (400 if it is not one) and its account, if it has one.
+async fn number_and_account(
+    state: &AdminState,
+    text: &str,
+) -> Result<(Msisdn, Option<Account>), ApiError> {
+    let number = number(text)?;
     let account = state
         .store
         .account(&number)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((number, account))
+}
+
+async fn show_account(
+    State(state): State<AdminState>,
+    Path(text): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (number, account) = number_and_account(&state, &text).await?;
+    let account = account
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such account"))?;
     let opted_out = state
         .store
@@ -115,12 +126,7 @@ async fn erase_account(
     State(state): State<AdminState>,
     Path(text): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let number = number(&text)?;
-    let account = state
-        .store
-        .account(&number)
-        .await
-        .map_err(ApiError::internal)?;
+    let (number, account) = number_and_account(&state, &text).await?;
     let erased = state
         .store
         .erase_number(&number)
