@@ -265,14 +265,20 @@ pub async fn status(url: &str, json: bool) -> anyhow::Result<()> {
 /// Where a local client reaches the operators' routes (`/status`): the admin listener if there
 /// is one, else the API's; a wildcard listen means loopback.
 pub fn local_url(config: &Config) -> String {
-    let mut addr = config.http.admin_listen.unwrap_or(config.http.listen);
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let addr = loopback(config.http.admin_listen.unwrap_or(config.http.listen));
     format!("http://{addr}")
 }
 
-/// An operator's command (`moauth accounts …`, `sessions`, `outbox`, `inbox`, `rejected`) sent
+/// Where a local client reaches a listener: a wildcard address (`0.0.0.0`, `[::]`) means
+/// IPv4 loopback on the same port; any other address is used as it is.
+fn loopback(mut addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
+}
+
+/// An operator's command (`moauth accounts …`, `sessions`, `inbox`, `rejected`) sent
 /// to the running daemon named by `config`, on its admin listener, the only place these routes
 /// exist. Prints the answer; a refusal is an error with the daemon's message.
 pub async fn operator(
@@ -282,7 +288,7 @@ pub async fn operator(
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<()> {
     let config = Config::load(config)?;
-    let Some(mut admin) = config.http.admin_listen else {
+    let Some(admin) = config.http.admin_listen else {
         bail!(
             "operator commands reach the daemon on its admin listener: set [http] admin_listen (e.g. \"127.0.0.1:9090\") and restart"
         );
@@ -292,9 +298,7 @@ pub async fn operator(
             "operator commands carry the admin key: set [http] admin_key (or admin_key_file) in the daemon's config and restart"
         );
     };
-    if admin.ip().is_unspecified() {
-        admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let admin = loopback(admin);
     let mut request = reqwest::Client::new()
         .request(method, format!("http://{admin}{path}"))
         .bearer_auth(key.expose());

@@ -339,10 +339,7 @@ async fn main() -> ExitCode {
         Command::Sim {
             command: Some(SimCommand::Faults { control, faults }),
             ..
-        } => match faults.settings() {
-            Ok(settings) => cli::sim_faults(&control, &settings).await,
-            Err(e) => Err(e),
-        },
+        } => async { cli::sim_faults(&control, &faults.settings()?).await }.await,
         Command::Sim {
             command: None,
             listen,
@@ -350,10 +347,9 @@ async fn main() -> ExitCode {
             system_id,
             password,
             faults,
-        } => match faults.settings() {
-            Ok(settings) => run_sim(listen, control, system_id, password, settings).await,
-            Err(e) => Err(e),
-        },
+        } => {
+            async { run_sim(listen, control, system_id, password, faults.settings()?).await }.await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -278,7 +278,7 @@ impl Daemon {
                         .http
                         .admin_key
                         .as_ref()
-                        .map(|key| crate::http::admin::AdminState::key_sha256(key.expose())),
+                        .map(|key| crate::http::keys::digest(key.expose())),
                 });
                 rest_done.push(tokio::spawn(serve::serve(
                     admin_listener,

@@ -41,6 +41,7 @@ pub struct LiveSettings {
 
 impl LiveSettings {
     pub fn new(config: &Config) -> LiveSettings {
+        let page = PageSettings::from_config(config);
         LiveSettings {
             replies: live(Replies::from_config(&config.templates)),
             window: live(window(config)),
@@ -50,8 +51,8 @@ impl LiveSettings {
             mint_limiter: live(MintLimiter::new(&config.limits)),
             api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
             webhooks: live(Targets::from_config(&config.webhooks)),
-            page: live(PageSettings::from_config(config)),
-            app: live(PageSettings::from_config(config).app),
+            app: live(page.app.clone()),
+            page: live(page),
         }
     }
 

@@ -14,17 +14,18 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tracing::info;
 
-use super::ApiError;
+use super::keys::{digest, same_digest};
+use super::sessions::RevokeAllRequest;
+use super::{ApiError, bearer};
+use crate::core::auth::Account;
 use crate::core::msisdn::Msisdn;
 use crate::core::store::Store;
 
@@ -40,12 +41,6 @@ pub struct AdminState {
     pub smsc_names: Arc<Vec<String>>,
     /// SHA-256 of `[http] admin_key`; None: every command is refused.
     pub key_sha256: Option<[u8; 32]>,
-}
-
-impl AdminState {
-    pub fn key_sha256(key: &str) -> [u8; 32] {
-        Sha256::digest(key.as_bytes()).into()
-    }
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -77,18 +72,7 @@ async fn require_key(
             "operator commands need [http] admin_key in the daemon's config",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|key| AdminState::key_sha256(key.trim()));
-    let matches = presented.is_some_and(|presented| {
-        expected
-            .iter()
-            .zip(presented)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    });
+    let matches = bearer(&headers).is_some_and(|key| same_digest(&expected, &digest(key)));
     if !matches {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -103,16 +87,26 @@ fn number(text: &str) -> Result<Msisdn, ApiError> {
     Msisdn::parse(text).map_err(|e| ApiError::bad_request("bad_number", e.to_string()))
 }
 
-async fn show_account(
-    State(state): State<AdminState>,
-    Path(text): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let number = number(&text)?;
+/// The number in the path (400 if it is not one) and its account, if it has one.
+async fn number_and_account(
+    state: &AdminState,
+    text: &str,
+) -> Result<(Msisdn, Option<Account>), ApiError> {
+    let number = number(text)?;
     let account = state
         .store
         .account(&number)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((number, account))
+}
+
+async fn show_account(
+    State(state): State<AdminState>,
+    Path(text): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (number, account) = number_and_account(&state, &text).await?;
+    let account = account
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such account"))?;
     let opted_out = state
         .store
@@ -132,12 +126,7 @@ async fn erase_account(
     State(state): State<AdminState>,
     Path(text): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let number = number(&text)?;
-    let account = state
-        .store
-        .account(&number)
-        .await
-        .map_err(ApiError::internal)?;
+    let (number, account) = number_and_account(&state, &text).await?;
     let erased = state
         .store
         .erase_number(&number)
@@ -153,21 +142,12 @@ async fn erase_account(
     Ok(Json(json!({ "erased": erased })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeAll {
-    account_id: String,
-}
-
 async fn revoke_sessions(
     State(state): State<AdminState>,
-    body: Result<Json<RevokeAll>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<RevokeAllRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = body.map_err(ApiError::from_json)?;
-    let account_id: u64 = request
-        .account_id
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_account_id", "account_id is a decimal number"))?;
+    let account_id = request.account_id()?;
     let revoked = state
         .store
         .revoke_sessions(account_id)

@@ -12,10 +12,17 @@ use super::config::ApiKey;
 
 /// SHA-256 of an API key as the config expects it, for `moauth hash-key` and tests.
 pub fn api_key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest(key).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a presented or configured key, as compared by `same_digest`.
+pub(crate) fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Whether two digests are equal, in constant time: every byte is looked at, whatever differs.
+pub(crate) fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Clone, Default)]
@@ -41,13 +48,9 @@ impl ApiKeys {
 
     /// The name of the backend that holds `key`, if any does.
     pub fn authenticate(&self, key: &str) -> Option<&str> {
-        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let presented = digest(key);
         self.0.iter().fold(None, |found, (name, hash)| {
-            let diff = hash
-                .iter()
-                .zip(presented)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if diff == 0 {
+            if same_digest(hash, &presented) {
                 Some(name.as_str())
             } else {
                 found

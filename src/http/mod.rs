@@ -266,14 +266,19 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<String, ApiError> 
             "a valid `Authorization: Bearer <api key>` header is required",
         )
     };
-    let key = headers
+    let key = bearer(headers).ok_or_else(unauthorized)?;
+    keys.authenticate(key)
+        .map(str::to_owned)
+        .ok_or_else(unauthorized)
+}
+
+/// The key of an `Authorization: Bearer <key>` header, trimmed; None without one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
-    keys.authenticate(key.trim())
-        .map(str::to_owned)
-        .ok_or_else(unauthorized)
+        .map(str::trim)
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -54,10 +54,20 @@ fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
     String::deserialize(d).map(Some)
 }
 
+/// `{"account_id": "<decimal>"}`: revoke every session of an account, on the API
+/// (`/v1/sessions/revoke-all`) and on the admin listener alike.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RevokeAllRequest {
+pub(super) struct RevokeAllRequest {
     account_id: String,
+}
+
+impl RevokeAllRequest {
+    pub(super) fn account_id(&self) -> Result<u64, ApiError> {
+        self.account_id
+            .parse()
+            .map_err(|_| ApiError::bad_request("bad_account_id", "account_id is a decimal number"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -94,7 +104,7 @@ fn read_body<T: DeserializeOwned>(
     } else if essence.eq_ignore_ascii_case("application/json") {
         Json::<T>::from_bytes(&body)
             .map(|Json(v)| v)
-            .map_err(|e: JsonRejection| ApiError::bad_request("bad_request", e.body_text()))
+            .map_err(ApiError::from_json)
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -114,14 +124,25 @@ fn sessions(state: &ApiState) -> Result<&Arc<dyn SessionCore>, ApiError> {
     })
 }
 
+/// What every keyed route reads, in this order: the backend's key (a missing or wrong one is
+/// 401 before anything else), the embedded auth core (404 without one), then the body.
+fn keyed_request<'s, T: DeserializeOwned>(
+    state: &'s ApiState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, &'s Arc<dyn SessionCore>, T), ApiError> {
+    let backend = authorize(state, headers)?;
+    let core = sessions(state)?;
+    let request = read_body(headers, body)?;
+    Ok((backend, core, request))
+}
+
 pub(super) async fn introspect(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let backend = authorize(&state, &headers)?;
-    let core = sessions(&state)?;
-    let request: TokenRequest = read_body(&headers, body)?;
+    let (backend, core, request): (_, _, TokenRequest) = keyed_request(&state, &headers, body)?;
     let found = core
         .introspect(&request.token)
         .await
@@ -151,9 +172,7 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let backend = authorize(&state, &headers)?;
-    let core = sessions(&state)?;
-    let request: TokenRequest = read_body(&headers, body)?;
+    let (backend, core, request): (_, _, TokenRequest) = keyed_request(&state, &headers, body)?;
     core.revoke(&request.token)
         .await
         .map_err(ApiError::internal)?;
@@ -167,13 +186,8 @@ pub(super) async fn revoke_all(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let backend = authorize(&state, &headers)?;
-    let core = sessions(&state)?;
-    let request: RevokeAllRequest = read_body(&headers, body)?;
-    let account_id: u64 = request
-        .account_id
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_account_id", "account_id is a decimal number"))?;
+    let (backend, core, request): (_, _, RevokeAllRequest) = keyed_request(&state, &headers, body)?;
+    let account_id = request.account_id()?;
     let revoked = core
         .revoke_account(account_id)
         .await
