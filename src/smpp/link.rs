@@ -527,7 +527,7 @@ impl Served<'_> {
         let to = to.as_deref();
         match outcome {
             Outcome::Accepted => {
-                info!(smsc = %name, outbox = id, to, status = %SmppStatus(0).name(), "reply accepted");
+                info!(smsc = %name, outbox = id, to, status = %super::status::OK_NAME, "reply accepted");
             }
             Outcome::Refused(status) => {
                 let status = SmppStatus::from(status);
