@@ -146,7 +146,11 @@ impl AuthConfig {
                     at("remote.url", &message);
                 }
                 if let Some(url) = &remote.logout_url
-                    && let Err(message) = crate::signing::check_url(url, false, "it names a number")
+                    && let Err(message) = crate::signing::check_url(
+                        url,
+                        false,
+                        super::remote::LOGOUT_PLAIN_HTTP_REFUSED,
+                    )
                 {
                     at("remote.logout_url", &message);
                 }
