@@ -99,7 +99,6 @@ impl Role {
         self != Role::Receiver
     }
 
-    /// The name a bound connection is shown under in /readyz and logs.
     /// The role as logs name it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -109,6 +108,7 @@ impl Role {
         }
     }
 
+    /// The name a bound connection is shown under in /readyz and logs.
     pub fn label(self, smsc: &str) -> String {
         match self {
             Role::Transceiver => smsc.to_owned(),
