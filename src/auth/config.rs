@@ -146,7 +146,11 @@ impl AuthConfig {
                     at("remote.url", &message);
                 }
                 if let Some(url) = &remote.logout_url
-                    && let Err(message) = crate::signing::check_url(url, false, "it names a number")
+                    && let Err(message) = crate::signing::check_url(
+                        url,
+                        false,
+                        super::remote::LOGOUT_PLAIN_HTTP_REFUSED,
+                    )
                 {
                     at("remote.logout_url", &message);
                 }
@@ -178,13 +182,8 @@ impl AuthConfig {
             }
             (AuthMode::Embedded, None) => {}
         }
-        let argon2 = &self.argon2;
-        if let Err(e) = argon2::Params::new(
-            argon2.memory_kib,
-            argon2.iterations,
-            argon2.parallelism,
-            None,
-        ) {
+        // params() fails only with HashError::Params, which holds argon2's own message.
+        if let Err(super::hasher::HashError::Params(e)) = super::hasher::params(&self.argon2) {
             at("argon2.memory_kib", &format!("no Argon2id cost: {e}"));
         }
         problems

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::hasher::Hasher;
+use super::hasher::{HashError, Hasher};
 use crate::core::auth::{
     AuthAnswer, AuthCore, AuthError, AuthRequest, ByNumber, Credentials, IssuedSession,
     SessionCore, SessionInfo, SessionKey,
@@ -61,7 +61,7 @@ impl EmbeddedAuth {
         self.dummy_hash
             .get_or_try_init(|| self.hasher.hash(random_password()))
             .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))
+            .map_err(unavailable)
     }
 
     async fn password_login_inner(
@@ -82,7 +82,7 @@ impl EmbeddedAuth {
             .hasher
             .verify(password, hash)
             .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         let Some((msisdn, account)) = account.filter(|_| matches) else {
             return Ok(None);
         };
@@ -119,7 +119,7 @@ impl EmbeddedAuth {
                     .hasher
                     .hash(password.clone())
                     .await
-                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                    .map_err(unavailable)?;
                 (Some(hash), self.send_credentials.then_some(password))
             };
         let now = self.clock.now();
@@ -178,7 +178,7 @@ impl AuthCore for EmbeddedAuth {
                 .hasher
                 .hash(password.clone())
                 .await
-                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                .map_err(unavailable)?;
             if !self.store.set_password(msisdn, hash).await? {
                 return Ok(ByNumber::NoAccount);
             }
@@ -247,6 +247,12 @@ impl SessionCore for EmbeddedAuth {
     ) -> BoxFuture<'a, Result<Option<IssuedSession>, AuthError>> {
         self.password_login_inner(login, password).boxed()
     }
+}
+
+/// A hashing failure as the auth core reports it. A helper, not `From`: AuthError lives in
+/// core, which knows nothing of auth's hasher.
+fn unavailable(error: HashError) -> AuthError {
+    AuthError::Unavailable(error.to_string())
 }
 
 fn random_password() -> String {

@@ -44,6 +44,9 @@ const MAX_REASON_LEN: usize = 64;
 /// Why plain `http://` is refused for the auth core beyond loopback.
 pub const PLAIN_HTTP_REFUSED: &str = "the answer may carry a password";
 
+/// Why plain `http://` is refused for the logout URL beyond loopback.
+pub const LOGOUT_PLAIN_HTTP_REFUSED: &str = "it names a number";
+
 #[derive(Debug, Error)]
 pub enum RemoteError {
     /// Never a silent fallback to the embedded core: accounts would land in the wrong place.
@@ -194,7 +197,7 @@ impl RemoteAuth {
         let logout_url = config
             .logout_url
             .as_deref()
-            .map(|url| signing::check_url(url, false, "it names a number"))
+            .map(|url| signing::check_url(url, false, LOGOUT_PLAIN_HTTP_REFUSED))
             .transpose()
             .map_err(RemoteError::Url)?;
         let timeout = Duration::from_millis(config.timeout_ms);

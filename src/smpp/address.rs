@@ -21,10 +21,6 @@ impl SmscAddress {
         &self.host
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Host and port as `tokio::net::TcpStream::connect` resolves them.
     pub fn connect_to(&self) -> (&str, u16) {
         (&self.host, self.port)

@@ -32,7 +32,8 @@ pub struct SmscConfig {
     /// PEM file of the CAs that sign the SMSC's certificate; the Mozilla roots when absent.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
-    /// Name to verify in the SMSC's certificate; its IP address when absent.
+    /// Name to verify in the SMSC's certificate; the host of `address` (a name or an IP
+    /// address) when absent.
     #[serde(default)]
     pub tls_server_name: Option<String>,
     /// The number the app's SMS composer sends to; also the source of replies.

@@ -99,7 +99,6 @@ impl Role {
         self != Role::Receiver
     }
 
-    /// The name a bound connection is shown under in /readyz and logs.
     /// The role as logs name it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -109,6 +108,7 @@ impl Role {
         }
     }
 
+    /// The name a bound connection is shown under in /readyz and logs.
     pub fn label(self, smsc: &str) -> String {
         match self {
             Role::Transceiver => smsc.to_owned(),
@@ -199,6 +199,7 @@ impl SmscLink {
         unanswered: &mut HashMap<u64, u32>,
     ) -> Result<Ended, LinkError> {
         let timeout = Duration::from_secs(self.config.response_timeout_secs);
+        let address = self.config.address.to_string();
         let tcp = tokio::time::timeout(
             timeout,
             TcpStream::connect(self.config.address.connect_to()),
@@ -206,19 +207,18 @@ impl SmscLink {
         .await
         .map_err(|_| LinkError::Timeout(timeout))?
         .map_err(|source| LinkError::Connect {
-            address: self.config.address.to_string(),
+            address: address.clone(),
             source,
         })?;
         tcp.set_nodelay(true).map_err(|source| LinkError::Connect {
-            address: self.config.address.to_string(),
+            address: address.clone(),
             source,
         })?;
-        // The address as configured, and the one a name resolved to this time.
+        // The address as configured, and the one a name resolved to this time. Compared as
+        // text: SmscAddress::from(ip) would drop an IPv6 scope id that SocketAddr shows.
         let peer = match tcp.peer_addr() {
-            Ok(ip) if ip.to_string() != self.config.address.to_string() => {
-                format!("{} ({ip})", self.config.address)
-            }
-            _ => self.config.address.to_string(),
+            Ok(ip) if ip.to_string() != address => format!("{address} ({ip})"),
+            _ => address,
         };
         let stream: Box<dyn Stream> = match &self.tls {
             Some(tls) => tokio::time::timeout(timeout, tls.wrap(tcp))
@@ -527,7 +527,7 @@ impl Served<'_> {
         let to = to.as_deref();
         match outcome {
             Outcome::Accepted => {
-                info!(smsc = %name, outbox = id, to, status = %SmppStatus(0).name(), "reply accepted");
+                info!(smsc = %name, outbox = id, to, status = %super::status::OK_NAME, "reply accepted");
             }
             Outcome::Refused(status) => {
                 let status = SmppStatus::from(status);

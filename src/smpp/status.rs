@@ -5,13 +5,17 @@
 //! for a Rust enum's `EsmeRinvpaswd`, so every place that shows a status goes through
 //! [`SmppStatus`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use rusmpp::CommandStatus;
 
+/// The name of command_status 0, the one every accepted reply is logged with.
+pub const OK_NAME: &str = "ESME_ROK";
+
 /// (value, name, meaning) as the SMPP 3.4 and 5.0 specifications write them.
 const TABLE: &[(u32, &str, &str)] = &[
-    (0x00, "ESME_ROK", "no error"),
+    (0x00, OK_NAME, "no error"),
     (0x01, "ESME_RINVMSGLEN", "message length is invalid"),
     (0x02, "ESME_RINVCMDLEN", "command length is invalid"),
     (0x03, "ESME_RINVCMDID", "invalid command id"),
@@ -134,10 +138,10 @@ impl SmppStatus {
 
     /// The specification's name (`ESME_RINVPASWD`); a value it does not name as `0x0000040A`.
     /// Bounded, so it serves as a metric label.
-    pub fn name(self) -> String {
+    pub fn name(self) -> Cow<'static, str> {
         match self.entry() {
-            Some((name, _)) => name.to_owned(),
-            None => format!("0x{:08X}", self.0),
+            Some((name, _)) => Cow::Borrowed(name),
+            None => Cow::Owned(format!("0x{:08X}", self.0)),
         }
     }
 
@@ -211,6 +215,7 @@ mod tests {
             assert_eq!(rust, name.replace('_', ""), "{value:#x}");
         }
         let mut values: Vec<u32> = TABLE.iter().map(|(v, _, _)| *v).collect();
+        values.sort_unstable();
         values.dedup();
         assert_eq!(values.len(), TABLE.len(), "a value twice");
     }

@@ -113,7 +113,8 @@ pub fn decode(data_coding: u8, bytes: &[u8]) -> Result<String, TextError> {
     // alphabet", and under 1: an octet with the high bit set cannot be a GSM septet or ASCII,
     // so such user data is read as Latin-1, and a token in it survives a stray "é". (An SMSC
     // known to do so is configured with `default_alphabet`, and its 0 arrives here as 3 or 1.)
-    if matches!(data_coding, 0x00 | 0x01) && bytes.iter().any(|octet| *octet >= 0x80) {
+    // Under 1 the ASCII arm below reads every octet as Latin-1 already.
+    if data_coding == 0x00 && bytes.iter().any(|octet| *octet >= 0x80) {
         return Ok(latin1(bytes));
     }
     let seven_bit = |octet: u8| (octet < 0x80).then_some(octet);
@@ -135,7 +136,7 @@ pub fn decode(data_coding: u8, bytes: &[u8]) -> Result<String, TextError> {
             }
             Ok(text)
         }
-        // ASCII is Latin-1's lower half, and high octets under it were read as Latin-1 above.
+        // ASCII is Latin-1's lower half, so high octets under it are read as Latin-1 too.
         Alphabet::Ascii | Alphabet::Latin1 => Ok(latin1(bytes)),
         Alphabet::Ucs2 => {
             let units = bytes

@@ -1,8 +1,9 @@
 //! SMPP over TLS, for SMSCs that offer it (rustls; no OpenSSL on the host).
 //!
 //! Carriers often sign their SMPP endpoint with a private CA, so the trust anchors come from a
-//! PEM file in config when given, else the Mozilla roots. SMSC addresses are configured as IP
-//! and port, so the name to verify is configured separately (or the IP itself is verified).
+//! PEM file in config when given, else the Mozilla roots. The name to verify is
+//! `tls_server_name` when given, else the host of the SMSC address as written (a name or an
+//! IP address).
 
 use std::path::Path;
 use std::sync::Arc;
