@@ -44,6 +44,7 @@ mod smpp_link;
 mod smpp_tls;
 mod sms_commands;
 mod store_battery;
+mod store_export;
 mod stranded_replies;
 mod token_props;
 mod webhooks;

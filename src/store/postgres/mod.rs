@@ -11,6 +11,7 @@
 //! SMPP status, a failing `/readyz` — instead of a task stuck forever.
 
 mod accounts;
+mod export;
 mod inbox;
 mod listen;
 mod logins;
@@ -37,6 +38,7 @@ use crate::core::notify::LoginNotifier;
 use listen::Wake;
 use node::Signals;
 
+pub use export::{PgImport, export};
 pub use migrate::{MIGRATIONS, Migrated, migrate};
 
 pub use sweep::SWEEP_LOCK;

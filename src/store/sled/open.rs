@@ -33,6 +33,12 @@ pub enum OpenError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error(
+        "an import into the store at {} did not finish: run `moauth store import --replace` \
+         again, or move the directory away to start on an empty store",
+        path.display()
+    )]
+    ImportUnfinished { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -1,0 +1,637 @@
+//! The PostgreSQL store's side of `moauth store export` / `import` (see
+//! [`crate::store::export`]).
+//!
+//! Export reads every table in one REPEATABLE READ, READ ONLY transaction: one snapshot of the
+//! whole database, taken while other nodes keep running, with rows streamed to the file as
+//! they arrive. Leases are not exported: they are a node's claim on work, and the importing
+//! store's nodes claim afresh.
+//!
+//! Import is atomic: one transaction that locks every table (so no node writes meanwhile and
+//! emptiness stays true), inserts row by row (so a refused row names its line), moves each
+//! identity past the imported ids and commits — all of it or nothing. Ids are kept as they
+//! were: an account's id is what apps know a person by, an answer names its MO by id.
+
+use std::collections::HashMap;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
+
+use super::accounts::answer_from_row;
+use super::rows::{
+    LOGIN_COLUMNS, MO_COLUMNS, MoArrays, login_columns, login_from_row, mo_from_row, secs,
+};
+use super::{Connection, PostgresError, migrate};
+use crate::core::auth::Account;
+use crate::core::error::StoreError;
+use crate::core::login::MintedLogin;
+use crate::core::mo::RejectedMo;
+use crate::core::msisdn::Msisdn;
+use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use crate::core::token::Challenge;
+use crate::store::export::{ImportTarget, Item, MoveError, from_hex, invalid, to_hex};
+
+/// Every table that holds records, in export order; what emptiness, `--replace` and the
+/// import's lock cover.
+const TABLES: &str = "accounts, sessions, auth_answers, logins, minted, inbox, inbox_seen, \
+     parts, rejected, outbox, sent, webhooks, opt_outs";
+
+fn db(e: impl Into<PostgresError>) -> StoreError {
+    e.into().into()
+}
+
+fn corrupt(table: &'static str, what: impl Into<String>) -> StoreError {
+    PostgresError::Corrupt {
+        table,
+        what: what.into(),
+    }
+    .into()
+}
+
+fn unsigned(table: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(table, format!("{value} is negative")))
+}
+
+fn signed(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| invalid(format!("{value} is beyond PostgreSQL's bigint")))
+}
+
+fn number(table: &'static str, text: &str) -> Result<Msisdn, StoreError> {
+    Msisdn::parse(text).map_err(|e| corrupt(table, format!("msisdn: {e}")))
+}
+
+fn challenge_text(table: &'static str, bytes: &[u8]) -> Result<String, StoreError> {
+    Challenge::from_bytes(bytes)
+        .map(|c| c.as_str().to_owned())
+        .ok_or_else(|| corrupt(table, "a challenge that is not one"))
+}
+
+fn challenge_from(text: &str) -> Result<Challenge, StoreError> {
+    Challenge::from_bytes(text.as_bytes())
+        .ok_or_else(|| invalid(format!("{text:?} is not a token challenge")))
+}
+
+/// A client of its own, with the statement timeout lifted for this long job.
+async fn connect(connection: &Connection) -> Result<Client, StoreError> {
+    let (client, conn) = connection.config()?.connect(NoTls).await.map_err(db)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "postgres: the export/import connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Streams the rows of `sql` into `each`.
+async fn rows(
+    client: &Client,
+    sql: &str,
+    mut each: impl FnMut(&Row) -> Result<(), MoveError>,
+) -> Result<(), MoveError> {
+    let rows = client
+        .query_raw(sql, std::iter::empty::<&(dyn ToSql + Sync)>())
+        .await
+        .map_err(db)?;
+    futures::pin_mut!(rows);
+    while let Some(row) = rows.try_next().await.map_err(db)? {
+        each(&row)?;
+    }
+    Ok(())
+}
+
+/// Every record of the database at `connection`, in the order of [`Item`], into `out`, from
+/// one snapshot; safe beside running nodes. The schema is brought up to this build's first,
+/// as a node starting would.
+pub async fn export(
+    connection: &Connection,
+    out: &mut (dyn FnMut(&Item) -> Result<(), MoveError> + Send),
+) -> Result<(), MoveError> {
+    let mut client = connect(connection).await?;
+    let migrated = migrate(&mut client).await.map_err(db)?;
+    if migrated.ahead {
+        return Err(invalid(format!(
+            "the schema is at version {}, newer than this moauth knows: export with the moauth \
+             that migrated it",
+            migrated.version
+        ))
+        .into());
+    }
+    client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = 0",
+        )
+        .await
+        .map_err(db)?;
+    let c = &client;
+    rows(
+        c,
+        "SELECT id, msisdn, password_hash, created_at FROM accounts ORDER BY id",
+        |r| {
+            let t = "accounts";
+            out(&Item::Account {
+                msisdn: number(t, r.try_get(1).map_err(db)?)?,
+                account: Account {
+                    id: unsigned(t, r.try_get(0).map_err(db)?)?,
+                    password_hash: r.try_get(2).map_err(db)?,
+                    created_at: unsigned(t, r.try_get(3).map_err(db)?)?,
+                },
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT s.hash, s.account_id, s.expires_at, s.issued_at, a.msisdn
+         FROM sessions s JOIN accounts a ON a.id = s.account_id ORDER BY s.hash",
+        |r| {
+            let t = "sessions";
+            let hash: Vec<u8> = r.try_get(0).map_err(db)?;
+            let issued_at: Option<i64> = r.try_get(3).map_err(db)?;
+            out(&Item::Session {
+                hash: to_hex(&hash),
+                account_id: unsigned(t, r.try_get(1).map_err(db)?)?,
+                expires_at: unsigned(t, r.try_get(2).map_err(db)?)?,
+                issued_at: issued_at.map(|i| unsigned(t, i)).transpose()?,
+                msisdn: Some(number(t, r.try_get(4).map_err(db)?)?),
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT account_id, created, session, login, password, request_id FROM auth_answers
+         ORDER BY request_id",
+        |r| {
+            out(&Item::AuthAnswer {
+                request_id: unsigned("auth_answers", r.try_get(5).map_err(db)?)?,
+                answer: answer_from_row(r).map_err(db)?,
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        &format!("SELECT {LOGIN_COLUMNS}, challenge FROM logins ORDER BY challenge"),
+        |r| {
+            out(&Item::Login {
+                challenge: challenge_text("logins", r.try_get(9).map_err(db)?)?,
+                record: login_from_row(r).map_err(db)?,
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT challenge, backend, issued_at, expires_at, keep_until, due FROM minted
+         ORDER BY challenge",
+        |r| {
+            let t = "minted";
+            out(&Item::Minted {
+                challenge: challenge_text(t, r.try_get(0).map_err(db)?)?,
+                login: MintedLogin {
+                    backend: r.try_get(1).map_err(db)?,
+                    issued_at: unsigned(t, r.try_get(2).map_err(db)?)?,
+                    expires_at: unsigned(t, r.try_get(3).map_err(db)?)?,
+                    keep_until: unsigned(t, r.try_get(4).map_err(db)?)?,
+                },
+                due: r.try_get(5).map_err(db)?,
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        &format!("SELECT {MO_COLUMNS}, id FROM inbox ORDER BY id"),
+        |r| {
+            out(&Item::Inbox {
+                id: unsigned("inbox", r.try_get(11).map_err(db)?)?,
+                mo: mo_from_row("inbox", r, 0).map_err(db)?,
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT digest, seen_at FROM inbox_seen ORDER BY digest",
+        |r| {
+            let digest: Vec<u8> = r.try_get(0).map_err(db)?;
+            out(&Item::Seen {
+                digest: to_hex(&digest),
+                seen_at: unsigned("inbox_seen", r.try_get(1).map_err(db)?)?,
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        &format!("SELECT {MO_COLUMNS}, grp, seq, total FROM parts ORDER BY grp, seq"),
+        |r| {
+            let group: Vec<u8> = r.try_get(11).map_err(db)?;
+            let small = |i| -> Result<u8, StoreError> {
+                let v: i16 = r.try_get(i).map_err(db)?;
+                u8::try_from(v).map_err(|_| corrupt("parts", format!("{v} is not a byte")))
+            };
+            out(&Item::Part {
+                group: to_hex(&group),
+                seq: small(12)?,
+                total: small(13)?,
+                mo: mo_from_row("parts", r, 0).map_err(db)?,
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        &format!("SELECT {MO_COLUMNS}, id, reason FROM rejected ORDER BY id"),
+        |r| {
+            out(&Item::Rejected {
+                id: unsigned("rejected", r.try_get(11).map_err(db)?)?,
+                rejected: RejectedMo {
+                    mo: mo_from_row("rejected", r, 0).map_err(db)?,
+                    reason: r.try_get(12).map_err(db)?,
+                },
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT id, smsc, sender, recipient, body, created_at FROM outbox ORDER BY id",
+        |r| {
+            let t = "outbox";
+            out(&Item::Outbox {
+                id: unsigned(t, r.try_get(0).map_err(db)?)?,
+                reply: Outbound {
+                    smsc: r.try_get(1).map_err(db)?,
+                    from: r.try_get(2).map_err(db)?,
+                    to: number(t, r.try_get(3).map_err(db)?)?,
+                    text: r.try_get(4).map_err(db)?,
+                    created_at: unsigned(t, r.try_get(5).map_err(db)?)?,
+                },
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT smsc, message_id, recipient, submitted_at, outcome FROM sent
+         ORDER BY smsc, message_id",
+        |r| {
+            let t = "sent";
+            out(&Item::Sent {
+                smsc: r.try_get(0).map_err(db)?,
+                message_id: r.try_get(1).map_err(db)?,
+                record: SentRecord {
+                    to: number(t, r.try_get(2).map_err(db)?)?,
+                    submitted_at: unsigned(t, r.try_get(3).map_err(db)?)?,
+                    outcome: r.try_get(4).map_err(db)?,
+                },
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT id, backend, event_id, body FROM webhooks ORDER BY id",
+        |r| {
+            out(&Item::Webhook {
+                id: unsigned("webhooks", r.try_get(0).map_err(db)?)?,
+                event: QueuedEvent {
+                    backend: r.try_get(1).map_err(db)?,
+                    event_id: r.try_get(2).map_err(db)?,
+                    body: r.try_get(3).map_err(db)?,
+                },
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT msisdn, since FROM opt_outs ORDER BY msisdn",
+        |r| {
+            let t = "opt_outs";
+            out(&Item::OptOut {
+                msisdn: number(t, r.try_get(0).map_err(db)?)?,
+                since: unsigned(t, r.try_get(1).map_err(db)?)?,
+            })
+        },
+    )
+    .await?;
+    client.batch_execute("COMMIT").await.map_err(db)?;
+    Ok(())
+}
+
+/// An import into the database: one open transaction until [`ImportTarget::finish`]. Dropped
+/// before that, its connection closes and PostgreSQL rolls everything back.
+pub struct PgImport {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// `unnest` over the eleven MO columns, bound from parameter `$first` on.
+fn mo_unnest(first: usize) -> String {
+    let types = [
+        "text", "text", "smallint", "text", "smallint", "smallint", "bytea", "int", "smallint",
+        "smallint", "bigint",
+    ];
+    let arrays: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", first + i))
+        .collect();
+    format!("unnest({}) AS m", arrays.join(", "))
+}
+
+impl PgImport {
+    /// Connects, brings the schema up to date, opens the import's transaction and locks
+    /// every table (waiting at most 30 s for nodes still writing: stop them first).
+    pub async fn begin(connection: &Connection) -> Result<PgImport, StoreError> {
+        let mut client = connect(connection).await?;
+        migrate(&mut client).await?;
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '30s';
+                 LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .await
+            .map_err(db)?;
+        Ok(PgImport {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    async fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await.map_err(db)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    async fn run(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
+        let statement = self.statement(sql).await?;
+        self.client.execute(&statement, params).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn empty(&mut self) -> Result<bool, StoreError> {
+        let any: Vec<String> = TABLES
+            .split(", ")
+            .map(|t| format!("EXISTS (SELECT 1 FROM {t})"))
+            .collect();
+        let row = self
+            .client
+            .query_one(&format!("SELECT {}", any.join(" OR ")), &[])
+            .await
+            .map_err(db)?;
+        Ok(!row.get::<_, bool>(0))
+    }
+
+    async fn clear(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(&format!("TRUNCATE {TABLES} RESTART IDENTITY"))
+            .await
+            .map_err(db)
+    }
+
+    async fn mo_row(
+        &mut self,
+        sql: &str,
+        head: &[&(dyn ToSql + Sync)],
+        mo: &crate::core::mo::MoMessage,
+    ) -> Result<(), StoreError> {
+        let mut row = MoArrays::default();
+        row.push(mo);
+        let mut params: Vec<&(dyn ToSql + Sync)> = head.to_vec();
+        params.extend(row.params());
+        self.run(sql, &params).await
+    }
+
+    async fn put(&mut self, item: Item) -> Result<(), StoreError> {
+        match item {
+            Item::Account { msisdn, account } => {
+                self.run(
+                    "INSERT INTO accounts (id, msisdn, password_hash, created_at)
+                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)",
+                    &[
+                        &signed(account.id)?,
+                        &msisdn.as_str(),
+                        &account.password_hash,
+                        &secs(account.created_at),
+                    ],
+                )
+                .await
+            }
+            Item::Session {
+                hash,
+                account_id,
+                expires_at,
+                issued_at,
+                msisdn: _,
+            } => {
+                let hash = from_hex("hash", &hash)?;
+                if hash.len() != 32 {
+                    return Err(invalid("hash: not a SHA-256"));
+                }
+                self.run(
+                    "INSERT INTO sessions (hash, account_id, expires_at, issued_at)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &hash,
+                        &signed(account_id)?,
+                        &secs(expires_at),
+                        &issued_at.map(secs),
+                    ],
+                )
+                .await
+            }
+            Item::AuthAnswer { request_id, answer } => {
+                let (login, password) = answer
+                    .credentials
+                    .as_ref()
+                    .map(|c| (c.login.as_str(), c.password.as_str()))
+                    .unzip();
+                self.run(
+                    "INSERT INTO auth_answers
+                         (request_id, account_id, created, session, login, password)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &signed(request_id)?,
+                        &answer.account_id,
+                        &answer.created,
+                        &answer.session,
+                        &login,
+                        &password,
+                    ],
+                )
+                .await
+            }
+            Item::Login { challenge, record } => {
+                let challenge = challenge_from(&challenge)?;
+                let key = challenge.as_bytes().as_slice();
+                let columns = login_columns(&record);
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key];
+                params.extend(columns.params());
+                let sql = format!(
+                    "INSERT INTO logins (challenge, {LOGIN_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                );
+                self.run(&sql, &params).await
+            }
+            Item::Minted {
+                challenge,
+                login,
+                due,
+            } => {
+                let challenge = challenge_from(&challenge)?;
+                self.run(
+                    "INSERT INTO minted (challenge, backend, issued_at, expires_at, keep_until, due)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &challenge.as_bytes().as_slice(),
+                        &login.backend,
+                        &secs(login.issued_at),
+                        &secs(login.expires_at),
+                        &secs(login.keep_until),
+                        &due,
+                    ],
+                )
+                .await
+            }
+            Item::Inbox { id, mo } => {
+                let sql = &format!(
+                    "INSERT INTO inbox (id, {MO_COLUMNS}) OVERRIDING SYSTEM VALUE
+                     SELECT $1, m.* FROM {}",
+                    mo_unnest(2)
+                );
+                self.mo_row(sql, &[&signed(id)?], &mo).await
+            }
+            Item::Seen { digest, seen_at } => {
+                self.run(
+                    "INSERT INTO inbox_seen (digest, seen_at) VALUES ($1, $2)",
+                    &[&from_hex("digest", &digest)?, &secs(seen_at)],
+                )
+                .await
+            }
+            Item::Part {
+                group,
+                seq,
+                total,
+                mo,
+            } => {
+                let group = from_hex("group", &group)?;
+                if group.last() != Some(&total) {
+                    return Err(invalid("a part's group ends with its count"));
+                }
+                let sql = &format!(
+                    "INSERT INTO parts (grp, seq, total, {MO_COLUMNS})
+                     SELECT $1, $2, $3, m.* FROM {}",
+                    mo_unnest(4)
+                );
+                let (seq, total) = (i16::from(seq), i16::from(total));
+                self.mo_row(sql, &[&group, &seq, &total], &mo).await
+            }
+            Item::Rejected { id, rejected } => {
+                let sql = &format!(
+                    "INSERT INTO rejected (id, reason, {MO_COLUMNS})
+                     SELECT $1, $2, m.* FROM {}",
+                    mo_unnest(3)
+                );
+                self.mo_row(sql, &[&signed(id)?, &rejected.reason], &rejected.mo)
+                    .await
+            }
+            Item::Outbox { id, reply } => {
+                self.run(
+                    "INSERT INTO outbox (id, smsc, sender, recipient, body, created_at)
+                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &signed(id)?,
+                        &reply.smsc,
+                        &reply.from,
+                        &reply.to.as_str(),
+                        &reply.text,
+                        &secs(reply.created_at),
+                    ],
+                )
+                .await
+            }
+            Item::Sent {
+                smsc,
+                message_id,
+                record,
+            } => {
+                self.run(
+                    "INSERT INTO sent (smsc, message_id, recipient, submitted_at, outcome)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &smsc,
+                        &message_id.trim().to_ascii_lowercase(),
+                        &record.to.as_str(),
+                        &secs(record.submitted_at),
+                        &record.outcome,
+                    ],
+                )
+                .await
+            }
+            Item::Webhook { id, event } => {
+                self.run(
+                    "INSERT INTO webhooks (id, backend, event_id, body)
+                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)",
+                    &[&signed(id)?, &event.backend, &event.event_id, &event.body],
+                )
+                .await
+            }
+            Item::OptOut { msisdn, since } => {
+                self.run(
+                    "INSERT INTO opt_outs (msisdn, since) VALUES ($1, $2)",
+                    &[&msisdn.as_str(), &secs(since)],
+                )
+                .await
+            }
+            Item::End { .. } => Ok(()),
+        }
+    }
+
+    /// Moves each identity past the ids imported (the inbox's also past every id an answer or
+    /// a rejected MO names, since those are MO ids too), then commits.
+    async fn finish(self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(
+                "SELECT setval(pg_get_serial_sequence('accounts', 'id'), m)
+                     FROM (SELECT max(id) AS m FROM accounts) t WHERE m IS NOT NULL;
+                 SELECT setval(pg_get_serial_sequence('inbox', 'id'), m)
+                     FROM (SELECT GREATEST((SELECT max(id) FROM inbox),
+                                           (SELECT max(id) FROM rejected),
+                                           (SELECT max(request_id) FROM auth_answers)) AS m) t
+                     WHERE m IS NOT NULL;
+                 SELECT setval(pg_get_serial_sequence('outbox', 'id'), m)
+                     FROM (SELECT max(id) AS m FROM outbox) t WHERE m IS NOT NULL;
+                 SELECT setval(pg_get_serial_sequence('webhooks', 'id'), m)
+                     FROM (SELECT max(id) AS m FROM webhooks) t WHERE m IS NOT NULL;
+                 COMMIT",
+            )
+            .await
+            .map_err(db)
+    }
+}
+
+impl ImportTarget for PgImport {
+    fn is_empty(&mut self) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.empty().boxed()
+    }
+
+    fn clear(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
+        PgImport::clear(self).boxed()
+    }
+
+    fn put(&mut self, item: Item) -> BoxFuture<'_, Result<(), StoreError>> {
+        PgImport::put(self, item).boxed()
+    }
+
+    fn finish(self) -> BoxFuture<'static, Result<(), StoreError>> {
+        PgImport::finish(self).boxed()
+    }
+}
