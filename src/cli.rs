@@ -249,11 +249,9 @@ pub async fn store_import(path: &Path, input: &Path, replace: bool) -> anyhow::R
 /// The sled store is single-process: a command on it while moauth runs says what to do.
 fn sled_in_use(e: crate::store::sled::OpenError) -> anyhow::Error {
     match e {
-        locked @ crate::store::sled::OpenError::Locked { .. } => anyhow::Error::new(locked)
-            .context(
-                "moauth is running on this store: stop it (systemctl stop moauth), run this \
-                 again, then start it",
-            ),
+        locked @ crate::store::sled::OpenError::Locked { .. } => {
+            anyhow::Error::new(locked).context(crate::store::sled::STOP_IT_FIRST)
+        }
         other => other.into(),
     }
 }

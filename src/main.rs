@@ -274,6 +274,7 @@ async fn main() -> ExitCode {
             | Command::Outbox { .. }
             | Command::Inbox { .. }
             | Command::Rejected { .. }
+            | Command::Store { .. }
     );
     let log = logging::init(args.log_format, if quiet { "warn" } else { "info" });
     let result = match args.command {

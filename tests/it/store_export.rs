@@ -27,10 +27,9 @@ fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-/// `moauth store export` into `out`; the records' lines, sorted (backends list some kinds in
-/// different orders), without the header.
-async fn export(config: &str, out: &Path) -> Vec<String> {
-    let (code, stdout, stderr) = moauth(&[
+/// `moauth store export --config CONFIG --output OUT`: exit code, stdout, stderr.
+async fn run_export(config: &str, out: &Path) -> (i32, String, String) {
+    moauth(&[
         "store",
         "export",
         "--config",
@@ -38,7 +37,13 @@ async fn export(config: &str, out: &Path) -> Vec<String> {
         "--output",
         &path(out),
     ])
-    .await;
+    .await
+}
+
+/// `moauth store export` into `out`; the records' lines, sorted (backends list some kinds in
+/// different orders), without the header.
+async fn export(config: &str, out: &Path) -> Vec<String> {
+    let (code, stdout, stderr) = run_export(config, out).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
     let mode = std::fs::metadata(out).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the export holds secrets");
@@ -46,6 +51,14 @@ async fn export(config: &str, out: &Path) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().skip(1).map(str::to_owned).collect();
     lines.sort();
     lines
+}
+
+/// `moauth store export` that must fail, leaving no file; its stderr.
+async fn export_refused(config: &str, out: &Path) -> String {
+    let (code, _, err) = run_export(config, out).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(!out.exists(), "a failed export left {}", out.display());
+    err
 }
 
 async fn import(config: &str, file: &Path) -> (i32, String) {
@@ -105,21 +118,11 @@ async fn a_store_moves_from_sled_to_postgres_and_back_and_logins_carry_on() {
     let password = texted_password(&sim, ALICE);
 
     // sled is one process's: no export while the daemon holds it.
-    let (code, _, err) = moauth(&[
-        "store",
-        "export",
-        "--config",
-        &on_sled,
-        "--output",
-        &path(&dir.path().join("refused.jsonl")),
-    ])
-    .await;
-    assert_eq!(code, 1, "{err}");
+    let err = export_refused(&on_sled, &dir.path().join("refused.jsonl")).await;
     assert!(
         err.contains("moauth is running on this store: stop it"),
         "{err}"
     );
-    assert!(!dir.path().join("refused.jsonl").exists());
     assert_eq!(node.stop().await, 0);
 
     // sled → file → PostgreSQL → file: the same records.
@@ -255,16 +258,7 @@ async fn a_bad_export_is_refused_with_its_line_and_imports_nothing() {
     let (code, out) = import(&on_sled, &broken).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("line 3: "), "{out}");
-    let (code, _, err) = moauth(&[
-        "store",
-        "export",
-        "--config",
-        &on_sled,
-        "--output",
-        &path(&dir.path().join("half.jsonl")),
-    ])
-    .await;
-    assert_eq!(code, 1, "{err}");
+    let err = export_refused(&on_sled, &dir.path().join("half.jsonl")).await;
     assert!(err.contains("did not finish"), "{err}");
     let good = file_with(dir.path(), "good.jsonl", 1, &opt_out.to_string());
     let (code, out) = import(&on_sled, &good).await;

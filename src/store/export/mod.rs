@@ -28,6 +28,7 @@ use crate::core::login::{LoginRecord, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use crate::core::token::Challenge;
 
 /// The format version this build writes and the only one it reads.
 pub const FORMAT: u32 = 1;
@@ -308,11 +309,13 @@ pub trait ImportTarget: Send {
     /// Discards every record (`--replace`).
     fn clear(&mut self) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Stores one record as it was in the store exported.
-    fn put(&mut self, item: Item) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Stores one record, line `line` of the file, as it was in the store exported. A target
+    /// may hold records back and store several at once: a refusal may then come from a later
+    /// call or from `finish`, naming its own line ([`MoveError::Rejected`]).
+    fn put(&mut self, line: u64, item: Item) -> BoxFuture<'_, Result<(), MoveError>>;
 
-    /// Makes the import whole and durable.
-    fn finish(self) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Stores what is held back and makes the import whole and durable.
+    fn finish(self) -> BoxFuture<'static, Result<(), MoveError>>;
 }
 
 /// What an import did.
@@ -338,11 +341,7 @@ pub async fn import<R: BufRead, T: ImportTarget>(
     }
     let mut records = 0;
     while let Some((line, item)) = reader.next_item()? {
-        let kind = item.kind();
-        target
-            .put(item)
-            .await
-            .map_err(|source| MoveError::Rejected { line, kind, source })?;
+        target.put(line, item).await?;
         records += 1;
     }
     target.finish().await?;
@@ -362,6 +361,12 @@ pub fn from_hex(field: &str, text: &str) -> Result<Vec<u8>, StoreError> {
         tree: "export",
         message: format!("{field}: {e}"),
     })
+}
+
+/// A record's `challenge`: the token's 20 challenge symbols, as the stores key logins.
+pub fn challenge_from(text: &str) -> Result<Challenge, StoreError> {
+    Challenge::from_bytes(text.as_bytes())
+        .ok_or_else(|| invalid(format!("{text:?} is not a token challenge")))
 }
 
 /// A record a target cannot take as it stands.

@@ -30,7 +30,9 @@ use crate::core::mo::RejectedMo;
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::token::Challenge;
-use crate::store::export::{ImportTarget, Item, MoveError, from_hex, invalid, to_hex};
+use crate::store::export::{
+    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, to_hex,
+};
 
 /// Every table that holds records, in export order; what emptiness, `--replace` and the
 /// import's lock cover.
@@ -65,11 +67,6 @@ fn challenge_text(table: &'static str, bytes: &[u8]) -> Result<String, StoreErro
     Challenge::from_bytes(bytes)
         .map(|c| c.as_str().to_owned())
         .ok_or_else(|| corrupt(table, "a challenge that is not one"))
-}
-
-fn challenge_from(text: &str) -> Result<Challenge, StoreError> {
-    Challenge::from_bytes(text.as_bytes())
-        .ok_or_else(|| invalid(format!("{text:?} is not a token challenge")))
 }
 
 /// A client of its own, with the statement timeout lifted for this long job.
@@ -324,10 +321,21 @@ pub async fn export(
 
 /// An import into the database: one open transaction until [`ImportTarget::finish`]. Dropped
 /// before that, its connection closes and PostgreSQL rolls everything back.
+///
+/// Records are inserted row by row, so that a refused one names its line, but [`BATCH`] at a
+/// time on the one connection: tokio-postgres pipelines them (sends them all, then reads the
+/// answers), so the import does not wait a round-trip per record. A refused row aborts the
+/// transaction; the rows after it in the batch then fail too, and the first failure in the
+/// file's order is the one reported.
 pub struct PgImport {
     client: Client,
-    statements: HashMap<String, Statement>,
+    /// One prepared INSERT per record kind.
+    statements: HashMap<&'static str, Statement>,
+    pending: Vec<(u64, Item)>,
 }
+
+/// How many records are sent before their answers are read.
+const BATCH: usize = 256;
 
 /// `unnest` over the eleven MO columns, bound from parameter `$first` on.
 fn mo_unnest(first: usize) -> String {
@@ -343,6 +351,91 @@ fn mo_unnest(first: usize) -> String {
     format!("unnest({}) AS m", arrays.join(", "))
 }
 
+/// The INSERT of each record kind. Ids are inserted as they were (`OVERRIDING SYSTEM VALUE`).
+fn inserts() -> [(&'static str, String); 13] {
+    [
+        (
+            "account",
+            "INSERT INTO accounts (id, msisdn, password_hash, created_at)
+             OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)"
+                .into(),
+        ),
+        (
+            "session",
+            "INSERT INTO sessions (hash, account_id, expires_at, issued_at)
+             VALUES ($1, $2, $3, $4)"
+                .into(),
+        ),
+        (
+            "auth_answer",
+            "INSERT INTO auth_answers (request_id, account_id, created, session, login, password)
+             VALUES ($1, $2, $3, $4, $5, $6)"
+                .into(),
+        ),
+        (
+            "login",
+            format!(
+                "INSERT INTO logins (challenge, {LOGIN_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ),
+        ),
+        (
+            "minted",
+            "INSERT INTO minted (challenge, backend, issued_at, expires_at, keep_until, due)
+             VALUES ($1, $2, $3, $4, $5, $6)"
+                .into(),
+        ),
+        (
+            "inbox",
+            format!(
+                "INSERT INTO inbox (id, {MO_COLUMNS}) OVERRIDING SYSTEM VALUE
+                 SELECT $1, m.* FROM {}",
+                mo_unnest(2)
+            ),
+        ),
+        (
+            "seen",
+            "INSERT INTO inbox_seen (digest, seen_at) VALUES ($1, $2)".into(),
+        ),
+        (
+            "part",
+            format!(
+                "INSERT INTO parts (grp, seq, total, {MO_COLUMNS}) SELECT $1, $2, $3, m.* FROM {}",
+                mo_unnest(4)
+            ),
+        ),
+        (
+            "rejected",
+            format!(
+                "INSERT INTO rejected (id, reason, {MO_COLUMNS}) SELECT $1, $2, m.* FROM {}",
+                mo_unnest(3)
+            ),
+        ),
+        (
+            "outbox",
+            "INSERT INTO outbox (id, smsc, sender, recipient, body, created_at)
+             OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)"
+                .into(),
+        ),
+        (
+            "sent",
+            "INSERT INTO sent (smsc, message_id, recipient, submitted_at, outcome)
+             VALUES ($1, $2, $3, $4, $5)"
+                .into(),
+        ),
+        (
+            "webhook",
+            "INSERT INTO webhooks (id, backend, event_id, body)
+             OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)"
+                .into(),
+        ),
+        (
+            "opt_out",
+            "INSERT INTO opt_outs (msisdn, since) VALUES ($1, $2)".into(),
+        ),
+    ]
+}
+
 impl PgImport {
     /// Connects, brings the schema up to date, opens the import's transaction and locks
     /// every table (waiting at most 30 s for nodes still writing: stop them first).
@@ -356,25 +449,15 @@ impl PgImport {
             ))
             .await
             .map_err(db)?;
+        let mut statements = HashMap::new();
+        for (kind, sql) in inserts() {
+            statements.insert(kind, client.prepare(&sql).await.map_err(db)?);
+        }
         Ok(PgImport {
             client,
-            statements: HashMap::new(),
+            statements,
+            pending: Vec::with_capacity(BATCH),
         })
-    }
-
-    async fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql).await.map_err(db)?;
-        self.statements.insert(sql.to_owned(), statement.clone());
-        Ok(statement)
-    }
-
-    async fn run(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
-        let statement = self.statement(sql).await?;
-        self.client.execute(&statement, params).await.map_err(db)?;
-        Ok(())
     }
 
     async fn empty(&mut self) -> Result<bool, StoreError> {
@@ -397,9 +480,33 @@ impl PgImport {
             .map_err(db)
     }
 
+    /// Sends every pending record, then reads every answer; the first refusal in the file's
+    /// order, with its line.
+    async fn send(&mut self) -> Result<(), MoveError> {
+        let pending = std::mem::take(&mut self.pending);
+        let this = &*self;
+        let answers = futures::future::join_all(pending.iter().map(|(line, item)| async move {
+            this.insert(item)
+                .await
+                .map_err(|source| MoveError::Rejected {
+                    line: *line,
+                    kind: item.kind(),
+                    source,
+                })
+        }))
+        .await;
+        answers.into_iter().collect()
+    }
+
+    async fn run(&self, item: &Item, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
+        let statement = &self.statements[item.kind()];
+        self.client.execute(statement, params).await.map_err(db)?;
+        Ok(())
+    }
+
     async fn mo_row(
-        &mut self,
-        sql: &str,
+        &self,
+        item: &Item,
         head: &[&(dyn ToSql + Sync)],
         mo: &crate::core::mo::MoMessage,
     ) -> Result<(), StoreError> {
@@ -407,15 +514,14 @@ impl PgImport {
         row.push(mo);
         let mut params: Vec<&(dyn ToSql + Sync)> = head.to_vec();
         params.extend(row.params());
-        self.run(sql, &params).await
+        self.run(item, &params).await
     }
 
-    async fn put(&mut self, item: Item) -> Result<(), StoreError> {
+    async fn insert(&self, item: &Item) -> Result<(), StoreError> {
         match item {
             Item::Account { msisdn, account } => {
                 self.run(
-                    "INSERT INTO accounts (id, msisdn, password_hash, created_at)
-                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)",
+                    item,
                     &[
                         &signed(account.id)?,
                         &msisdn.as_str(),
@@ -432,17 +538,16 @@ impl PgImport {
                 issued_at,
                 msisdn: _,
             } => {
-                let hash = from_hex("hash", &hash)?;
+                let hash = from_hex("hash", hash)?;
                 if hash.len() != 32 {
                     return Err(invalid("hash: not a SHA-256"));
                 }
                 self.run(
-                    "INSERT INTO sessions (hash, account_id, expires_at, issued_at)
-                     VALUES ($1, $2, $3, $4)",
+                    item,
                     &[
                         &hash,
-                        &signed(account_id)?,
-                        &secs(expires_at),
+                        &signed(*account_id)?,
+                        &secs(*expires_at),
                         &issued_at.map(secs),
                     ],
                 )
@@ -455,11 +560,9 @@ impl PgImport {
                     .map(|c| (c.login.as_str(), c.password.as_str()))
                     .unzip();
                 self.run(
-                    "INSERT INTO auth_answers
-                         (request_id, account_id, created, session, login, password)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    item,
                     &[
-                        &signed(request_id)?,
+                        &signed(*request_id)?,
                         &answer.account_id,
                         &answer.created,
                         &answer.session,
@@ -470,51 +573,36 @@ impl PgImport {
                 .await
             }
             Item::Login { challenge, record } => {
-                let challenge = challenge_from(&challenge)?;
+                let challenge = challenge_from(challenge)?;
                 let key = challenge.as_bytes().as_slice();
-                let columns = login_columns(&record);
+                let columns = login_columns(record);
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key];
                 params.extend(columns.params());
-                let sql = format!(
-                    "INSERT INTO logins (challenge, {LOGIN_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                );
-                self.run(&sql, &params).await
+                self.run(item, &params).await
             }
             Item::Minted {
                 challenge,
                 login,
                 due,
             } => {
-                let challenge = challenge_from(&challenge)?;
+                let challenge = challenge_from(challenge)?;
                 self.run(
-                    "INSERT INTO minted (challenge, backend, issued_at, expires_at, keep_until, due)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    item,
                     &[
                         &challenge.as_bytes().as_slice(),
                         &login.backend,
                         &secs(login.issued_at),
                         &secs(login.expires_at),
                         &secs(login.keep_until),
-                        &due,
+                        due,
                     ],
                 )
                 .await
             }
-            Item::Inbox { id, mo } => {
-                let sql = &format!(
-                    "INSERT INTO inbox (id, {MO_COLUMNS}) OVERRIDING SYSTEM VALUE
-                     SELECT $1, m.* FROM {}",
-                    mo_unnest(2)
-                );
-                self.mo_row(sql, &[&signed(id)?], &mo).await
-            }
+            Item::Inbox { id, mo } => self.mo_row(item, &[&signed(*id)?], mo).await,
             Item::Seen { digest, seen_at } => {
-                self.run(
-                    "INSERT INTO inbox_seen (digest, seen_at) VALUES ($1, $2)",
-                    &[&from_hex("digest", &digest)?, &secs(seen_at)],
-                )
-                .await
+                self.run(item, &[&from_hex("digest", digest)?, &secs(*seen_at)])
+                    .await
             }
             Item::Part {
                 group,
@@ -522,33 +610,22 @@ impl PgImport {
                 total,
                 mo,
             } => {
-                let group = from_hex("group", &group)?;
-                if group.last() != Some(&total) {
+                let group = from_hex("group", group)?;
+                if group.last() != Some(total) {
                     return Err(invalid("a part's group ends with its count"));
                 }
-                let sql = &format!(
-                    "INSERT INTO parts (grp, seq, total, {MO_COLUMNS})
-                     SELECT $1, $2, $3, m.* FROM {}",
-                    mo_unnest(4)
-                );
-                let (seq, total) = (i16::from(seq), i16::from(total));
-                self.mo_row(sql, &[&group, &seq, &total], &mo).await
+                let (seq, total) = (i16::from(*seq), i16::from(*total));
+                self.mo_row(item, &[&group, &seq, &total], mo).await
             }
             Item::Rejected { id, rejected } => {
-                let sql = &format!(
-                    "INSERT INTO rejected (id, reason, {MO_COLUMNS})
-                     SELECT $1, $2, m.* FROM {}",
-                    mo_unnest(3)
-                );
-                self.mo_row(sql, &[&signed(id)?, &rejected.reason], &rejected.mo)
+                self.mo_row(item, &[&signed(*id)?, &rejected.reason], &rejected.mo)
                     .await
             }
             Item::Outbox { id, reply } => {
                 self.run(
-                    "INSERT INTO outbox (id, smsc, sender, recipient, body, created_at)
-                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)",
+                    item,
                     &[
-                        &signed(id)?,
+                        &signed(*id)?,
                         &reply.smsc,
                         &reply.from,
                         &reply.to.as_str(),
@@ -564,10 +641,9 @@ impl PgImport {
                 record,
             } => {
                 self.run(
-                    "INSERT INTO sent (smsc, message_id, recipient, submitted_at, outcome)
-                     VALUES ($1, $2, $3, $4, $5)",
+                    item,
                     &[
-                        &smsc,
+                        smsc,
                         &message_id.trim().to_ascii_lowercase(),
                         &record.to.as_str(),
                         &secs(record.submitted_at),
@@ -578,26 +654,31 @@ impl PgImport {
             }
             Item::Webhook { id, event } => {
                 self.run(
-                    "INSERT INTO webhooks (id, backend, event_id, body)
-                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4)",
-                    &[&signed(id)?, &event.backend, &event.event_id, &event.body],
+                    item,
+                    &[&signed(*id)?, &event.backend, &event.event_id, &event.body],
                 )
                 .await
             }
             Item::OptOut { msisdn, since } => {
-                self.run(
-                    "INSERT INTO opt_outs (msisdn, since) VALUES ($1, $2)",
-                    &[&msisdn.as_str(), &secs(since)],
-                )
-                .await
+                self.run(item, &[&msisdn.as_str(), &secs(*since)]).await
             }
             Item::End { .. } => Ok(()),
         }
     }
 
-    /// Moves each identity past the ids imported (the inbox's also past every id an answer or
-    /// a rejected MO names, since those are MO ids too), then commits.
-    async fn finish(self) -> Result<(), StoreError> {
+    async fn put(&mut self, line: u64, item: Item) -> Result<(), MoveError> {
+        self.pending.push((line, item));
+        if self.pending.len() >= BATCH {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is pending, moves each identity past the ids imported (the inbox's also
+    /// past every id an answer or a rejected MO names, since those are MO ids too), then
+    /// commits.
+    async fn finish(mut self) -> Result<(), MoveError> {
+        self.send().await?;
         self.client
             .batch_execute(
                 "SELECT setval(pg_get_serial_sequence('accounts', 'id'), m)
@@ -614,7 +695,8 @@ impl PgImport {
                  COMMIT",
             )
             .await
-            .map_err(db)
+            .map_err(db)?;
+        Ok(())
     }
 }
 
@@ -627,11 +709,11 @@ impl ImportTarget for PgImport {
         PgImport::clear(self).boxed()
     }
 
-    fn put(&mut self, item: Item) -> BoxFuture<'_, Result<(), StoreError>> {
-        PgImport::put(self, item).boxed()
+    fn put(&mut self, line: u64, item: Item) -> BoxFuture<'_, Result<(), MoveError>> {
+        PgImport::put(self, line, item).boxed()
     }
 
-    fn finish(self) -> BoxFuture<'static, Result<(), StoreError>> {
+    fn finish(self) -> BoxFuture<'static, Result<(), MoveError>> {
         PgImport::finish(self).boxed()
     }
 }

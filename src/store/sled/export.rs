@@ -28,7 +28,9 @@ use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::token::Challenge;
-use crate::store::export::{ImportTarget, Item, from_hex, invalid, to_hex};
+use crate::store::export::{
+    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, to_hex,
+};
 
 /// The tree whose one key marks an import that has not finished.
 pub(super) const IMPORTING: &str = "moauth_import";
@@ -52,11 +54,6 @@ fn challenge_of(tree: &'static str, key: &[u8]) -> Result<Challenge, StoreError>
         tree,
         message: "a key that is not a challenge".into(),
     })
-}
-
-fn challenge_from(text: &str) -> Result<Challenge, StoreError> {
-    Challenge::from_bytes(text.as_bytes())
-        .ok_or_else(|| invalid(format!("{text:?} is not a token challenge")))
 }
 
 fn text_of(tree: &'static str, key: &[u8]) -> Result<String, StoreError> {
@@ -247,23 +244,27 @@ impl SledImport {
         Ok(())
     }
 
-    fn id(&mut self, id: u64) -> Result<[u8; 8], StoreError> {
+    fn put(&mut self, item: Item) -> Result<(), StoreError> {
+        self.mark()?;
+        let id = match &item {
+            Item::Account { account, .. } => account.id,
+            Item::AuthAnswer { request_id: id, .. }
+            | Item::Inbox { id, .. }
+            | Item::Rejected { id, .. }
+            | Item::Outbox { id, .. }
+            | Item::Webhook { id, .. } => *id,
+            _ => 0,
+        };
         if id > HIGHEST_ID {
             return Err(invalid(format!("id {id} is beyond any sled store's")));
         }
         self.highest_id = self.highest_id.max(id);
-        Ok(id.to_be_bytes())
-    }
-
-    fn put(&mut self, item: Item) -> Result<(), StoreError> {
-        self.mark()?;
+        let key = id.to_be_bytes();
         let s = &self.store;
+        let a = &s.accounts;
         match item {
             Item::Account { msisdn, account } => {
-                self.id(account.id)?;
-                self.store
-                    .accounts
-                    .accounts_tree()
+                a.accounts_tree()
                     .insert(msisdn.as_str(), encode(&account))?;
             }
             Item::Session {
@@ -273,7 +274,7 @@ impl SledImport {
                 issued_at,
                 msisdn,
             } => {
-                let key = SessionKey(
+                let session = SessionKey(
                     from_hex("hash", &hash)?
                         .try_into()
                         .map_err(|_| invalid("hash: not a SHA-256"))?,
@@ -284,19 +285,15 @@ impl SledImport {
                     issued_at,
                     msisdn,
                 };
-                let a = &s.accounts;
+                // Indexes first, the session last, as `Accounts::add_session` writes them.
                 a.account_sessions_tree()
-                    .insert(account_key(account_id, &key), &[])?;
+                    .insert(account_key(account_id, &session), &[])?;
                 a.sessions_due_tree()
-                    .insert(session_due_key(expires_at, &key), &[])?;
-                a.sessions_tree().insert(key.0, encode(&record))?;
+                    .insert(session_due_key(expires_at, &session), &[])?;
+                a.sessions_tree().insert(session.0, encode(&record))?;
             }
-            Item::AuthAnswer { request_id, answer } => {
-                let key = self.id(request_id)?;
-                self.store
-                    .accounts
-                    .answers_tree()
-                    .insert(key, encode(&answer))?;
+            Item::AuthAnswer { answer, .. } => {
+                a.answers_tree().insert(key, encode(&answer))?;
             }
             Item::Login { challenge, record } => {
                 let challenge = challenge_from(&challenge)?;
@@ -316,14 +313,11 @@ impl SledImport {
                     s.minted.settle_due(login.expires_at, &challenge)?;
                 }
             }
-            Item::Inbox { id, mo } => {
-                let key = self.id(id)?;
-                let s = &self.store;
+            Item::Inbox { mo, .. } => {
                 s.inbox.tree.insert(key, encode(&mo))?;
             }
             Item::Seen { digest, seen_at } => {
-                let digest = from_hex("digest", &digest)?;
-                s.inbox.note_seen(&digest, seen_at)?;
+                s.inbox.note_seen(&from_hex("digest", &digest)?, seen_at)?;
             }
             Item::Part {
                 group,
@@ -331,30 +325,27 @@ impl SledImport {
                 total,
                 mo,
             } => {
-                let mut key = from_hex("group", &group)?;
-                if key.last() != Some(&total) {
+                let mut part = from_hex("group", &group)?;
+                if part.last() != Some(&total) {
                     return Err(invalid("a part's group ends with its count"));
                 }
-                key.push(seq);
-                s.parts.note(mo.received_at, &key)?;
-                s.parts.tree.insert(key, encode(&mo))?;
+                part.push(seq);
+                s.parts.note(mo.received_at, &part)?;
+                s.parts.tree.insert(part, encode(&mo))?;
             }
-            Item::Rejected { id, rejected } => {
-                let key = self.id(id)?;
-                self.store.rejected.tree.insert(key, encode(&rejected))?;
+            Item::Rejected { rejected, .. } => {
+                s.rejected.tree.insert(key, encode(&rejected))?;
             }
-            Item::Outbox { id, reply } => {
-                let key = self.id(id)?;
-                self.store.outbox.tree.insert(key, encode(&reply))?;
+            Item::Outbox { reply, .. } => {
+                s.outbox.tree.insert(key, encode(&reply))?;
             }
             Item::Sent {
                 smsc,
                 message_id,
                 record,
             } => s.sent.record(&smsc, &message_id, &record)?,
-            Item::Webhook { id, event } => {
-                let key = self.id(id)?;
-                self.store.webhooks.tree.insert(key, encode(&event))?;
+            Item::Webhook { event, .. } => {
+                s.webhooks.tree.insert(key, encode(&event))?;
             }
             Item::OptOut { msisdn, since } => {
                 s.opt_outs.insert(msisdn.as_str(), &since.to_be_bytes())?;
@@ -385,12 +376,18 @@ impl ImportTarget for SledImport {
         futures::future::ready(SledImport::clear(self)).boxed()
     }
 
-    fn put(&mut self, item: Item) -> BoxFuture<'_, Result<(), StoreError>> {
-        futures::future::ready(SledImport::put(self, item)).boxed()
+    fn put(&mut self, line: u64, item: Item) -> BoxFuture<'_, Result<(), MoveError>> {
+        let kind = item.kind();
+        let put = SledImport::put(self, item).map_err(|source| MoveError::Rejected {
+            line,
+            kind,
+            source,
+        });
+        futures::future::ready(put).boxed()
     }
 
-    fn finish(self) -> BoxFuture<'static, Result<(), StoreError>> {
-        futures::future::ready(SledImport::finish(self)).boxed()
+    fn finish(self) -> BoxFuture<'static, Result<(), MoveError>> {
+        futures::future::ready(SledImport::finish(self).map_err(MoveError::from)).boxed()
     }
 }
 

@@ -49,7 +49,7 @@ use sent::Sent;
 use webhooks::Webhooks;
 
 pub use export::SledImport;
-pub use open::{OpenError, check_dir};
+pub use open::{OpenError, STOP_IT_FIRST, check_dir};
 
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;

@@ -16,6 +16,11 @@ use thiserror::Error;
 
 use crate::core::error::StoreError;
 
+/// What a command on the store (`moauth outbox`, `moauth store export`) says when the daemon
+/// holds it.
+pub const STOP_IT_FIRST: &str = "moauth is running on this store: stop it (systemctl stop \
+     moauth), run this again, then start it";
+
 /// The file in the store directory that holds the lock and its owner's pid.
 const LOCK_FILE: &str = "moauth.pid";
 
