@@ -165,6 +165,13 @@ pub async fn store_export(path: &Path, output: &Path) -> anyhow::Result<()> {
     let exported = async {
         match &config.store {
             StoreConfig::Sled(sled) => {
+                // Opening would create an empty store where [store] path names none.
+                if !sled.path.join("db").exists() {
+                    bail!(
+                        "no sled store at {}: check [store] path",
+                        sled.path.display()
+                    );
+                }
                 let store = crate::store::sled::SledStore::open(&sled.path, sled.cache_capacity_mb)
                     .map_err(sled_in_use)?;
                 let mut writer = Writer::new(out, "sled", Clock::System.now())?;

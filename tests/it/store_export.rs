@@ -222,6 +222,11 @@ async fn a_bad_export_is_refused_with_its_line_and_imports_nothing() {
     let opt_out = json!({ "kind": "opt_out", "msisdn": BOB, "since": 1_800_000_000u64 });
     let opt_out = opt_out.to_string();
 
+    // A typo in [store] path is not exported as an empty store (nor made one).
+    let err = export_refused(&on_sled, &dir.path().join("none.jsonl")).await;
+    assert!(err.contains("no sled store at"), "{err}");
+    assert!(!dir.path().join("sled").exists());
+
     let later = file_with(dir.path(), "later.jsonl", 9, &[&opt_out]);
     for config in [&on_pg, &on_sled] {
         let (code, out) = import(config, &later).await;
