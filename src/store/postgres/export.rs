@@ -43,6 +43,11 @@ fn db(e: impl Into<PostgresError>) -> StoreError {
     e.into().into()
 }
 
+/// Column `i` of `row`.
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
+    row.try_get(i).map_err(db)
+}
+
 fn corrupt(table: &'static str, what: impl Into<String>) -> StoreError {
     PostgresError::Corrupt {
         table,
@@ -127,11 +132,11 @@ pub async fn export(
         |r| {
             let t = "accounts";
             out(&Item::Account {
-                msisdn: number(t, r.try_get(1).map_err(db)?)?,
+                msisdn: number(t, get(r, 1)?)?,
                 account: Account {
-                    id: unsigned(t, r.try_get(0).map_err(db)?)?,
-                    password_hash: r.try_get(2).map_err(db)?,
-                    created_at: unsigned(t, r.try_get(3).map_err(db)?)?,
+                    id: unsigned(t, get(r, 0)?)?,
+                    password_hash: get(r, 2)?,
+                    created_at: unsigned(t, get(r, 3)?)?,
                 },
             })
         },
@@ -143,14 +148,14 @@ pub async fn export(
          FROM sessions s JOIN accounts a ON a.id = s.account_id ORDER BY s.hash",
         |r| {
             let t = "sessions";
-            let hash: Vec<u8> = r.try_get(0).map_err(db)?;
-            let issued_at: Option<i64> = r.try_get(3).map_err(db)?;
+            let hash: Vec<u8> = get(r, 0)?;
+            let issued_at: Option<i64> = get(r, 3)?;
             out(&Item::Session {
                 hash: to_hex(&hash),
-                account_id: unsigned(t, r.try_get(1).map_err(db)?)?,
-                expires_at: unsigned(t, r.try_get(2).map_err(db)?)?,
+                account_id: unsigned(t, get(r, 1)?)?,
+                expires_at: unsigned(t, get(r, 2)?)?,
                 issued_at: issued_at.map(|i| unsigned(t, i)).transpose()?,
-                msisdn: Some(number(t, r.try_get(4).map_err(db)?)?),
+                msisdn: Some(number(t, get(r, 4)?)?),
             })
         },
     )
@@ -161,7 +166,7 @@ pub async fn export(
          ORDER BY request_id",
         |r| {
             out(&Item::AuthAnswer {
-                request_id: unsigned("auth_answers", r.try_get(5).map_err(db)?)?,
+                request_id: unsigned("auth_answers", get(r, 5)?)?,
                 answer: answer_from_row(r).map_err(db)?,
             })
         },
@@ -172,7 +177,7 @@ pub async fn export(
         &format!("SELECT {LOGIN_COLUMNS}, challenge FROM logins ORDER BY challenge"),
         |r| {
             out(&Item::Login {
-                challenge: challenge_text("logins", r.try_get(9).map_err(db)?)?,
+                challenge: challenge_text("logins", get(r, 9)?)?,
                 record: login_from_row(r).map_err(db)?,
             })
         },
@@ -185,14 +190,14 @@ pub async fn export(
         |r| {
             let t = "minted";
             out(&Item::Minted {
-                challenge: challenge_text(t, r.try_get(0).map_err(db)?)?,
+                challenge: challenge_text(t, get(r, 0)?)?,
                 login: MintedLogin {
-                    backend: r.try_get(1).map_err(db)?,
-                    issued_at: unsigned(t, r.try_get(2).map_err(db)?)?,
-                    expires_at: unsigned(t, r.try_get(3).map_err(db)?)?,
-                    keep_until: unsigned(t, r.try_get(4).map_err(db)?)?,
+                    backend: get(r, 1)?,
+                    issued_at: unsigned(t, get(r, 2)?)?,
+                    expires_at: unsigned(t, get(r, 3)?)?,
+                    keep_until: unsigned(t, get(r, 4)?)?,
                 },
-                due: r.try_get(5).map_err(db)?,
+                due: get(r, 5)?,
             })
         },
     )
@@ -202,7 +207,7 @@ pub async fn export(
         &format!("SELECT {MO_COLUMNS}, id FROM inbox ORDER BY id"),
         |r| {
             out(&Item::Inbox {
-                id: unsigned("inbox", r.try_get(11).map_err(db)?)?,
+                id: unsigned("inbox", get(r, 11)?)?,
                 mo: mo_from_row("inbox", r, 0).map_err(db)?,
             })
         },
@@ -212,10 +217,10 @@ pub async fn export(
         c,
         "SELECT digest, seen_at FROM inbox_seen ORDER BY digest",
         |r| {
-            let digest: Vec<u8> = r.try_get(0).map_err(db)?;
+            let digest: Vec<u8> = get(r, 0)?;
             out(&Item::Seen {
                 digest: to_hex(&digest),
-                seen_at: unsigned("inbox_seen", r.try_get(1).map_err(db)?)?,
+                seen_at: unsigned("inbox_seen", get(r, 1)?)?,
             })
         },
     )
@@ -224,7 +229,7 @@ pub async fn export(
         c,
         &format!("SELECT {MO_COLUMNS}, grp, seq, total FROM parts ORDER BY grp, seq"),
         |r| {
-            let group: Vec<u8> = r.try_get(11).map_err(db)?;
+            let group: Vec<u8> = get(r, 11)?;
             let small = |i| -> Result<u8, StoreError> {
                 let v: i16 = r.try_get(i).map_err(db)?;
                 u8::try_from(v).map_err(|_| corrupt("parts", format!("{v} is not a byte")))
@@ -243,10 +248,10 @@ pub async fn export(
         &format!("SELECT {MO_COLUMNS}, id, reason FROM rejected ORDER BY id"),
         |r| {
             out(&Item::Rejected {
-                id: unsigned("rejected", r.try_get(11).map_err(db)?)?,
+                id: unsigned("rejected", get(r, 11)?)?,
                 rejected: RejectedMo {
                     mo: mo_from_row("rejected", r, 0).map_err(db)?,
-                    reason: r.try_get(12).map_err(db)?,
+                    reason: get(r, 12)?,
                 },
             })
         },
@@ -258,13 +263,13 @@ pub async fn export(
         |r| {
             let t = "outbox";
             out(&Item::Outbox {
-                id: unsigned(t, r.try_get(0).map_err(db)?)?,
+                id: unsigned(t, get(r, 0)?)?,
                 reply: Outbound {
-                    smsc: r.try_get(1).map_err(db)?,
-                    from: r.try_get(2).map_err(db)?,
-                    to: number(t, r.try_get(3).map_err(db)?)?,
-                    text: r.try_get(4).map_err(db)?,
-                    created_at: unsigned(t, r.try_get(5).map_err(db)?)?,
+                    smsc: get(r, 1)?,
+                    from: get(r, 2)?,
+                    to: number(t, get(r, 3)?)?,
+                    text: get(r, 4)?,
+                    created_at: unsigned(t, get(r, 5)?)?,
                 },
             })
         },
@@ -277,12 +282,12 @@ pub async fn export(
         |r| {
             let t = "sent";
             out(&Item::Sent {
-                smsc: r.try_get(0).map_err(db)?,
-                message_id: r.try_get(1).map_err(db)?,
+                smsc: get(r, 0)?,
+                message_id: get(r, 1)?,
                 record: SentRecord {
-                    to: number(t, r.try_get(2).map_err(db)?)?,
-                    submitted_at: unsigned(t, r.try_get(3).map_err(db)?)?,
-                    outcome: r.try_get(4).map_err(db)?,
+                    to: number(t, get(r, 2)?)?,
+                    submitted_at: unsigned(t, get(r, 3)?)?,
+                    outcome: get(r, 4)?,
                 },
             })
         },
@@ -293,11 +298,11 @@ pub async fn export(
         "SELECT id, backend, event_id, body FROM webhooks ORDER BY id",
         |r| {
             out(&Item::Webhook {
-                id: unsigned("webhooks", r.try_get(0).map_err(db)?)?,
+                id: unsigned("webhooks", get(r, 0)?)?,
                 event: QueuedEvent {
-                    backend: r.try_get(1).map_err(db)?,
-                    event_id: r.try_get(2).map_err(db)?,
-                    body: r.try_get(3).map_err(db)?,
+                    backend: get(r, 1)?,
+                    event_id: get(r, 2)?,
+                    body: get(r, 3)?,
                 },
             })
         },
@@ -309,8 +314,8 @@ pub async fn export(
         |r| {
             let t = "opt_outs";
             out(&Item::OptOut {
-                msisdn: number(t, r.try_get(0).map_err(db)?)?,
-                since: unsigned(t, r.try_get(1).map_err(db)?)?,
+                msisdn: number(t, get(r, 0)?)?,
+                since: unsigned(t, get(r, 1)?)?,
             })
         },
     )
