@@ -329,11 +329,12 @@ impl IngestStore for SledStore {
         mos: &'a [MoMessage],
         redelivery_window: u64,
     ) -> StoreFuture<'a, usize> {
-        let appended = self.inbox.append(mos, redelivery_window);
-        if appended.is_ok() && !mos.is_empty() {
+        let repeats = self.inbox.append(mos, redelivery_window);
+        // Only what was stored is work for the pipeline; a batch of redeliveries is not.
+        if repeats.as_ref().is_ok_and(|&repeats| repeats < mos.len()) {
             self.inbox.wake();
         }
-        ready(appended)
+        ready(repeats)
     }
 
     fn mos_arrived(&self) -> BoxFuture<'_, ()> {
@@ -657,6 +658,38 @@ fn decode<T: Record>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> 
 mod tests {
     use super::*;
     use crate::core::login::LoginState;
+
+    fn mo_from(source_addr: &str) -> MoMessage {
+        MoMessage {
+            smsc: "sim".into(),
+            source_addr: source_addr.into(),
+            source_ton: 1,
+            destination_addr: "10690000".into(),
+            esm_class: 0,
+            data_coding: 1,
+            user_data: b"HELP".to_vec(),
+            sar: None,
+            received_at: 1_700_000_000,
+        }
+    }
+
+    /// A batch of redeliveries stores nothing, so the pipeline has nothing to take: it is
+    /// not woken for it (as on PostgreSQL).
+    #[tokio::test]
+    async fn a_batch_of_redeliveries_wakes_no_pipeline() {
+        let store = SledStore::temporary().unwrap();
+        let mos = [mo_from("8613800138000"), mo_from("8613900139000")];
+        assert_eq!(store.append_mos(&mos, 600).await.unwrap(), 0);
+        assert!(
+            store.mos_arrived().now_or_never().is_some(),
+            "new MOs wake it"
+        );
+        assert_eq!(store.append_mos(&mos, 600).await.unwrap(), 2);
+        assert!(
+            store.mos_arrived().now_or_never().is_none(),
+            "only redeliveries: no wake"
+        );
+    }
 
     /// #14 item 6: a poll whose flush fails must not leave the session `consumed` (and
     /// lost): it stays collectable, and the next poll whose flush succeeds gets it, once.
