@@ -1030,9 +1030,21 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
             mo("+8613900139000", "bob's login", NOW),
             mo("13800138000", "waiting", NOW),
             mo("+8613900139000", "bob waiting", NOW),
+            mo("+8613800138000", "part", NOW),
         ],
     )
     .await;
+    let joined_never = |_: Vec<MoMessage>| -> MoMessage { unreachable!("one part of two") };
+    let at = PartKey {
+        group: b"alice/ref1",
+        seq: 1,
+        total: 2,
+    };
+    let filed = store
+        .file_part(taken[4].0, at, &taken[4].1, &joined_never)
+        .await
+        .unwrap();
+    assert_eq!(filed, Filed::Waiting);
     let bob_login = LoginRecord {
         msisdn: Some(bob.clone()),
         ..record(complete("b"), NOW + 600)
@@ -1075,8 +1087,13 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
         .await
         .unwrap();
 
-    assert!(store.erase_number(&alice).await.unwrap() >= 9);
+    let before = store.depths();
+    assert_eq!((before.inbox, before.parts, before.outbox), (2, 1, 2));
+    assert!(store.erase_number(&alice).await.unwrap() >= 10);
     store.sync().await.unwrap();
+    // The gauges behind `/metrics` and `/status` follow the erasure.
+    let after = store.depths();
+    assert_eq!((after.inbox, after.parts, after.outbox), (1, 0, 1));
 
     assert!(store.account(&alice).await.unwrap().is_none());
     for gone in ["session-1", "alice-web"] {
