@@ -31,6 +31,8 @@ impl SledStore {
         erased += remove_if::<LoginRecord>(&self.logins.tree, "logins", |r| {
             r.msisdn.as_ref() == Some(number)
         })?;
+        // A session whose take awaits a flush is read from memory, not the tree.
+        self.logins.forget_untaken(number);
         // The queues' gauges count what left them, as their own removals do.
         let outbox = remove_if::<Outbound>(&self.outbox.tree, "outbox", |o| &o.to == number)?;
         self.outbox.depth.sub(outbox);

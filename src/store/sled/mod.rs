@@ -740,4 +740,45 @@ mod tests {
         let consumed = store.login(&challenge).await.unwrap().unwrap();
         assert_eq!(consumed.state, LoginState::Consumed);
     }
+
+    /// A session whose take failed to flush waits in `Logins::untaken`; erasing its number
+    /// must take it from there too, or a later poll still reads and collects it.
+    #[tokio::test]
+    async fn an_erased_number_leaves_no_untaken_session_behind() {
+        let store = SledStore::temporary().unwrap();
+        let alice = Msisdn::parse("+8613800138000").unwrap();
+        let challenge = crate::core::token::Verifier::random().challenge();
+        let complete = LoginRecord {
+            state: LoginState::Complete {
+                session: "s".into(),
+                account_id: "1".into(),
+                created: false,
+            },
+            msisdn: Some(alice.clone()),
+            issued_at: 1,
+            decided_at: 2,
+            keep_until: 3,
+        };
+        store
+            .logins
+            .tree
+            .insert(challenge.as_bytes(), encode(&complete))
+            .unwrap();
+        let failing = |on| {
+            store
+                .flusher
+                .failing
+                .store(on, std::sync::atomic::Ordering::SeqCst)
+        };
+        failing(true);
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+        failing(false);
+
+        store.erase_number(&alice).await.unwrap();
+        assert_eq!(store.login(&challenge).await.unwrap(), None);
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            None
+        );
+    }
 }
