@@ -40,6 +40,8 @@ pub enum Limit {
     PasswordFailuresPerAddress,
     /// A reply to a number outside `reply_country_codes`.
     ReplyCountry,
+    /// The global outbound SMS budget (`sms_per_hour`, `sms_per_day`).
+    SmsBudget,
 }
 
 impl Limit {
@@ -52,6 +54,7 @@ impl Limit {
             Limit::PasswordFailuresPerAccount => "password_failures_per_account",
             Limit::PasswordFailuresPerAddress => "password_failures_per_address",
             Limit::ReplyCountry => "reply_country",
+            Limit::SmsBudget => "sms_budget",
         }
     }
 
@@ -378,6 +381,15 @@ pub struct LimitsConfig {
     /// Failed password logins per client address per hour.
     #[serde(default = "default_password_failures_per_address")]
     pub password_failures_per_address_per_hour: u32,
+    /// SMS (segments) sent per UTC clock hour over every number (the global budget) ...
+    #[serde(default = "default_sms_per_hour")]
+    pub sms_per_hour: u32,
+    /// ... and per UTC day.
+    #[serde(default = "default_sms_per_day")]
+    pub sms_per_day: u32,
+    /// Percent of each budget only credential SMS may spend.
+    #[serde(default = "default_sms_reserved_for_credentials")]
+    pub sms_reserved_for_credentials_percent: u32,
 }
 
 impl Default for LimitsConfig {
@@ -397,6 +409,9 @@ impl Default for LimitsConfig {
             new_account_prefix_digits: default_new_account_prefix_digits(),
             password_failures_per_account_per_hour: default_password_failures_per_account(),
             password_failures_per_address_per_hour: default_password_failures_per_address(),
+            sms_per_hour: default_sms_per_hour(),
+            sms_per_day: default_sms_per_day(),
+            sms_reserved_for_credentials_percent: default_sms_reserved_for_credentials(),
         }
     }
 }
@@ -406,6 +421,16 @@ fn default_password_failures_per_account() -> u32 {
 }
 fn default_password_failures_per_address() -> u32 {
     50
+}
+
+fn default_sms_per_hour() -> u32 {
+    2_000
+}
+fn default_sms_per_day() -> u32 {
+    20_000
+}
+fn default_sms_reserved_for_credentials() -> u32 {
+    30
 }
 
 fn default_poll_per_minute() -> u32 {
@@ -465,6 +490,12 @@ impl LimitsConfig {
         }
         if !(1..=15).contains(&self.new_account_prefix_digits) {
             problems.push(("new_account_prefix_digits".into(), "must be 1 to 15".into()));
+        }
+        if self.sms_reserved_for_credentials_percent > 100 {
+            problems.push((
+                "sms_reserved_for_credentials_percent".into(),
+                "must be 0 to 100".into(),
+            ));
         }
         problems
     }

@@ -13,6 +13,7 @@
 
 pub mod arrivals;
 pub mod auth;
+pub mod budget;
 pub mod clock;
 pub mod decide;
 pub mod error;

@@ -30,6 +30,7 @@ use crate::auth::hasher::HashError;
 use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
 use crate::core::arrivals::Arrivals;
 use crate::core::auth::{AuthCore, SessionCore};
+use crate::core::budget::BudgetHealth;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
@@ -201,6 +202,7 @@ impl Daemon {
             None => None,
         };
         let long_polls = LongPolls::new(live.limits.clone());
+        let sms_budget = BudgetHealth::default();
         let api = ApiState {
             poller: Poller {
                 store: store.clone(),
@@ -232,6 +234,7 @@ impl Daemon {
             sessions,
             limits: live.limits.clone(),
             password_gate: Default::default(),
+            sms_budget: sms_budget.clone(),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -253,6 +256,8 @@ impl Daemon {
             ),
             long_polls,
             poll_limiter: live.poll_limiter.clone(),
+            sms_budget: sms_budget.clone(),
+            clock: clock.clone(),
         };
         let page = page::router(PageState {
             settings: live.page.clone(),
@@ -329,6 +334,8 @@ impl Daemon {
                 opt_outs: store.clone(),
                 commands: config.login.commands.commands(),
                 notify_logins: config.login.notify_logins,
+                sms_counts: store.clone(),
+                sms_budget,
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }

@@ -42,6 +42,7 @@ mod slow_smsc;
 mod smpp_inbound;
 mod smpp_link;
 mod smpp_tls;
+mod sms_budget;
 mod sms_commands;
 mod store_battery;
 mod stranded_replies;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moauth::core::auth::{AuthAnswer, Credentials, SessionInfo, SessionKey};
+use moauth::core::budget::{SmsCounts, Windows};
 use moauth::core::clock::UnixSecs;
 use moauth::core::error::StoreError;
 use moauth::core::login::{LoginRecord, LoginState, MintedLogin, RejectReason};
@@ -50,6 +51,7 @@ macro_rules! store_battery {
                 sessions_are_swept_once_expired,
                 a_password_is_replaced_only_for_an_existing_account,
                 an_opt_out_holds_until_lifted,
+                sms_budget_counts_add_up_per_window_and_start_again_in_the_next,
                 erasing_a_number_leaves_no_record_of_it_and_spares_others,
             );
         }
@@ -1006,6 +1008,33 @@ async fn an_opt_out_holds_until_lifted(store: Arc<dyn Store>) {
     );
     assert!(store.set_opt_out(&alice, false, NOW + 2).await.unwrap());
     assert!(!store.opted_out(&alice).await.unwrap());
+}
+
+async fn sms_budget_counts_add_up_per_window_and_start_again_in_the_next(store: Arc<dyn Store>) {
+    let counts = |hour, day| SmsCounts { hour, day };
+    let at = Windows { hour: 100, day: 4 };
+    assert_eq!(store.count_sms(at, 0).await.unwrap(), counts(0, 0));
+    assert_eq!(store.count_sms(at, 3).await.unwrap(), counts(3, 3));
+    // Concurrent spenders (other nodes) are all counted.
+    let spent = futures::future::join_all((0..10).map(|_| store.count_sms(at, 2))).await;
+    assert!(spent.iter().all(Result::is_ok), "{spent:?}");
+    assert_eq!(
+        store.count_sms(at, -1).await.unwrap(),
+        counts(22, 22),
+        "given back"
+    );
+    // The next hour starts from 0, the day goes on.
+    let next = Windows { hour: 101, day: 4 };
+    assert_eq!(store.count_sms(next, 1).await.unwrap(), counts(1, 23));
+    // A node whose clock lags adds to the current windows rather than restarting them.
+    assert_eq!(store.count_sms(at, 1).await.unwrap(), counts(2, 24));
+    assert_eq!(
+        store.count_sms(next, -50).await.unwrap(),
+        counts(0, 0),
+        "never below 0"
+    );
+    let tomorrow = Windows { hour: 124, day: 5 };
+    assert_eq!(store.count_sms(tomorrow, 4).await.unwrap(), counts(4, 4));
 }
 
 async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dyn Store>) {

@@ -10,6 +10,7 @@
 //! through sled's `watch_prefix`, which keeps a subscriber per poll for ever.
 
 mod accounts;
+mod budget;
 mod erase;
 mod expiry;
 mod flush;
@@ -98,6 +99,8 @@ pub struct SledStore {
     webhooks: Webhooks,
     /// Number → when it texted STOP (8 bytes, big-endian Unix seconds).
     opt_outs: sled::Tree,
+    /// The global SMS budget's counts (`budget`).
+    sms_budget: sled::Tree,
 }
 
 impl SledStore {
@@ -138,6 +141,7 @@ impl SledStore {
             minted: Minted::open(&db)?,
             webhooks: Webhooks::new(db.open_tree("webhooks")?),
             opt_outs: db.open_tree("opt_outs")?,
+            sms_budget: db.open_tree("sms_budget")?,
             db,
         })
     }
