@@ -40,7 +40,7 @@ use crate::core::limits::{self, Limit, NumberLimits};
 use crate::core::live::Live;
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
-use crate::core::outbound::Outbound;
+use crate::core::outbound::{Outbound, SmsRoute};
 use crate::core::replies::{Replies, Reply};
 use crate::core::store::{Filed, OptOutStore, Outcome, PartKey, PipelineStore, SweepDue};
 use crate::core::token::{Command, Commands, parse_body_with};
@@ -313,6 +313,10 @@ impl LoginPipeline {
                     msisdn: sender.clone(),
                     token,
                     received_at: mo.received_at,
+                    reply_via: SmsRoute {
+                        smsc: mo.smsc.clone(),
+                        from: mo.destination_addr.clone(),
+                    },
                 };
                 let window = self.window.load();
                 let (record, reply, outcome) = match self.auth.login(&request).await {
@@ -382,10 +386,7 @@ impl LoginPipeline {
             r => r,
         };
         let mut held_by = None;
-        let countries = match rules.reply_country_codes.as_slice() {
-            [] => std::slice::from_ref(&self.default_country_code),
-            codes => codes,
-        };
+        let countries = rules.reply_countries(&self.default_country_code);
         let reply = reply.filter(|r| {
             // Every segment is an SMS on the bill; one that cannot be encoded is not sent.
             let segments = text::encode_sms(&self.replies.load().render(r), 0)
