@@ -456,6 +456,10 @@ mod tests {
             msisdn: Msisdn::parse("+8613800138000").unwrap(),
             token: Token::for_verifier(&Verifier::random(), 1_800_000_000),
             received_at: 1_800_000_005,
+            reply_via: crate::core::outbound::SmsRoute {
+                smsc: "sim".into(),
+                from: "10690000".into(),
+            },
         }
     }
 

@@ -14,6 +14,7 @@ use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
+use crate::core::outbound::SmsRoute;
 use crate::core::token::Token;
 
 /// One verified login attempt: the number proven by the SMS path and the token it carried.
@@ -24,6 +25,8 @@ pub struct AuthRequest {
     pub msisdn: Msisdn,
     pub token: Token,
     pub received_at: UnixSecs,
+    /// Where an SMS for this number goes (a new account's credentials).
+    pub reply_via: SmsRoute,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,8 +153,10 @@ pub struct SessionInfo {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Account {
     pub id: u64,
-    /// Argon2id PHC string; the password itself is never stored.
-    pub password_hash: String,
+    /// Argon2id PHC string; the password itself is never stored. None while a new account's
+    /// password is being made (see [`PasswordStore`](crate::core::store::PasswordStore)), or
+    /// when it was never to be sent: no password logs in then.
+    pub password_hash: Option<String>,
     pub created_at: UnixSecs,
 }
 

@@ -182,10 +182,7 @@ impl NumberLimits {
         segments: u32,
         now: UnixSecs,
     ) -> Result<(), Limit> {
-        if !countries
-            .iter()
-            .any(|cc| to.digits().starts_with(cc.as_str()))
-        {
+        if !reply_country_allowed(countries, to) {
             return Err(Limit::ReplyCountry);
         }
         match reply {
@@ -464,7 +461,23 @@ fn default_new_account_prefix_digits() -> usize {
     7
 }
 
+/// Whether replies may go to `to`: its number starts with one of `countries` (country codes).
+pub fn reply_country_allowed(countries: &[String], to: &Msisdn) -> bool {
+    countries
+        .iter()
+        .any(|cc| to.digits().starts_with(cc.as_str()))
+}
+
 impl LimitsConfig {
+    /// The country codes replies may go to: `reply_country_codes`, or else the default
+    /// country's alone.
+    pub fn reply_countries<'a>(&'a self, default_country_code: &'a String) -> &'a [String] {
+        match self.reply_country_codes.as_slice() {
+            [] => std::slice::from_ref(default_country_code),
+            codes => codes,
+        }
+    }
+
     /// What types alone cannot say, as (key path within `[limits]`, message) pairs.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();

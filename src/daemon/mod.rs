@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::hasher::HashError;
-use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
+use crate::auth::{EmbeddedAuth, Hasher, Registrar, RemoteAuth, RemoteError};
 use crate::core::arrivals::Arrivals;
 use crate::core::auth::{AuthCore, SessionCore};
 use crate::core::budget::BudgetHealth;
@@ -169,6 +170,7 @@ impl Daemon {
         let stranded = StrandedReplies::default();
         stranded::reconcile(store.as_ref(), &config.smsc, &stranded).await?;
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
+        let mut hashing = None;
         let (auth, sessions): (Arc<dyn AuthCore>, Option<Arc<dyn SessionCore>>) =
             match config.auth.mode {
                 AuthMode::Remote => {
@@ -180,13 +182,17 @@ impl Daemon {
                     (Arc::new(RemoteAuth::new(remote, clock.clone())?), None)
                 }
                 AuthMode::Embedded => {
+                    let hasher = Hasher::start(&config.auth.argon2)?;
+                    let registrations = Arc::new(Notify::new());
                     let embedded = Arc::new(EmbeddedAuth::new(
                         store.clone(),
                         clock.clone(),
                         config.login.session_ttl_secs,
                         config.login.send_credentials,
-                        Hasher::start(&config.auth.argon2)?,
+                        hasher.clone(),
+                        registrations.clone(),
                     ));
+                    hashing = Some((hasher, registrations));
                     (embedded.clone(), Some(embedded))
                 }
             };
@@ -312,6 +318,20 @@ impl Daemon {
             stop_rest.clone(),
         )));
 
+        // New accounts' passwords, beside the pipeline; it resumes what a crash left.
+        if let Some((hasher, wake)) = hashing {
+            let registrar = Registrar {
+                store: store.clone(),
+                opt_outs: store.clone(),
+                hasher,
+                replies: live.replies.clone(),
+                limits: live.limits.clone(),
+                default_country_code: config.numbering.default_country_code.clone(),
+                clock: clock.clone(),
+                wake,
+            };
+            rest_done.push(tokio::spawn(registrar.run(stop_rest.clone())));
+        }
         let arrivals = Arrivals::default();
         if !options.hold_inbox {
             let pipeline = LoginPipeline {

@@ -41,7 +41,7 @@ use crate::core::limits::{self, Limit, NumberLimits};
 use crate::core::live::Live;
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
-use crate::core::outbound::Outbound;
+use crate::core::outbound::{Outbound, SmsRoute};
 use crate::core::replies::{Replies, Reply};
 use crate::core::store::{
     Filed, OptOutStore, Outcome, PartKey, PipelineStore, SmsBudgetStore, SweepDue,
@@ -320,6 +320,10 @@ impl LoginPipeline {
                     msisdn: sender.clone(),
                     token,
                     received_at: mo.received_at,
+                    reply_via: SmsRoute {
+                        smsc: mo.smsc.clone(),
+                        from: mo.destination_addr.clone(),
+                    },
                 };
                 let window = self.window.load();
                 let (record, reply, outcome) = match self.auth.login(&request).await {
@@ -389,10 +393,7 @@ impl LoginPipeline {
             r => r,
         };
         let mut held_by = None;
-        let countries = match rules.reply_country_codes.as_slice() {
-            [] => std::slice::from_ref(&self.default_country_code),
-            codes => codes,
-        };
+        let countries = rules.reply_countries(&self.default_country_code);
         let reply = match reply {
             Some(r) => {
                 // Every segment is an SMS on the bill; one that cannot be encoded is not sent.

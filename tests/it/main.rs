@@ -33,6 +33,7 @@ mod postgres_migrations;
 mod postgres_nodes;
 mod postgres_sigkill;
 mod readiness;
+mod registration;
 mod remote_auth;
 mod security;
 mod sessions;

@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sms budget",
         sql: include_str!("migrations/0005_sms_budget.sql"),
     },
+    Migration {
+        version: 6,
+        name: "password pending",
+        sql: include_str!("migrations/0006_password_pending.sql"),
+    },
 ];
 
 /// The advisory lock key migrations take: "moauth" in ASCII, so it is recognisable in

@@ -20,6 +20,7 @@ mod minted;
 mod node;
 mod outcomes;
 mod parts;
+mod passwords;
 mod queues;
 mod rows;
 mod sweep;

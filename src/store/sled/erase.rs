@@ -67,21 +67,26 @@ fn remove_if<T: Record>(
 }
 
 impl super::accounts::Accounts {
-    /// The account, every session naming the number or its account (by the index, and by a
-    /// scan for any the index lost), and unsettled answers that hold its credentials.
+    /// The account, its pending password, every session naming the number or its account
+    /// (by the index, and by a scan for any the index lost), and unsettled answers for the
+    /// account or holding its credentials.
     pub(super) fn erase(&self, number: &Msisdn) -> Result<usize, StoreError> {
         let mut erased = 0;
-        if let Some(account) = self.get(number)? {
+        let account = self.get(number)?;
+        if let Some(account) = &account {
             erased += self.revoke_all(account.id)?;
+            erased += usize::from(self.pending.remove(account.id.to_be_bytes())?.is_some());
             erased += usize::from(self.remove_account(number)?);
         }
         for key in self.sessions_naming(number)? {
             erased += usize::from(self.revoke(&key)?);
         }
+        let account_id = account.map(|a| a.id.to_string());
         erased += remove_if::<AuthAnswer>(self.answers_tree(), "auth_receipts", |a| {
-            a.credentials
-                .as_ref()
-                .is_some_and(|c| c.login == number.as_str())
+            Some(&a.account_id) == account_id.as_ref()
+                || a.credentials
+                    .as_ref()
+                    .is_some_and(|c| c.login == number.as_str())
         })?;
         Ok(erased)
     }

@@ -21,6 +21,7 @@ mod minted;
 mod open;
 mod outbox;
 mod parts;
+mod passwords;
 mod record;
 mod rejected;
 mod sent;
@@ -60,8 +61,9 @@ use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OptOutStore, OutboxRoutes, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId,
-    StoreBase, StoreFuture, StoreResult, SweepDue, Swept, WebhookStore,
+    OptOutStore, OutboxRoutes, OutboxStore, Outcome, PartKey, PasswordStore, PendingPassword,
+    PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, StoreResult, SweepDue, Swept,
+    WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -615,6 +617,24 @@ impl AccountStore for SledStore {
             self.outbox.wake_removed();
         }
         ready(erased)
+    }
+}
+
+impl PasswordStore for SledStore {
+    fn pending_passwords<'a>(
+        &'a self,
+        skip: &'a (dyn Fn(&Msisdn) -> bool + Send + Sync),
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<PendingPassword>> {
+        ready(SledStore::pending_passwords(self, skip, limit))
+    }
+
+    fn store_password<'a>(
+        &'a self,
+        pending: &'a PendingPassword,
+        password: Option<(&'a str, &'a Outbound)>,
+    ) -> StoreFuture<'a, bool> {
+        ready(SledStore::store_password(self, pending, password))
     }
 }
 
