@@ -28,6 +28,7 @@ pub mod notify;
 pub mod outbound;
 pub mod replies;
 pub mod secret;
+pub mod sms_budget;
 pub mod store;
 pub mod token;
 

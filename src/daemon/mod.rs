@@ -35,6 +35,7 @@ use crate::core::budget::BudgetHealth;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
+use crate::core::sms_budget::SmsBudget;
 use crate::core::store::Store;
 use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
@@ -329,6 +330,10 @@ impl Daemon {
                 default_country_code: config.numbering.default_country_code.clone(),
                 clock: clock.clone(),
                 wake,
+                sms_budget: SmsBudget {
+                    counts: store.clone(),
+                    health: sms_budget.clone(),
+                },
             };
             rest_done.push(tokio::spawn(registrar.run(stop_rest.clone())));
         }
@@ -354,8 +359,10 @@ impl Daemon {
                 opt_outs: store.clone(),
                 commands: config.login.commands.commands(),
                 notify_logins: config.login.notify_logins,
-                sms_counts: store.clone(),
-                sms_budget,
+                sms_budget: SmsBudget {
+                    counts: store.clone(),
+                    health: sms_budget,
+                },
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }

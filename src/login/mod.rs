@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::core::arrivals::Arrivals;
 use crate::core::auth::{AuthCore, AuthError, AuthRequest, ByNumber};
-use crate::core::budget::{self, BudgetHealth, Period, SmsClass, SmsCounts, Windows};
+use crate::core::budget::SmsClass;
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::decide::{self, Decision, Unanswered, Window};
 use crate::core::error::StoreError;
@@ -43,9 +43,8 @@ use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, SmsRoute};
 use crate::core::replies::{Replies, Reply};
-use crate::core::store::{
-    Filed, OptOutStore, Outcome, PartKey, PipelineStore, SmsBudgetStore, SweepDue,
-};
+use crate::core::sms_budget::SmsBudget;
+use crate::core::store::{Filed, OptOutStore, Outcome, PartKey, PipelineStore, SweepDue};
 use crate::core::token::{Command, Commands, parse_body_with};
 use crate::smpp::{text, udh};
 use crate::webhooks::Hooks;
@@ -97,10 +96,8 @@ pub struct LoginPipeline {
     pub commands: Commands,
     /// `[login] notify_logins`: text an existing account after each login.
     pub notify_logins: bool,
-    /// The global SMS budget's counts (shared by the nodes of one store) ...
-    pub sms_counts: Arc<dyn SmsBudgetStore>,
-    /// ... and what this node found of it, for `/readyz`, the metrics and the log.
-    pub sms_budget: BudgetHealth,
+    /// The global SMS budget (shared by the nodes of one store).
+    pub sms_budget: SmsBudget,
 }
 
 impl LoginPipeline {
@@ -396,14 +393,17 @@ impl LoginPipeline {
         let countries = rules.reply_countries(&self.default_country_code);
         let reply = match reply {
             Some(r) => {
-                // Every segment is an SMS on the bill; one that cannot be encoded is not sent.
-                let segments = text::encode_sms(&self.replies.load().render(&r), 0)
-                    .map_or(1, |parts| u32::try_from(parts.len()).unwrap_or(u32::MAX));
+                let segments = text::billed_segments(&self.replies.load().render(&r));
                 let allowed = self
                     .number_limits()
                     .may_reply(&rules, countries, &sender, &r, segments, now);
                 let allowed = match allowed {
-                    Ok(()) => self.spend_budget(&r, segments, &rules, now).await?,
+                    Ok(()) => self
+                        .sms_budget
+                        .spend(SmsClass::of(&r), segments, &rules, now)
+                        .await?
+                        .then_some(())
+                        .ok_or(Limit::SmsBudget),
                     refused => refused,
                 };
                 if let Err(limit) = allowed {
@@ -477,7 +477,8 @@ impl LoginPipeline {
                     return Ok(None);
                 }
                 if !self
-                    .budget_has_room(SmsClass::Credentials, rules, now)
+                    .sms_budget
+                    .has_room(SmsClass::Credentials, rules, now)
                     .await?
                 {
                     info!(from = %sender.masked(), "PASSWORD with the SMS budget spent; nothing done");
@@ -551,64 +552,6 @@ impl LoginPipeline {
             return Ok(Some(limit));
         }
         Ok(None)
-    }
-
-    /// Spends `segments` of the global SMS budget on `reply`, or refuses it (spending
-    /// nothing) when its class's share of the hour's or the day's budget is spent. Spent
-    /// before the batch commits: an MO processed again after a failure may count twice,
-    /// which only ever holds back a little early.
-    async fn spend_budget(
-        &self,
-        reply: &Reply,
-        segments: u32,
-        rules: &LimitsConfig,
-        now: UnixSecs,
-    ) -> Result<Result<(), Limit>, PipelineError> {
-        if !budget::is_on(rules) {
-            return Ok(Ok(()));
-        }
-        let (class, at, segments) = (SmsClass::of(reply), Windows::at(now), i64::from(segments));
-        let after = self.sms_counts.count_sms(at, segments).await?;
-        let Err(period) = budget::fits(rules, class, after) else {
-            self.sms_budget.sent(class);
-            return Ok(Ok(()));
-        };
-        self.sms_counts.count_sms(at, -segments).await?;
-        if self.sms_budget.held(class, period, now) {
-            let (budget, spent) = match period {
-                Period::Hour => (rules.sms_per_hour, after.hour),
-                Period::Day => (rules.sms_per_day, after.day),
-            };
-            warn!(
-                period = period.as_str(),
-                budget,
-                spent = spent.saturating_sub(segments.unsigned_abs()),
-                held = match class {
-                    SmsClass::Credentials => "every SMS",
-                    SmsClass::Reply => "every SMS but credentials",
-                },
-                "outbound SMS budget spent: SMS held back until its window ends; MOs are still processed"
-            );
-        }
-        Ok(Err(Limit::SmsBudget))
-    }
-
-    /// Whether one more SMS of `class` fits the global budget now; spends nothing.
-    async fn budget_has_room(
-        &self,
-        class: SmsClass,
-        rules: &LimitsConfig,
-        now: UnixSecs,
-    ) -> Result<bool, PipelineError> {
-        if !budget::is_on(rules) {
-            return Ok(true);
-        }
-        let counts = self.sms_counts.count_sms(Windows::at(now), 0).await?;
-        let one_more = SmsCounts {
-            hour: counts.hour + 1,
-            day: counts.day + 1,
-        };
-        Ok(budget::fits(rules, class, one_more).is_ok())
     }
 
     fn number_limits(&self) -> MutexGuard<'_, NumberLimits> {
