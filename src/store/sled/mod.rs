@@ -677,7 +677,8 @@ mod tests {
     use super::*;
     use crate::core::login::LoginState;
 
-    fn mo_from(source_addr: &str) -> MoMessage {
+    /// An MO reading "HELP" from `source_addr`.
+    pub(super) fn mo_from(source_addr: &str) -> MoMessage {
         MoMessage {
             smsc: "sim".into(),
             source_addr: source_addr.into(),
@@ -689,6 +690,28 @@ mod tests {
             sar: None,
             received_at: 1_700_000_000,
         }
+    }
+
+    /// A `complete` login of `msisdn`'s under a fresh challenge, written to the tree.
+    fn stored_complete(store: &SledStore, msisdn: Option<Msisdn>) -> (Challenge, LoginRecord) {
+        let challenge = crate::core::token::Verifier::random().challenge();
+        let complete = LoginRecord {
+            state: LoginState::Complete {
+                session: "s".into(),
+                account_id: "1".into(),
+                created: false,
+            },
+            msisdn,
+            issued_at: 1,
+            decided_at: 2,
+            keep_until: 3,
+        };
+        store
+            .logins
+            .tree
+            .insert(challenge.as_bytes(), encode(&complete))
+            .unwrap();
+        (challenge, complete)
     }
 
     /// A batch of redeliveries stores nothing, so the pipeline has nothing to take: it is
@@ -714,23 +737,7 @@ mod tests {
     #[tokio::test]
     async fn a_take_whose_flush_fails_leaves_the_session_collectable() {
         let store = SledStore::temporary().unwrap();
-        let challenge = crate::core::token::Verifier::random().challenge();
-        let complete = LoginRecord {
-            state: LoginState::Complete {
-                session: "s".into(),
-                account_id: "1".into(),
-                created: false,
-            },
-            msisdn: None,
-            issued_at: 1,
-            decided_at: 2,
-            keep_until: 3,
-        };
-        store
-            .logins
-            .tree
-            .insert(challenge.as_bytes(), encode(&complete))
-            .unwrap();
+        let (challenge, complete) = stored_complete(&store, None);
 
         store
             .flusher
@@ -765,23 +772,7 @@ mod tests {
     async fn an_erased_number_leaves_no_untaken_session_behind() {
         let store = SledStore::temporary().unwrap();
         let alice = Msisdn::parse("+8613800138000").unwrap();
-        let challenge = crate::core::token::Verifier::random().challenge();
-        let complete = LoginRecord {
-            state: LoginState::Complete {
-                session: "s".into(),
-                account_id: "1".into(),
-                created: false,
-            },
-            msisdn: Some(alice.clone()),
-            issued_at: 1,
-            decided_at: 2,
-            keep_until: 3,
-        };
-        store
-            .logins
-            .tree
-            .insert(challenge.as_bytes(), encode(&complete))
-            .unwrap();
+        let (challenge, complete) = stored_complete(&store, Some(alice.clone()));
         let failing = |on| {
             store
                 .flusher
