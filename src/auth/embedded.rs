@@ -291,6 +291,7 @@ mod tests {
             msisdn: Msisdn::parse(number).unwrap(),
             token: Token::for_verifier(&Verifier::random(), 1_700_000_000),
             received_at: 1_700_000_000,
+            may_create: true,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct AuthRequest {
     pub msisdn: Msisdn,
     pub token: Token,
     pub received_at: UnixSecs,
+    /// False when the number's prefix is past its new-account limit: log the number in only
+    /// if it has an account (a remote core is told so; the embedded one is asked first).
+    pub may_create: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +77,7 @@ pub trait AuthCore: Send + Sync {
     fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>>;
 
     /// Whether `msisdn` has an account already, for the new-accounts limit; None when this
-    /// core cannot tell without a login (then a login is taken to create one).
+    /// core cannot tell without a login (then the login is made with `may_create` false).
     fn knows<'a>(&'a self, _msisdn: &'a Msisdn) -> BoxFuture<'a, Result<Option<bool>, AuthError>> {
         Box::pin(futures::future::ready(Ok(None)))
     }
