@@ -25,7 +25,7 @@ use crate::core::login::LoginState;
 use crate::core::login::RejectReason;
 use crate::core::msisdn::Msisdn;
 use crate::core::replies::Reply;
-use crate::core::token::Command;
+use crate::core::token::{Command, Token};
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -306,15 +306,7 @@ pub fn refuse(
         Decision::LogIn(token) => Decision::Answer {
             record: Some((
                 token.challenge(),
-                LoginRecord {
-                    state: LoginState::Rejected {
-                        reason: limit.reason(),
-                    },
-                    msisdn: Some(sender.clone()),
-                    issued_at: token.issued_at(),
-                    decided_at: received_at,
-                    keep_until: window.keep_until(token.issued_at(), received_at),
-                },
+                refused_login(&token, limit, sender, received_at, window),
             )),
             reply: None,
         },
@@ -328,6 +320,25 @@ pub fn refuse(
             record: None,
             reply: None,
         },
+    }
+}
+
+/// The record of a login `limit` refused.
+pub fn refused_login(
+    token: &Token,
+    limit: Limit,
+    sender: &Msisdn,
+    received_at: UnixSecs,
+    window: &Window,
+) -> LoginRecord {
+    LoginRecord {
+        state: LoginState::Rejected {
+            reason: limit.reason(),
+        },
+        msisdn: Some(sender.clone()),
+        issued_at: token.issued_at(),
+        decided_at: received_at,
+        keep_until: window.keep_until(token.issued_at(), received_at),
     }
 }
 

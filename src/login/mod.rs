@@ -276,19 +276,20 @@ impl LoginPipeline {
         );
         let (now, rules) = (self.clock.now(), self.limits.load());
         let mut limited = None;
-        let decision = match self.limit(&rules, id, &sender, &decision, now).await? {
-            Some(limit) => {
+        let (decision, may_create) = match self.limit(&rules, id, &sender, &decision, now).await? {
+            Err(limit) => {
                 limited = Some(limit);
                 count_rejected(limit.reason().as_str());
-                limits::refuse(
+                let refused = limits::refuse(
                     decision,
                     limit,
                     &sender,
                     mo.received_at,
                     &self.window.load(),
-                )
+                );
+                (refused, false)
             }
-            None => decision,
+            Ok(may_create) => (decision, may_create),
         };
         let mut completed = None;
         let (record, reply, outcome) = match decision {
@@ -321,9 +322,31 @@ impl LoginPipeline {
                         smsc: mo.smsc.clone(),
                         from: mo.destination_addr.clone(),
                     },
+                    may_create,
                 };
                 let window = self.window.load();
+                let over_prefix = |report: &mut MoReport, why: String| {
+                    let limit = Limit::NewAccountsPerPrefix;
+                    report.detail(why);
+                    limit_hit(limit);
+                    count_rejected(limit.reason().as_str());
+                    let record =
+                        limits::refused_login(&token, limit, &sender, mo.received_at, &window);
+                    (record, None, MoOutcome::Limited(limit))
+                };
                 let (record, reply, outcome) = match self.auth.login(&request).await {
+                    // The prefix is over its limit and the core could not be asked beforehand
+                    // whether it knows the number: it was asked to log it in only if known.
+                    Err(AuthError::Refused(reason)) if !may_create => {
+                        over_prefix(&mut report, format!("auth core: {reason}"))
+                    }
+                    // A core that ignores `may_create` made the account anyway: it counts,
+                    // and the login is refused as the limit says, its credentials not sent.
+                    Ok(answer) if answer.created && !may_create => {
+                        self.number_limits().account_created(&rules, &sender, now);
+                        let why = "the auth core created an account past the prefix limit";
+                        over_prefix(&mut report, why.into())
+                    }
                     Ok(answer) => {
                         completed = Some(answer.created);
                         let outcome = if answer.created {
@@ -527,6 +550,9 @@ impl LoginPipeline {
 
     /// The limit, if any, that refuses this MO: the deny list or the sender's MO bucket, or
     /// for a login of a number the auth core does not know, its prefix's new-account bucket.
+    /// Otherwise whether the login may create an account: not past the prefix's limit, where
+    /// a core that cannot say beforehand whether it knows the number (a remote one) is asked
+    /// to log it in only if it does, so its known users are not locked out.
     async fn limit(
         &self,
         rules: &LimitsConfig,
@@ -534,24 +560,23 @@ impl LoginPipeline {
         sender: &Msisdn,
         decision: &Decision,
         now: UnixSecs,
-    ) -> Result<Option<Limit>, PipelineError> {
+    ) -> Result<Result<bool, Limit>, PipelineError> {
         let may_create = {
             let mut limits = self.number_limits();
             if let Err(limit) = limits.admit_mo(rules, sender, mo_id, now) {
                 limit_hit(limit);
-                return Ok(Some(limit));
+                return Ok(Err(limit));
             }
             limits.may_create_account(rules, sender, now)
         };
         if matches!(decision, Decision::LogIn(_))
             && let Err(limit) = may_create
-            // A core that cannot say whether the number is known is taken to create one.
-            && self.auth.knows(sender).await? != Some(true)
+            && self.auth.knows(sender).await? == Some(false)
         {
             limit_hit(limit);
-            return Ok(Some(limit));
+            return Ok(Err(limit));
         }
-        Ok(None)
+        Ok(Ok(may_create.is_ok()))
     }
 
     fn number_limits(&self) -> MutexGuard<'_, NumberLimits> {

@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::nodes::{Node, write_config};
-use common::process::Spawned;
+use common::process::{Logs, Spawned};
 use common::{ALICE, BOB, Harness, PATIENCE};
 use moauth::core::clock::Clock;
 use moauth::core::token::{Token, Verifier};
@@ -18,9 +18,9 @@ fn number(n: usize) -> String {
     format!("+86137001370{n:02}")
 }
 
-fn lines_of(d: &Spawned, message: &str) -> Vec<Value> {
-    d.logs
-        .text()
+/// The JSON log lines whose message starts with `message`.
+fn lines_of(logs: &Logs, message: &str) -> Vec<Value> {
+    logs.text()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|line| {
@@ -40,6 +40,13 @@ async fn metric(d: &Spawned, series: &str) -> f64 {
     common::scrape(&http, d.http, series)
         .await
         .unwrap_or_else(|| panic!("no {series}"))
+}
+
+/// `moauth_sms_budget_exhausted` for the replies and for credentials.
+async fn exhausted(d: &Spawned) -> (f64, f64) {
+    let replies = metric(d, r#"moauth_sms_budget_exhausted{class="replies"}"#).await;
+    let credentials = metric(d, r#"moauth_sms_budget_exhausted{class="credentials"}"#).await;
+    (replies, credentials)
 }
 
 /// A login by SMS from `from` with a fresh token; its state as the app's poll sees it.
@@ -64,10 +71,7 @@ sms_reserved_for_credentials_percent = 50
 async fn a_spent_budget_holds_replies_keeps_passwords_flowing_and_says_so_once() {
     let mut d = Spawned::start(BUDGET, &[]).await;
     assert_eq!(readyz(&d).await["sms_budget"], "ok");
-    assert_eq!(
-        metric(&d, r#"moauth_sms_budget_exhausted{class="replies"}"#).await,
-        0.0
-    );
+    assert_eq!(exhausted(&d).await, (0.0, 0.0));
 
     // Half of 4 is for replies other than credentials: two error texts go, the third not.
     for n in 0..3 {
@@ -84,14 +88,7 @@ async fn a_spent_budget_holds_replies_keeps_passwords_flowing_and_says_so_once()
     );
     assert_eq!(d.nth_submit(2).await.to, number(1));
     assert_eq!(readyz(&d).await["sms_budget"], "credentials_only");
-    assert_eq!(
-        metric(&d, r#"moauth_sms_budget_exhausted{class="replies"}"#).await,
-        1.0
-    );
-    assert_eq!(
-        metric(&d, r#"moauth_sms_budget_exhausted{class="credentials"}"#).await,
-        0.0
-    );
+    assert_eq!(exhausted(&d).await, (1.0, 0.0));
 
     // New users still get their passwords from the reserve; more error texts do not go, and
     // are not logged again.
@@ -107,15 +104,12 @@ async fn a_spent_budget_holds_replies_keeps_passwords_flowing_and_says_so_once()
         (&"complete".into(), &true.into())
     );
     assert_eq!(readyz(&d).await["sms_budget"], "exhausted");
-    assert_eq!(
-        metric(&d, r#"moauth_sms_budget_exhausted{class="credentials"}"#).await,
-        1.0
-    );
+    assert_eq!(exhausted(&d).await, (1.0, 1.0));
     assert_eq!(
         metric(&d, r#"moauth_limit_hits_total{limit="sms_budget"}"#).await,
         3.0
     );
-    let spent = lines_of(&d, "outbound SMS budget spent");
+    let spent = lines_of(&d.logs, "outbound SMS budget spent");
     let held: Vec<&Value> = spent.iter().map(|line| &line["held"]).collect();
     assert_eq!(
         held,
@@ -204,18 +198,11 @@ async fn nodes_on_postgres_share_one_budget() {
         common::phone_sends(&sim, &number(20 + n), "HELLO").await;
     }
     common::eventually("node b decided both MOs", async || {
-        let outcomes = b.logs.text().matches("\"MO outcome\"").count();
-        outcomes == 2
+        lines_of(&b.logs, "MO outcome").len() == 2
     })
     .await;
-    let held: Vec<Value> = b
-        .logs
-        .text()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["message"] == "MO outcome")
-        .map(|line| line["reply_held_by"].clone())
-        .collect();
+    let outcomes = lines_of(&b.logs, "MO outcome");
+    let held: Vec<&Value> = outcomes.iter().map(|l| &l["reply_held_by"]).collect();
     assert_eq!(held, ["sms_budget", "sms_budget"], "{}", b.logs.text());
     assert_eq!(sim.submits().len(), 2, "{:?}", sim.submits());
     assert_eq!(b.readyz().await.1["sms_budget"], "credentials_only");

@@ -385,6 +385,11 @@ short_code = "10690000"
             .unwrap()
     }
 
+    /// Lets the next [`Spawned::relaunch`] write as much as it likes (the disk was freed).
+    pub fn lift_file_size_limit(&mut self) {
+        self.file_size_limit = None;
+    }
+
     pub async fn relaunch(&mut self) {
         self.launch().await;
     }
