@@ -127,7 +127,7 @@ async fn a_store_moves_from_sled_to_postgres_and_back_and_logins_carry_on() {
 
     // sled → file → PostgreSQL → file: the same records.
     let from_sled = export(&on_sled, &dir.path().join("sled.jsonl")).await;
-    for kind in ["account", "session", "login", "seen", "sent"] {
+    for kind in ["account", "session", "login", "seen", "sent", "sms_budget"] {
         assert!(
             from_sled
                 .iter()

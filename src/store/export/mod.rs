@@ -49,13 +49,22 @@ pub struct Header {
 }
 
 /// One record. The order of the variants is the order of an export; an import needs only
-/// accounts before their sessions.
+/// accounts before their sessions and pending passwords.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Item {
     /// An account of the embedded auth core: its id (which apps may keep), number and
     /// password hash.
     Account { msisdn: Msisdn, account: Account },
+    /// An account created without its password, which is still to be made and texted.
+    PasswordPending {
+        account_id: u64,
+        msisdn: Msisdn,
+        /// The SMSC connection and short code the password goes out through.
+        smsc: String,
+        from: String,
+        since: UnixSecs,
+    },
     /// A live session, by the SHA-256 of its token (hex): the token itself is never stored.
     Session {
         hash: String,
@@ -105,6 +114,13 @@ pub enum Item {
     Webhook { id: u64, event: QueuedEvent },
     /// A number that texted STOP, and since when.
     OptOut { msisdn: Msisdn, since: UnixSecs },
+    /// The global SMS budget's count for the current `hour` or `day` (`period`), in its
+    /// window (the hour or day number since the epoch).
+    SmsBudget {
+        period: String,
+        window: u64,
+        count: u64,
+    },
     /// The last line: how many records came before it.
     End { records: u64 },
 }
@@ -114,6 +130,7 @@ impl Item {
     pub fn kind(&self) -> &'static str {
         match self {
             Item::Account { .. } => "account",
+            Item::PasswordPending { .. } => "password_pending",
             Item::Session { .. } => "session",
             Item::AuthAnswer { .. } => "auth_answer",
             Item::Login { .. } => "login",
@@ -126,6 +143,7 @@ impl Item {
             Item::Sent { .. } => "sent",
             Item::Webhook { .. } => "webhook",
             Item::OptOut { .. } => "opt_out",
+            Item::SmsBudget { .. } => "sms_budget",
             Item::End { .. } => "end",
         }
     }

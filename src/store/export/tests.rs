@@ -4,7 +4,8 @@ use super::*;
 use crate::core::auth::Credentials;
 use crate::core::login::LoginState;
 use crate::core::mo::Concat;
-use crate::core::store::{AccountStore, LoginReads, NewLogin, OptOutStore};
+use crate::core::outbound::SmsRoute;
+use crate::core::store::{AccountStore, LoginReads, NewAccount, NewLogin, OptOutStore};
 use crate::store::sled::SledStore;
 
 fn number() -> Msisdn {
@@ -37,9 +38,16 @@ fn every_kind() -> Vec<Item> {
             msisdn: number(),
             account: Account {
                 id: 7,
-                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
                 created_at: 1_800_000_000,
             },
+        },
+        Item::PasswordPending {
+            account_id: 7,
+            msisdn: number(),
+            smsc: "sim".into(),
+            from: "10690000".into(),
+            since: 1_800_000_000,
         },
         Item::Session {
             hash: "ab".repeat(32),
@@ -133,6 +141,11 @@ fn every_kind() -> Vec<Item> {
             msisdn: number(),
             since: 1_800_000_000,
         },
+        Item::SmsBudget {
+            period: "hour".into(),
+            window: 500_000,
+            count: 3,
+        },
     ]
 }
 
@@ -170,6 +183,7 @@ fn the_format_is_pinned() {
     let mo = r#"{"smsc":"sim","source_addr":"8613800138000","source_ton":1,"destination_addr":"10690000","esm_class":64,"data_coding":0,"user_data":[5,0,3,7,2,1,76],"sar":{"reference":7,"total":2,"seq":1},"received_at":1800000000}"#;
     let expected = [
         r#"{"kind":"account","msisdn":"+8613800138000","account":{"id":7,"password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA","created_at":1800000000}}"#.to_owned(),
+        r#"{"kind":"password_pending","account_id":7,"msisdn":"+8613800138000","smsc":"sim","from":"10690000","since":1800000000}"#.to_owned(),
         format!(r#"{{"kind":"session","hash":"{}","account_id":7,"expires_at":1802592000,"issued_at":1800000000,"msisdn":"+8613800138000"}}"#, "ab".repeat(32)),
         format!(r#"{{"kind":"auth_answer","request_id":12,"answer":{{"account_id":"7","created":true,"session":"{s}","credentials":{{"login":"+8613800138000","password":"pw"}}}}}}"#, s = "s".repeat(43)),
         format!(r#"{{"kind":"login","challenge":"0123456789ABCDEFGHJK","record":{{"state":{{"state":"complete","session":"{s}","account_id":"7","created":true}},"msisdn":"+8613800138000","issued_at":1800000000,"decided_at":1800000001,"keep_until":1800003600}}}}"#, s = "s".repeat(43)),
@@ -182,16 +196,17 @@ fn the_format_is_pinned() {
         r#"{"kind":"sent","smsc":"sim","message_id":"ab12","record":{"to":"+8613800138000","submitted_at":1800000002,"outcome":"DELIVRD"}}"#.to_owned(),
         r#"{"kind":"webhook","id":14,"event":{"backend":"shop","event_id":"e1","body":"{}"}}"#.to_owned(),
         r#"{"kind":"opt_out","msisdn":"+8613800138000","since":1800000000}"#.to_owned(),
-        r#"{"kind":"end","records":13}"#.to_owned(),
+        r#"{"kind":"sms_budget","period":"hour","window":500000,"count":3}"#.to_owned(),
+        r#"{"kind":"end","records":15}"#.to_owned(),
     ];
     assert_eq!(
         lines[1..],
         expected.iter().map(String::as_str).collect::<Vec<_>>()[..]
     );
     let read = read_all(text.as_bytes()).unwrap();
-    assert_eq!(read.len(), 13);
+    assert_eq!(read.len(), 15);
     assert_eq!(read[0].0, 2, "records are numbered by their line");
-    assert_eq!(read[12].1.kind(), "opt_out");
+    assert_eq!(read[14].1.kind(), "sms_budget");
 }
 
 #[test]
@@ -239,7 +254,7 @@ fn a_bad_file_is_refused_with_its_line() {
         .collect();
     let dropped = dropped.join("\n") + "\n";
     assert!(
-        error(&dropped).contains("the trailer counts 13 records, the file holds 12"),
+        error(&dropped).contains("the trailer counts 15 records, the file holds 14"),
         "{}",
         error(&dropped)
     );
@@ -271,17 +286,21 @@ async fn a_sled_store_goes_through_its_export_and_back_whole() {
     )
     .await
     .unwrap();
-    assert_eq!(imported.records, 13);
+    assert_eq!(imported.records, 15);
     let first = export_lines(&source);
-    assert_eq!(first.len(), 13);
+    assert_eq!(first.len(), 15);
 
     // New records after the import get ids past every imported one.
     let answer = source
         .log_in(NewLogin {
             request_id: 99,
             msisdn: &Msisdn::parse("+8613900139000").unwrap(),
-            password_hash_if_new: Some("$argon2id$h".into()),
-            password_if_new: Some("pw2".into()),
+            if_new: Some(NewAccount {
+                password_to: Some(SmsRoute {
+                    smsc: "sim".into(),
+                    from: "10690000".into(),
+                }),
+            }),
             session: "t".repeat(43),
             session_expires_at: 1_802_592_000,
             now: 1_800_000_050,

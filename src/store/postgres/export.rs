@@ -36,8 +36,8 @@ use crate::store::export::{
 
 /// Every table that holds records, in export order; what emptiness, `--replace` and the
 /// import's lock cover.
-const TABLES: &str = "accounts, sessions, auth_answers, logins, minted, inbox, inbox_seen, \
-     parts, rejected, outbox, sent, webhooks, opt_outs";
+const TABLES: &str = "accounts, password_pending, sessions, auth_answers, logins, minted, \
+     inbox, inbox_seen, parts, rejected, outbox, sent, webhooks, opt_outs, sms_budget";
 
 fn db(e: impl Into<PostgresError>) -> StoreError {
     e.into().into()
@@ -138,6 +138,21 @@ pub async fn export(
                     password_hash: get(r, 2)?,
                     created_at: unsigned(t, get(r, 3)?)?,
                 },
+            })
+        },
+    )
+    .await?;
+    rows(
+        c,
+        "SELECT id, msisdn, smsc, sender, since FROM password_pending ORDER BY id",
+        |r| {
+            let t = "password_pending";
+            out(&Item::PasswordPending {
+                account_id: unsigned(t, get(r, 0)?)?,
+                msisdn: number(t, get(r, 1)?)?,
+                smsc: get(r, 2)?,
+                from: get(r, 3)?,
+                since: unsigned(t, get(r, 4)?)?,
             })
         },
     )
@@ -320,6 +335,19 @@ pub async fn export(
         },
     )
     .await?;
+    rows(
+        c,
+        "SELECT period, window_no, count FROM sms_budget ORDER BY period",
+        |r| {
+            let t = "sms_budget";
+            out(&Item::SmsBudget {
+                period: get(r, 0)?,
+                window: unsigned(t, get(r, 1)?)?,
+                count: unsigned(t, get(r, 2)?)?,
+            })
+        },
+    )
+    .await?;
     client.batch_execute("COMMIT").await.map_err(db)?;
     Ok(())
 }
@@ -357,8 +385,18 @@ fn mo_unnest(first: usize) -> String {
 }
 
 /// The INSERT of each record kind. Ids are inserted as they were (`OVERRIDING SYSTEM VALUE`).
-fn inserts() -> [(&'static str, String); 13] {
+fn inserts() -> [(&'static str, String); 15] {
     [
+        (
+            "password_pending",
+            "INSERT INTO password_pending (id, msisdn, smsc, sender, since)
+             VALUES ($1, $2, $3, $4, $5)"
+                .into(),
+        ),
+        (
+            "sms_budget",
+            "INSERT INTO sms_budget (period, window_no, count) VALUES ($1, $2, $3)".into(),
+        ),
         (
             "account",
             "INSERT INTO accounts (id, msisdn, password_hash, created_at)
@@ -535,6 +573,33 @@ impl PgImport {
                     ],
                 )
                 .await
+            }
+            Item::PasswordPending {
+                account_id,
+                msisdn,
+                smsc,
+                from,
+                since,
+            } => {
+                self.run(
+                    item,
+                    &[
+                        &signed(*account_id)?,
+                        &msisdn.as_str(),
+                        smsc,
+                        from,
+                        &secs(*since),
+                    ],
+                )
+                .await
+            }
+            Item::SmsBudget {
+                period,
+                window,
+                count,
+            } => {
+                self.run(item, &[period, &signed(*window)?, &signed(*count)?])
+                    .await
             }
             Item::Session {
                 hash,

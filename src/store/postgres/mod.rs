@@ -11,6 +11,7 @@
 //! SMPP status, a failing `/readyz` — instead of a task stuck forever.
 
 mod accounts;
+mod budget;
 mod export;
 mod inbox;
 mod listen;
@@ -20,6 +21,7 @@ mod minted;
 mod node;
 mod outcomes;
 mod parts;
+mod passwords;
 mod queues;
 mod rows;
 mod sweep;

@@ -19,7 +19,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::accounts::{account_key, due_key as session_due_key};
-use super::record::SessionRecord;
+use super::record::{PendingRecord, SessionRecord};
 use super::{SledStore, decode, encode, minted};
 use crate::core::auth::{Account, AuthAnswer, SessionKey};
 use crate::core::error::StoreError;
@@ -83,6 +83,17 @@ impl SledStore {
             out(&Item::Account {
                 msisdn: msisdn_of("accounts", &key)?,
                 account: decode::<Account>("accounts", &value)?,
+            })?;
+        }
+        for entry in a.pending.iter() {
+            let (key, value) = entry.map_err(StoreError::from)?;
+            let pending: PendingRecord = decode("password_pending", &value)?;
+            out(&Item::PasswordPending {
+                account_id: id_of("password_pending", &key)?,
+                msisdn: pending.msisdn,
+                smsc: pending.smsc,
+                from: pending.from,
+                since: pending.since,
             })?;
         }
         for entry in a.sessions_tree().iter() {
@@ -196,6 +207,20 @@ impl SledStore {
                 since: id_of("opt_outs", &value)?,
             })?;
         }
+        for entry in self.sms_budget.iter() {
+            let (key, value) = entry.map_err(StoreError::from)?;
+            let corrupt = || StoreError::Corrupt {
+                tree: "sms_budget",
+                message: "not a window and a count".into(),
+            };
+            let window = value.get(..8).ok_or_else(corrupt)?;
+            let count = value.get(8..).ok_or_else(corrupt)?;
+            out(&Item::SmsBudget {
+                period: text_of("sms_budget", &key)?,
+                window: id_of("sms_budget", window)?,
+                count: id_of("sms_budget", count)?,
+            })?;
+        }
         Ok(())
     }
 
@@ -248,6 +273,7 @@ impl SledImport {
         self.mark()?;
         let id = match &item {
             Item::Account { account, .. } => account.id,
+            Item::PasswordPending { account_id, .. } => *account_id,
             Item::AuthAnswer { request_id: id, .. }
             | Item::Inbox { id, .. }
             | Item::Rejected { id, .. }
@@ -266,6 +292,21 @@ impl SledImport {
             Item::Account { msisdn, account } => {
                 a.accounts_tree()
                     .insert(msisdn.as_str(), encode(&account))?;
+            }
+            Item::PasswordPending {
+                msisdn,
+                smsc,
+                from,
+                since,
+                ..
+            } => {
+                let pending = PendingRecord {
+                    msisdn,
+                    smsc,
+                    from,
+                    since,
+                };
+                a.pending.insert(key, encode(&pending))?;
             }
             Item::Session {
                 hash,
@@ -349,6 +390,18 @@ impl SledImport {
             }
             Item::OptOut { msisdn, since } => {
                 s.opt_outs.insert(msisdn.as_str(), &since.to_be_bytes())?;
+            }
+            Item::SmsBudget {
+                period,
+                window,
+                count,
+            } => {
+                if period != "hour" && period != "day" {
+                    return Err(invalid(format!("{period:?} is not a budget period")));
+                }
+                let mut value = window.to_be_bytes().to_vec();
+                value.extend_from_slice(&count.to_be_bytes());
+                s.sms_budget.insert(period.as_bytes(), value)?;
             }
             Item::End { .. } => {}
         }
