@@ -209,6 +209,7 @@ impl Bench {
         sessions: bool,
     ) -> anyhow::Result<Rates> {
         let count = logins.len() as u64;
+        let logins_count = logins.len();
         let mos: Vec<MoRequest> = logins.iter().map(|(l, n)| l.mo(n)).collect();
         let submits_before = self.smsc.submit_times().len();
         let started = Instant::now();
@@ -225,6 +226,19 @@ impl Bench {
         let acked = self.smsc.at_window(window, mos).await?;
         self.processed += count;
         self.daemon.settled(&self.http, self.processed).await?;
+        if sessions {
+            // New numbers: their credential SMS follow the logins (the registrar hashes
+            // beside the pipeline), so an empty outbox is not the end of the batch.
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while self.smsc.submit_times().len() < submits_before + logins_count {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "credential SMS missing: {} of {logins_count}",
+                    self.smsc.submit_times().len() - submits_before
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let wall = started.elapsed().as_secs_f64();
         let processed = count as f64 / wall;
         let daemon_cpu = self.daemon.cpu_secs() - cpu_before;

@@ -2,8 +2,10 @@
 //!
 //! A new number gets a random password (65 bits) stored only as an Argon2id hash. Hashing
 //! costs tens of milliseconds of CPU, so it runs on the bounded pool of [`Hasher`] threads,
-//! never on the runtime, and only for numbers that have no account yet: a returning user
-//! costs no hashing.
+//! never on the runtime, and never on the login path: a new number's account is created
+//! "password pending" and its session issued at once, and the [`Registrar`](super::Registrar)
+//! makes, stores and texts the password beside the pipeline. Until its hash is stored no
+//! password logs in to the account, after the same work as a wrong one.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,13 +21,13 @@ use crate::core::clock::{Clock, UnixSecs};
 use crate::core::error::StoreError;
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
-use crate::core::store::{AccountStore, NewLogin, NewSession};
+use crate::core::store::{AccountStore, NewAccount, NewLogin, NewSession};
 use std::sync::Arc;
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 
 /// Password alphabet: Crockford base32 in lower case, readable and GSM-7 safe.
 const PASSWORD_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-const PASSWORD_LEN: usize = 13;
+pub(super) const PASSWORD_LEN: usize = 13;
 
 pub struct EmbeddedAuth {
     store: Arc<dyn AccountStore>,
@@ -34,8 +36,11 @@ pub struct EmbeddedAuth {
     send_credentials: bool,
     hasher: Hasher,
     /// A hash of a random password with the current parameters: what a login with an unknown
-    /// number is checked against, so that it costs as much as a wrong password.
+    /// number (or one whose password is pending) is checked against, so that it costs as
+    /// much as a wrong password.
     dummy_hash: OnceCell<String>,
+    /// Tells the registrar that an account waits for its password.
+    registrations: Arc<Notify>,
 }
 
 impl EmbeddedAuth {
@@ -45,6 +50,7 @@ impl EmbeddedAuth {
         session_ttl_secs: u64,
         send_credentials: bool,
         hasher: Hasher,
+        registrations: Arc<Notify>,
     ) -> Self {
         AuthCoreHealth::Embedded.publish();
         EmbeddedAuth {
@@ -54,6 +60,7 @@ impl EmbeddedAuth {
             send_credentials,
             hasher,
             dummy_hash: OnceCell::new(),
+            registrations,
         }
     }
 
@@ -73,16 +80,19 @@ impl EmbeddedAuth {
             Ok(msisdn) => self.store.account(&msisdn).await?.map(|a| (msisdn, a)),
             Err(_) => None,
         };
-        // The same Argon2 work whether or not the account exists.
-        let hash = match &account {
-            Some((_, a)) => a.password_hash.clone(),
+        // The same Argon2 work whether or not the account exists and has its password.
+        let hash = account.as_ref().and_then(|(_, a)| a.password_hash.clone());
+        let has_password = hash.is_some();
+        let hash = match hash {
+            Some(hash) => hash,
             None => self.dummy_hash().await?.clone(),
         };
         let matches = self
             .hasher
             .verify(password, hash)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)?
+            && has_password;
         let Some((msisdn, account)) = account.filter(|_| matches) else {
             return Ok(None);
         };
@@ -110,31 +120,29 @@ impl EmbeddedAuth {
         if let Some(answer) = self.store.auth_answer(request.request_id).await? {
             return Ok(answer);
         }
-        let (password_hash_if_new, password_if_new) =
-            if self.store.account(&request.msisdn).await?.is_some() {
-                (None, None)
-            } else {
-                let password = random_password();
-                let hash = self
-                    .hasher
-                    .hash(password.clone())
-                    .await
-                    .map_err(unavailable)?;
-                (Some(hash), self.send_credentials.then_some(password))
-            };
+        // No hashing here: a new account's password is the registrar's work.
+        let if_new = match self.store.account(&request.msisdn).await? {
+            Some(_) => None,
+            None => Some(NewAccount {
+                password_to: self.send_credentials.then(|| request.reply_via.clone()),
+            }),
+        };
         let now = self.clock.now();
-        Ok(self
+        let answer = self
             .store
             .log_in(NewLogin {
                 request_id: request.request_id,
                 msisdn: &request.msisdn,
-                password_hash_if_new,
-                password_if_new,
+                if_new,
                 session: random_session(),
                 session_expires_at: now + self.session_ttl_secs,
                 now,
             })
-            .await?)
+            .await?;
+        if answer.created && self.send_credentials {
+            self.registrations.notify_one();
+        }
+        Ok(answer)
     }
 }
 
@@ -255,7 +263,7 @@ fn unavailable(error: HashError) -> AuthError {
     AuthError::Unavailable(error.to_string())
 }
 
-fn random_password() -> String {
+pub(super) fn random_password() -> String {
     let mut bytes = [0u8; PASSWORD_LEN];
     rand::fill(&mut bytes);
     bytes
@@ -272,60 +280,76 @@ fn random_session() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::auth::config::Argon2Config;
+    use crate::core::outbound::SmsRoute;
+    use crate::core::store::PasswordStore;
     use crate::core::token::{Token, Verifier};
     use crate::store::sled::SledStore;
-    use argon2::password_hash::phc::PasswordHash;
-    use argon2::{Argon2, PasswordVerifier};
 
     fn auth(store: Arc<SledStore>) -> EmbeddedAuth {
         let hasher = Hasher::start(&Argon2Config::default()).unwrap();
-        EmbeddedAuth::new(store, Clock::manual(1_700_000_000), 60, true, hasher)
+        EmbeddedAuth::new(
+            store,
+            Clock::manual(1_700_000_000),
+            60,
+            true,
+            hasher,
+            Arc::new(Notify::new()),
+        )
     }
 
-    fn request(id: u64, number: &str) -> AuthRequest {
+    pub(in crate::auth) fn request(id: u64, number: &str) -> AuthRequest {
         AuthRequest {
             request_id: id,
             msisdn: Msisdn::parse(number).unwrap(),
             token: Token::for_verifier(&Verifier::random(), 1_700_000_000),
             received_at: 1_700_000_000,
+            reply_via: SmsRoute {
+                smsc: "sim".into(),
+                from: "10690000".into(),
+            },
+            may_create: true,
         }
     }
 
     #[tokio::test]
-    async fn new_number_gets_account_whose_hash_verifies_the_sent_password() {
+    async fn new_number_gets_its_account_and_session_before_any_password() {
         let store = Arc::new(SledStore::temporary().unwrap());
         let auth = auth(store.clone());
+        let number = Msisdn::parse("+8613800138000").unwrap();
         let answer = auth.login(&request(1, "+8613800138000")).await.unwrap();
         assert!(answer.created);
-        let credentials = answer.credentials.unwrap();
-        assert_eq!(credentials.login, "+8613800138000");
-        assert_eq!(credentials.password.len(), PASSWORD_LEN);
-        let account = store
-            .account(&Msisdn::parse("+8613800138000").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(!account.password_hash.contains(&credentials.password));
-        let parsed = PasswordHash::new(&account.password_hash).unwrap();
-        assert!(
-            Argon2::default()
-                .verify_password(credentials.password.as_bytes(), &parsed)
-                .is_ok()
+        assert!(answer.credentials.is_none(), "texted once hashed, not here");
+        let account = store.account(&number).await.unwrap().unwrap();
+        assert_eq!(account.password_hash, None);
+        let pending = store.pending_passwords(&|_| false, 10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (&pending[0].msisdn, pending[0].to.smsc.as_str()),
+            (&number, "sim")
         );
+        // Until the hash is stored, no password logs in: not even an empty one.
+        for guess in ["", "0123456789abc"] {
+            let session = auth.password_login(number.as_str(), guess.into()).await;
+            assert!(session.unwrap().is_none());
+        }
     }
 
     #[tokio::test]
     async fn returning_number_keeps_account_and_gets_no_credentials() {
         let store = Arc::new(SledStore::temporary().unwrap());
-        let auth = auth(store);
+        let auth = auth(store.clone());
         let first = auth.login(&request(1, "+8613800138000")).await.unwrap();
         let second = auth.login(&request(2, "+8613800138000")).await.unwrap();
         assert_eq!(first.account_id, second.account_id);
         assert!(!second.created && second.credentials.is_none());
         assert_ne!(first.session, second.session);
+        assert_eq!(
+            store.pending_passwords(&|_| false, 10).await.unwrap().len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -57,6 +57,7 @@ enum Job {
 #[derive(Clone)]
 pub struct Hasher {
     jobs: mpsc::Sender<Job>,
+    threads: usize,
 }
 
 impl Hasher {
@@ -97,7 +98,12 @@ impl Hasher {
                 })
                 .map_err(|e| HashError::Hash(format!("starting a hashing thread: {e}")))?;
         }
-        Ok(Hasher { jobs })
+        Ok(Hasher { jobs, threads })
+    }
+
+    /// How many passwords are hashed at once, at most.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The Argon2id PHC string of `password`, once a hashing thread is free.

@@ -7,8 +7,10 @@ mod breaker;
 pub mod config;
 mod embedded;
 pub mod hasher;
+mod register;
 mod remote;
 
 pub use embedded::EmbeddedAuth;
 pub use hasher::Hasher;
+pub use register::Registrar;
 pub use remote::{PLAIN_HTTP_REFUSED, RemoteAuth, RemoteError};

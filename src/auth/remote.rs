@@ -68,6 +68,8 @@ struct WireRequest<'a> {
     channel: &'static str,
     received_at: UnixSecs,
     request_id: String,
+    /// False: the number's prefix is past its new-account limit; log it in only if known.
+    may_create: bool,
 }
 
 impl<'a> WireRequest<'a> {
@@ -78,6 +80,7 @@ impl<'a> WireRequest<'a> {
             channel: "sms",
             received_at: request.received_at,
             request_id: wire_request_id(request),
+            may_create: request.may_create,
         }
     }
 }
@@ -456,6 +459,11 @@ mod tests {
             msisdn: Msisdn::parse("+8613800138000").unwrap(),
             token: Token::for_verifier(&Verifier::random(), 1_800_000_000),
             received_at: 1_800_000_005,
+            reply_via: crate::core::outbound::SmsRoute {
+                smsc: "sim".into(),
+                from: "10690000".into(),
+            },
+            may_create: true,
         }
     }
 

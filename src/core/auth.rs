@@ -14,6 +14,7 @@ use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
+use crate::core::outbound::SmsRoute;
 use crate::core::token::Token;
 
 /// One verified login attempt: the number proven by the SMS path and the token it carried.
@@ -24,6 +25,11 @@ pub struct AuthRequest {
     pub msisdn: Msisdn,
     pub token: Token,
     pub received_at: UnixSecs,
+    /// Where an SMS for this number goes (a new account's credentials).
+    pub reply_via: SmsRoute,
+    /// False when the number's prefix is past its new-account limit: log the number in only
+    /// if it has an account (a remote core is told so; the embedded one is asked first).
+    pub may_create: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +80,7 @@ pub trait AuthCore: Send + Sync {
     fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>>;
 
     /// Whether `msisdn` has an account already, for the new-accounts limit; None when this
-    /// core cannot tell without a login (then a login is taken to create one).
+    /// core cannot tell without a login (then the login is made with `may_create` false).
     fn knows<'a>(&'a self, _msisdn: &'a Msisdn) -> BoxFuture<'a, Result<Option<bool>, AuthError>> {
         Box::pin(futures::future::ready(Ok(None)))
     }
@@ -150,8 +156,10 @@ pub struct SessionInfo {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Account {
     pub id: u64,
-    /// Argon2id PHC string; the password itself is never stored.
-    pub password_hash: String,
+    /// Argon2id PHC string; the password itself is never stored. None while a new account's
+    /// password is being made (see [`PasswordStore`](crate::core::store::PasswordStore)), or
+    /// when it was never to be sent: no password logs in then.
+    pub password_hash: Option<String>,
     pub created_at: UnixSecs,
 }
 

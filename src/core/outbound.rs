@@ -28,6 +28,14 @@ impl std::fmt::Debug for Outbound {
     }
 }
 
+/// Where a reply to a number goes: the SMSC connection its MO came through, and the short
+/// code it was sent to (the reply's sender).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsRoute {
+    pub smsc: String,
+    pub from: String,
+}
+
 /// An SMS the SMSC accepted, under its message id, until its delivery receipt comes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentRecord {

@@ -11,6 +11,8 @@
 //! | the webhook dispatcher | [`WebhookStore`] |
 //! | the embedded auth core | [`AccountStore`] |
 //! | the pipeline's STOP / START | [`OptOutStore`] |
+//! | the pipeline's global SMS budget | [`SmsBudgetStore`] |
+//! | the embedded auth core's registrar (new accounts' passwords) | [`PasswordStore`] |
 //!
 //! # Durability, for every implementation
 //! A method that *writes* is atomic: all of its effect or none. It is **durable once a
@@ -37,6 +39,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
+use crate::core::budget::{SmsCounts, Windows};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 #[cfg(doc)]
@@ -45,7 +48,7 @@ use crate::core::login::{LoginRecord, MintedLogin};
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::notify::LoginWatch;
-use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
+use crate::core::outbound::{Outbound, QueuedEvent, SentRecord, SmsRoute};
 use crate::core::token::Challenge;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -347,12 +350,30 @@ pub struct NewLogin<'a> {
     pub request_id: u64,
     pub msisdn: &'a Msisdn,
     /// Given when the number may have no account yet: the account to create then.
-    pub password_hash_if_new: Option<String>,
-    /// Sent by SMS if the account is created here; kept in the answer until settled.
-    pub password_if_new: Option<String>,
+    pub if_new: Option<NewAccount>,
     pub session: String,
     pub session_expires_at: UnixSecs,
     pub now: UnixSecs,
+}
+
+/// A number's first account. It is created without a password, so that its login waits for
+/// no hashing; the password comes later ([`PasswordStore`]).
+pub struct NewAccount {
+    /// Where the password is to be texted: the account is then marked "password pending"
+    /// in the same write. None: no password is made (nobody would be told it).
+    pub password_to: Option<SmsRoute>,
+}
+
+/// A new account whose password is still to be made, stored and texted: the durable mark
+/// [`AccountStore::log_in`] leaves with the account, until [`PasswordStore::store_password`]
+/// takes it away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPassword {
+    pub msisdn: Msisdn,
+    pub account_id: u64,
+    pub to: SmsRoute,
+    /// When the account was created.
+    pub since: UnixSecs,
 }
 
 /// A session made outside an SMS login (a password login).
@@ -375,10 +396,10 @@ pub trait AccountStore: StoreBase {
     /// same account, session and credentials.
     fn auth_answer(&self, request_id: u64) -> StoreFuture<'_, Option<AuthAnswer>>;
 
-    /// Logs the number in: creates its account if it has none and `password_hash_if_new`
-    /// is given (else [`StoreError::AccountVanished`]), stores the session (by hash only)
-    /// and the answer under the request id. Never two accounts for one number, whoever
-    /// races. Atomic; durable after `sync`.
+    /// Logs the number in: creates its account if it has none and `if_new` is given (else
+    /// [`StoreError::AccountVanished`]), marked "password pending" when `if_new` says where
+    /// to text it, stores the session (by hash only) and the answer under the request id.
+    /// Never two accounts for one number, whoever races. Atomic; durable after `sync`.
     fn log_in<'a>(&'a self, new: NewLogin<'a>) -> StoreFuture<'a, AuthAnswer>;
 
     /// The login that used `request_id` is committed: its answer (and the password in it)
@@ -399,8 +420,8 @@ pub trait AccountStore: StoreBase {
     /// Removes every session of the account; returns how many. Durable after `sync`.
     fn revoke_sessions(&self, account_id: u64) -> StoreFuture<'_, usize>;
 
-    /// Replaces the account's password hash; false if the number has no account. Durable
-    /// after `sync`.
+    /// Replaces the account's password hash (a pending one too: the registrar then sends
+    /// nothing); false if the number has no account. Durable after `sync`.
     fn set_password<'a>(&'a self, msisdn: &'a Msisdn, hash: String) -> StoreFuture<'a, bool>;
 
     /// Removes sessions whose expiry is before `now`, reading only those; returns how many.
@@ -410,6 +431,31 @@ pub trait AccountStore: StoreBase {
     /// that names it in clear (logins, answers, queued and sent SMS, MOs in the inbox, parts
     /// and rejected, its opt-out); returns how many records went. Durable after `sync`.
     fn erase_number<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, usize>;
+}
+
+/// The embedded auth core's registrar: gives new accounts their password off the login
+/// path. After a crash at any point the mark is still there (the account's password never
+/// went out) or it is gone together with the stored hash and the queued SMS.
+pub trait PasswordStore: StoreBase {
+    /// Up to `limit` accounts whose password is pending, oldest first, skipping those `skip`
+    /// picks (in hand on this node). A shared backend hands each to one node at a time (a
+    /// lease that lapses if that node dies).
+    fn pending_passwords<'a>(
+        &'a self,
+        skip: &'a (dyn Fn(&Msisdn) -> bool + Send + Sync),
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<PendingPassword>>;
+
+    /// Atomically: if the account of `pending` still has its mark and no password, stores
+    /// `hash` and queues `sms` (the password's text); the mark goes either way. None: only
+    /// the mark goes (the password may not be texted). Returns whether the hash was stored.
+    /// Durable after `sync`; `sms` is handed to no SMSC before then, so no password goes out
+    /// whose hash is not stored.
+    fn store_password<'a>(
+        &'a self,
+        pending: &'a PendingPassword,
+        password: Option<(&'a str, &'a Outbound)>,
+    ) -> StoreFuture<'a, bool>;
 }
 
 /// Numbers that texted STOP: the pipeline sends them no SMS until they text START.
@@ -424,6 +470,16 @@ pub trait OptOutStore: StoreBase {
     ) -> StoreFuture<'a, bool>;
 
     fn opted_out<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, bool>;
+}
+
+/// The counts of the global SMS budget (`crate::core::budget`), one per store: every node of a
+/// shared store spends the same budget.
+pub trait SmsBudgetStore: StoreBase {
+    /// Adds `segments` (negative: gives them back) to the counts of the hour and the day of
+    /// `at`, atomically; a count of an earlier window starts again from 0, and one of a later
+    /// window (a node whose clock is ahead) takes the addition. Returns both counts after.
+    /// Durable after `sync`.
+    fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts>;
 }
 
 /// Replies by the SMSC connection they wait for, and moving them to another: for the start
@@ -454,7 +510,9 @@ pub trait Store:
     + OutboxRoutes
     + WebhookStore
     + AccountStore
+    + PasswordStore
     + OptOutStore
+    + SmsBudgetStore
 {
 }
 
@@ -466,6 +524,8 @@ impl<T> Store for T where
         + OutboxRoutes
         + WebhookStore
         + AccountStore
+        + PasswordStore
         + OptOutStore
+        + SmsBudgetStore
 {
 }

@@ -22,17 +22,20 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::hasher::HashError;
-use crate::auth::{EmbeddedAuth, Hasher, RemoteAuth, RemoteError};
+use crate::auth::{EmbeddedAuth, Hasher, Registrar, RemoteAuth, RemoteError};
 use crate::core::arrivals::Arrivals;
 use crate::core::auth::{AuthCore, SessionCore};
+use crate::core::budget::BudgetHealth;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
+use crate::core::sms_budget::SmsBudget;
 use crate::core::store::Store;
 use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
@@ -168,6 +171,7 @@ impl Daemon {
         let stranded = StrandedReplies::default();
         stranded::reconcile(store.as_ref(), &config.smsc, &stranded).await?;
         // One auth core (and for the remote one, one HTTP client) for the daemon's life.
+        let mut hashing = None;
         let (auth, sessions): (Arc<dyn AuthCore>, Option<Arc<dyn SessionCore>>) =
             match config.auth.mode {
                 AuthMode::Remote => {
@@ -179,13 +183,17 @@ impl Daemon {
                     (Arc::new(RemoteAuth::new(remote, clock.clone())?), None)
                 }
                 AuthMode::Embedded => {
+                    let hasher = Hasher::start(&config.auth.argon2)?;
+                    let registrations = Arc::new(Notify::new());
                     let embedded = Arc::new(EmbeddedAuth::new(
                         store.clone(),
                         clock.clone(),
                         config.login.session_ttl_secs,
                         config.login.send_credentials,
-                        Hasher::start(&config.auth.argon2)?,
+                        hasher.clone(),
+                        registrations.clone(),
                     ));
+                    hashing = Some((hasher, registrations));
                     (embedded.clone(), Some(embedded))
                 }
             };
@@ -201,6 +209,7 @@ impl Daemon {
             None => None,
         };
         let long_polls = LongPolls::new(live.limits.clone());
+        let sms_budget = BudgetHealth::default();
         let api = ApiState {
             poller: Poller {
                 store: store.clone(),
@@ -232,6 +241,7 @@ impl Daemon {
             sessions,
             limits: live.limits.clone(),
             password_gate: Default::default(),
+            sms_budget: sms_budget.clone(),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -253,6 +263,8 @@ impl Daemon {
             ),
             long_polls,
             poll_limiter: live.poll_limiter.clone(),
+            sms_budget: sms_budget.clone(),
+            clock: clock.clone(),
         };
         let page = page::router(PageState {
             settings: live.page.clone(),
@@ -307,6 +319,24 @@ impl Daemon {
             stop_rest.clone(),
         )));
 
+        // New accounts' passwords, beside the pipeline; it resumes what a crash left.
+        if let Some((hasher, wake)) = hashing {
+            let registrar = Registrar {
+                store: store.clone(),
+                opt_outs: store.clone(),
+                hasher,
+                replies: live.replies.clone(),
+                limits: live.limits.clone(),
+                default_country_code: config.numbering.default_country_code.clone(),
+                clock: clock.clone(),
+                wake,
+                sms_budget: SmsBudget {
+                    counts: store.clone(),
+                    health: sms_budget.clone(),
+                },
+            };
+            rest_done.push(tokio::spawn(registrar.run(stop_rest.clone())));
+        }
         let arrivals = Arrivals::default();
         if !options.hold_inbox {
             let pipeline = LoginPipeline {
@@ -329,6 +359,10 @@ impl Daemon {
                 opt_outs: store.clone(),
                 commands: config.login.commands.commands(),
                 notify_logins: config.login.notify_logins,
+                sms_budget: SmsBudget {
+                    counts: store.clone(),
+                    health: sms_budget,
+                },
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }

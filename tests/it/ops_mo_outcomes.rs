@@ -84,7 +84,8 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
             group(&first),
             "registered".into(),
             "".into(),
-            "credentials".into(),
+            // The credentials follow once hashed, in a line of their own.
+            "none".into(),
         ],
         [
             masked(ALICE),
@@ -130,7 +131,9 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
         ],
     ];
     common::eventually("a line for every MO and every reply", async || {
-        outcome_lines(&d).len() >= expected.len() && reply_lines(&d).len() >= 4
+        outcome_lines(&d).len() >= expected.len()
+            && reply_lines(&d).len() >= 4
+            && !lines_of(&d, "credentials queued").is_empty()
     })
     .await;
     d.signal(libc::SIGTERM);
@@ -143,6 +146,20 @@ async fn every_mo_ends_in_one_info_line_with_the_smsc_the_masked_number_and_the_
         assert_eq!(line["level"], "INFO", "{line}");
         assert_eq!(line["smsc"], "sim", "{line}");
     }
+    let credentials = lines_of(&d, "credentials queued");
+    assert_eq!(credentials.len(), 1, "{credentials:?}");
+    assert_eq!(
+        (
+            &credentials[0]["to"],
+            &credentials[0]["smsc"],
+            &credentials[0]["level"]
+        ),
+        (
+            &Value::from(masked(ALICE)),
+            &Value::from("sim"),
+            &Value::from("INFO")
+        )
+    );
     assert_eq!(lines[5]["limit"], "deny_list");
     let why = lines[6]["detail"].as_str().unwrap();
     assert!(why.starts_with("malformed user data header"), "{why}");

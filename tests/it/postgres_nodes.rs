@@ -14,10 +14,10 @@ use common::{ALICE, BOB, PATIENCE};
 use moauth::core::login::{LoginRecord, LoginState};
 use moauth::core::mo::MoMessage;
 use moauth::core::msisdn::Msisdn;
-use moauth::core::outbound::Outbound;
+use moauth::core::outbound::{Outbound, SmsRoute};
 use moauth::core::store::{
-    AccountStore, IngestStore, LoginReads, NewLogin, OutboxStore, Outcome, PipelineStore,
-    PollStore, SweepDue, Swept,
+    AccountStore, IngestStore, LoginReads, NewAccount, NewLogin, OutboxStore, Outcome,
+    PasswordStore, PipelineStore, PollStore, SweepDue, Swept,
 };
 use moauth::core::token::{Challenge, Verifier};
 use moauth::store::postgres::{PgStore, SWEEP_LOCK};
@@ -378,13 +378,18 @@ async fn one_node_sweeps_at_a_time_and_only_what_is_due() {
     assert_eq!(swept.seen, 2, "both digests were received at 100");
 }
 
-fn new_login<'a>(request_id: u64, msisdn: &'a Msisdn, password: &str) -> NewLogin<'a> {
+/// A login whose new account would have its password texted through `smsc`.
+fn new_login<'a>(request_id: u64, msisdn: &'a Msisdn, smsc: &str) -> NewLogin<'a> {
     NewLogin {
         request_id,
         msisdn,
-        password_hash_if_new: Some(format!("hash-of-{password}")),
-        password_if_new: Some(password.into()),
-        session: format!("session-{request_id}-{password}"),
+        if_new: Some(NewAccount {
+            password_to: Some(SmsRoute {
+                smsc: smsc.into(),
+                from: "10690000".into(),
+            }),
+        }),
+        session: format!("session-{request_id}-{smsc}"),
         session_expires_at: 10_000,
         now: 100,
     }
@@ -407,13 +412,49 @@ async fn a_new_numbers_first_logins_on_two_nodes_make_one_account() {
             1,
             "one created it"
         );
-        assert_eq!(
-            u8::from(ra.credentials.is_some()) + u8::from(rb.credentials.is_some()),
-            1,
-            "one password to send"
-        );
     }
     assert_eq!(a.account_count().await.unwrap(), 10);
+    assert_eq!(
+        count(&db, "password_pending").await,
+        10,
+        "one password to send each"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_password_is_leased_to_one_node_and_sent_once() {
+    let Some(db) = database().await else { return };
+    let (a, b) = nodes(&db).await;
+    let number = Msisdn::parse(ALICE).unwrap();
+    assert!(
+        a.log_in(new_login(1, &number, "sim"))
+            .await
+            .unwrap()
+            .created
+    );
+    let taken = a.pending_passwords(&|_| false, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        b.pending_passwords(&|_| false, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased to A"
+    );
+    // Both finish anyway (B took it over after a lapse, say): one hash, one SMS.
+    let (from_a, from_b) = (reply("from a"), reply("from b"));
+    let (ra, rb) = tokio::join!(
+        a.store_password(&taken[0], Some(("hash-a", &from_a))),
+        b.store_password(&taken[0], Some(("hash-b", &from_b))),
+    );
+    assert_eq!(u8::from(ra.unwrap()) + u8::from(rb.unwrap()), 1);
+    assert_eq!(count(&db, "outbox").await, 1);
+    assert_eq!(count(&db, "password_pending").await, 0);
+    let hash = a.account(&number).await.unwrap().unwrap().password_hash;
+    assert!(
+        matches!(hash.as_deref(), Some("hash-a" | "hash-b")),
+        "{hash:?}"
+    );
 }
 
 #[tokio::test]
@@ -423,7 +464,7 @@ async fn an_mo_logged_in_on_two_nodes_gets_one_answer() {
     let number = Msisdn::parse(ALICE).unwrap();
     let first = a.log_in(new_login(7, &number, "pa")).await.unwrap();
     assert!(first.created);
-    // A's lease lapsed; B retries the same MO (request 7) with a password of its own.
+    // A's lease lapsed; B retries the same MO (request 7).
     let second = b.log_in(new_login(7, &number, "pb")).await.unwrap();
     assert_eq!(second, first, "same account, session and credentials");
     assert_eq!(b.auth_answer(7).await.unwrap(), Some(first));
@@ -431,11 +472,11 @@ async fn an_mo_logged_in_on_two_nodes_gets_one_answer() {
     assert_eq!(b.auth_answer(7).await.unwrap(), None);
     // A returning number without a hash to create with is logged in, not refused.
     let mut returning = new_login(8, &number, "x");
-    returning.password_hash_if_new = None;
+    returning.if_new = None;
     assert!(!b.log_in(returning).await.unwrap().created);
     let stranger = Msisdn::parse(BOB).unwrap();
     let mut unknown = new_login(9, &stranger, "x");
-    unknown.password_hash_if_new = None;
+    unknown.if_new = None;
     assert!(
         a.log_in(unknown).await.is_err(),
         "no account, none to create"

@@ -175,15 +175,6 @@ async fn revoke_all_ends_every_session_of_one_account_only() {
     assert_eq!((status, &answer["error"]), (400, &json!("bad_account_id")));
 }
 
-/// The password in a credential SMS ("... password abc123. Keep it private.").
-fn texted_password(text: &str) -> String {
-    let after = text
-        .split("password ")
-        .nth(1)
-        .expect("a password in the SMS");
-    after.split('.').next().unwrap().to_owned()
-}
-
 async fn password_login(h: &Harness, login: &str, password: &str) -> (u16, Value, Option<u64>) {
     let response = h
         .http
@@ -219,7 +210,7 @@ async fn the_texted_password_logs_in_and_guessing_is_refused_then_limited() {
     let before = password_logins(&h).await;
     let login = sms_login(&h, ALICE).await;
     let sms = h.settled_submits(1).await;
-    let password = texted_password(&sms[0].text);
+    let password = common::texted_password(&sms[0].text);
 
     let (status, answer, _) = password_login(&h, ALICE, &password).await;
     assert_eq!(status, 200, "{answer}");

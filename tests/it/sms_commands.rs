@@ -56,18 +56,6 @@ async fn password_login(h: &Harness, login: &str, password: &str) -> u16 {
         .as_u16()
 }
 
-/// The password in a credential SMS ("... password abc. ...") or a new-password SMS
-/// ("... new password for +86... is abc. ...").
-fn texted_password(text: &str) -> String {
-    let marker = if text.contains("new password") {
-        " is "
-    } else {
-        "password "
-    };
-    let after = text.split(marker).nth(1).expect("a password in the SMS");
-    after.split('.').next().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn stop_silences_every_sms_until_start_and_logins_still_work() {
     let h = harness(|_| {}).await;
@@ -104,13 +92,13 @@ async fn password_texts_a_new_one_and_the_old_one_stops_working() {
     let h = harness(|_| {}).await;
     sms_login(&h, ALICE).await;
     let sms = h.settled_submits(1).await;
-    let old = texted_password(&sms[0].text);
+    let old = common::texted_password(&sms[0].text);
     assert_eq!(password_login(&h, ALICE, &old).await, 200);
 
     h.phone_sends(ALICE, "密码").await;
     let sms = h.settled_submits(2).await;
     assert!(sms[1].text.contains("new password"), "{}", sms[1].text);
-    let new = texted_password(&sms[1].text);
+    let new = common::texted_password(&sms[1].text);
     assert_ne!(new, old);
     assert_eq!(password_login(&h, ALICE, &old).await, 401);
     assert_eq!(password_login(&h, ALICE, &new).await, 200);
@@ -127,7 +115,7 @@ async fn password_over_the_reply_limit_changes_nothing() {
     let h = harness(|c| c.limits.error_sms_per_number_per_hour = 1).await;
     sms_login(&h, ALICE).await;
     let sms = h.settled_submits(1).await;
-    let old = texted_password(&sms[0].text);
+    let old = common::texted_password(&sms[0].text);
     h.phone_sends(ALICE, "HELP").await;
     h.settled_submits(2).await;
     h.phone_sends(ALICE, "PASSWORD").await;

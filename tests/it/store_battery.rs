@@ -10,14 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moauth::core::auth::{AuthAnswer, Credentials, SessionInfo, SessionKey};
+use moauth::core::auth::{AuthAnswer, SessionInfo, SessionKey};
+use moauth::core::budget::{SmsCounts, Windows};
 use moauth::core::clock::UnixSecs;
 use moauth::core::error::StoreError;
 use moauth::core::login::{LoginRecord, LoginState, MintedLogin, RejectReason};
 use moauth::core::mo::{MoMessage, RejectedMo};
 use moauth::core::msisdn::Msisdn;
-use moauth::core::outbound::{Outbound, QueuedEvent, SentRecord};
-use moauth::core::store::{Filed, NewLogin, NewSession, Outcome, PartKey, Store, SweepDue};
+use moauth::core::outbound::{Outbound, QueuedEvent, SentRecord, SmsRoute};
+use moauth::core::store::{
+    Filed, NewAccount, NewLogin, NewSession, Outcome, PartKey, PendingPassword, Store, SweepDue,
+};
 use moauth::core::token::{Challenge, Verifier};
 
 /// Runs every check of the battery against the backend `$open` makes (an async expression
@@ -50,7 +53,11 @@ macro_rules! store_battery {
                 sessions_are_swept_once_expired,
                 a_password_is_replaced_only_for_an_existing_account,
                 an_opt_out_holds_until_lifted,
+                sms_budget_counts_add_up_per_window_and_start_again_in_the_next,
                 erasing_a_number_leaves_no_record_of_it_and_spares_others,
+                a_new_accounts_hash_and_sms_are_stored_together_once,
+                a_password_set_meanwhile_is_neither_overwritten_nor_sent,
+                a_mark_lifted_without_a_password_leaves_the_account_without_one,
             );
         }
     };
@@ -671,12 +678,22 @@ async fn a_receipt_settles_the_sms_it_reports_on(store: Arc<dyn Store>) {
     );
 }
 
-fn new_login<'a>(request_id: u64, msisdn: &'a Msisdn, hash: Option<&str>) -> NewLogin<'a> {
+/// Where the battery's new accounts have their passwords texted.
+fn route() -> SmsRoute {
+    SmsRoute {
+        smsc: "main".into(),
+        from: "10690000".into(),
+    }
+}
+
+/// A login of `msisdn`; with `create`, the account it may create has its password pending.
+fn new_login(request_id: u64, msisdn: &Msisdn, create: bool) -> NewLogin<'_> {
     NewLogin {
         request_id,
         msisdn,
-        password_hash_if_new: hash.map(str::to_owned),
-        password_if_new: hash.map(|_| "secret-password".to_owned()),
+        if_new: create.then(|| NewAccount {
+            password_to: Some(route()),
+        }),
         session: format!("session-{request_id}"),
         session_expires_at: NOW + 3_600,
         now: NOW,
@@ -686,18 +703,13 @@ fn new_login<'a>(request_id: u64, msisdn: &'a Msisdn, hash: Option<&str>) -> New
 async fn a_number_gets_one_account_however_many_logins_race(store: Arc<dyn Store>) {
     let number = Msisdn::parse("+8613800138000").unwrap();
     assert!(matches!(
-        store.log_in(new_login(1, &number, None)).await,
+        store.log_in(new_login(1, &number, false)).await,
         Err(StoreError::AccountVanished)
     ));
     let logins: Vec<_> = (10..18)
         .map(|id| {
             let (store, number) = (store.clone(), number.clone());
-            tokio::spawn(async move {
-                store
-                    .log_in(new_login(id, &number, Some("$argon2id$hash")))
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { store.log_in(new_login(id, &number, true)).await.unwrap() })
         })
         .collect();
     let mut answers: Vec<AuthAnswer> = Vec::new();
@@ -710,32 +722,28 @@ async fn a_number_gets_one_account_however_many_logins_race(store: Arc<dyn Store
             .iter()
             .all(|a| a.account_id == answers[0].account_id)
     );
-    let created = answers.iter().find(|a| a.created).unwrap();
-    assert!(
-        created.credentials
-            == Some(Credentials {
-                login: "+8613800138000".into(),
-                password: "secret-password".into()
-            })
-    );
-    assert!(
-        answers
-            .iter()
-            .filter(|a| !a.created)
-            .all(|a| a.credentials.is_none())
-    );
+    // The credentials follow once hashed: no answer carries any.
+    assert!(answers.iter().all(|a| a.credentials.is_none()));
     assert_eq!(store.account_count().await.unwrap(), 1);
     let account = store.account(&number).await.unwrap().unwrap();
-    assert_eq!(account.password_hash, "$argon2id$hash");
+    assert_eq!(account.password_hash, None, "pending");
+    let pending = store.pending_passwords(&|_| false, 10).await.unwrap();
+    assert_eq!(
+        pending,
+        [PendingPassword {
+            msisdn: number,
+            account_id: account.id,
+            to: route(),
+            since: NOW,
+        }],
+        "one mark, for the one account"
+    );
 }
 
 async fn an_answer_is_kept_for_a_retry_until_settled(store: Arc<dyn Store>) {
     let number = Msisdn::parse("+8613900139000").unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), None);
-    let answer = store
-        .log_in(new_login(5, &number, Some("$argon2id$hash")))
-        .await
-        .unwrap();
+    let answer = store.log_in(new_login(5, &number, true)).await.unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), Some(answer));
     store.settle_answer(5).await.unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), None);
@@ -824,7 +832,7 @@ async fn sweeps_take_only_what_is_due(store: Arc<dyn Store>) {
 /// An account for `number` with one session from its SMS login; returns the account id.
 async fn account_with_session(store: &Arc<dyn Store>, number: &Msisdn, request_id: u64) -> u64 {
     let answer = store
-        .log_in(new_login(request_id, number, Some("$argon2id$hash")))
+        .log_in(new_login(request_id, number, true))
         .await
         .unwrap();
     answer.account_id.parse().unwrap()
@@ -894,7 +902,7 @@ async fn revoking_an_account_ends_all_its_sessions_and_no_other(store: Arc<dyn S
     );
     let a = account_with_session(&store, &alice, 1).await;
     let b = account_with_session(&store, &bob, 2).await;
-    store.log_in(new_login(3, &alice, None)).await.unwrap();
+    store.log_in(new_login(3, &alice, false)).await.unwrap();
     store
         .add_session(password_session(a, &alice, "alice-web", NOW + 60))
         .await
@@ -982,8 +990,8 @@ async fn a_password_is_replaced_only_for_an_existing_account(store: Arc<dyn Stor
     );
     let account = store.account(&number).await.unwrap().unwrap();
     assert_eq!(
-        (account.id, account.password_hash.as_str()),
-        (id, "$argon2id$new")
+        (account.id, account.password_hash.as_deref()),
+        (id, Some("$argon2id$new"))
     );
 }
 
@@ -1008,6 +1016,33 @@ async fn an_opt_out_holds_until_lifted(store: Arc<dyn Store>) {
     assert!(!store.opted_out(&alice).await.unwrap());
 }
 
+async fn sms_budget_counts_add_up_per_window_and_start_again_in_the_next(store: Arc<dyn Store>) {
+    let counts = |hour, day| SmsCounts { hour, day };
+    let at = Windows { hour: 100, day: 4 };
+    assert_eq!(store.count_sms(at, 0).await.unwrap(), counts(0, 0));
+    assert_eq!(store.count_sms(at, 3).await.unwrap(), counts(3, 3));
+    // Concurrent spenders (other nodes) are all counted.
+    let spent = futures::future::join_all((0..10).map(|_| store.count_sms(at, 2))).await;
+    assert!(spent.iter().all(Result::is_ok), "{spent:?}");
+    assert_eq!(
+        store.count_sms(at, -1).await.unwrap(),
+        counts(22, 22),
+        "given back"
+    );
+    // The next hour starts from 0, the day goes on.
+    let next = Windows { hour: 101, day: 4 };
+    assert_eq!(store.count_sms(next, 1).await.unwrap(), counts(1, 23));
+    // A node whose clock lags adds to the current windows rather than restarting them.
+    assert_eq!(store.count_sms(at, 1).await.unwrap(), counts(2, 24));
+    assert_eq!(
+        store.count_sms(next, -50).await.unwrap(),
+        counts(0, 0),
+        "never below 0"
+    );
+    let tomorrow = Windows { hour: 124, day: 5 };
+    assert_eq!(store.count_sms(tomorrow, 4).await.unwrap(), counts(4, 4));
+}
+
 async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dyn Store>) {
     let (alice, bob) = (
         Msisdn::parse("+8613800138000").unwrap(),
@@ -1030,9 +1065,21 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
             mo("+8613900139000", "bob's login", NOW),
             mo("13800138000", "waiting", NOW),
             mo("+8613900139000", "bob waiting", NOW),
+            mo("+8613800138000", "part", NOW),
         ],
     )
     .await;
+    let joined_never = |_: Vec<MoMessage>| -> MoMessage { unreachable!("one part of two") };
+    let at = PartKey {
+        group: b"alice/ref1",
+        seq: 1,
+        total: 2,
+    };
+    let filed = store
+        .file_part(taken[4].0, at, &taken[4].1, &joined_never)
+        .await
+        .unwrap();
+    assert_eq!(filed, Filed::Waiting);
     let bob_login = LoginRecord {
         msisdn: Some(bob.clone()),
         ..record(complete("b"), NOW + 600)
@@ -1075,8 +1122,13 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
         .await
         .unwrap();
 
-    assert!(store.erase_number(&alice).await.unwrap() >= 9);
+    let before = store.depths();
+    assert_eq!((before.inbox, before.parts, before.outbox), (2, 1, 2));
+    assert!(store.erase_number(&alice).await.unwrap() >= 10);
     store.sync().await.unwrap();
+    // The gauges behind `/metrics` and `/status` follow the erasure.
+    let after = store.depths();
+    assert_eq!((after.inbox, after.parts, after.outbox), (1, 0, 1));
 
     assert!(store.account(&alice).await.unwrap().is_none());
     for gone in ["session-1", "alice-web"] {
@@ -1114,4 +1166,155 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
     assert!(store.auth_answer(2).await.unwrap().is_some());
     assert!(store.login(&bob_challenge).await.unwrap().is_some());
     assert!(store.opted_out(&bob).await.unwrap());
+    let marks = store.pending_passwords(&|_| false, 10).await.unwrap();
+    let marked: Vec<&Msisdn> = marks.iter().map(|p| &p.msisdn).collect();
+    assert_eq!(marked, [&bob], "ALICE's password is no longer pending");
+}
+
+/// The one pending password of `number`'s new account, and the SMS that would carry it.
+async fn pending_of(store: &Arc<dyn Store>, number: &Msisdn) -> (PendingPassword, Outbound) {
+    let mut found = store.pending_passwords(&|_| false, 10).await.unwrap();
+    found.retain(|p| &p.msisdn == number);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let mut sms = sms("main", "password: abc");
+    sms.to = number.clone();
+    (found.remove(0), sms)
+}
+
+async fn a_new_accounts_hash_and_sms_are_stored_together_once(store: Arc<dyn Store>) {
+    let (alice, bob) = (
+        Msisdn::parse("+8613800138000").unwrap(),
+        Msisdn::parse("+8613900139000").unwrap(),
+    );
+    account_with_session(&store, &alice, 1).await;
+    account_with_session(&store, &bob, 2).await;
+    let oldest_first: Vec<Msisdn> = store
+        .pending_passwords(&|_| false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.msisdn)
+        .collect();
+    assert_eq!(oldest_first, [alice.clone(), bob.clone()]);
+    let skipping = store.pending_passwords(&|m| m == &alice, 10).await.unwrap();
+    assert_eq!(skipping.len(), 1);
+    assert_eq!(skipping[0].msisdn, bob);
+    assert_eq!(
+        store.pending_passwords(&|_| false, 1).await.unwrap().len(),
+        1
+    );
+
+    let mut queued = store.replies_queued();
+    let (pending, sms) = pending_of(&store, &alice).await;
+    assert!(
+        store
+            .store_password(&pending, Some(("$argon2id$alice", &sms)))
+            .await
+            .unwrap()
+    );
+    tokio::time::timeout(Duration::from_secs(10), queued.changed())
+        .await
+        .expect("told that a reply was queued")
+        .unwrap();
+    store.sync().await.unwrap();
+    let account = store.account(&alice).await.unwrap().unwrap();
+    assert_eq!(account.password_hash.as_deref(), Some("$argon2id$alice"));
+    let outbox = store.pending_replies("main", &|_| false, 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].1, sms);
+    assert_eq!(store.depths().outbox, 1);
+
+    // The same mark again (a second node, a retry): no second hash, no second SMS.
+    let mut other = sms.clone();
+    other.text = "password: xyz".into();
+    assert!(
+        !store
+            .store_password(&pending, Some(("$argon2id$again", &other)))
+            .await
+            .unwrap()
+    );
+    let account = store.account(&alice).await.unwrap().unwrap();
+    assert_eq!(account.password_hash.as_deref(), Some("$argon2id$alice"));
+    assert_eq!(
+        store
+            .pending_replies("main", &|_| false, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let left: Vec<Msisdn> = store
+        .pending_passwords(&|_| false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.msisdn)
+        .collect();
+    assert_eq!(left, [bob]);
+}
+
+async fn a_password_set_meanwhile_is_neither_overwritten_nor_sent(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613800138000").unwrap();
+    account_with_session(&store, &number, 1).await;
+    let (pending, sms) = pending_of(&store, &number).await;
+    // PASSWORD texted while the registrar was hashing.
+    assert!(
+        store
+            .set_password(&number, "$argon2id$reset".into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .store_password(&pending, Some(("$argon2id$late", &sms)))
+            .await
+            .unwrap()
+    );
+    let account = store.account(&number).await.unwrap().unwrap();
+    assert_eq!(account.password_hash.as_deref(), Some("$argon2id$reset"));
+    assert!(
+        store
+            .pending_replies("main", &|_| false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .pending_passwords(&|_| false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_mark_lifted_without_a_password_leaves_the_account_without_one(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613800138000").unwrap();
+    account_with_session(&store, &number, 1).await;
+    let (pending, _) = pending_of(&store, &number).await;
+    assert!(!store.store_password(&pending, None).await.unwrap());
+    assert!(
+        store
+            .pending_passwords(&|_| false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.account(&number).await.unwrap().unwrap().password_hash,
+        None
+    );
+    // A number whose password is not to be texted is never marked.
+    let quiet = Msisdn::parse("+8613900139000").unwrap();
+    let mut login = new_login(2, &quiet, true);
+    login.if_new = Some(NewAccount { password_to: None });
+    assert!(store.log_in(login).await.unwrap().created);
+    assert!(
+        store
+            .pending_passwords(&|_| false, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.depths().outbox, 0);
 }

@@ -15,7 +15,7 @@ use crate::core::auth::{AuthAnswer, Credentials, SessionInfo, SessionKey};
 use crate::core::msisdn::Msisdn;
 use crate::core::store::{NewLogin, NewSession};
 
-/// The number had no account and none could be created (no password hash was given).
+/// The number had no account and none could be created (`if_new` was not given).
 #[derive(Debug)]
 pub struct AccountVanished;
 
@@ -55,7 +55,8 @@ impl PgStore {
         row.map(|row| answer_from_row(&row)).transpose()
     }
 
-    /// Logs the number in: its account (created if it has none and a hash is given), a
+    /// Logs the number in: its account (created if it has none and `if_new` is given,
+    /// without a password and, when it is to be texted, marked in `password_pending`), a
     /// session stored by hash, and the answer under the request id; or the answer already
     /// stored for that request id. Committed on return.
     pub(super) async fn log_in(
@@ -66,15 +67,32 @@ impl PgStore {
         let tx = client.transaction().await?;
         let number = new.msisdn.as_str();
         let mut account = None;
-        if let Some(hash) = &new.password_hash_if_new {
+        if let Some(if_new) = &new.if_new {
+            // The mark only with the account this statement created: the loser of a race
+            // marks nothing.
             let insert = tx
                 .prepare_cached(
-                    "INSERT INTO accounts (msisdn, password_hash, created_at)
-                     VALUES ($1, $2, $3) ON CONFLICT (msisdn) DO NOTHING RETURNING id",
+                    "WITH created AS (
+                         INSERT INTO accounts (msisdn, password_hash, created_at)
+                         VALUES ($1, NULL, $2) ON CONFLICT (msisdn) DO NOTHING RETURNING id
+                     ), marked AS (
+                         INSERT INTO password_pending (id, msisdn, smsc, sender, since)
+                         SELECT id, $1, $3, $4, $2 FROM created WHERE $3::text IS NOT NULL
+                     )
+                     SELECT id FROM created",
                 )
                 .await?;
+            let to = if_new.password_to.as_ref();
             account = tx
-                .query_opt(&insert, &[&number, hash, &secs(new.now)])
+                .query_opt(
+                    &insert,
+                    &[
+                        &number,
+                        &secs(new.now),
+                        &to.map(|t| t.smsc.as_str()),
+                        &to.map(|t| t.from.as_str()),
+                    ],
+                )
                 .await?
                 .map(|row| (row.get::<_, i64>(0), true));
         }
@@ -106,14 +124,6 @@ impl PgStore {
             ],
         )
         .await?;
-        let credentials = created
-            .then(|| {
-                new.password_if_new.clone().map(|password| Credentials {
-                    login: number.to_owned(),
-                    password,
-                })
-            })
-            .flatten();
         let store = tx
             .prepare_cached(
                 "WITH stored AS (
@@ -137,8 +147,10 @@ impl PgStore {
                     &account_id.to_string(),
                     &created,
                     &new.session,
-                    &credentials.as_ref().map(|c| c.login.as_str()),
-                    &credentials.as_ref().map(|c| c.password.as_str()),
+                    // A new account's credentials follow by themselves, once hashed and
+                    // stored (answers of earlier releases may still hold some).
+                    &None::<&str>,
+                    &None::<&str>,
                 ],
             )
             .await?;
@@ -249,7 +261,8 @@ impl PgStore {
     }
 
     /// Every row naming `msisdn`, in one transaction: the account (its sessions go by the
-    /// foreign key), logins, unsettled answers with its credentials, queued and sent SMS, MOs
+    /// foreign key) and its pending password, logins, unsettled answers for the account or
+    /// with its credentials, queued and sent SMS, MOs
     /// from it (its digits, or their national tail of six or more, as an SMSC may write them)
     /// and its opt-out.
     pub(super) async fn erase_number(&self, msisdn: &Msisdn) -> Result<usize, PostgresError> {
@@ -268,9 +281,11 @@ impl PgStore {
             )
             .await?;
         for sql in [
+            "DELETE FROM password_pending WHERE msisdn = $1",
+            "DELETE FROM auth_answers
+             WHERE login = $1 OR account_id = (SELECT id::text FROM accounts WHERE msisdn = $1)",
             "DELETE FROM accounts WHERE msisdn = $1",
             "DELETE FROM logins WHERE msisdn = $1",
-            "DELETE FROM auth_answers WHERE login = $1",
             "DELETE FROM sent WHERE recipient = $1",
             "DELETE FROM opt_outs WHERE msisdn = $1",
         ] {

@@ -46,6 +46,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "opt-outs",
         sql: include_str!("migrations/0004_opt_outs.sql"),
     },
+    Migration {
+        version: 5,
+        name: "sms budget",
+        sql: include_str!("migrations/0005_sms_budget.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "password pending",
+        sql: include_str!("migrations/0006_password_pending.sql"),
+    },
 ];
 
 /// The advisory lock key migrations take: "moauth" in ASCII, so it is recognisable in

@@ -11,6 +11,7 @@
 //! SMPP status, a failing `/readyz` — instead of a task stuck forever.
 
 mod accounts;
+mod budget;
 mod inbox;
 mod listen;
 mod logins;
@@ -19,6 +20,7 @@ mod minted;
 mod node;
 mod outcomes;
 mod parts;
+mod passwords;
 mod queues;
 mod rows;
 mod sweep;

@@ -21,8 +21,8 @@ use crate::core::notify::LoginWatch;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
     AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OptOutStore, OutboxRoutes, OutboxStore, Outcome, PartKey, PipelineStore, PollStore, QueueId,
-    StoreBase, StoreFuture, SweepDue, Swept, WebhookStore,
+    OptOutStore, OutboxRoutes, OutboxStore, Outcome, PartKey, PasswordStore, PendingPassword,
+    PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -353,6 +353,24 @@ impl AccountStore for PgStore {
 
     fn erase_number<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, usize> {
         boxed(PgStore::erase_number(self, msisdn))
+    }
+}
+
+impl PasswordStore for PgStore {
+    fn pending_passwords<'a>(
+        &'a self,
+        skip: &'a (dyn Fn(&Msisdn) -> bool + Send + Sync),
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<PendingPassword>> {
+        boxed(PgStore::pending_passwords(self, skip, limit))
+    }
+
+    fn store_password<'a>(
+        &'a self,
+        pending: &'a PendingPassword,
+        password: Option<(&'a str, &'a Outbound)>,
+    ) -> StoreFuture<'a, bool> {
+        boxed(PgStore::store_password(self, pending, password))
     }
 }
 

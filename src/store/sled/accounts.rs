@@ -8,6 +8,10 @@
 //! served is committed, so a retried MO (after a crash) gets the same account, session and
 //! credentials, never a second account or a lost credential SMS.
 //!
+//! A new account whose password is to be texted is created without one, and marked in
+//! `password_pending` (account id → [`PendingRecord`]) in the same transaction; the registrar
+//! resumes from that index (see `passwords.rs`).
+//!
 //! A session is written after its two index entries and removed before them, so a crash in
 //! between leaves an index entry pointing at nothing (skipped and removed when next read),
 //! never a session that revocation or the sweep cannot find.
@@ -15,9 +19,10 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::record::SessionRecord;
+use super::expiry::fill;
+use super::record::{PendingRecord, SessionRecord};
 use super::{StoreError, decode, encode};
-use crate::core::auth::{Account, AuthAnswer, Credentials, SessionInfo, SessionKey};
+use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::msisdn::Msisdn;
 use crate::core::store::{NewLogin, NewSession};
@@ -31,6 +36,8 @@ pub struct Accounts {
     /// expiry (8 bytes, big-endian) ‖ session key → nothing.
     due: sled::Tree,
     answers: sled::Tree,
+    /// account id (8 bytes, big-endian: oldest first) → [`PendingRecord`].
+    pub(super) pending: sled::Tree,
 }
 
 fn account_key(account_id: u64, key: &SessionKey) -> [u8; 40] {
@@ -49,20 +56,24 @@ fn key_after_prefix(entry: &[u8]) -> Option<SessionKey> {
 }
 
 impl Accounts {
-    pub(super) fn new(
-        accounts: sled::Tree,
-        sessions: sled::Tree,
-        by_account: sled::Tree,
-        due: sled::Tree,
-        answers: sled::Tree,
-    ) -> Self {
-        Accounts {
-            accounts,
+    /// Opens the trees; sessions stored before their indexes existed are indexed here once.
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let sessions = db.open_tree("sessions")?;
+        let by_account = db.open_tree("account_sessions")?;
+        let due = db.open_tree("sessions_due")?;
+        let record = |value: &[u8]| decode::<SessionRecord>("sessions", value);
+        fill(&by_account, &sessions, |_, value| {
+            Ok(record(value)?.account_id)
+        })?;
+        fill(&due, &sessions, |_, value| Ok(record(value)?.expires_at))?;
+        Ok(Accounts {
+            accounts: db.open_tree("accounts")?,
             sessions,
             by_account,
             due,
-            answers,
-        }
+            answers: db.open_tree("auth_receipts")?,
+            pending: db.open_tree("password_pending")?,
+        })
     }
 
     pub fn get(&self, msisdn: &Msisdn) -> Result<Option<Account>, StoreError> {
@@ -79,9 +90,9 @@ impl Accounts {
             .transpose()
     }
 
-    /// Logs the number in, creating its account when `password_hash_if_new` is given and the
-    /// number still has none; records the answer under the request id. Atomic when it
-    /// creates the account.
+    /// Logs the number in, creating its account (and its "password pending" mark) when
+    /// `if_new` is given and the number still has none; records the answer under the request
+    /// id. Atomic when it creates the account.
     pub fn login(&self, new: NewLogin<'_>) -> Result<AuthAnswer, StoreError> {
         let session_key = SessionKey::of(&new.session);
         if let Some(v) = self.accounts.get(new.msisdn.as_str())? {
@@ -93,8 +104,9 @@ impl Accounts {
             &self.by_account,
             &self.due,
             &self.answers,
+            &self.pending,
         )
-            .transaction(|(accounts, sessions, by_account, due, answers)| {
+            .transaction(|(accounts, sessions, by_account, due, answers, pending)| {
                 let key = new.msisdn.as_str().as_bytes();
                 let (account_id, created) = match accounts.get(key)? {
                     Some(v) => {
@@ -103,7 +115,7 @@ impl Accounts {
                         (account.id, false)
                     }
                     None => {
-                        let Some(hash) = &new.password_hash_if_new else {
+                        let Some(if_new) = &new.if_new else {
                             return Err(ConflictableTransactionError::Abort(
                                 StoreError::AccountVanished,
                             ));
@@ -111,10 +123,19 @@ impl Accounts {
                         let id = accounts.generate_id()?;
                         let account = Account {
                             id,
-                            password_hash: hash.clone(),
+                            password_hash: None,
                             created_at: new.now,
                         };
                         accounts.insert(key, encode(&account))?;
+                        if let Some(to) = &if_new.password_to {
+                            let mark = PendingRecord {
+                                msisdn: new.msisdn.clone(),
+                                smsc: to.smsc.clone(),
+                                from: to.from.clone(),
+                                since: new.now,
+                            };
+                            pending.insert(&id.to_be_bytes(), encode(&mark))?;
+                        }
                         (id, true)
                     }
                 };
@@ -130,18 +151,12 @@ impl Accounts {
                     &[][..],
                 )?;
                 sessions.insert(session_key.0.as_slice(), encode(&session))?;
+                // A new account's credentials follow by themselves, once hashed and stored.
                 let answer = AuthAnswer {
                     account_id: account_id.to_string(),
                     created,
                     session: new.session.clone(),
-                    credentials: if created {
-                        new.password_if_new.clone().map(|password| Credentials {
-                            login: new.msisdn.as_str().to_owned(),
-                            password,
-                        })
-                    } else {
-                        None
-                    },
+                    credentials: None,
                 };
                 answers.insert(&new.request_id.to_be_bytes(), encode(&answer))?;
                 Ok(answer)
@@ -191,6 +206,10 @@ impl Accounts {
 
     pub(super) fn remove_account(&self, msisdn: &Msisdn) -> Result<bool, StoreError> {
         Ok(self.accounts.remove(msisdn.as_str())?.is_some())
+    }
+
+    pub(super) fn accounts_tree(&self) -> &sled::Tree {
+        &self.accounts
     }
 
     pub(super) fn answers_tree(&self) -> &sled::Tree {
@@ -273,7 +292,7 @@ impl Accounts {
                 return Ok(false);
             };
             let mut account: Account = decode("accounts", &old)?;
-            account.password_hash.clone_from(&hash);
+            account.password_hash = Some(hash.clone());
             let swapped = self.accounts.compare_and_swap(
                 msisdn.as_str(),
                 Some(&old),
@@ -296,5 +315,42 @@ impl Accounts {
             self.due.remove(index)?;
         }
         Ok(swept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SledStore;
+    use super::Accounts;
+    use crate::core::auth::SessionKey;
+    use crate::core::msisdn::Msisdn;
+    use crate::core::store::NewSession;
+
+    /// A store from before `account_sessions` and `sessions_due` existed has sessions and
+    /// no index entries: opening it indexes them, so they are swept and revoked like any.
+    #[test]
+    fn sessions_from_before_their_indexes_are_swept_and_revoked() {
+        let store = SledStore::temporary().unwrap();
+        let alice = Msisdn::parse("+8613800138000").unwrap();
+        let session = |account_id, name, expires_at| NewSession {
+            account_id,
+            msisdn: &alice,
+            key: SessionKey::of(name),
+            issued_at: 1_000,
+            expires_at,
+        };
+        let written = &store.accounts;
+        written.add_session(session(7, "expired", 2_000)).unwrap();
+        written.add_session(session(8, "live", 9_000)).unwrap();
+        // As an older store left them: sessions, and no index entries.
+        written.by_account.clear().unwrap();
+        written.due.clear().unwrap();
+
+        let opened = Accounts::open(&store.db).unwrap();
+        assert_eq!(opened.sweep(3_000).unwrap(), 1);
+        assert_eq!(opened.session(&SessionKey::of("expired")).unwrap(), None);
+        assert!(opened.session(&SessionKey::of("live")).unwrap().is_some());
+        assert_eq!(opened.revoke_all(8).unwrap(), 1);
+        assert_eq!(opened.session(&SessionKey::of("live")).unwrap(), None);
     }
 }

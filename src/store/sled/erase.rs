@@ -31,10 +31,17 @@ impl SledStore {
         erased += remove_if::<LoginRecord>(&self.logins.tree, "logins", |r| {
             r.msisdn.as_ref() == Some(number)
         })?;
-        erased += remove_if::<Outbound>(&self.outbox.tree, "outbox", |o| &o.to == number)?;
+        // A session whose take awaits a flush is read from memory, not the tree.
+        self.logins.forget_untaken(number);
+        // The queues' gauges count what left them, as their own removals do.
+        let outbox = remove_if::<Outbound>(&self.outbox.tree, "outbox", |o| &o.to == number)?;
+        self.outbox.depth.sub(outbox);
+        let inbox = remove_if::<MoMessage>(&self.inbox.tree, "inbox", |mo| sent_by(mo, number))?;
+        self.inbox.depth.sub(inbox);
+        let parts = remove_if::<MoMessage>(&self.parts.tree, "parts", |mo| sent_by(mo, number))?;
+        self.parts.depth.sub(parts);
+        erased += outbox + inbox + parts;
         erased += remove_if::<SentRecord>(&self.sent.tree, "sent", |s| &s.to == number)?;
-        erased += remove_if::<MoMessage>(&self.inbox.tree, "inbox", |mo| sent_by(mo, number))?;
-        erased += remove_if::<MoMessage>(&self.parts.tree, "parts", |mo| sent_by(mo, number))?;
         erased +=
             remove_if::<RejectedMo>(&self.rejected.tree, "rejected", |r| sent_by(&r.mo, number))?;
         erased += usize::from(self.opt_outs.remove(number.as_str())?.is_some());
@@ -42,7 +49,8 @@ impl SledStore {
     }
 }
 
-/// Removes the records of `tree` that `erase` picks; returns how many.
+/// Removes the records of `tree` that `erase` picks; returns how many it removed (not one
+/// another writer took first, which that writer counts).
 fn remove_if<T: Record>(
     tree: &sled::Tree,
     name: &'static str,
@@ -51,8 +59,7 @@ fn remove_if<T: Record>(
     let mut removed = 0;
     for entry in tree.iter() {
         let (key, value) = entry?;
-        if erase(&decode(name, &value)?) {
-            tree.remove(key)?;
+        if erase(&decode(name, &value)?) && tree.remove(key)?.is_some() {
             removed += 1;
         }
     }
@@ -60,21 +67,26 @@ fn remove_if<T: Record>(
 }
 
 impl super::accounts::Accounts {
-    /// The account, every session naming the number or its account (by the index, and by a
-    /// scan for any the index lost), and unsettled answers that hold its credentials.
+    /// The account, its pending password, every session naming the number or its account
+    /// (by the index, and by a scan for any the index lost), and unsettled answers for the
+    /// account or holding its credentials.
     pub(super) fn erase(&self, number: &Msisdn) -> Result<usize, StoreError> {
         let mut erased = 0;
-        if let Some(account) = self.get(number)? {
+        let account = self.get(number)?;
+        if let Some(account) = &account {
             erased += self.revoke_all(account.id)?;
+            erased += usize::from(self.pending.remove(account.id.to_be_bytes())?.is_some());
             erased += usize::from(self.remove_account(number)?);
         }
         for key in self.sessions_naming(number)? {
             erased += usize::from(self.revoke(&key)?);
         }
+        let account_id = account.map(|a| a.id.to_string());
         erased += remove_if::<AuthAnswer>(self.answers_tree(), "auth_receipts", |a| {
-            a.credentials
-                .as_ref()
-                .is_some_and(|c| c.login == number.as_str())
+            Some(&a.account_id) == account_id.as_ref()
+                || a.credentials
+                    .as_ref()
+                    .is_some_and(|c| c.login == number.as_str())
         })?;
         Ok(erased)
     }

@@ -89,7 +89,6 @@ macro_rules! plain_records {
 }
 
 plain_records!(
-    Account,
     AuthAnswer,
     MintedLogin,
     MoMessage,
@@ -97,7 +96,60 @@ plain_records!(
     QueuedEvent,
     RejectedMo,
     SentRecord,
+    PendingRecord,
 );
+
+/// An account whose password is pending (`password_pending`, keyed by account id): what the
+/// registrar needs to make the password and text it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PendingRecord {
+    pub msisdn: Msisdn,
+    pub smsc: String,
+    pub from: String,
+    pub since: UnixSecs,
+}
+
+/// An account as v1 held it: the hash always there.
+#[derive(Serialize, Deserialize)]
+struct AccountV1 {
+    id: u64,
+    password_hash: String,
+    created_at: UnixSecs,
+}
+
+impl Record for Account {
+    /// An account with a password is written as v1, so that an earlier release still reads
+    /// it; one without (its password pending) as v2: `Account`'s own fields, the hash an
+    /// option.
+    fn to_bytes(&self) -> Vec<u8> {
+        match &self.password_hash {
+            Some(hash) => postcard_v1(&AccountV1 {
+                id: self.id,
+                password_hash: hash.clone(),
+                created_at: self.created_at,
+            }),
+            None => {
+                postcard::to_extend(self, vec![V2]).expect("store records serialise to postcard")
+            }
+        }
+    }
+
+    fn from_bytes(tree: &'static str, bytes: &[u8]) -> Result<Self, StoreError> {
+        match bytes.first() {
+            Some(&V2) => from_postcard(tree, &bytes[1..]),
+            Some(&V1) => {
+                let v1: AccountV1 = from_postcard(tree, &bytes[1..])?;
+                Ok(Account {
+                    id: v1.id,
+                    password_hash: Some(v1.password_hash),
+                    created_at: v1.created_at,
+                })
+            }
+            Some(&JSON) => serde_json::from_slice(bytes).map_err(|e| corrupt(tree, e)),
+            _ => Err(unknown_format(tree, bytes)),
+        }
+    }
+}
 
 /// The format byte of a session record with its number and issue time (layout version 2).
 pub(super) const V2: u8 = 2;
@@ -432,17 +484,36 @@ mod tests {
             SessionRecord::from_bytes("sessions", &bytes).unwrap(),
             session
         );
+        both_ways(&[PendingRecord {
+            msisdn: number(),
+            smsc: "carrier".into(),
+            from: "10690000".into(),
+            since: 1_700_000_000,
+        }]);
         // Types without PartialEq: compare their JSON.
-        let account = Account {
-            id: 7,
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-            created_at: 1_700_000_000,
-        };
-        let again = Account::from_bytes("accounts", &account.to_bytes()).unwrap();
-        assert_eq!(
-            serde_json::to_string(&again).unwrap(),
-            serde_json::to_string(&account).unwrap()
-        );
+        for (password_hash, format) in [
+            (
+                Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+                V1,
+            ),
+            (None, V2),
+        ] {
+            let account = Account {
+                id: 7,
+                password_hash,
+                created_at: 1_700_000_000,
+            };
+            let bytes = account.to_bytes();
+            assert_eq!(bytes[0], format);
+            let again = Account::from_bytes("accounts", &bytes).unwrap();
+            assert_eq!(
+                serde_json::to_string(&again).unwrap(),
+                serde_json::to_string(&account).unwrap()
+            );
+            let legacy = serde_json::to_vec(&account).unwrap();
+            let again = Account::from_bytes("accounts", &legacy).unwrap();
+            assert_eq!(again.password_hash, account.password_hash, "legacy JSON");
+        }
         let answer = AuthAnswer {
             account_id: "7".into(),
             created: true,
@@ -546,6 +617,15 @@ mod tests {
             .to_bytes()[16..],
             [5, 0]
         );
+        let account = |password_hash: Option<&str>| Account {
+            id: 1,
+            password_hash: password_hash.map(str::to_owned),
+            created_at: 2,
+        };
+        assert_eq!(account(Some("h")).to_bytes(), [V1, 1, 1, b'h', 2]);
+        assert_eq!(account(None).to_bytes(), [V2, 1, 0, 2]);
+        let read = Account::from_bytes("accounts", &[V1, 1, 1, b'h', 2]).unwrap();
+        assert_eq!(read.password_hash.as_deref(), Some("h"));
     }
 
     #[test]

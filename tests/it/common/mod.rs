@@ -330,3 +330,18 @@ pub async fn scrape(http: &reqwest::Client, addr: SocketAddr, series: &str) -> O
         .find(|(name, _)| *name == series)
         .map(|(_, value)| value.parse().unwrap())
 }
+
+/// The password in a credential SMS ("... password abc. ...") or a new-password SMS
+/// ("... new password for +86... is abc. ...").
+pub fn texted_password(text: &str) -> String {
+    let marker = if text.contains("new password") {
+        " is "
+    } else {
+        "password "
+    };
+    let after = text
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no password in {text:?}"));
+    after.split('.').next().unwrap().to_owned()
+}
