@@ -17,6 +17,12 @@ use moauth::ops::logging::{self, LogFormat};
 use moauth::sim::{FaultSettings, MoRequest, SimConfig, Simulator};
 use reqwest::Method;
 
+/// mimalloc, not glibc's malloc: the store allocates and frees a copy of a B-tree node for
+/// every write, and that churn is cheaper and leaves less resident memory behind with
+/// mimalloc (before/after in BENCHMARKS.md, "Profile").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Register or log in to an app by sending one SMS")]
 struct Args {
