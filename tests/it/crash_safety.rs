@@ -133,10 +133,23 @@ async fn sigkill_during_a_burst_loses_nothing() {
         "one registration per number"
     );
 
-    let submits = d.sim.wait_submits(numbers, Duration::from_secs(120)).await;
+    // A number may get its credentials twice (sent, then the kill came before the record of
+    // it was durable), so the count of SMS says nothing: wait, SMS by SMS, until every number
+    // has had one, or two minutes pass.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut credentials: BTreeMap<String, usize> = BTreeMap::new();
-    for sms in submits.iter().filter(|s| s.text.contains("password")) {
-        *credentials.entry(sms.to.clone()).or_default() += 1;
+    let mut waiting_for = numbers;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let submits = d.sim.wait_submits(waiting_for, left).await;
+        credentials.clear();
+        for sms in submits.iter().filter(|s| s.text.contains("password")) {
+            *credentials.entry(sms.to.clone()).or_default() += 1;
+        }
+        if credentials.len() == numbers || left.is_zero() {
+            break;
+        }
+        waiting_for = submits.len() + 1;
     }
     assert_eq!(
         credentials.len(),
