@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::process::Spawned;
-use common::{ALICE, Harness, http_client, poll_login};
+use common::{ALICE, Harness, http_client, poll_login, texted_password};
 use moauth::core::clock::Clock;
 use moauth::core::msisdn::Msisdn;
 use moauth::core::store::AccountStore;
@@ -16,15 +16,6 @@ use serde_json::{Value, json};
 /// Argon2id so costly that no hash ends while a test runs (hours on these machines, with 8
 /// KiB each pass): whatever the daemon answers meanwhile, it answered without one.
 const ENDLESS_HASH: &str = "[auth.argon2]\nmemory_kib = 8\niterations = 4000000000\nthreads = 1";
-
-/// The password in a credential SMS ("... password abc123. Keep it private.").
-fn texted_password(text: &str) -> String {
-    let after = text
-        .split("password ")
-        .nth(1)
-        .expect("a password in the SMS");
-    after.split('.').next().unwrap().to_owned()
-}
 
 async fn password_login(http: &reqwest::Client, api: &str, password: &str) -> (u16, Value) {
     let response = http

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{ALICE, BOB, Harness};
+use common::{ALICE, BOB, Harness, texted_password};
 use moauth::http::config::ApiKey;
 use moauth::http::keys::api_key_hash;
 use serde_json::{Value, json};
@@ -173,15 +173,6 @@ async fn revoke_all_ends_every_session_of_one_account_only() {
     );
     let (status, answer) = form(&h, "/v1/sessions/revoke-all", &[("account_id", "x")]).await;
     assert_eq!((status, &answer["error"]), (400, &json!("bad_account_id")));
-}
-
-/// The password in a credential SMS ("... password abc123. Keep it private.").
-fn texted_password(text: &str) -> String {
-    let after = text
-        .split("password ")
-        .nth(1)
-        .expect("a password in the SMS");
-    after.split('.').next().unwrap().to_owned()
 }
 
 async fn password_login(h: &Harness, login: &str, password: &str) -> (u16, Value, Option<u64>) {

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{ALICE, BOB, Harness};
+use common::{ALICE, BOB, Harness, texted_password};
 use moauth::http::config::ApiKey;
 use moauth::http::keys::api_key_hash;
 use serde_json::{Value, json};
@@ -54,18 +54,6 @@ async fn password_login(h: &Harness, login: &str, password: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-/// The password in a credential SMS ("... password abc. ...") or a new-password SMS
-/// ("... new password for +86... is abc. ...").
-fn texted_password(text: &str) -> String {
-    let marker = if text.contains("new password") {
-        " is "
-    } else {
-        "password "
-    };
-    let after = text.split(marker).nth(1).expect("a password in the SMS");
-    after.split('.').next().unwrap().to_owned()
 }
 
 #[tokio::test]
