@@ -310,6 +310,7 @@ pub(super) mod tests {
                 smsc: "sim".into(),
                 from: "10690000".into(),
             },
+            may_create: true,
         }
     }
 

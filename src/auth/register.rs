@@ -13,7 +13,8 @@
 //!
 //! The same rules as for every reply: no SMS to a number that opted out or lies outside
 //! `[limits] reply_country_codes`. Such an account keeps no password (texting START, then
-//! PASSWORD, gets one).
+//! PASSWORD, gets one). The SMS spends the global budget's credentials share; while that is
+//! spent the mark stays, and the password is made once the window ends.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tracing::{debug, info, warn};
 use super::embedded::random_password;
 use super::hasher::{HashError, Hasher};
 use crate::core::auth::Credentials;
+use crate::core::budget::SmsClass;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::limits::{self, Limit, LimitsConfig};
@@ -36,7 +38,9 @@ use crate::core::live::Live;
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
+use crate::core::sms_budget::SmsBudget;
 use crate::core::store::{OptOutStore, PasswordStore, PendingPassword};
+use crate::smpp::text::billed_segments;
 
 /// How often the store is asked again without a wake: for marks whose work failed, and for
 /// those of another node (a shared store) whose lease lapsed.
@@ -48,6 +52,9 @@ enum RegistrarError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// Not a failure: the password waits for the budget's next window.
+    #[error("the outbound SMS budget is spent")]
+    BudgetSpent,
 }
 
 pub struct Registrar {
@@ -62,6 +69,7 @@ pub struct Registrar {
     pub clock: Clock,
     /// Given to [`EmbeddedAuth::new`](super::EmbeddedAuth::new): told of each new account.
     pub wake: Arc<Notify>,
+    pub sms_budget: SmsBudget,
 }
 
 impl Registrar {
@@ -99,6 +107,9 @@ impl Registrar {
                     match done {
                         Ok(()) => look = true,
                         // Tried again at the next rescan, not in a tight loop.
+                        Err(RegistrarError::BudgetSpent) => {
+                            debug!(to = %msisdn.masked(), "credentials wait for the SMS budget's next window")
+                        }
                         Err(e) => warn!(to = %msisdn.masked(), error = %e, "making a new account's password failed; trying again later"),
                     }
                 }
@@ -136,11 +147,22 @@ impl Registrar {
             return Ok(());
         }
         let password = random_password();
-        let hash = self.hasher.hash(password.clone()).await?;
         let text = self.replies.load().render(&Reply::Credentials(Credentials {
             login: to.as_str().to_owned(),
-            password,
+            password: password.clone(),
         }));
+        let segments = billed_segments(&text);
+        let rules = self.limits.load();
+        if !self
+            .sms_budget
+            .spend(SmsClass::Credentials, segments, &rules, self.clock.now())
+            .await?
+        {
+            metrics::counter!("moauth_limit_hits_total", "limit" => Limit::SmsBudget.as_str())
+                .increment(1);
+            return Err(RegistrarError::BudgetSpent);
+        }
+        let hash = self.hasher.hash(password).await?;
         let sms = Outbound {
             smsc: pending.to.smsc.clone(),
             from: pending.to.from.clone(),
@@ -205,6 +227,10 @@ mod tests {
             default_country_code: "86".into(),
             clock,
             wake,
+            sms_budget: SmsBudget {
+                counts: store.clone(),
+                health: Default::default(),
+            },
         };
         let stop = CancellationToken::new();
         tokio::spawn(registrar.run(stop.clone()));

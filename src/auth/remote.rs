@@ -68,6 +68,8 @@ struct WireRequest<'a> {
     channel: &'static str,
     received_at: UnixSecs,
     request_id: String,
+    /// False: the number's prefix is past its new-account limit; log it in only if known.
+    may_create: bool,
 }
 
 impl<'a> WireRequest<'a> {
@@ -78,6 +80,7 @@ impl<'a> WireRequest<'a> {
             channel: "sms",
             received_at: request.received_at,
             request_id: wire_request_id(request),
+            may_create: request.may_create,
         }
     }
 }
@@ -460,6 +463,7 @@ mod tests {
                 smsc: "sim".into(),
                 from: "10690000".into(),
             },
+            may_create: true,
         }
     }
 

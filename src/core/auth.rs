@@ -27,6 +27,9 @@ pub struct AuthRequest {
     pub received_at: UnixSecs,
     /// Where an SMS for this number goes (a new account's credentials).
     pub reply_via: SmsRoute,
+    /// False when the number's prefix is past its new-account limit: log the number in only
+    /// if it has an account (a remote core is told so; the embedded one is asked first).
+    pub may_create: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +80,7 @@ pub trait AuthCore: Send + Sync {
     fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>>;
 
     /// Whether `msisdn` has an account already, for the new-accounts limit; None when this
-    /// core cannot tell without a login (then a login is taken to create one).
+    /// core cannot tell without a login (then the login is made with `may_create` false).
     fn knows<'a>(&'a self, _msisdn: &'a Msisdn) -> BoxFuture<'a, Result<Option<bool>, AuthError>> {
         Box::pin(futures::future::ready(Ok(None)))
     }

@@ -25,7 +25,7 @@ use crate::core::login::LoginState;
 use crate::core::login::RejectReason;
 use crate::core::msisdn::Msisdn;
 use crate::core::replies::Reply;
-use crate::core::token::Command;
+use crate::core::token::{Command, Token};
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -40,6 +40,8 @@ pub enum Limit {
     PasswordFailuresPerAddress,
     /// A reply to a number outside `reply_country_codes`.
     ReplyCountry,
+    /// The global outbound SMS budget (`sms_per_hour`, `sms_per_day`).
+    SmsBudget,
 }
 
 impl Limit {
@@ -52,6 +54,7 @@ impl Limit {
             Limit::PasswordFailuresPerAccount => "password_failures_per_account",
             Limit::PasswordFailuresPerAddress => "password_failures_per_address",
             Limit::ReplyCountry => "reply_country",
+            Limit::SmsBudget => "sms_budget",
         }
     }
 
@@ -303,15 +306,7 @@ pub fn refuse(
         Decision::LogIn(token) => Decision::Answer {
             record: Some((
                 token.challenge(),
-                LoginRecord {
-                    state: LoginState::Rejected {
-                        reason: limit.reason(),
-                    },
-                    msisdn: Some(sender.clone()),
-                    issued_at: token.issued_at(),
-                    decided_at: received_at,
-                    keep_until: window.keep_until(token.issued_at(), received_at),
-                },
+                refused_login(&token, limit, sender, received_at, window),
             )),
             reply: None,
         },
@@ -325,6 +320,25 @@ pub fn refuse(
             record: None,
             reply: None,
         },
+    }
+}
+
+/// The record of a login `limit` refused.
+pub fn refused_login(
+    token: &Token,
+    limit: Limit,
+    sender: &Msisdn,
+    received_at: UnixSecs,
+    window: &Window,
+) -> LoginRecord {
+    LoginRecord {
+        state: LoginState::Rejected {
+            reason: limit.reason(),
+        },
+        msisdn: Some(sender.clone()),
+        issued_at: token.issued_at(),
+        decided_at: received_at,
+        keep_until: window.keep_until(token.issued_at(), received_at),
     }
 }
 
@@ -375,6 +389,15 @@ pub struct LimitsConfig {
     /// Failed password logins per client address per hour.
     #[serde(default = "default_password_failures_per_address")]
     pub password_failures_per_address_per_hour: u32,
+    /// SMS (segments) sent per UTC clock hour over every number (the global budget) ...
+    #[serde(default = "default_sms_per_hour")]
+    pub sms_per_hour: u32,
+    /// ... and per UTC day.
+    #[serde(default = "default_sms_per_day")]
+    pub sms_per_day: u32,
+    /// Percent of each budget only credential SMS may spend.
+    #[serde(default = "default_sms_reserved_for_credentials")]
+    pub sms_reserved_for_credentials_percent: u32,
 }
 
 impl Default for LimitsConfig {
@@ -394,6 +417,9 @@ impl Default for LimitsConfig {
             new_account_prefix_digits: default_new_account_prefix_digits(),
             password_failures_per_account_per_hour: default_password_failures_per_account(),
             password_failures_per_address_per_hour: default_password_failures_per_address(),
+            sms_per_hour: default_sms_per_hour(),
+            sms_per_day: default_sms_per_day(),
+            sms_reserved_for_credentials_percent: default_sms_reserved_for_credentials(),
         }
     }
 }
@@ -403,6 +429,16 @@ fn default_password_failures_per_account() -> u32 {
 }
 fn default_password_failures_per_address() -> u32 {
     50
+}
+
+fn default_sms_per_hour() -> u32 {
+    2_000
+}
+fn default_sms_per_day() -> u32 {
+    20_000
+}
+fn default_sms_reserved_for_credentials() -> u32 {
+    30
 }
 
 fn default_poll_per_minute() -> u32 {
@@ -478,6 +514,12 @@ impl LimitsConfig {
         }
         if !(1..=15).contains(&self.new_account_prefix_digits) {
             problems.push(("new_account_prefix_digits".into(), "must be 1 to 15".into()));
+        }
+        if self.sms_reserved_for_credentials_percent > 100 {
+            problems.push((
+                "sms_reserved_for_credentials_percent".into(),
+                "must be 0 to 100".into(),
+            ));
         }
         problems
     }

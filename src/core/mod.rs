@@ -13,6 +13,7 @@
 
 pub mod arrivals;
 pub mod auth;
+pub mod budget;
 pub mod clock;
 pub mod decide;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod notify;
 pub mod outbound;
 pub mod replies;
 pub mod secret;
+pub mod sms_budget;
 pub mod store;
 pub mod token;
 

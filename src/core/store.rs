@@ -11,6 +11,7 @@
 //! | the webhook dispatcher | [`WebhookStore`] |
 //! | the embedded auth core | [`AccountStore`] |
 //! | the pipeline's STOP / START | [`OptOutStore`] |
+//! | the pipeline's global SMS budget | [`SmsBudgetStore`] |
 //! | the embedded auth core's registrar (new accounts' passwords) | [`PasswordStore`] |
 //!
 //! # Durability, for every implementation
@@ -38,6 +39,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
+use crate::core::budget::{SmsCounts, Windows};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 #[cfg(doc)]
@@ -470,6 +472,16 @@ pub trait OptOutStore: StoreBase {
     fn opted_out<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, bool>;
 }
 
+/// The counts of the global SMS budget (`crate::core::budget`), one per store: every node of a
+/// shared store spends the same budget.
+pub trait SmsBudgetStore: StoreBase {
+    /// Adds `segments` (negative: gives them back) to the counts of the hour and the day of
+    /// `at`, atomically; a count of an earlier window starts again from 0, and one of a later
+    /// window (a node whose clock is ahead) takes the addition. Returns both counts after.
+    /// Durable after `sync`.
+    fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts>;
+}
+
 /// Replies by the SMSC connection they wait for, and moving them to another: for the start
 /// and reload check (a renamed or removed `[[smsc]]` leaves its replies behind, and no link
 /// ever asks for them) and for `moauth outbox`.
@@ -500,6 +512,7 @@ pub trait Store:
     + AccountStore
     + PasswordStore
     + OptOutStore
+    + SmsBudgetStore
 {
 }
 
@@ -513,5 +526,6 @@ impl<T> Store for T where
         + AccountStore
         + PasswordStore
         + OptOutStore
+        + SmsBudgetStore
 {
 }

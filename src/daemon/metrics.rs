@@ -20,6 +20,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::core::budget::{BudgetHealth, BudgetState};
+use crate::core::clock::Clock;
 use crate::core::health::LinkStates;
 use crate::core::live::Live;
 use crate::core::store::StoreBase;
@@ -158,6 +160,10 @@ fn describe() {
         "moauth_password_logins_total",
         "Password logins (POST /v1/password-logins), by result: ok, invalid, limited"
     );
+    describe_gauge!(
+        "moauth_sms_budget_exhausted",
+        "1 while the global SMS budget holds this class of SMS back (replies: all but credentials)"
+    );
     describe_gauge!("moauth_long_polls_active", "Long-polls open now");
     describe_gauge!(
         "moauth_poll_waiters",
@@ -216,6 +222,7 @@ pub const LIMITS: &[&str] = &[
     "deny_list",
     "new_accounts_per_prefix",
     "reply_country",
+    "sms_budget",
     "password_failures_per_account",
     "password_failures_per_address",
 ];
@@ -306,6 +313,8 @@ pub struct MetricsSource {
     pub link_names: Arc<Vec<String>>,
     pub long_polls: LongPolls,
     pub poll_limiter: Live<PollLimiter>,
+    pub sms_budget: BudgetHealth,
+    pub clock: Clock,
 }
 
 pub fn router(source: MetricsSource) -> Router {
@@ -326,6 +335,14 @@ async fn scrape(State(source): State<MetricsSource>) -> impl IntoResponse {
     metrics::gauge!("moauth_long_polls_active").set(source.long_polls.open() as f64);
     metrics::gauge!("moauth_poll_waiters").set(source.store.poll_waiters() as f64);
     metrics::gauge!("moauth_poll_rate_clients").set(source.poll_limiter.load().clients() as f64);
+    let budget = source.sms_budget.state(source.clock.now());
+    for (class, held) in [
+        ("replies", budget != BudgetState::Ok),
+        ("credentials", budget == BudgetState::Exhausted),
+    ] {
+        metrics::gauge!("moauth_sms_budget_exhausted", "class" => class)
+            .set(f64::from(u8::from(held)));
+    }
     let handle = install();
     handle.run_upkeep();
     ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], handle.render())

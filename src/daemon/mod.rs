@@ -31,9 +31,11 @@ use crate::auth::hasher::HashError;
 use crate::auth::{EmbeddedAuth, Hasher, Registrar, RemoteAuth, RemoteError};
 use crate::core::arrivals::Arrivals;
 use crate::core::auth::{AuthCore, SessionCore};
+use crate::core::budget::BudgetHealth;
 use crate::core::clock::Clock;
 use crate::core::error::StoreError;
 use crate::core::health::LinkStates;
+use crate::core::sms_budget::SmsBudget;
 use crate::core::store::Store;
 use crate::daemon::reload::{LiveSettings, needs_restart};
 use crate::http::limits::{self, LongPolls};
@@ -207,6 +209,7 @@ impl Daemon {
             None => None,
         };
         let long_polls = LongPolls::new(live.limits.clone());
+        let sms_budget = BudgetHealth::default();
         let api = ApiState {
             poller: Poller {
                 store: store.clone(),
@@ -238,6 +241,7 @@ impl Daemon {
             sessions,
             limits: live.limits.clone(),
             password_gate: Default::default(),
+            sms_budget: sms_budget.clone(),
         };
         let status = StatusSource {
             store: store.clone(),
@@ -259,6 +263,8 @@ impl Daemon {
             ),
             long_polls,
             poll_limiter: live.poll_limiter.clone(),
+            sms_budget: sms_budget.clone(),
+            clock: clock.clone(),
         };
         let page = page::router(PageState {
             settings: live.page.clone(),
@@ -324,6 +330,10 @@ impl Daemon {
                 default_country_code: config.numbering.default_country_code.clone(),
                 clock: clock.clone(),
                 wake,
+                sms_budget: SmsBudget {
+                    counts: store.clone(),
+                    health: sms_budget.clone(),
+                },
             };
             rest_done.push(tokio::spawn(registrar.run(stop_rest.clone())));
         }
@@ -349,6 +359,10 @@ impl Daemon {
                 opt_outs: store.clone(),
                 commands: config.login.commands.commands(),
                 notify_logins: config.login.notify_logins,
+                sms_budget: SmsBudget {
+                    counts: store.clone(),
+                    health: sms_budget,
+                },
             };
             rest_done.push(tokio::spawn(pipeline.run(stop_rest.clone())));
         }

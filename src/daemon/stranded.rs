@@ -54,7 +54,10 @@ pub fn remedy(smsc: &str) -> String {
 }
 
 /// Moves the replies of gone connections to a configured one with their short code and
-/// reports the rest. Durable: synced before it returns.
+/// reports the rest. Durable: synced before it returns, when it moved anything.
+///
+/// One look at the outbox when every name it holds is configured (the usual reload): the
+/// flush and the second count are only for when replies moved.
 pub async fn reconcile(
     store: &dyn OutboxRoutes,
     smsc: &[SmscConfig],
@@ -64,24 +67,33 @@ pub async fn reconcile(
     let by_short_code = |from: &str| -> Option<String> {
         Some(smsc.iter().find(|s| s.short_code == from)?.name.clone())
     };
-    for (gone, _) in store.queued_per_smsc().await? {
-        if known(&gone) {
-            continue;
-        }
-        let moved = store
-            .reroute_replies(&gone, &|reply| by_short_code(&reply.from))
-            .await?;
-        if moved > 0 {
-            info!(from = %gone, moved, "replies queued for an [[smsc]] that no longer exists go out through the connection with their short code");
-        }
-    }
-    store.sync().await?;
-    let left: BTreeMap<String, u64> = store
+    let gone: BTreeMap<String, u64> = store
         .queued_per_smsc()
         .await?
         .into_iter()
         .filter(|(name, _)| !known(name))
         .collect();
+    let mut moved_any = false;
+    for name in gone.keys() {
+        let moved = store
+            .reroute_replies(name, &|reply| by_short_code(&reply.from))
+            .await?;
+        if moved > 0 {
+            moved_any = true;
+            info!(from = %name, moved, "replies queued for an [[smsc]] that no longer exists go out through the connection with their short code");
+        }
+    }
+    let left = if moved_any {
+        store.sync().await?;
+        store
+            .queued_per_smsc()
+            .await?
+            .into_iter()
+            .filter(|(name, _)| !known(name))
+            .collect()
+    } else {
+        gone
+    };
     for (gone, count) in &left {
         error!(smsc = %gone, replies = count, remedy = %remedy(gone), "replies are queued for an [[smsc]] that no longer exists and no connection has their short code: they will not be sent");
     }
@@ -141,4 +153,123 @@ pub async fn drop(config: &Config, smsc: &str) -> anyhow::Result<u64> {
         .context("dropping the replies")?;
     store.sync().await?;
     Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{StrandedReplies, reconcile};
+    use crate::core::mo::MoMessage;
+    use crate::core::msisdn::Msisdn;
+    use crate::core::outbound::Outbound;
+    use crate::core::store::{
+        Depths, IngestStore, OutboxRoutes, Outcome, PipelineStore, StoreBase, StoreFuture,
+    };
+    use crate::ops::config::SmscConfig;
+    use crate::store::sled::SledStore;
+
+    /// A sled store that counts the outbox scans and syncs asked of it.
+    struct Counting {
+        store: SledStore,
+        scans: AtomicUsize,
+        syncs: AtomicUsize,
+    }
+
+    impl StoreBase for Counting {
+        fn sync(&self) -> StoreFuture<'_, ()> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            self.store.sync()
+        }
+
+        fn depths(&self) -> Depths {
+            self.store.depths()
+        }
+
+        fn poll_waiters(&self) -> usize {
+            self.store.poll_waiters()
+        }
+    }
+
+    impl OutboxRoutes for Counting {
+        fn queued_per_smsc(&self) -> StoreFuture<'_, BTreeMap<String, u64>> {
+            self.scans.fetch_add(1, Ordering::SeqCst);
+            self.store.queued_per_smsc()
+        }
+
+        fn reroute_replies<'a>(
+            &'a self,
+            from: &'a str,
+            to: &'a (dyn Fn(&Outbound) -> Option<String> + Send + Sync),
+        ) -> StoreFuture<'a, u64> {
+            self.store.reroute_replies(from, to)
+        }
+
+        fn drop_replies<'a>(&'a self, smsc: &'a str) -> StoreFuture<'a, u64> {
+            self.store.drop_replies(smsc)
+        }
+    }
+
+    /// A reply queued for `smsc`, as the pipeline queues one.
+    async fn queue_reply(store: &SledStore, smsc: &str) {
+        let mo = MoMessage {
+            smsc: smsc.into(),
+            source_addr: "8613800138000".into(),
+            source_ton: 1,
+            destination_addr: "10690000".into(),
+            esm_class: 0,
+            data_coding: 1,
+            user_data: b"HELP".to_vec(),
+            sar: None,
+            received_at: 1_700_000_000,
+        };
+        store.append_mos(&[mo], 600).await.unwrap();
+        let (id, _) = store.oldest_mos(1).await.unwrap().remove(0);
+        let reply = Outbound {
+            smsc: smsc.into(),
+            from: "10690000".into(),
+            to: Msisdn::parse("+8613800138000").unwrap(),
+            text: "help".into(),
+            created_at: 1_700_000_000,
+        };
+        let outcome = Outcome::Decided {
+            mo: id,
+            login: None,
+            replies: vec![reply],
+            event: None,
+        };
+        store.commit_outcomes(&[outcome]).await.unwrap();
+    }
+
+    /// A reload with the same `[[smsc]]` names and only their replies queued finds nothing
+    /// to move: one look at the outbox, no second count and no flush.
+    #[tokio::test]
+    async fn a_reconcile_with_no_gone_smsc_looks_once_and_flushes_nothing() {
+        let store = SledStore::temporary().unwrap();
+        queue_reply(&store, "main").await;
+        let counting = Counting {
+            store,
+            scans: AtomicUsize::new(0),
+            syncs: AtomicUsize::new(0),
+        };
+        let smsc: SmscConfig = toml::from_str(
+            r#"name = "main"
+               address = "127.0.0.1:2775"
+               system_id = "moauth"
+               password = "secret"
+               short_code = "10690000""#,
+        )
+        .unwrap();
+        let stranded = StrandedReplies::default();
+        reconcile(&counting, &[smsc], &stranded).await.unwrap();
+        assert!(stranded.get().is_empty());
+        assert_eq!(
+            (
+                counting.scans.load(Ordering::SeqCst),
+                counting.syncs.load(Ordering::SeqCst)
+            ),
+            (1, 0)
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! Operators' commands on a running daemon, served only on the admin listener
-//! (`[http] admin_listen`), never on the API's address: `moauth accounts|sessions|outbox|inbox|
+//! (`[http] admin_listen`), never on the API's address: `moauth accounts|sessions|inbox|
 //! rejected …` call these. The embedded store belongs to the daemon's process, so an operator
-//! reaches it through the daemon, not by opening it.
+//! reaches it through the daemon, not by opening it. The outbox routes (one queued SMS listed
+//! or dropped) have no command: `moauth outbox` moves whole SMSC queues with the daemon
+//! stopped, on the store itself (`daemon::stranded`).
 //!
 //! Every route needs `Authorization: Bearer <[http] admin_key>`: they read and erase any
 //! number's data, so reaching the admin address is not enough (any local user can reach a

@@ -88,8 +88,10 @@ impl<C: Clock> PollLimiter<C> {
     }
 }
 
-/// IPv6 hosts get a /64 each, so the bucket is per /64; IPv4 per address.
-fn client_key(peer: IpAddr) -> IpAddr {
+/// IPv6 hosts get a /64 each, so the bucket is per /64; IPv4 per address, however written
+/// (an IPv4-mapped IPv6 address is its IPv4 address). The key of every per-client limit:
+/// polls, long-polls and password failures.
+pub(super) fn client_key(peer: IpAddr) -> IpAddr {
     match peer {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -31,6 +31,7 @@ use tracing::debug;
 pub use error::ApiError;
 
 use crate::core::auth::{AuthCore, SessionCore};
+use crate::core::budget::BudgetHealth;
 use crate::core::health::LinkStates;
 use crate::core::limits::LimitsConfig;
 use crate::core::live::Live;
@@ -66,6 +67,8 @@ pub struct ApiState {
     /// Reloadable (SIGHUP) limits, read per request.
     pub limits: Live<LimitsConfig>,
     pub password_gate: sessions::PasswordGate,
+    /// The global SMS budget as the pipeline last found it, for `/readyz`.
+    pub sms_budget: BudgetHealth,
 }
 
 /// The address the per-client limits count a request against (`client::client_address`).
@@ -305,7 +308,8 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
     };
     let store = if store_ok { "open" } else { "unavailable" };
     // A down auth core is reported but does not fail readiness: MOs are still acknowledged
-    // durably and wait for it.
+    // durably and wait for it. Nor does a spent SMS budget: MOs are still processed, only
+    // their SMS are held back.
     (
         status,
         Json(json!({
@@ -313,6 +317,7 @@ async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<serde_json::
             "smsc_bound": bound,
             "smsc_errors": state.links.last_errors(),
             "auth_core": state.auth.health(),
+            "sms_budget": state.sms_budget.state(state.poller.clock.now()),
         })),
     )
 }

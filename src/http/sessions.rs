@@ -10,7 +10,6 @@
 //! Password logins are limited by failures per login and per client address (429 with
 //! `Retry-After`); an unknown number costs the same Argon2 work as a wrong password.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -23,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::{debug, info};
 
+use super::limits::client_key;
 use super::{ApiError, ApiState, ClientIp, authorize};
 use crate::core::auth::SessionCore;
 use crate::core::clock::UnixSecs;
@@ -206,7 +206,8 @@ pub(super) async fn password_login(
     let core = sessions(&state)?;
     let request: PasswordLoginRequest = read_body(&headers, body)?;
     let (now, rules) = (state.poller.clock.now(), state.limits.load());
-    let address = address_key(client);
+    // The poll limits' key: the same client is one bucket for both.
+    let address = client_key(client).to_string();
     let login = request.login.trim().to_owned();
     {
         let mut gate = state.password_gate.0.lock().expect("password gate lock");
@@ -253,15 +254,4 @@ pub(super) async fn password_login(
         "account_id": issued.account_id.to_string(),
         "expires_at": issued.expires_at,
     })))
-}
-
-/// The client's bucket: its IPv4 address, or its IPv6 /64 (one host's usual share).
-fn address_key(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-    }
 }

@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::core::arrivals::Arrivals;
 use crate::core::auth::{AuthCore, AuthError, AuthRequest, ByNumber};
+use crate::core::budget::SmsClass;
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::decide::{self, Decision, Unanswered, Window};
 use crate::core::error::StoreError;
@@ -42,6 +43,7 @@ use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, SmsRoute};
 use crate::core::replies::{Replies, Reply};
+use crate::core::sms_budget::SmsBudget;
 use crate::core::store::{Filed, OptOutStore, Outcome, PartKey, PipelineStore, SweepDue};
 use crate::core::token::{Command, Commands, parse_body_with};
 use crate::smpp::{text, udh};
@@ -94,6 +96,8 @@ pub struct LoginPipeline {
     pub commands: Commands,
     /// `[login] notify_logins`: text an existing account after each login.
     pub notify_logins: bool,
+    /// The global SMS budget (shared by the nodes of one store).
+    pub sms_budget: SmsBudget,
 }
 
 impl LoginPipeline {
@@ -272,19 +276,20 @@ impl LoginPipeline {
         );
         let (now, rules) = (self.clock.now(), self.limits.load());
         let mut limited = None;
-        let decision = match self.limit(&rules, id, &sender, &decision, now).await? {
-            Some(limit) => {
+        let (decision, may_create) = match self.limit(&rules, id, &sender, &decision, now).await? {
+            Err(limit) => {
                 limited = Some(limit);
                 count_rejected(limit.reason().as_str());
-                limits::refuse(
+                let refused = limits::refuse(
                     decision,
                     limit,
                     &sender,
                     mo.received_at,
                     &self.window.load(),
-                )
+                );
+                (refused, false)
             }
-            None => decision,
+            Ok(may_create) => (decision, may_create),
         };
         let mut completed = None;
         let (record, reply, outcome) = match decision {
@@ -317,9 +322,31 @@ impl LoginPipeline {
                         smsc: mo.smsc.clone(),
                         from: mo.destination_addr.clone(),
                     },
+                    may_create,
                 };
                 let window = self.window.load();
+                let over_prefix = |report: &mut MoReport, why: String| {
+                    let limit = Limit::NewAccountsPerPrefix;
+                    report.detail(why);
+                    limit_hit(limit);
+                    count_rejected(limit.reason().as_str());
+                    let record =
+                        limits::refused_login(&token, limit, &sender, mo.received_at, &window);
+                    (record, None, MoOutcome::Limited(limit))
+                };
                 let (record, reply, outcome) = match self.auth.login(&request).await {
+                    // The prefix is over its limit and the core could not be asked beforehand
+                    // whether it knows the number: it was asked to log it in only if known.
+                    Err(AuthError::Refused(reason)) if !may_create => {
+                        over_prefix(&mut report, format!("auth core: {reason}"))
+                    }
+                    // A core that ignores `may_create` made the account anyway: it counts,
+                    // and the login is refused as the limit says, its credentials not sent.
+                    Ok(answer) if answer.created && !may_create => {
+                        self.number_limits().account_created(&rules, &sender, now);
+                        let why = "the auth core created an account past the prefix limit";
+                        over_prefix(&mut report, why.into())
+                    }
                     Ok(answer) => {
                         completed = Some(answer.created);
                         let outcome = if answer.created {
@@ -387,19 +414,29 @@ impl LoginPipeline {
         };
         let mut held_by = None;
         let countries = rules.reply_countries(&self.default_country_code);
-        let reply = reply.filter(|r| {
-            // Every segment is an SMS on the bill; one that cannot be encoded is not sent.
-            let segments = text::encode_sms(&self.replies.load().render(r), 0)
-                .map_or(1, |parts| u32::try_from(parts.len()).unwrap_or(u32::MAX));
-            let allowed = self
-                .number_limits()
-                .may_reply(&rules, countries, &sender, r, segments, now);
-            if let Err(limit) = allowed {
-                held_by = Some(limit);
-                limit_hit(limit);
+        let reply = match reply {
+            Some(r) => {
+                let segments = text::billed_segments(&self.replies.load().render(&r));
+                let allowed = self
+                    .number_limits()
+                    .may_reply(&rules, countries, &sender, &r, segments, now);
+                let allowed = match allowed {
+                    Ok(()) => self
+                        .sms_budget
+                        .spend(SmsClass::of(&r), segments, &rules, now)
+                        .await?
+                        .then_some(())
+                        .ok_or(Limit::SmsBudget),
+                    refused => refused,
+                };
+                if let Err(limit) = allowed {
+                    held_by = Some(limit);
+                    limit_hit(limit);
+                }
+                allowed.ok().map(|()| r)
             }
-            allowed.is_ok()
-        });
+            None => None,
+        };
         report.outcome(outcome, reply.as_ref(), held_by);
         let replies: Vec<Outbound> = reply
             .iter()
@@ -462,6 +499,15 @@ impl LoginPipeline {
                     limit_hit(Limit::ErrorSmsPerNumber);
                     return Ok(None);
                 }
+                if !self
+                    .sms_budget
+                    .has_room(SmsClass::Credentials, rules, now)
+                    .await?
+                {
+                    info!(from = %sender.masked(), "PASSWORD with the SMS budget spent; nothing done");
+                    limit_hit(Limit::SmsBudget);
+                    return Ok(None);
+                }
                 match self.auth.reset_password(sender).await? {
                     ByNumber::Done(credentials) => {
                         info!(from = %sender.masked(), "password replaced");
@@ -504,6 +550,9 @@ impl LoginPipeline {
 
     /// The limit, if any, that refuses this MO: the deny list or the sender's MO bucket, or
     /// for a login of a number the auth core does not know, its prefix's new-account bucket.
+    /// Otherwise whether the login may create an account: not past the prefix's limit, where
+    /// a core that cannot say beforehand whether it knows the number (a remote one) is asked
+    /// to log it in only if it does, so its known users are not locked out.
     async fn limit(
         &self,
         rules: &LimitsConfig,
@@ -511,24 +560,23 @@ impl LoginPipeline {
         sender: &Msisdn,
         decision: &Decision,
         now: UnixSecs,
-    ) -> Result<Option<Limit>, PipelineError> {
+    ) -> Result<Result<bool, Limit>, PipelineError> {
         let may_create = {
             let mut limits = self.number_limits();
             if let Err(limit) = limits.admit_mo(rules, sender, mo_id, now) {
                 limit_hit(limit);
-                return Ok(Some(limit));
+                return Ok(Err(limit));
             }
             limits.may_create_account(rules, sender, now)
         };
         if matches!(decision, Decision::LogIn(_))
             && let Err(limit) = may_create
-            // A core that cannot say whether the number is known is taken to create one.
-            && self.auth.knows(sender).await? != Some(true)
+            && self.auth.knows(sender).await? == Some(false)
         {
             limit_hit(limit);
-            return Ok(Some(limit));
+            return Ok(Err(limit));
         }
-        Ok(None)
+        Ok(Ok(may_create.is_ok()))
     }
 
     fn number_limits(&self) -> MutexGuard<'_, NumberLimits> {

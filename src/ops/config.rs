@@ -751,6 +751,18 @@ short_code = "10690000"
     }
 
     #[test]
+    fn a_credentials_reserve_over_100_percent_names_its_line_and_key() {
+        let text = format!("{GOOD}\n[limits]\nsms_reserved_for_credentials_percent = 150\n");
+        let (line, key, message) = error_of(&text);
+        assert_eq!(
+            (line, key.as_str()),
+            (16, "limits.sms_reserved_for_credentials_percent"),
+            "{message}"
+        );
+        assert!(message.contains("0 to 100"), "{message}");
+    }
+
+    #[test]
     fn remote_auth_core_takes_its_secret_from_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("auth-core");

@@ -179,6 +179,8 @@ pub(crate) struct SimState {
     bound: watch::Sender<usize>,
     /// Delivery receipts the ESME has answered.
     receipts_answered: watch::Sender<usize>,
+    /// enquire_link requests the ESME has sent, over every session.
+    enquire_links: watch::Sender<usize>,
     /// TLS handshakes that failed (a client that does not trust our certificate).
     handshake_failures: watch::Sender<usize>,
     faults: Faults,
@@ -278,6 +280,7 @@ impl Simulator {
             submit_times: Mutex::new(Vec::new()),
             bound: watch::channel(0).0,
             receipts_answered: watch::channel(0).0,
+            enquire_links: watch::channel(0).0,
             handshake_failures: watch::channel(0).0,
             faults: Faults::default(),
             next_pick: AtomicUsize::new(0),
@@ -545,6 +548,19 @@ impl Simulator {
         let mut answered = self.state.receipts_answered.subscribe();
         let _ = tokio::time::timeout(timeout, answered.wait_for(|n| *n >= count)).await;
         *answered.borrow()
+    }
+
+    /// enquire_link requests received so far (a bound ESME's heartbeat: time passing on its
+    /// side, as its own timers see it).
+    pub fn enquire_links(&self) -> usize {
+        *self.state.enquire_links.borrow()
+    }
+
+    /// Waits until at least `count` enquire_link requests were received in total.
+    pub async fn wait_enquire_links(&self, count: usize, timeout: Duration) -> usize {
+        let mut received = self.state.enquire_links.subscribe();
+        let _ = tokio::time::timeout(timeout, received.wait_for(|n| *n >= count)).await;
+        *received.borrow()
     }
 
     /// Waits until at least `count` TLS handshakes have failed.

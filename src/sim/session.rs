@@ -400,6 +400,7 @@ impl Conn<'_> {
                 })
             }
             Some(Pdu::EnquireLink) => {
+                self.state.enquire_links.send_modify(|n| *n += 1);
                 Command::new(CommandStatus::EsmeRok, seq, Pdu::EnquireLinkResp)
             }
             Some(Pdu::Unbind) => {

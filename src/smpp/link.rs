@@ -4,8 +4,11 @@
 //! [`Session`], which makes every protocol decision (window, pacing, retries, what an
 //! unanswered submit means, enquire_link, unbind). What needs the store stays here:
 //! deliver_sm go to the group commit and are answered only once durable; outbox messages are
-//! handed to the session and leave the outbox when it says they are finished. Any failure ends
-//! the connection and the task reconnects with exponential backoff and jitter.
+//! handed to the session and leave the outbox when it says they are finished. A store that
+//! fails (a database outage) does not end the connection: deliver_sm are answered with a
+//! temporary error so the SMSC retries them, and the outbox is read again after a pause
+//! ([`STORE_RETRY`]). Any other failure ends the connection and the task reconnects with
+//! exponential backoff and jitter.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -48,6 +51,8 @@ use crate::store::ingest::Ingest;
 
 /// Largest PDU accepted from an SMSC: a deliver_sm with a full 64 KiB message_payload.
 pub const MAX_PDU: usize = 70_000;
+/// How long the outbox rests after the store failed on it; the bind stays up meanwhile.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 /// esm_class "message type" bits for an SMSC delivery receipt.
 const ESM_RECEIPT_MASK: u8 = 0x3C;
 const ESM_UDHI: u8 = 0x40;
@@ -249,6 +254,8 @@ impl SmscLink {
             recipients: HashMap::new(),
             unanswered,
             outbox_dirty: true,
+            outbox_retry: None,
+            store_down: false,
         };
         let ended = served.serve(stop).await;
         let open: Vec<(u64, u32)> = served
@@ -335,6 +342,10 @@ struct Served<'a> {
     /// on copies holds when a slow SMSC also drops the link.
     unanswered: &'a mut HashMap<u64, u32>,
     outbox_dirty: bool,
+    /// After the store failed: when the outbox may be read again.
+    outbox_retry: Option<tokio::time::Instant>,
+    /// The store failed and has not served the outbox since (one log line per outage).
+    store_down: bool,
 }
 
 /// How often receipts that came before their resp are checked for the end of their grace.
@@ -350,13 +361,31 @@ impl Served<'_> {
         let mut queued = self.link.store.replies_queued();
         let mut sweep = tokio::time::interval(EARLY_RECEIPT_SWEEP);
         loop {
-            // Before the outbox is read again: a finished message must leave it first.
-            let ended = self.on_events().await?;
+            // Before the outbox is read again: a finished message must leave it first. An
+            // event the store failed on is dropped (see `store_failed`); the rest follow.
+            let ended = loop {
+                match self.on_events().await {
+                    Err(LinkError::Store(e)) => self.store_failed(&e),
+                    ended => break ended?,
+                }
+            };
             if stop.is_cancelled() && !self.session.is_closing() && self.acks.is_empty() {
                 self.session.close(now());
             }
-            if self.outbox_dirty && self.link.role.sends() && !stop.is_cancelled() {
-                self.fill_window().await?;
+            if self.outbox_dirty
+                && self.outbox_retry.is_none()
+                && self.link.role.sends()
+                && !stop.is_cancelled()
+            {
+                match self.fill_window().await {
+                    Err(LinkError::Store(e)) => self.store_failed(&e),
+                    filled => {
+                        filled?;
+                        if std::mem::take(&mut self.store_down) {
+                            info!(smsc = %self.link.config.name, "store available again: replies resume");
+                        }
+                    }
+                }
             }
             while let Some(command) = self.session.poll_transmit(now()) {
                 send(&mut self.framed, command).await?;
@@ -386,6 +415,10 @@ impl Served<'_> {
                 }
                 Ok(()) = queued.changed() => self.outbox_dirty = true,
                 _ = sweep.tick() => self.expire_early_receipts(),
+                _ = sleep_until(self.outbox_retry), if self.outbox_retry.is_some() => {
+                    self.outbox_retry = None;
+                    self.outbox_dirty = true;
+                }
                 _ = sleep_until(wake), if wake.is_some() => {
                     self.session.handle_timeout(now());
                     // A pause or a resend may have ended: the window may take messages again.
@@ -394,6 +427,20 @@ impl Served<'_> {
                 _ = stop.cancelled(), if !stop.is_cancelled() => {}
             }
         }
+    }
+
+    /// The store failed on the outbox, a sent record or a receipt: the bind stays up (a
+    /// database outage is not the SMSC's fault, and binding again would not cure it), and
+    /// the outbox is read again after [`STORE_RETRY`]. What the failed call would have done
+    /// is done again later or not at all, as after a reconnect: a message the SMSC took that
+    /// could not leave the outbox is sent again (at least once), a sent record not written
+    /// leaves its receipt unmatched.
+    fn store_failed(&mut self, error: &StoreError) {
+        if !std::mem::replace(&mut self.store_down, true) {
+            warn!(smsc = %self.link.config.name, %error, retry_in_ms = STORE_RETRY.as_millis() as u64, "store unavailable: replies wait, the link stays bound");
+        }
+        self.outbox_retry = Some(tokio::time::Instant::now() + STORE_RETRY);
+        self.outbox_dirty = true;
     }
 
     /// Hands outbox messages to the session while its window has room.
@@ -656,8 +703,9 @@ impl Served<'_> {
             }
         }
         match Receipt::parse(&text, receipted_id.as_deref(), state) {
-            Some(receipt) => {
-                if !self.settle(&receipt.candidate_ids(), &receipt).await? {
+            Some(receipt) => match self.settle(&receipt.candidate_ids(), &receipt).await {
+                Ok(true) => {}
+                Ok(false) => {
                     // Its submit_sm_resp may still be on its way (on the other connection of
                     // a pair, or late): kept in memory until it comes or the grace runs out.
                     debug!(smsc = %name, message_id = %receipt.message_id, "receipt before its submit_sm_resp; kept");
@@ -667,7 +715,15 @@ impl Served<'_> {
                         .expect("early receipts lock")
                         .keep(name, receipt, now());
                 }
-            }
+                Err(LinkError::Store(e)) => {
+                    // Nothing recorded: a temporary error, and the SMSC sends it again.
+                    self.store_failed(&e);
+                    let refused = futures::future::ready((seq, carrier, false));
+                    self.acks.push(refused.boxed());
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            },
             None => warn!(smsc = %name, "delivery receipt without a message id"),
         }
         let durable = self.link.ingest.flushed().await;

@@ -182,6 +182,12 @@ fn encode_gsm(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// How many SMS the carrier bills for `text`: its parts. One that cannot be encoded is never
+/// sent, but is counted as one, so that a budget holds it back rather than waves it through.
+pub fn billed_segments(text: &str) -> u32 {
+    encode_sms(text, 0).map_or(1, |parts| u32::try_from(parts.len()).unwrap_or(u32::MAX))
+}
+
 /// Encodes a text into the SMS parts to submit, in order.
 ///
 /// GSM 7-bit when every character has a GSM encoding (it fits more per SMS and every handset

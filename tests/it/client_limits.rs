@@ -134,3 +134,46 @@ async fn a_key_minting_past_its_bucket_gets_429_with_retry_after() {
     assert_eq!(mint("crm-key").await.status(), 201);
     assert_eq!(mint("no-such-key").await.status(), 401);
 }
+
+/// A password login whose client the proxy names in `header` (`forwarded` or
+/// `x-forwarded-for`): its status.
+async fn password_login_as(h: &Harness, (header, client): (&str, &str), login: &str) -> u16 {
+    let response = h
+        .http
+        .post(h.api("/v1/password-logins"))
+        .header(header, client)
+        .json(&json!({ "login": login, "password": "a wrong guess" }))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// A proxy may name an IPv4 client in IPv6's mapped form (`[::ffff:a.b.c.d]`): it is the same
+/// client as `a.b.c.d`, and another mapped address is another client, for the password
+/// failures as for the poll bucket.
+#[tokio::test]
+async fn an_ipv4_client_in_mapped_form_is_counted_as_itself_for_password_failures() {
+    let h = Harness::start_with(Options::default(), |c| {
+        c.limits.password_failures_per_address_per_hour = 2;
+        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let mapped = |v4: &str| ("forwarded", format!("for=\"[::ffff:{v4}]\""));
+    let (header, seven) = mapped("198.51.100.7");
+    for login in ["+8613800138001", "+8613800138002"] {
+        assert_eq!(password_login_as(&h, (header, &seven), login).await, 401);
+    }
+    let plain = ("x-forwarded-for", "198.51.100.7");
+    assert_eq!(
+        password_login_as(&h, plain, "+8613800138003").await,
+        429,
+        "198.51.100.7 failed twice already, written the other way"
+    );
+    let (header, eight) = mapped("198.51.100.8");
+    assert_eq!(
+        password_login_as(&h, (header, &eight), "+8613800138004").await,
+        401,
+        "another client's failures are not this one's"
+    );
+}

@@ -32,12 +32,7 @@ async fn passwords_verifiers_and_sessions_never_reach_the_logs_at_any_level() {
     assert_eq!(answer["state"], "complete", "{answer}");
     let session = answer["session"].as_str().unwrap().to_owned();
     let sms = d.nth_submit(1).await.text;
-    let password = sms
-        .split("password ")
-        .nth(1)
-        .and_then(|rest| rest.split('.').next())
-        .unwrap_or_else(|| panic!("no password in {sms:?}"))
-        .to_owned();
+    let password = common::texted_password(&sms);
 
     let logs = d
         .stop_and_check_secrets(&[
@@ -194,15 +189,7 @@ async fn session_routes_and_texted_passwords_never_reach_the_logs() {
     d.phone_sends(ALICE, &format!("LOGIN {token}")).await;
     let (_, answer) = common::poll_login(&http, d.http, &verifier, &token, 10_000).await;
     let sms_session = answer["session"].as_str().unwrap().to_owned();
-    let first = d.nth_submit(1).await.text;
-    let first = first
-        .split("password ")
-        .nth(1)
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
+    let first = common::texted_password(&d.nth_submit(1).await.text);
 
     let login: Value = http
         .post(api("/v1/password-logins"))

@@ -67,10 +67,9 @@ async fn a_node_on_postgres_logs_in_and_is_unready_while_the_database_is_down() 
         text: format!("LOGIN {}", login.token),
         ..Default::default()
     };
-    // An error status, or no answer at all (the link may be re-binding): never an OK.
-    if let Ok(refused) = sim.send_mo(&mo).await {
-        assert_ne!(refused.statuses, vec![0], "acknowledged without a database");
-    }
+    // The link stays bound and answers with a temporary error: never an OK.
+    let refused = sim.send_mo(&mo).await.expect("the link stays bound");
+    assert_ne!(refused.statuses, vec![0], "acknowledged without a database");
 
     // It comes back: ready again, and the SMSC's retry goes through.
     cluster.restart().await;
@@ -87,6 +86,63 @@ async fn a_node_on_postgres_logs_in_and_is_unready_while_the_database_is_down() 
         !logs.contains(DB_PASSWORD),
         "the database password is in the logs"
     );
+}
+
+/// While the database is down the SMPP bind stays up (#13): each deliver_sm is answered with
+/// a temporary error (ESME_RX_T_APPN) so the SMSC retries it, and the outbox is read again
+/// later instead of the link being torn down and bound again. Once the database is back the
+/// retried MO logs the phone in and its credential SMS goes out on the same bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_keeps_the_smpp_bind_up() {
+    let Some(cluster) = OwnCluster::start().await else {
+        return;
+    };
+    let db = cluster.database().await;
+    let sim = common::loopback_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "a", &db.url, sim.smpp_addr, "");
+    // A heartbeat a second: after each, the link reads the outbox again.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "short_code = \"10690000\"\n",
+        "short_code = \"10690000\"\nenquire_link_secs = 1\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut node = Node::launch("a", &config).await;
+    node.wait_readyz(200, "open").await;
+    let binds = sim.bind_attempts().len();
+
+    cluster.stop().await;
+    node.wait_readyz(503, "unavailable").await;
+    let beats = sim.enquire_links();
+    let beaten = sim.wait_enquire_links(beats + 3, PATIENCE).await;
+    assert_eq!(
+        sim.bind_attempts().len(),
+        binds,
+        "the link was bound again during the outage"
+    );
+    assert!(beaten >= beats + 3, "the bound link fell silent");
+    let login = LoginStart::new(Clock::System.now(), "10690000", "LOGIN", "");
+    let mo = MoRequest {
+        from: ALICE.into(),
+        to: Some("10690000".into()),
+        text: format!("LOGIN {}", login.token),
+        ..Default::default()
+    };
+    let refused = sim.send_mo(&mo).await.expect("the link stays bound");
+    const ESME_RX_T_APPN: u32 = 0x64;
+    assert_eq!(refused.statuses, vec![ESME_RX_T_APPN]);
+
+    cluster.restart().await;
+    node.wait_readyz(200, "open").await;
+    let acked = sim.send_mo(&mo).await.unwrap();
+    assert_eq!(acked.statuses, vec![0]);
+    let http = common::http_client();
+    let (_, answer) = poll_login(&http, node.http, &login.verifier, &login.token, 10_000).await;
+    assert_eq!(answer["state"], "complete", "{answer}");
+    let credentials = sim.wait_submits(1, PATIENCE).await;
+    assert!(credentials.iter().any(|s| s.to == ALICE), "{credentials:?}");
+    assert_eq!(sim.bind_attempts().len(), binds, "one bind throughout");
+    assert_eq!(node.stop().await, 0);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::process::Spawned;
-use common::{ALICE, Harness, http_client, poll_login, texted_password};
+use common::{ALICE, Harness, http_client, poll_login};
 use moauth::core::clock::Clock;
 use moauth::core::msisdn::Msisdn;
 use moauth::core::store::AccountStore;
@@ -38,7 +38,7 @@ async fn a_new_number_gets_its_session_then_the_sms_with_a_password_that_works()
     assert_eq!(answer["created"], true);
     let sms = h.settled_submits(1).await;
     assert_eq!(sms[0].to, ALICE);
-    let password = texted_password(&sms[0].text);
+    let password = common::texted_password(&sms[0].text);
     let (status, session) = password_login(&h.http, &h.api(""), &password).await;
     assert_eq!(status, 200, "{session}");
     assert_eq!(session["account_id"], answer["account_id"]);
@@ -66,7 +66,7 @@ async fn a_sigkill_before_the_hash_leaves_one_account_whose_new_password_is_text
     let sms = d.nth_submit(1).await;
     assert_eq!(sms.to, ALICE);
     let api = format!("http://{}", d.http);
-    let (status, session) = password_login(&http, &api, &texted_password(&sms.text)).await;
+    let (status, session) = password_login(&http, &api, &common::texted_password(&sms.text)).await;
     assert_eq!(status, 200, "{session}");
     assert_eq!(session["account_id"], answer["account_id"]);
     let (status, _) = password_login(&http, &api, "0123456789abc").await;

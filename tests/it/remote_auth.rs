@@ -70,6 +70,8 @@ struct CoreState {
     /// How many answers were worked out (not replayed from `answers`).
     computed: Mutex<usize>,
     held: Mutex<HashSet<String>>,
+    /// An older auth core: creates accounts whatever `may_create` says.
+    ignores_may_create: Mutex<bool>,
     seen: mpsc::UnboundedSender<Seen>,
 }
 
@@ -100,6 +102,7 @@ impl AuthCore {
             accounts: Mutex::default(),
             computed: Mutex::new(0),
             held: Mutex::default(),
+            ignores_may_create: Mutex::new(false),
             seen: tx,
         });
         let app = axum::Router::new()
@@ -238,26 +241,33 @@ async fn handle(
         Some(answer) => answer,
         None => {
             *core.computed.lock().unwrap() += 1;
-            let answer = if mode == Mode::Refusing {
-                json!({ "refused": "account_suspended" })
-            } else {
-                let msisdn = request["msisdn"].as_str().unwrap_or_default().to_owned();
+            let msisdn = request["msisdn"].as_str().unwrap_or_default().to_owned();
+            let answer = {
                 let mut accounts = core.accounts.lock().unwrap();
                 let created = !accounts.contains_key(&msisdn);
-                let n = accounts.len();
-                let account_id = accounts
-                    .entry(msisdn.clone())
-                    .or_insert_with(|| format!("acct-{n}"))
-                    .clone();
-                let mut answer = json!({
-                    "account_id": account_id,
-                    "created": created,
-                    "session": format!("app-session {{{id}}} for {account_id}"),
-                });
-                if created {
-                    answer["credentials"] = json!({ "login": format!("user{n}"), "password": format!("pw-{n}-secret") });
+                // protocol/auth-core.md: `may_create: false` makes no account.
+                let may_create =
+                    request["may_create"] != false || *core.ignores_may_create.lock().unwrap();
+                if mode == Mode::Refusing {
+                    json!({ "refused": "account_suspended" })
+                } else if created && !may_create {
+                    json!({ "refused": "new_accounts_limited" })
+                } else {
+                    let n = accounts.len();
+                    let account_id = accounts
+                        .entry(msisdn.clone())
+                        .or_insert_with(|| format!("acct-{n}"))
+                        .clone();
+                    let mut answer = json!({
+                        "account_id": account_id,
+                        "created": created,
+                        "session": format!("app-session {{{id}}} for {account_id}"),
+                    });
+                    if created {
+                        answer["credentials"] = json!({ "login": format!("user{n}"), "password": format!("pw-{n}-secret") });
+                    }
+                    answer
                 }
-                answer
             };
             core.answers
                 .lock()
@@ -679,4 +689,63 @@ async fn credentials_sessions_and_the_signing_secret_never_reach_the_logs() {
         ("the signature", seen.header.as_str()),
     ])
     .await;
+}
+
+/// Review item 8 in remote mode: a prefix over its new-account limit must not lock out the
+/// numbers the auth core already knows. moauth cannot ask beforehand, so it asks the core to
+/// log the number in without creating an account (`may_create: false`), and only accounts the
+/// core reports as created count against the prefix.
+#[tokio::test]
+async fn a_prefix_over_its_new_account_limit_still_lets_the_auth_cores_known_users_in() {
+    let mut core = AuthCore::start(Mode::Up).await;
+    let mut remote = remote_config(core.url());
+    remote.retries = 0;
+    let h = Harness::start_with(Options::default(), move |config| {
+        config.auth.mode = AuthMode::Remote;
+        config.auth.remote = Some(remote);
+        config.limits.new_accounts_per_prefix_per_hour = 1;
+        config.limits.new_account_prefix_digits = 9;
+    })
+    .await;
+    core.use_clock(&h.clock);
+    let log_in = async |from: &str| {
+        let (verifier, token) = h.app_token(0);
+        h.phone_sends(from, &login_text(&token)).await;
+        h.poll(&verifier, &token, 10_000).await.1
+    };
+    // ALICE's account fills the prefix's hour.
+    assert_eq!(log_in(ALICE).await["created"], true);
+    assert_eq!(core.next().await.json["may_create"], true);
+
+    // A stranger of the same prefix: the core is asked, but may not create the account.
+    let stranger = "+8613800138001";
+    assert_eq!(
+        log_in(stranger).await,
+        json!({ "state": "rejected", "reason": "rate_limited" })
+    );
+    let asked = core.next().await;
+    assert_eq!(
+        (asked.msisdn(), &asked.json["may_create"]),
+        (stranger, &json!(false))
+    );
+
+    // ALICE is known to the core: she still logs in.
+    let again = log_in(ALICE).await;
+    assert_eq!(
+        (&again["state"], &again["created"]),
+        (&json!("complete"), &json!(false)),
+        "{again}"
+    );
+
+    // A core that predates `may_create` creates the account anyway: the login is refused all
+    // the same and its credentials are not texted.
+    *core.state.ignores_may_create.lock().unwrap() = true;
+    let other = "+8613800138002";
+    assert_eq!(
+        log_in(other).await,
+        json!({ "state": "rejected", "reason": "rate_limited" })
+    );
+    assert!(core.state.accounts.lock().unwrap().contains_key(other));
+    let sms = h.settled_submits(1).await;
+    assert_eq!(sms[0].to, ALICE, "only ALICE's credentials: {sms:?}");
 }

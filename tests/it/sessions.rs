@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{ALICE, BOB, Harness, texted_password};
+use common::{ALICE, BOB, Harness};
 use moauth::http::config::ApiKey;
 use moauth::http::keys::api_key_hash;
 use serde_json::{Value, json};
@@ -210,7 +210,7 @@ async fn the_texted_password_logs_in_and_guessing_is_refused_then_limited() {
     let before = password_logins(&h).await;
     let login = sms_login(&h, ALICE).await;
     let sms = h.settled_submits(1).await;
-    let password = texted_password(&sms[0].text);
+    let password = common::texted_password(&sms[0].text);
 
     let (status, answer, _) = password_login(&h, ALICE, &password).await;
     assert_eq!(status, 200, "{answer}");

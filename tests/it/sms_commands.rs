@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{ALICE, BOB, Harness, texted_password};
+use common::{ALICE, BOB, Harness};
 use moauth::http::config::ApiKey;
 use moauth::http::keys::api_key_hash;
 use serde_json::{Value, json};
@@ -92,13 +92,13 @@ async fn password_texts_a_new_one_and_the_old_one_stops_working() {
     let h = harness(|_| {}).await;
     sms_login(&h, ALICE).await;
     let sms = h.settled_submits(1).await;
-    let old = texted_password(&sms[0].text);
+    let old = common::texted_password(&sms[0].text);
     assert_eq!(password_login(&h, ALICE, &old).await, 200);
 
     h.phone_sends(ALICE, "密码").await;
     let sms = h.settled_submits(2).await;
     assert!(sms[1].text.contains("new password"), "{}", sms[1].text);
-    let new = texted_password(&sms[1].text);
+    let new = common::texted_password(&sms[1].text);
     assert_ne!(new, old);
     assert_eq!(password_login(&h, ALICE, &old).await, 401);
     assert_eq!(password_login(&h, ALICE, &new).await, 200);
@@ -115,7 +115,7 @@ async fn password_over_the_reply_limit_changes_nothing() {
     let h = harness(|c| c.limits.error_sms_per_number_per_hour = 1).await;
     sms_login(&h, ALICE).await;
     let sms = h.settled_submits(1).await;
-    let old = texted_password(&sms[0].text);
+    let old = common::texted_password(&sms[0].text);
     h.phone_sends(ALICE, "HELP").await;
     h.settled_submits(2).await;
     h.phone_sends(ALICE, "PASSWORD").await;

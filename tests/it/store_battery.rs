@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moauth::core::auth::{AuthAnswer, SessionInfo, SessionKey};
+use moauth::core::budget::{SmsCounts, Windows};
 use moauth::core::clock::UnixSecs;
 use moauth::core::error::StoreError;
 use moauth::core::login::{LoginRecord, LoginState, MintedLogin, RejectReason};
@@ -52,6 +53,7 @@ macro_rules! store_battery {
                 sessions_are_swept_once_expired,
                 a_password_is_replaced_only_for_an_existing_account,
                 an_opt_out_holds_until_lifted,
+                sms_budget_counts_add_up_per_window_and_start_again_in_the_next,
                 erasing_a_number_leaves_no_record_of_it_and_spares_others,
                 a_new_accounts_hash_and_sms_are_stored_together_once,
                 a_password_set_meanwhile_is_neither_overwritten_nor_sent,
@@ -1014,6 +1016,33 @@ async fn an_opt_out_holds_until_lifted(store: Arc<dyn Store>) {
     assert!(!store.opted_out(&alice).await.unwrap());
 }
 
+async fn sms_budget_counts_add_up_per_window_and_start_again_in_the_next(store: Arc<dyn Store>) {
+    let counts = |hour, day| SmsCounts { hour, day };
+    let at = Windows { hour: 100, day: 4 };
+    assert_eq!(store.count_sms(at, 0).await.unwrap(), counts(0, 0));
+    assert_eq!(store.count_sms(at, 3).await.unwrap(), counts(3, 3));
+    // Concurrent spenders (other nodes) are all counted.
+    let spent = futures::future::join_all((0..10).map(|_| store.count_sms(at, 2))).await;
+    assert!(spent.iter().all(Result::is_ok), "{spent:?}");
+    assert_eq!(
+        store.count_sms(at, -1).await.unwrap(),
+        counts(22, 22),
+        "given back"
+    );
+    // The next hour starts from 0, the day goes on.
+    let next = Windows { hour: 101, day: 4 };
+    assert_eq!(store.count_sms(next, 1).await.unwrap(), counts(1, 23));
+    // A node whose clock lags adds to the current windows rather than restarting them.
+    assert_eq!(store.count_sms(at, 1).await.unwrap(), counts(2, 24));
+    assert_eq!(
+        store.count_sms(next, -50).await.unwrap(),
+        counts(0, 0),
+        "never below 0"
+    );
+    let tomorrow = Windows { hour: 124, day: 5 };
+    assert_eq!(store.count_sms(tomorrow, 4).await.unwrap(), counts(4, 4));
+}
+
 async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dyn Store>) {
     let (alice, bob) = (
         Msisdn::parse("+8613800138000").unwrap(),
@@ -1036,9 +1065,21 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
             mo("+8613900139000", "bob's login", NOW),
             mo("13800138000", "waiting", NOW),
             mo("+8613900139000", "bob waiting", NOW),
+            mo("+8613800138000", "part", NOW),
         ],
     )
     .await;
+    let joined_never = |_: Vec<MoMessage>| -> MoMessage { unreachable!("one part of two") };
+    let at = PartKey {
+        group: b"alice/ref1",
+        seq: 1,
+        total: 2,
+    };
+    let filed = store
+        .file_part(taken[4].0, at, &taken[4].1, &joined_never)
+        .await
+        .unwrap();
+    assert_eq!(filed, Filed::Waiting);
     let bob_login = LoginRecord {
         msisdn: Some(bob.clone()),
         ..record(complete("b"), NOW + 600)
@@ -1081,8 +1122,13 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
         .await
         .unwrap();
 
-    assert!(store.erase_number(&alice).await.unwrap() >= 9);
+    let before = store.depths();
+    assert_eq!((before.inbox, before.parts, before.outbox), (2, 1, 2));
+    assert!(store.erase_number(&alice).await.unwrap() >= 10);
     store.sync().await.unwrap();
+    // The gauges behind `/metrics` and `/status` follow the erasure.
+    let after = store.depths();
+    assert_eq!((after.inbox, after.parts, after.outbox), (1, 0, 1));
 
     assert!(store.account(&alice).await.unwrap().is_none());
     for gone in ["session-1", "alice-web"] {

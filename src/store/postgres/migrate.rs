@@ -48,8 +48,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        name: "sms budget",
+        sql: include_str!("migrations/0005_sms_budget.sql"),
+    },
+    Migration {
+        version: 6,
         name: "password pending",
-        sql: include_str!("migrations/0005_password_pending.sql"),
+        sql: include_str!("migrations/0006_password_pending.sql"),
     },
 ];
 

@@ -11,6 +11,7 @@
 //! SMPP status, a failing `/readyz` — instead of a task stuck forever.
 
 mod accounts;
+mod budget;
 mod inbox;
 mod listen;
 mod logins;

@@ -1,4 +1,4 @@
-//! New accounts' pending passwords on the shared database (migration 5).
+//! New accounts' pending passwords on the shared database (migration 6).
 //!
 //! A mark is leased to the node whose registrar takes it, as outbox rows are, so two nodes
 //! do not hash the same password; a dead node's lease lapses and another finishes its work.

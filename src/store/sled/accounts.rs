@@ -19,6 +19,7 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::expiry::fill;
 use super::record::{PendingRecord, SessionRecord};
 use super::{StoreError, decode, encode};
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
@@ -55,22 +56,24 @@ fn key_after_prefix(entry: &[u8]) -> Option<SessionKey> {
 }
 
 impl Accounts {
-    pub(super) fn new(
-        accounts: sled::Tree,
-        sessions: sled::Tree,
-        by_account: sled::Tree,
-        due: sled::Tree,
-        answers: sled::Tree,
-        pending: sled::Tree,
-    ) -> Self {
-        Accounts {
-            accounts,
+    /// Opens the trees; sessions stored before their indexes existed are indexed here once.
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let sessions = db.open_tree("sessions")?;
+        let by_account = db.open_tree("account_sessions")?;
+        let due = db.open_tree("sessions_due")?;
+        let record = |value: &[u8]| decode::<SessionRecord>("sessions", value);
+        fill(&by_account, &sessions, |_, value| {
+            Ok(record(value)?.account_id)
+        })?;
+        fill(&due, &sessions, |_, value| Ok(record(value)?.expires_at))?;
+        Ok(Accounts {
+            accounts: db.open_tree("accounts")?,
             sessions,
             by_account,
             due,
-            answers,
-            pending,
-        }
+            answers: db.open_tree("auth_receipts")?,
+            pending: db.open_tree("password_pending")?,
+        })
     }
 
     pub fn get(&self, msisdn: &Msisdn) -> Result<Option<Account>, StoreError> {
@@ -312,5 +315,42 @@ impl Accounts {
             self.due.remove(index)?;
         }
         Ok(swept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SledStore;
+    use super::Accounts;
+    use crate::core::auth::SessionKey;
+    use crate::core::msisdn::Msisdn;
+    use crate::core::store::NewSession;
+
+    /// A store from before `account_sessions` and `sessions_due` existed has sessions and
+    /// no index entries: opening it indexes them, so they are swept and revoked like any.
+    #[test]
+    fn sessions_from_before_their_indexes_are_swept_and_revoked() {
+        let store = SledStore::temporary().unwrap();
+        let alice = Msisdn::parse("+8613800138000").unwrap();
+        let session = |account_id, name, expires_at| NewSession {
+            account_id,
+            msisdn: &alice,
+            key: SessionKey::of(name),
+            issued_at: 1_000,
+            expires_at,
+        };
+        let written = &store.accounts;
+        written.add_session(session(7, "expired", 2_000)).unwrap();
+        written.add_session(session(8, "live", 9_000)).unwrap();
+        // As an older store left them: sessions, and no index entries.
+        written.by_account.clear().unwrap();
+        written.due.clear().unwrap();
+
+        let opened = Accounts::open(&store.db).unwrap();
+        assert_eq!(opened.sweep(3_000).unwrap(), 1);
+        assert_eq!(opened.session(&SessionKey::of("expired")).unwrap(), None);
+        assert!(opened.session(&SessionKey::of("live")).unwrap().is_some());
+        assert_eq!(opened.revoke_all(8).unwrap(), 1);
+        assert_eq!(opened.session(&SessionKey::of("live")).unwrap(), None);
     }
 }

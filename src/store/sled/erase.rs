@@ -31,10 +31,17 @@ impl SledStore {
         erased += remove_if::<LoginRecord>(&self.logins.tree, "logins", |r| {
             r.msisdn.as_ref() == Some(number)
         })?;
-        erased += remove_if::<Outbound>(&self.outbox.tree, "outbox", |o| &o.to == number)?;
+        // A session whose take awaits a flush is read from memory, not the tree.
+        self.logins.forget_untaken(number);
+        // The queues' gauges count what left them, as their own removals do.
+        let outbox = remove_if::<Outbound>(&self.outbox.tree, "outbox", |o| &o.to == number)?;
+        self.outbox.depth.sub(outbox);
+        let inbox = remove_if::<MoMessage>(&self.inbox.tree, "inbox", |mo| sent_by(mo, number))?;
+        self.inbox.depth.sub(inbox);
+        let parts = remove_if::<MoMessage>(&self.parts.tree, "parts", |mo| sent_by(mo, number))?;
+        self.parts.depth.sub(parts);
+        erased += outbox + inbox + parts;
         erased += remove_if::<SentRecord>(&self.sent.tree, "sent", |s| &s.to == number)?;
-        erased += remove_if::<MoMessage>(&self.inbox.tree, "inbox", |mo| sent_by(mo, number))?;
-        erased += remove_if::<MoMessage>(&self.parts.tree, "parts", |mo| sent_by(mo, number))?;
         erased +=
             remove_if::<RejectedMo>(&self.rejected.tree, "rejected", |r| sent_by(&r.mo, number))?;
         erased += usize::from(self.opt_outs.remove(number.as_str())?.is_some());
@@ -42,7 +49,8 @@ impl SledStore {
     }
 }
 
-/// Removes the records of `tree` that `erase` picks; returns how many.
+/// Removes the records of `tree` that `erase` picks; returns how many it removed (not one
+/// another writer took first, which that writer counts).
 fn remove_if<T: Record>(
     tree: &sled::Tree,
     name: &'static str,
@@ -51,8 +59,7 @@ fn remove_if<T: Record>(
     let mut removed = 0;
     for entry in tree.iter() {
         let (key, value) = entry?;
-        if erase(&decode(name, &value)?) {
-            tree.remove(key)?;
+        if erase(&decode(name, &value)?) && tree.remove(key)?.is_some() {
             removed += 1;
         }
     }

@@ -43,6 +43,23 @@ pub(super) fn entry(at: UnixSecs, key: &[u8]) -> Vec<u8> {
     entry
 }
 
+/// Fills an empty `index` of keys `at_of(key, value)` (8 bytes, big-endian) ‖ `key` from
+/// every record of `main`: a store written before the index existed has records and no
+/// entries. Also serves indexes by another leading number than expiry (sessions by account).
+pub(super) fn fill(
+    index: &sled::Tree,
+    main: &sled::Tree,
+    at_of: impl Fn(&[u8], &[u8]) -> Result<u64, StoreError>,
+) -> Result<(), StoreError> {
+    if index.is_empty() && !main.is_empty() {
+        for record in main.iter() {
+            let (key, value) = record?;
+            index.insert(entry(at_of(&key, &value)?, &key), &[])?;
+        }
+    }
+    Ok(())
+}
+
 impl Expiry {
     /// Opens the index of `main`. A store written before the index existed has records and
     /// no entries: they are indexed here once, by `expiry_of(key, value)`.
@@ -53,12 +70,7 @@ impl Expiry {
         expiry_of: impl Fn(&[u8], &[u8]) -> Result<UnixSecs, StoreError>,
     ) -> Result<Expiry, StoreError> {
         let tree = db.open_tree(name)?;
-        if tree.is_empty() && !main.is_empty() {
-            for record in main.iter() {
-                let (key, value) = record?;
-                tree.insert(entry(expiry_of(&key, &value)?, &key), &[])?;
-            }
-        }
+        fill(&tree, main, expiry_of)?;
         Ok(Expiry { tree })
     }
 

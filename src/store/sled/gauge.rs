@@ -42,17 +42,7 @@ mod tests {
     use crate::core::store::{IngestStore, Outcome, PipelineStore, StoreBase};
 
     fn mo(n: u64) -> MoMessage {
-        MoMessage {
-            smsc: "sim".into(),
-            source_addr: format!("861380013{n:04}"),
-            source_ton: 1,
-            destination_addr: "10690000".into(),
-            esm_class: 0,
-            data_coding: 1,
-            user_data: b"HELP".to_vec(),
-            sar: None,
-            received_at: 1_700_000_000,
-        }
+        super::super::tests::mo_from(&format!("861380013{n:04}"))
     }
 
     #[tokio::test]

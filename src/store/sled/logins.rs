@@ -12,6 +12,7 @@ use super::record::login_keep_until;
 use super::{StoreError, decode, encode};
 use crate::core::clock::UnixSecs;
 use crate::core::login::{LoginRecord, LoginState};
+use crate::core::msisdn::Msisdn;
 use crate::core::token::Challenge;
 
 #[derive(Clone)]
@@ -90,6 +91,13 @@ impl Logins {
     /// one poll that hands the session out, false for any that raced it.
     pub fn handed_out(&self, challenge: &Challenge) -> bool {
         self.untaken().remove(challenge).is_some()
+    }
+
+    /// Forgets the sessions of `msisdn` still waiting to be handed out (erasure): their
+    /// records left the tree, and nothing may read or hand them out from here either.
+    pub(super) fn forget_untaken(&self, msisdn: &Msisdn) {
+        self.untaken()
+            .retain(|_, record| record.msisdn.as_ref() != Some(msisdn));
     }
 
     fn untaken(&self) -> std::sync::MutexGuard<'_, HashMap<Challenge, LoginRecord>> {

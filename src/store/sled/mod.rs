@@ -10,6 +10,7 @@
 //! through sled's `watch_prefix`, which keeps a subscriber per poll for ever.
 
 mod accounts;
+mod budget;
 mod erase;
 mod expiry;
 mod flush;
@@ -100,6 +101,8 @@ pub struct SledStore {
     webhooks: Webhooks,
     /// Number → when it texted STOP (8 bytes, big-endian Unix seconds).
     opt_outs: sled::Tree,
+    /// The global SMS budget's counts (`budget`).
+    sms_budget: sled::Tree,
 }
 
 impl SledStore {
@@ -130,14 +133,7 @@ impl SledStore {
             _lock: lock,
             inbox: Inbox::open(&db)?,
             logins: Logins::open(&db)?,
-            accounts: Accounts::new(
-                db.open_tree("accounts")?,
-                db.open_tree("sessions")?,
-                db.open_tree("account_sessions")?,
-                db.open_tree("sessions_due")?,
-                db.open_tree("auth_receipts")?,
-                db.open_tree("password_pending")?,
-            ),
+            accounts: Accounts::open(&db)?,
             outbox: Outbox::new(db.open_tree("outbox")?),
             flusher: Arc::new(flush::Flusher::default()),
             notifier: LoginNotifier::default(),
@@ -147,6 +143,7 @@ impl SledStore {
             minted: Minted::open(&db)?,
             webhooks: Webhooks::new(db.open_tree("webhooks")?),
             opt_outs: db.open_tree("opt_outs")?,
+            sms_budget: db.open_tree("sms_budget")?,
             db,
         })
     }
@@ -332,11 +329,12 @@ impl IngestStore for SledStore {
         mos: &'a [MoMessage],
         redelivery_window: u64,
     ) -> StoreFuture<'a, usize> {
-        let appended = self.inbox.append(mos, redelivery_window);
-        if appended.is_ok() && !mos.is_empty() {
+        let repeats = self.inbox.append(mos, redelivery_window);
+        // Only what was stored is work for the pipeline; a batch of redeliveries is not.
+        if repeats.as_ref().is_ok_and(|&repeats| repeats < mos.len()) {
             self.inbox.wake();
         }
-        ready(appended)
+        ready(repeats)
     }
 
     fn mos_arrived(&self) -> BoxFuture<'_, ()> {
@@ -679,11 +677,23 @@ mod tests {
     use super::*;
     use crate::core::login::LoginState;
 
-    /// #14 item 6: a poll whose flush fails must not leave the session `consumed` (and
-    /// lost): it stays collectable, and the next poll whose flush succeeds gets it, once.
-    #[tokio::test]
-    async fn a_take_whose_flush_fails_leaves_the_session_collectable() {
-        let store = SledStore::temporary().unwrap();
+    /// An MO reading "HELP" from `source_addr`.
+    pub(super) fn mo_from(source_addr: &str) -> MoMessage {
+        MoMessage {
+            smsc: "sim".into(),
+            source_addr: source_addr.into(),
+            source_ton: 1,
+            destination_addr: "10690000".into(),
+            esm_class: 0,
+            data_coding: 1,
+            user_data: b"HELP".to_vec(),
+            sar: None,
+            received_at: 1_700_000_000,
+        }
+    }
+
+    /// A `complete` login of `msisdn`'s under a fresh challenge, written to the tree.
+    fn stored_complete(store: &SledStore, msisdn: Option<Msisdn>) -> (Challenge, LoginRecord) {
         let challenge = crate::core::token::Verifier::random().challenge();
         let complete = LoginRecord {
             state: LoginState::Complete {
@@ -691,7 +701,7 @@ mod tests {
                 account_id: "1".into(),
                 created: false,
             },
-            msisdn: None,
+            msisdn,
             issued_at: 1,
             decided_at: 2,
             keep_until: 3,
@@ -701,6 +711,33 @@ mod tests {
             .tree
             .insert(challenge.as_bytes(), encode(&complete))
             .unwrap();
+        (challenge, complete)
+    }
+
+    /// A batch of redeliveries stores nothing, so the pipeline has nothing to take: it is
+    /// not woken for it (as on PostgreSQL).
+    #[tokio::test]
+    async fn a_batch_of_redeliveries_wakes_no_pipeline() {
+        let store = SledStore::temporary().unwrap();
+        let mos = [mo_from("8613800138000"), mo_from("8613900139000")];
+        assert_eq!(store.append_mos(&mos, 600).await.unwrap(), 0);
+        assert!(
+            store.mos_arrived().now_or_never().is_some(),
+            "new MOs wake it"
+        );
+        assert_eq!(store.append_mos(&mos, 600).await.unwrap(), 2);
+        assert!(
+            store.mos_arrived().now_or_never().is_none(),
+            "only redeliveries: no wake"
+        );
+    }
+
+    /// #14 item 6: a poll whose flush fails must not leave the session `consumed` (and
+    /// lost): it stays collectable, and the next poll whose flush succeeds gets it, once.
+    #[tokio::test]
+    async fn a_take_whose_flush_fails_leaves_the_session_collectable() {
+        let store = SledStore::temporary().unwrap();
+        let (challenge, complete) = stored_complete(&store, None);
 
         store
             .flusher
@@ -727,5 +764,30 @@ mod tests {
         );
         let consumed = store.login(&challenge).await.unwrap().unwrap();
         assert_eq!(consumed.state, LoginState::Consumed);
+    }
+
+    /// A session whose take failed to flush waits in `Logins::untaken`; erasing its number
+    /// must take it from there too, or a later poll still reads and collects it.
+    #[tokio::test]
+    async fn an_erased_number_leaves_no_untaken_session_behind() {
+        let store = SledStore::temporary().unwrap();
+        let alice = Msisdn::parse("+8613800138000").unwrap();
+        let (challenge, complete) = stored_complete(&store, Some(alice.clone()));
+        let failing = |on| {
+            store
+                .flusher
+                .failing
+                .store(on, std::sync::atomic::Ordering::SeqCst)
+        };
+        failing(true);
+        assert!(store.take_session(&challenge, &complete).await.is_err());
+        failing(false);
+
+        store.erase_number(&alice).await.unwrap();
+        assert_eq!(store.login(&challenge).await.unwrap(), None);
+        assert_eq!(
+            store.take_session(&challenge, &complete).await.unwrap(),
+            None
+        );
     }
 }

@@ -22,7 +22,7 @@ pub struct Parts {
     pub(super) tree: sled::Tree,
     /// arrival time ‖ key: what the sweep reads.
     due: Expiry,
-    depth: Gauge,
+    pub(super) depth: Gauge,
 }
 
 fn key(group: &[u8], seq: u8) -> Vec<u8> {

@@ -239,18 +239,6 @@ impl Harness {
     }
 }
 
-/// The password in a credential SMS ("... password abc. ...") or a new-password SMS
-/// ("... new password for +86... is abc. ...").
-pub fn texted_password(text: &str) -> String {
-    let marker = if text.contains("new password") {
-        " is "
-    } else {
-        "password "
-    };
-    let after = text.split(marker).nth(1).expect("a password in the SMS");
-    after.split('.').next().unwrap().to_owned()
-}
-
 /// `token` as a phone would send it with its last check symbol mistyped: the challenge still
 /// reads, so the login it claims is marked `rejected/bad_token`.
 pub fn mistyped(token: &Token) -> String {
@@ -341,4 +329,19 @@ pub async fn scrape(http: &reqwest::Client, addr: SocketAddr, series: &str) -> O
         .filter_map(|line| line.rsplit_once(' '))
         .find(|(name, _)| *name == series)
         .map(|(_, value)| value.parse().unwrap())
+}
+
+/// The password in a credential SMS ("... password abc. ...") or a new-password SMS
+/// ("... new password for +86... is abc. ...").
+pub fn texted_password(text: &str) -> String {
+    let marker = if text.contains("new password") {
+        " is "
+    } else {
+        "password "
+    };
+    let after = text
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no password in {text:?}"));
+    after.split('.').next().unwrap().to_owned()
 }

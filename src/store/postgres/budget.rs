@@ -1,0 +1,46 @@
+//! The global SMS budget's counts on PostgreSQL: two rows (`hour`, `day`) every node adds to
+//! with one upsert, so the budget is one for the whole cluster, at one statement per SMS.
+
+use futures::FutureExt;
+
+use super::{PgStore, PostgresError};
+use crate::core::budget::{SmsCounts, Windows};
+use crate::core::error::StoreError;
+use crate::core::store::{SmsBudgetStore, StoreFuture};
+
+/// Adds to both rows at once; a row of an earlier window starts again, a later window (a node
+/// whose clock is ahead) is kept and added to. Counts never go below 0.
+const COUNT: &str = "
+    INSERT INTO sms_budget AS b (period, window_no, count)
+    VALUES ('hour', $1::bigint, GREATEST($3::bigint, 0)), ('day', $2::bigint, GREATEST($3::bigint, 0))
+    ON CONFLICT (period) DO UPDATE SET
+        count = CASE WHEN EXCLUDED.window_no > b.window_no THEN EXCLUDED.count
+                     ELSE GREATEST(b.count + $3::bigint, 0) END,
+        window_no = GREATEST(b.window_no, EXCLUDED.window_no)
+    RETURNING period, count";
+
+impl PgStore {
+    async fn count_sms_in(&self, at: Windows, segments: i64) -> Result<SmsCounts, PostgresError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(COUNT, &[&(at.hour as i64), &(at.day as i64), &segments])
+            .await?;
+        let mut counts = SmsCounts::default();
+        for row in rows {
+            let count = u64::try_from(row.get::<_, i64>("count")).unwrap_or(0);
+            match row.get::<_, &str>("period") {
+                "hour" => counts.hour = count,
+                _ => counts.day = count,
+            }
+        }
+        Ok(counts)
+    }
+}
+
+impl SmsBudgetStore for PgStore {
+    fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts> {
+        self.count_sms_in(at, segments)
+            .map(|r| r.map_err(StoreError::from))
+            .boxed()
+    }
+}
