@@ -65,13 +65,16 @@ fn forwarded_for(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]`, `[2001:db8::1]:4711` or `2001:db8::1`.
 fn parse_node(node: &str) -> Option<IpAddr> {
-    if let Some(rest) = node.strip_prefix('[') {
-        return rest.split(']').next()?.parse().ok();
-    }
-    node.parse::<IpAddr>()
-        .ok()
-        .or_else(|| node.parse::<SocketAddr>().ok().map(|s| s.ip()))
-        .map(|ip| ip.to_canonical())
+    let ip = match node.strip_prefix('[') {
+        Some(rest) => rest.split(']').next()?.parse().ok(),
+        None => node
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| node.parse::<SocketAddr>().ok().map(|s| s.ip())),
+    };
+    // `[::ffff:10.1.1.1]` is the proxy 10.1.1.1: compared with `trusted_proxies` and counted
+    // by the limits as the plain address, like a peer's.
+    ip.map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -116,6 +119,24 @@ mod tests {
         )]);
         let ip = client_address(at("10.0.0.1"), &h, &trusted);
         assert_eq!(ip, "2001:db8::7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_bracketed_ipv4_mapped_hop_is_its_ipv4_address() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[(
+            "forwarded",
+            r#"for=198.51.100.7, for="[::ffff:10.1.1.1]:4711""#,
+        )]);
+        let ip = client_address(at("10.0.0.1"), &h, &trusted);
+        assert_eq!(
+            ip,
+            at("198.51.100.7").ip(),
+            "the mapped hop is a trusted proxy"
+        );
+        let h = headers(&[("forwarded", r#"for="[::ffff:198.51.100.7]""#)]);
+        let ip = client_address(at("10.0.0.1"), &h, &trusted);
+        assert_eq!(ip, at("198.51.100.7").ip());
     }
 
     #[test]
