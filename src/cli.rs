@@ -5,6 +5,7 @@
 //! Everything it decides is logged, because under systemd the journal is all an operator sees.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -133,6 +134,133 @@ pub async fn store_migrate(path: &Path) -> anyhow::Result<()> {
         println!("the database is newer than this build: a newer moauth migrated it");
     }
     Ok(())
+}
+
+/// `moauth store export --config FILE --output OUT`: every record of the configured store into
+/// OUT (`-`: standard output), per protocol/store-export.md. OUT is created new with mode 0600:
+/// it holds password hashes, session digests and queued credential SMS. The sled store must
+/// not be in use (its lock says by whom); PostgreSQL is read from one snapshot beside running
+/// nodes.
+pub async fn store_export(path: &Path, output: &Path) -> anyhow::Result<()> {
+    use crate::store::export::Writer;
+    let config = Config::load(path)?;
+    let to_stdout = output.as_os_str() == "-";
+    let out: Box<dyn std::io::Write + Send> = if to_stdout {
+        Box::new(std::io::stdout())
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(output)
+            .with_context(|| {
+                format!(
+                    "creating {} (an existing file is never overwritten)",
+                    output.display()
+                )
+            })?;
+        Box::new(file)
+    };
+    let out = std::io::BufWriter::new(out);
+    let exported = async {
+        match &config.store {
+            StoreConfig::Sled(sled) => {
+                // Opening would create an empty store where [store] path names none.
+                if !sled.path.join("db").exists() {
+                    bail!(
+                        "no sled store at {}: check [store] path",
+                        sled.path.display()
+                    );
+                }
+                let store = crate::store::sled::SledStore::open(&sled.path, sled.cache_capacity_mb)
+                    .map_err(sled_in_use)?;
+                let mut writer = Writer::new(out, "sled", Clock::System.now())?;
+                store.export(&mut |item| writer.put(item))?;
+                Ok::<_, anyhow::Error>(writer.finish()?)
+            }
+            StoreConfig::Postgres(postgres) => {
+                let mut writer = Writer::new(out, "postgres", Clock::System.now())?;
+                crate::store::postgres::export(&postgres.connection(), &mut |item| {
+                    writer.put(item)
+                })
+                .await?;
+                Ok(writer.finish()?)
+            }
+        }
+    }
+    .await;
+    match exported {
+        Ok(records) => {
+            eprintln!(
+                "exported {records} records from the {} store{}",
+                config.store.backend(),
+                if to_stdout {
+                    String::new()
+                } else {
+                    format!(" to {}", output.display())
+                }
+            );
+            Ok(())
+        }
+        Err(e) => {
+            // A file without its closing record would be refused anyway; remove it.
+            if !to_stdout {
+                let _ = std::fs::remove_file(output);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `moauth store import --config FILE --input IN [--replace]`: the records of IN (`-`:
+/// standard input) into the configured store, which must be empty unless `replace`. On
+/// PostgreSQL all of it or nothing (one transaction); on sled a store whose import did not
+/// finish is refused by `run` until an import with `--replace` completes.
+pub async fn store_import(path: &Path, input: &Path, replace: bool) -> anyhow::Result<()> {
+    use crate::store::export::{Reader, import};
+    let config = Config::load(path)?;
+    let source: Box<dyn std::io::Read + Send> = if input.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
+        )
+    };
+    let name = input.display().to_string();
+    let reader = Reader::new(std::io::BufReader::new(source)).with_context(|| name.clone())?;
+    let imported = match &config.store {
+        StoreConfig::Sled(sled) => {
+            let store =
+                crate::store::sled::SledStore::open_for_import(&sled.path, sled.cache_capacity_mb)
+                    .map_err(sled_in_use)?;
+            import(reader, store.import_target(), replace).await
+        }
+        StoreConfig::Postgres(postgres) => {
+            let target = crate::store::postgres::PgImport::begin(&postgres.connection())
+                .await
+                .context("opening the database in [store] url")?;
+            import(reader, target, replace).await
+        }
+    }
+    .with_context(|| name.clone())?;
+    println!(
+        "imported {} records into the {} store (exported from {} by moauth {})",
+        imported.records,
+        config.store.backend(),
+        imported.from.backend,
+        imported.from.moauth
+    );
+    Ok(())
+}
+
+/// The sled store is single-process: a command on it while moauth runs says what to do.
+fn sled_in_use(e: crate::store::sled::OpenError) -> anyhow::Error {
+    match e {
+        locked @ crate::store::sled::OpenError::Locked { .. } => {
+            anyhow::Error::new(locked).context(crate::store::sled::STOP_IT_FIRST)
+        }
+        other => other.into(),
+    }
 }
 
 /// `moauth run`: with a config file as configured; without one, on the embedded simulator.

@@ -91,10 +91,13 @@ impl DaemonError {
     pub fn restart_cannot_fix(&self) -> bool {
         matches!(
             self,
-            DaemonError::StoreOpen(OpenError::Locked { .. } | OpenError::Unusable { .. })
-                | DaemonError::Postgres(
-                    PostgresError::Url(_) | PostgresError::MigrationChanged { .. }
-                )
+            DaemonError::StoreOpen(
+                OpenError::Locked { .. }
+                    | OpenError::Unusable { .. }
+                    | OpenError::ImportUnfinished { .. }
+            ) | DaemonError::Postgres(
+                PostgresError::Url(_) | PostgresError::MigrationChanged { .. }
+            )
         )
     }
 }

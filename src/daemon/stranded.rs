@@ -105,8 +105,9 @@ pub async fn reconcile(
 async fn open_for_command(config: &Config) -> anyhow::Result<Arc<dyn crate::core::store::Store>> {
     match open_store(config).await {
         Ok(store) => Ok(store),
-        Err(DaemonError::StoreOpen(locked @ OpenError::Locked { .. })) => Err(anyhow::Error::new(locked)
-            .context("moauth is running on this store: stop it (systemctl stop moauth), run this again, then start it")),
+        Err(DaemonError::StoreOpen(locked @ OpenError::Locked { .. })) => {
+            Err(anyhow::Error::new(locked).context(crate::store::sled::STOP_IT_FIRST))
+        }
         Err(e) => Err(e.into()),
     }
 }

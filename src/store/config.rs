@@ -28,6 +28,14 @@ impl StoreConfig {
     pub const DEFAULT_BACKEND: &'static str = "sled";
     pub const BACKENDS: &'static [&'static str] = &["sled", "postgres"];
 
+    /// The backend's name, as `backend` spells it.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StoreConfig::Sled(_) => "sled",
+            StoreConfig::Postgres(_) => "postgres",
+        }
+    }
+
     pub fn problems(&self) -> Vec<(String, String)> {
         match self {
             StoreConfig::Sled(sled) => sled.problems(),

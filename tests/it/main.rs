@@ -46,6 +46,7 @@ mod smpp_tls;
 mod sms_budget;
 mod sms_commands;
 mod store_battery;
+mod store_export;
 mod store_full;
 mod stranded_replies;
 mod token_props;

@@ -323,7 +323,7 @@ impl PgStore {
     }
 }
 
-fn answer_from_row(row: &tokio_postgres::Row) -> Result<AuthAnswer, PostgresError> {
+pub(super) fn answer_from_row(row: &tokio_postgres::Row) -> Result<AuthAnswer, PostgresError> {
     let login: Option<String> = row.try_get(3)?;
     let password: Option<String> = row.try_get(4)?;
     Ok(AuthAnswer {

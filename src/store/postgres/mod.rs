@@ -12,6 +12,7 @@
 
 mod accounts;
 mod budget;
+mod export;
 mod inbox;
 mod listen;
 mod logins;
@@ -39,6 +40,7 @@ use crate::core::notify::LoginNotifier;
 use listen::Wake;
 use node::Signals;
 
+pub use export::{PgImport, export};
 pub use migrate::{MIGRATIONS, Migrated, migrate};
 
 pub use sweep::SWEEP_LOCK;

@@ -40,14 +40,14 @@ pub struct Accounts {
     pub(super) pending: sled::Tree,
 }
 
-fn account_key(account_id: u64, key: &SessionKey) -> [u8; 40] {
+pub(super) fn account_key(account_id: u64, key: &SessionKey) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..8].copy_from_slice(&account_id.to_be_bytes());
     k[8..].copy_from_slice(&key.0);
     k
 }
 
-fn due_key(expires_at: UnixSecs, key: &SessionKey) -> [u8; 40] {
+pub(super) fn due_key(expires_at: UnixSecs, key: &SessionKey) -> [u8; 40] {
     account_key(expires_at, key)
 }
 
@@ -214,6 +214,18 @@ impl Accounts {
 
     pub(super) fn answers_tree(&self) -> &sled::Tree {
         &self.answers
+    }
+
+    pub(super) fn sessions_tree(&self) -> &sled::Tree {
+        &self.sessions
+    }
+
+    pub(super) fn account_sessions_tree(&self) -> &sled::Tree {
+        &self.by_account
+    }
+
+    pub(super) fn sessions_due_tree(&self) -> &sled::Tree {
+        &self.due
     }
 
     /// The keys of sessions whose record names `msisdn` (a scan: for erasure only).

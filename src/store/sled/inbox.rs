@@ -74,6 +74,18 @@ impl Inbox {
         Ok(repeats)
     }
 
+    /// The redelivery digests, for export.
+    pub(super) fn seen_tree(&self) -> &sled::Tree {
+        &self.seen
+    }
+
+    /// Remembers a digest as [`Inbox::append`] does, for import.
+    pub(super) fn note_seen(&self, digest: &[u8], at: u64) -> Result<(), StoreError> {
+        self.seen_due.note(at, digest)?;
+        self.seen.insert(digest, &at.to_be_bytes())?;
+        Ok(())
+    }
+
     /// Forgets digests of MOs received before `before`, reading only those.
     pub fn sweep_seen(&self, before: u64) -> Result<usize, StoreError> {
         let sweep = self.seen_due.sweep(before, |digest| {

@@ -13,6 +13,7 @@ mod accounts;
 mod budget;
 mod erase;
 mod expiry;
+mod export;
 mod flush;
 mod gauge;
 mod inbox;
@@ -49,7 +50,8 @@ use rejected::Rejected;
 use sent::Sent;
 use webhooks::Webhooks;
 
-pub use open::{OpenError, check_dir};
+pub use export::SledImport;
+pub use open::{OpenError, STOP_IT_FIRST, check_dir};
 
 use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
@@ -107,7 +109,20 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (creating if needed) the store at `path`, which only this process may hold.
+    /// Refuses a store an import did not finish filling.
     pub fn open(path: &Path, cache_capacity_mb: u64) -> Result<SledStore, OpenError> {
+        let store = Self::open_for_import(path, cache_capacity_mb)?;
+        if export::import_unfinished(&store.db)? {
+            return Err(OpenError::ImportUnfinished {
+                path: path.to_owned(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Opens the store at `path` whatever an import left in it: for `moauth store import`,
+    /// which finishes or replaces it.
+    pub fn open_for_import(path: &Path, cache_capacity_mb: u64) -> Result<SledStore, OpenError> {
         let lock = open::StoreLock::acquire(path)?;
         let db = sled::Config::new()
             .path(path)

@@ -16,6 +16,11 @@ use thiserror::Error;
 
 use crate::core::error::StoreError;
 
+/// What a command on the store (`moauth outbox`, `moauth store export`) says when the daemon
+/// holds it.
+pub const STOP_IT_FIRST: &str = "moauth is running on this store: stop it (systemctl stop \
+     moauth), run this again, then start it";
+
 /// The file in the store directory that holds the lock and its owner's pid.
 const LOCK_FILE: &str = "moauth.pid";
 
@@ -33,6 +38,12 @@ pub enum OpenError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error(
+        "an import into the store at {} did not finish: run `moauth store import --replace` \
+         again, or move the directory away to start on an empty store",
+        path.display()
+    )]
+    ImportUnfinished { path: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -96,6 +96,11 @@ impl Parts {
         })
     }
 
+    /// Indexes a part by arrival before it is written outside [`file`] (import).
+    pub(super) fn note(&self, received_at: UnixSecs, key: &[u8]) -> Result<(), StoreError> {
+        self.due.note(received_at, key)
+    }
+
     /// Drops parts that arrived before `cutoff`; returns how many.
     pub fn expire(&self, cutoff: UnixSecs) -> Result<usize, StoreError> {
         let sweep = self
