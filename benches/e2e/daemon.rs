@@ -52,6 +52,9 @@ mint_per_minute = 0
 mo_per_number_per_hour = 0
 error_sms_per_number_per_hour = 0
 new_accounts_per_prefix_per_hour = 0
+# Thousands of credential SMS an hour: the global budget would hold them back.
+sms_per_hour = 0
+sms_per_day = 0
 
 [[smsc]]
 name = "sim"

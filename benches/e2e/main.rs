@@ -132,7 +132,13 @@ async fn main() -> anyhow::Result<()> {
          `load` is the one-minute load average when the figure was taken.\n"
     );
     let smscs = env_list("MOAUTH_BENCH_SMSCS", "sim,node");
-    let http = reqwest::Client::new();
+    // Idle connections are dropped before the daemon's `[http] idle_timeout_secs` (5 s) can
+    // close them: a poll sent on one the daemon is closing fails ("connection closed before
+    // message completed"), as it did between batches of new numbers, whose credential SMS
+    // the bench waits for.
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()?;
     for (i, name) in smscs.iter().enumerate() {
         let smsc = Smsc::start(name, &node_dir).await?;
         println!("# Against {}\n", smsc.describe());

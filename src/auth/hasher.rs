@@ -13,6 +13,13 @@
 //! were never given back. RSS after 100 registrations and 5,000 logins over SMPP was 387 MiB;
 //! with the threshold held at 128 KiB (`GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072`)
 //! it was 25.5 MiB, and so it is with memory that is never freed.
+//!
+//! The threads run at nice [`NICE`]: registrations hash beside the login pipeline, and with
+//! one thread per core at the default priority a burst of new numbers took the CPU from the
+//! SMPP links and the pipeline, so that even the new numbers' sessions (which wait for no
+//! hash) came at 98–787/s instead of thousands (`cargo bench --bench e2e`, BENCHMARKS.md).
+//! Lowered, they use what the rest leaves; a password check (`POST /v1/password-logins`)
+//! waits for its turn in the same way.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -45,6 +52,21 @@ pub enum HashError {
     Stopped,
 }
 
+/// The nice value of the hashing threads: below the runtime's, so the login path comes first.
+pub const NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`NICE`]. Linux keeps the nice value per thread
+/// (setpriority(2), NOTES); lowering it needs no privilege. A refusal (a seccomp filter, say)
+/// leaves the thread as it was.
+fn lower_priority() {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; `who` 0 is the
+    // calling thread.
+    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) };
+    if done != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "hashing thread keeps its priority");
+    }
+}
+
 /// Work for a hashing thread; each answers on its own channel.
 enum Job {
     Hash(String, oneshot::Sender<Result<String, HashError>>),
@@ -74,6 +96,7 @@ impl Hasher {
             std::thread::Builder::new()
                 .name(format!("moauth-argon2-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     // Allocated at the first hash, so an idle daemon does not hold it.
                     let mut memory = Vec::new();
                     let blocks = params.block_count();
@@ -244,6 +267,39 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// The nice value of each of this process's threads named `name`, from /proc.
+    fn nice_of_threads(name: &str) -> Vec<i32> {
+        let mut nice = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // Fields after the parenthesised name: state is field 3, nice field 19.
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            nice.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        nice
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_below_the_login_path() {
+        let hasher = Hasher::start(&Argon2Config {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            threads: 1,
+        })
+        .unwrap();
+        // Once it has hashed, the thread has surely set its priority.
+        hasher.hash("p".into()).await.unwrap();
+        let nice = nice_of_threads("moauth-argon2-0");
+        assert!(!nice.is_empty());
+        assert!(nice.iter().all(|n| *n == NICE), "{nice:?}");
     }
 
     #[test]

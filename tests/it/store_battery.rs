@@ -1166,9 +1166,17 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
     assert!(store.auth_answer(2).await.unwrap().is_some());
     assert!(store.login(&bob_challenge).await.unwrap().is_some());
     assert!(store.opted_out(&bob).await.unwrap());
+    assert_eq!(
+        marked(&store).await,
+        [bob],
+        "ALICE's password is no longer pending"
+    );
+}
+
+/// The numbers whose password is pending, oldest first.
+async fn marked(store: &Arc<dyn Store>) -> Vec<Msisdn> {
     let marks = store.pending_passwords(&|_| false, 10).await.unwrap();
-    let marked: Vec<&Msisdn> = marks.iter().map(|p| &p.msisdn).collect();
-    assert_eq!(marked, [&bob], "ALICE's password is no longer pending");
+    marks.into_iter().map(|p| p.msisdn).collect()
 }
 
 /// The one pending password of `number`'s new account, and the SMS that would carry it.
@@ -1188,14 +1196,7 @@ async fn a_new_accounts_hash_and_sms_are_stored_together_once(store: Arc<dyn Sto
     );
     account_with_session(&store, &alice, 1).await;
     account_with_session(&store, &bob, 2).await;
-    let oldest_first: Vec<Msisdn> = store
-        .pending_passwords(&|_| false, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.msisdn)
-        .collect();
-    assert_eq!(oldest_first, [alice.clone(), bob.clone()]);
+    assert_eq!(marked(&store).await, [alice.clone(), bob.clone()]);
     let skipping = store.pending_passwords(&|m| m == &alice, 10).await.unwrap();
     assert_eq!(skipping.len(), 1);
     assert_eq!(skipping[0].msisdn, bob);
@@ -1243,14 +1244,7 @@ async fn a_new_accounts_hash_and_sms_are_stored_together_once(store: Arc<dyn Sto
             .len(),
         1
     );
-    let left: Vec<Msisdn> = store
-        .pending_passwords(&|_| false, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.msisdn)
-        .collect();
-    assert_eq!(left, [bob]);
+    assert_eq!(marked(&store).await, [bob]);
 }
 
 async fn a_password_set_meanwhile_is_neither_overwritten_nor_sent(store: Arc<dyn Store>) {
@@ -1279,13 +1273,7 @@ async fn a_password_set_meanwhile_is_neither_overwritten_nor_sent(store: Arc<dyn
             .unwrap()
             .is_empty()
     );
-    assert!(
-        store
-            .pending_passwords(&|_| false, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(marked(&store).await.is_empty());
 }
 
 async fn a_mark_lifted_without_a_password_leaves_the_account_without_one(store: Arc<dyn Store>) {
@@ -1293,13 +1281,7 @@ async fn a_mark_lifted_without_a_password_leaves_the_account_without_one(store: 
     account_with_session(&store, &number, 1).await;
     let (pending, _) = pending_of(&store, &number).await;
     assert!(!store.store_password(&pending, None).await.unwrap());
-    assert!(
-        store
-            .pending_passwords(&|_| false, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(marked(&store).await.is_empty());
     assert_eq!(
         store.account(&number).await.unwrap().unwrap().password_hash,
         None
@@ -1309,12 +1291,6 @@ async fn a_mark_lifted_without_a_password_leaves_the_account_without_one(store: 
     let mut login = new_login(2, &quiet, true);
     login.if_new = Some(NewAccount { password_to: None });
     assert!(store.log_in(login).await.unwrap().created);
-    assert!(
-        store
-            .pending_passwords(&|_| false, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(marked(&store).await.is_empty());
     assert_eq!(store.depths().outbox, 0);
 }
