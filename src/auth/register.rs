@@ -36,7 +36,6 @@ use crate::core::error::StoreError;
 use crate::core::limits::{self, Limit, LimitsConfig};
 use crate::core::live::Live;
 use crate::core::msisdn::Msisdn;
-use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
 use crate::core::sms_budget::SmsBudget;
 use crate::core::store::{OptOutStore, PasswordStore, PendingPassword};
@@ -163,13 +162,7 @@ impl Registrar {
             return Err(RegistrarError::BudgetSpent);
         }
         let hash = self.hasher.hash(password).await?;
-        let sms = Outbound {
-            smsc: pending.to.smsc.clone(),
-            from: pending.to.from.clone(),
-            to: to.clone(),
-            text,
-            created_at: self.clock.now(),
-        };
+        let sms = pending.to.clone().sms(to.clone(), text, self.clock.now());
         if self
             .store
             .store_password(pending, Some((&hash, &sms)))
@@ -190,6 +183,7 @@ mod tests {
     use crate::auth::config::Argon2Config;
     use crate::core::auth::{AuthCore, SessionCore};
     use crate::core::live::live;
+    use crate::core::outbound::Outbound;
     use crate::core::replies::Templates;
     use crate::core::store::{AccountStore, OptOutStore, OutboxStore};
     use crate::store::sled::SledStore;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::core::clock::UnixSecs;
+use crate::core::outbound::SmsRoute;
 
 /// A mobile-originated SMS as received, before interpretation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,14 @@ pub struct MoMessage {
 }
 
 impl MoMessage {
+    /// Where a reply to this MO goes: back through its SMSC, from the short code it was sent to.
+    pub fn reply_route(&self) -> SmsRoute {
+        SmsRoute {
+            smsc: self.smsc.clone(),
+            from: self.destination_addr.clone(),
+        }
+    }
+
     /// Identifies a delivery of this exact PDU content, whenever it arrives.
     pub fn digest(&self) -> [u8; 16] {
         let mut h = Sha256::new();

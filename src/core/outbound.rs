@@ -36,6 +36,19 @@ pub struct SmsRoute {
     pub from: String,
 }
 
+impl SmsRoute {
+    /// The SMS carrying `text` to `to` along this route.
+    pub fn sms(self, to: Msisdn, text: String, now: UnixSecs) -> Outbound {
+        Outbound {
+            smsc: self.smsc,
+            from: self.from,
+            to,
+            text,
+            created_at: now,
+        }
+    }
+}
+
 /// An SMS the SMSC accepted, under its message id, until its delivery receipt comes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentRecord {

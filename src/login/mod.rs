@@ -41,7 +41,7 @@ use crate::core::limits::{self, Limit, NumberLimits};
 use crate::core::live::Live;
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
-use crate::core::outbound::{Outbound, SmsRoute};
+use crate::core::outbound::Outbound;
 use crate::core::replies::{Replies, Reply};
 use crate::core::sms_budget::SmsBudget;
 use crate::core::store::{Filed, OptOutStore, Outcome, PartKey, PipelineStore, SweepDue};
@@ -321,10 +321,7 @@ impl LoginPipeline {
                     msisdn: sender.clone(),
                     token,
                     received_at: mo.received_at,
-                    reply_via: SmsRoute {
-                        smsc: mo.smsc.clone(),
-                        from: mo.destination_addr.clone(),
-                    },
+                    reply_via: mo.reply_route(),
                     may_create,
                 };
                 let window = self.window.load();
@@ -417,9 +414,11 @@ impl LoginPipeline {
         };
         let mut held_by = None;
         let countries = rules.reply_countries(&self.default_country_code);
+        // Rendered once: the text is both what the limits count and what is queued.
         let reply = match reply {
             Some(r) => {
-                let segments = text::billed_segments(&self.replies.load().render(&r));
+                let text = self.replies.load().render(&r);
+                let segments = text::billed_segments(&text);
                 let allowed = self
                     .number_limits()
                     .may_reply(&rules, countries, &sender, &r, segments, now);
@@ -436,14 +435,14 @@ impl LoginPipeline {
                     held_by = Some(limit);
                     limit_hit(limit);
                 }
-                allowed.ok().map(|()| r)
+                allowed.ok().map(|()| (r, text))
             }
             None => None,
         };
-        report.outcome(outcome, reply.as_ref(), held_by);
+        report.outcome(outcome, reply.as_ref().map(|(r, _)| r), held_by);
         let replies: Vec<Outbound> = reply
-            .iter()
-            .map(|r| self.outbound(mo, &sender, r))
+            .into_iter()
+            .map(|(_, text)| mo.reply_route().sms(sender.clone(), text, self.clock.now()))
             .collect();
         let (login, event) = self.hooks.route(record).await?;
         batch.push(Outcome::Decided {
@@ -584,16 +583,6 @@ impl LoginPipeline {
 
     fn number_limits(&self) -> MutexGuard<'_, NumberLimits> {
         self.number_limits.lock().expect("number limits lock")
-    }
-
-    fn outbound(&self, mo: &MoMessage, to: &Msisdn, reply: &Reply) -> Outbound {
-        Outbound {
-            smsc: mo.smsc.clone(),
-            from: mo.destination_addr.clone(),
-            to: to.clone(),
-            text: self.replies.load().render(reply),
-            created_at: self.clock.now(),
-        }
     }
 
     /// Removes what has outlived its purpose: finished logins, expired sessions of the
