@@ -28,6 +28,20 @@ pub struct Argon2Config {
     pub threads: usize,
 }
 
+#[cfg(test)]
+impl Argon2Config {
+    /// The least work Argon2id takes (1 MiB, one pass, one hashing thread): for tests that
+    /// need a real hash, not the cost.
+    pub fn cheap() -> Argon2Config {
+        Argon2Config {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            threads: 1,
+        }
+    }
+}
+
 impl Default for Argon2Config {
     fn default() -> Self {
         Argon2Config {

@@ -239,13 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn verify_accepts_the_password_and_refuses_any_other() {
-        let hasher = Hasher::start(&Argon2Config {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-            threads: 1,
-        })
-        .unwrap();
+        let hasher = Hasher::start(&Argon2Config::cheap()).unwrap();
         let hash = hasher.hash("right".into()).await.unwrap();
         assert!(hasher.verify("right".into(), hash.clone()).await.unwrap());
         assert!(!hasher.verify("wrong".into(), hash.clone()).await.unwrap());
@@ -288,13 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashing_threads_run_below_the_login_path() {
-        let hasher = Hasher::start(&Argon2Config {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-            threads: 1,
-        })
-        .unwrap();
+        let hasher = Hasher::start(&Argon2Config::cheap()).unwrap();
         // Once it has hashed, the thread has surely set its priority.
         hasher.hash("p".into()).await.unwrap();
         let nice = nice_of_threads("moauth-argon2-0");

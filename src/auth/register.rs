@@ -192,13 +192,7 @@ mod tests {
 
     /// A registrar and an auth core on one store, the credentials template the bare password.
     fn start(store: &Arc<SledStore>) -> (EmbeddedAuth, CancellationToken) {
-        let hasher = Hasher::start(&Argon2Config {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-            threads: 1,
-        })
-        .unwrap();
+        let hasher = Hasher::start(&Argon2Config::cheap()).unwrap();
         let wake = Arc::new(Notify::new());
         let clock = Clock::manual(NOW);
         let auth = EmbeddedAuth::new(
