@@ -14,6 +14,7 @@
 //! API's JSON error.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,15 +37,59 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// What a client over the long-poll cap is told to wait.
 const LONG_POLL_RETRY_SECS: u64 = 1;
 
-type Keyed<C> =
-    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Keyed<K, C> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// The per-address bucket for the poll routes, as configured; None when switched off.
-pub struct PollLimiter<C: Clock = DefaultClock> {
-    /// `(poll_per_minute, poll_burst)` it was built from, so a reload rebuilds it only when
-    /// they change (a rebuild forgets every bucket).
+/// A keyed bucket of `per_minute` holding `burst`, as configured; None when switched off.
+/// The poll routes' ([`PollLimiter`], per client address) and the mints' ([`MintLimiter`],
+/// per API key) are both one.
+pub struct KeyedLimiter<K: Clone + Eq + Hash, C: Clock = DefaultClock> {
+    /// `(per_minute, burst)` it was built from, so a reload rebuilds it only when they
+    /// change (a rebuild forgets every bucket).
     pub quota: (u32, u32),
-    limiter: Option<Keyed<C>>,
+    limiter: Option<Keyed<K, C>>,
+}
+
+/// The per-address bucket for the poll routes.
+pub type PollLimiter<C = DefaultClock> = KeyedLimiter<IpAddr, C>;
+/// The per-key bucket on `POST /v1/logins`.
+pub type MintLimiter = KeyedLimiter<String>;
+
+impl<K: Clone + Eq + Hash, C: Clock> KeyedLimiter<K, C> {
+    fn build((per_minute, burst): (u32, u32), clock: C) -> Self {
+        let limiter = NonZeroU32::new(per_minute).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate);
+            let quota = Quota::per_minute(rate).allow_burst(burst);
+            RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock)
+        });
+        KeyedLimiter {
+            quota: (per_minute, burst),
+            limiter,
+        }
+    }
+
+    /// Ok, or how long `key` must wait before its next event is taken.
+    fn take(&self, key: &K) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+    }
+
+    /// Forgets keys whose bucket is full again.
+    pub fn sweep(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// How many keys (client addresses, API keys) it tracks.
+    pub fn clients(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |limiter| limiter.len())
+    }
 }
 
 impl PollLimiter {
@@ -55,36 +100,12 @@ impl PollLimiter {
 
 impl<C: Clock> PollLimiter<C> {
     pub fn with_clock(limits: &LimitsConfig, clock: C) -> Self {
-        let quota = (limits.poll_per_minute, limits.poll_burst);
-        let limiter = NonZeroU32::new(limits.poll_per_minute).map(|rate| {
-            let burst = NonZeroU32::new(limits.poll_burst).unwrap_or(rate);
-            let quota = Quota::per_minute(rate).allow_burst(burst);
-            RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock)
-        });
-        PollLimiter { quota, limiter }
+        Self::build((limits.poll_per_minute, limits.poll_burst), clock)
     }
 
     /// Ok, or how long `peer` must wait before its next poll is taken.
     pub fn check(&self, peer: IpAddr) -> Result<(), Duration> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        limiter
-            .check_key(&client_key(peer))
-            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
-    }
-
-    /// Forgets addresses whose bucket is full again.
-    pub fn sweep(&self) {
-        if let Some(limiter) = &self.limiter {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-    }
-
-    /// How many client addresses it tracks.
-    pub fn clients(&self) -> usize {
-        self.limiter.as_ref().map_or(0, |limiter| limiter.len())
+        self.take(&client_key(peer))
     }
 }
 
@@ -191,44 +212,24 @@ impl LongPolls {
     }
 }
 
-/// The per-key bucket on `POST /v1/logins`, as configured; None when switched off.
-pub struct MintLimiter {
-    /// `(mint_per_minute, mint_burst)` it was built from; a reload rebuilds it only when
-    /// they change.
-    pub quota: (u32, u32),
-    limiter: Option<RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>>,
-}
-
 impl MintLimiter {
     pub fn new(limits: &LimitsConfig) -> Self {
-        let quota = (limits.mint_per_minute, limits.mint_burst);
-        let limiter = NonZeroU32::new(limits.mint_per_minute).map(|rate| {
-            let burst = NonZeroU32::new(limits.mint_burst).unwrap_or(rate);
-            RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
-        });
-        MintLimiter { quota, limiter }
+        Self::build(
+            (limits.mint_per_minute, limits.mint_burst),
+            DefaultClock::default(),
+        )
     }
 
     /// Takes one mint from `backend`'s bucket, or the 429 to answer.
     pub fn admit(&self, backend: &str) -> Result<(), ApiError> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        let Err(not_until) = limiter.check_key(&backend.to_owned()) else {
+        let Err(wait) = self.take(&backend.to_owned()) else {
             return Ok(());
         };
         metrics::counter!("moauth_limit_hits_total", "limit" => "mint_rate").increment(1);
         Err(too_many(
-            not_until.wait_time_from(limiter.clock().now()),
+            wait,
             "too many logins minted with this key; retry after the time in Retry-After",
         ))
-    }
-
-    /// Forgets keys whose bucket is full again (there are few: one per API key).
-    pub fn sweep(&self) {
-        if let Some(limiter) = &self.limiter {
-            limiter.retain_recent();
-        }
     }
 }
 
