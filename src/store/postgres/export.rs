@@ -20,7 +20,7 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::accounts::answer_from_row;
 use super::rows::{
-    LOGIN_COLUMNS, MO_COLUMNS, MoArrays, login_columns, login_from_row, mo_from_row, secs,
+    LOGIN_COLUMNS, MO_COLUMNS, MoArrays, byte, login_columns, login_from_row, mo_from_row, secs,
 };
 use super::{Connection, PostgresError, migrate};
 use crate::core::auth::Account;
@@ -245,14 +245,10 @@ pub async fn export(
         &format!("SELECT {MO_COLUMNS}, grp, seq, total FROM parts ORDER BY grp, seq"),
         |r| {
             let group: Vec<u8> = get(r, 11)?;
-            let small = |i| -> Result<u8, StoreError> {
-                let v: i16 = r.try_get(i).map_err(db)?;
-                u8::try_from(v).map_err(|_| corrupt("parts", format!("{v} is not a byte")))
-            };
             out(&Item::Part {
                 group: to_hex(&group),
-                seq: small(12)?,
-                total: small(13)?,
+                seq: byte("parts", get(r, 12)?).map_err(db)?,
+                total: byte("parts", get(r, 13)?).map_err(db)?,
                 mo: mo_from_row("parts", r, 0).map_err(db)?,
             })
         },
