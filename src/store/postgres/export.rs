@@ -31,7 +31,8 @@ use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::token::Challenge;
 use crate::store::export::{
-    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, to_hex,
+    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, part_group, session_hash,
+    to_hex,
 };
 
 /// Every table that holds records, in export order; what emptiness, `--replace` and the
@@ -604,14 +605,11 @@ impl PgImport {
                 issued_at,
                 msisdn: _,
             } => {
-                let hash = from_hex("hash", hash)?;
-                if hash.len() != 32 {
-                    return Err(invalid("hash: not a SHA-256"));
-                }
+                let hash = session_hash(hash)?;
                 self.run(
                     item,
                     &[
-                        &hash,
+                        &hash.as_slice(),
                         &signed(*account_id)?,
                         &secs(*expires_at),
                         &issued_at.map(secs),
@@ -676,10 +674,7 @@ impl PgImport {
                 total,
                 mo,
             } => {
-                let group = from_hex("group", group)?;
-                if group.last() != Some(total) {
-                    return Err(invalid("a part's group ends with its count"));
-                }
+                let group = part_group(group, *total)?;
                 let (seq, total) = (i16::from(*seq), i16::from(*total));
                 self.mo_row(item, &[&group, &seq, &total], mo).await
             }

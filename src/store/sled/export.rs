@@ -29,7 +29,8 @@ use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::token::Challenge;
 use crate::store::export::{
-    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, to_hex,
+    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, part_group, session_hash,
+    to_hex,
 };
 
 /// The tree whose one key marks an import that has not finished.
@@ -315,11 +316,7 @@ impl SledImport {
                 issued_at,
                 msisdn,
             } => {
-                let session = SessionKey(
-                    from_hex("hash", &hash)?
-                        .try_into()
-                        .map_err(|_| invalid("hash: not a SHA-256"))?,
-                );
+                let session = SessionKey(session_hash(&hash)?);
                 let record = SessionRecord {
                     account_id,
                     expires_at,
@@ -366,10 +363,7 @@ impl SledImport {
                 total,
                 mo,
             } => {
-                let mut part = from_hex("group", &group)?;
-                if part.last() != Some(&total) {
-                    return Err(invalid("a part's group ends with its count"));
-                }
+                let mut part = part_group(&group, total)?;
                 part.push(seq);
                 s.parts.note(mo.received_at, &part)?;
                 s.parts.tree.insert(part, encode(&mo))?;
