@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 
 use super::accounts::{account_key, due_key as session_due_key};
 use super::record::{PendingRecord, SessionRecord};
-use super::{SledStore, decode, encode, minted};
+use super::{SledStore, budget, decode, encode, minted};
 use crate::core::auth::{Account, AuthAnswer, SessionKey};
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -393,9 +393,8 @@ impl SledImport {
                 if period != "hour" && period != "day" {
                     return Err(invalid(format!("{period:?} is not a budget period")));
                 }
-                let mut value = window.to_be_bytes().to_vec();
-                value.extend_from_slice(&count.to_be_bytes());
-                s.sms_budget.insert(period.as_bytes(), value)?;
+                s.sms_budget
+                    .insert(period.as_bytes(), budget::value(window, count))?;
             }
             Item::End { .. } => {}
         }
