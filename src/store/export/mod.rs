@@ -375,10 +375,23 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 pub fn from_hex(field: &str, text: &str) -> Result<Vec<u8>, StoreError> {
-    hex::decode(text).map_err(|e| StoreError::Corrupt {
-        tree: "export",
-        message: format!("{field}: {e}"),
-    })
+    hex::decode(text).map_err(|e| invalid(format!("{field}: {e}")))
+}
+
+/// A `session` record's `hash`: the SHA-256 of its token.
+pub fn session_hash(hash: &str) -> Result<[u8; 32], StoreError> {
+    from_hex("hash", hash)?
+        .try_into()
+        .map_err(|_| invalid("hash: not a SHA-256"))
+}
+
+/// A `part` record's `group` as the stores key it: it must end with the part count.
+pub fn part_group(group: &str, total: u8) -> Result<Vec<u8>, StoreError> {
+    let group = from_hex("group", group)?;
+    if group.last() != Some(&total) {
+        return Err(invalid("a part's group ends with its count"));
+    }
+    Ok(group)
 }
 
 /// A record's `challenge`: the token's 20 challenge symbols, as the stores key logins.

@@ -20,7 +20,7 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::accounts::answer_from_row;
 use super::rows::{
-    LOGIN_COLUMNS, MO_COLUMNS, MoArrays, login_columns, login_from_row, mo_from_row, secs,
+    LOGIN_COLUMNS, MO_COLUMNS, MoArrays, byte, login_columns, login_from_row, mo_from_row, secs,
 };
 use super::{Connection, PostgresError, migrate};
 use crate::core::auth::Account;
@@ -31,7 +31,8 @@ use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::token::Challenge;
 use crate::store::export::{
-    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, to_hex,
+    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, part_group, session_hash,
+    to_hex,
 };
 
 /// Every table that holds records, in export order; what emptiness, `--replace` and the
@@ -245,14 +246,10 @@ pub async fn export(
         &format!("SELECT {MO_COLUMNS}, grp, seq, total FROM parts ORDER BY grp, seq"),
         |r| {
             let group: Vec<u8> = get(r, 11)?;
-            let small = |i| -> Result<u8, StoreError> {
-                let v: i16 = r.try_get(i).map_err(db)?;
-                u8::try_from(v).map_err(|_| corrupt("parts", format!("{v} is not a byte")))
-            };
             out(&Item::Part {
                 group: to_hex(&group),
-                seq: small(12)?,
-                total: small(13)?,
+                seq: byte("parts", get(r, 12)?).map_err(db)?,
+                total: byte("parts", get(r, 13)?).map_err(db)?,
                 mo: mo_from_row("parts", r, 0).map_err(db)?,
             })
         },
@@ -608,14 +605,11 @@ impl PgImport {
                 issued_at,
                 msisdn: _,
             } => {
-                let hash = from_hex("hash", hash)?;
-                if hash.len() != 32 {
-                    return Err(invalid("hash: not a SHA-256"));
-                }
+                let hash = session_hash(hash)?;
                 self.run(
                     item,
                     &[
-                        &hash,
+                        &hash.as_slice(),
                         &signed(*account_id)?,
                         &secs(*expires_at),
                         &issued_at.map(secs),
@@ -680,10 +674,7 @@ impl PgImport {
                 total,
                 mo,
             } => {
-                let group = from_hex("group", group)?;
-                if group.last() != Some(total) {
-                    return Err(invalid("a part's group ends with its count"));
-                }
+                let group = part_group(group, *total)?;
                 let (seq, total) = (i16::from(*seq), i16::from(*total));
                 self.mo_row(item, &[&group, &seq, &total], mo).await
             }

@@ -75,7 +75,7 @@ impl MoArrays {
 
 /// Small integers come back as they went in; a value out of range means the row was written
 /// by something other than moauth.
-fn byte(table: &'static str, value: i16) -> Result<u8, PostgresError> {
+pub(super) fn byte(table: &'static str, value: i16) -> Result<u8, PostgresError> {
     u8::try_from(value).map_err(|_| PostgresError::Corrupt {
         table,
         what: format!("{value} is not a byte"),

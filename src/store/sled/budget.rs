@@ -20,6 +20,13 @@ fn read(value: Option<sled::IVec>) -> (u64, u64) {
     (word(0), word(8))
 }
 
+/// A window's number and its count, as stored.
+pub(super) fn value(window: u64, count: u64) -> Vec<u8> {
+    let mut value = window.to_be_bytes().to_vec();
+    value.extend_from_slice(&count.to_be_bytes());
+    value
+}
+
 impl SmsBudgetStore for SledStore {
     fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts> {
         let counted = self.sms_budget.transaction(|tree| {
@@ -35,9 +42,7 @@ impl SmsBudgetStore for SledStore {
                     (stored, n)
                 };
                 *count = n.saturating_add_signed(segments);
-                let mut value = window.to_be_bytes().to_vec();
-                value.extend_from_slice(&count.to_be_bytes());
-                tree.insert(key, value)?;
+                tree.insert(key, value(window, *count))?;
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(SmsCounts {
                 hour: after[0],

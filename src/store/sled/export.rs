@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 
 use super::accounts::{account_key, due_key as session_due_key};
 use super::record::{PendingRecord, SessionRecord};
-use super::{SledStore, decode, encode, minted};
+use super::{SledStore, budget, decode, encode, minted};
 use crate::core::auth::{Account, AuthAnswer, SessionKey};
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -29,7 +29,8 @@ use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::token::Challenge;
 use crate::store::export::{
-    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, to_hex,
+    ImportTarget, Item, MoveError, challenge_from, from_hex, invalid, part_group, session_hash,
+    to_hex,
 };
 
 /// The tree whose one key marks an import that has not finished.
@@ -315,11 +316,7 @@ impl SledImport {
                 issued_at,
                 msisdn,
             } => {
-                let session = SessionKey(
-                    from_hex("hash", &hash)?
-                        .try_into()
-                        .map_err(|_| invalid("hash: not a SHA-256"))?,
-                );
+                let session = SessionKey(session_hash(&hash)?);
                 let record = SessionRecord {
                     account_id,
                     expires_at,
@@ -366,10 +363,7 @@ impl SledImport {
                 total,
                 mo,
             } => {
-                let mut part = from_hex("group", &group)?;
-                if part.last() != Some(&total) {
-                    return Err(invalid("a part's group ends with its count"));
-                }
+                let mut part = part_group(&group, total)?;
                 part.push(seq);
                 s.parts.note(mo.received_at, &part)?;
                 s.parts.tree.insert(part, encode(&mo))?;
@@ -399,9 +393,8 @@ impl SledImport {
                 if period != "hour" && period != "day" {
                     return Err(invalid(format!("{period:?} is not a budget period")));
                 }
-                let mut value = window.to_be_bytes().to_vec();
-                value.extend_from_slice(&count.to_be_bytes());
-                s.sms_budget.insert(period.as_bytes(), value)?;
+                s.sms_budget
+                    .insert(period.as_bytes(), budget::value(window, count))?;
             }
             Item::End { .. } => {}
         }
