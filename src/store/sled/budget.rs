@@ -35,6 +35,10 @@ impl SmsBudgetStore for SledStore {
                     (stored, n)
                 };
                 *count = n.saturating_add_signed(segments);
+                // Adding nothing (`has_room`) only reads: a stale window reads as 0 already.
+                if segments == 0 {
+                    continue;
+                }
                 let mut value = window.to_be_bytes().to_vec();
                 value.extend_from_slice(&count.to_be_bytes());
                 tree.insert(key, value)?;
