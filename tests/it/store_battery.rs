@@ -1041,6 +1041,11 @@ async fn sms_budget_counts_add_up_per_window_and_start_again_in_the_next(store: 
     );
     let tomorrow = Windows { hour: 124, day: 5 };
     assert_eq!(store.count_sms(tomorrow, 4).await.unwrap(), counts(4, 4));
+    // Adding nothing reads: the counts as they are, a window since ended as 0.
+    assert_eq!(store.count_sms(tomorrow, 0).await.unwrap(), counts(4, 4));
+    let later = Windows { hour: 125, day: 5 };
+    assert_eq!(store.count_sms(later, 0).await.unwrap(), counts(0, 4));
+    assert_eq!(store.count_sms(tomorrow, 1).await.unwrap(), counts(5, 5));
 }
 
 async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dyn Store>) {

@@ -8,69 +8,42 @@
 
 use super::listen::OUTBOX_CHANNEL;
 use super::node::adjust;
+use super::queues::candidates;
 use super::{PgStore, PostgresError};
 use crate::core::msisdn::Msisdn;
 use crate::core::outbound::{Outbound, SmsRoute};
 use crate::core::store::PendingPassword;
 
-/// Marks looked at beyond `limit`: room for those this node has in hand, which it skips.
-const IN_HAND_ROOM: i64 = 64;
-
 impl PgStore {
+    /// Leased as outbox rows are ([`PgStore::lease`]): the marks this node has in hand are
+    /// among the candidates, skipped, and their leases renewed.
     pub(super) async fn pending_passwords(
         &self,
         skip: &(dyn Fn(&Msisdn) -> bool + Send + Sync),
         limit: usize,
     ) -> Result<Vec<PendingPassword>, PostgresError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let candidates = tx
-            .prepare_cached(
-                "SELECT id, msisdn, smsc, sender, since FROM password_pending
-                 WHERE lease_until IS NULL OR lease_until < now() OR lease_owner = $1
-                 ORDER BY id LIMIT $2
-                 FOR UPDATE SKIP LOCKED",
-            )
-            .await?;
-        let rows = tx
-            .query(&candidates, &[&self.node, &(limit as i64 + IN_HAND_ROOM)])
-            .await?;
-        let mut taken = Vec::new();
-        for row in &rows {
+        let query = candidates("password_pending", "$3", "msisdn, smsc, sender, since");
+        let read = |row: &tokio_postgres::Row| -> Result<PendingPassword, PostgresError> {
             let number: String = row.try_get(1)?;
-            let msisdn = Msisdn::parse(&number).map_err(|e| PostgresError::Corrupt {
-                table: "password_pending",
-                what: format!("msisdn: {e}"),
-            })?;
-            if taken.len() >= limit || skip(&msisdn) {
-                continue;
-            }
-            taken.push(PendingPassword {
-                msisdn,
+            Ok(PendingPassword {
+                msisdn: Msisdn::parse(&number).map_err(|e| PostgresError::Corrupt {
+                    table: "password_pending",
+                    what: format!("msisdn: {e}"),
+                })?,
                 account_id: row.try_get::<_, i64>(0)? as u64,
                 to: SmsRoute {
                     smsc: row.try_get(2)?,
                     from: row.try_get(3)?,
                 },
                 since: row.try_get::<_, i64>(4)? as u64,
-            });
-        }
-        let ids: Vec<i64> = taken.iter().map(|p| p.account_id as i64).collect();
-        if !ids.is_empty() {
-            tx.execute(
-                "UPDATE password_pending SET lease_owner = $1,
-                     lease_until = now() + $2::bigint * interval '1 millisecond'
-                 WHERE id = ANY($3)",
-                &[
-                    &self.node,
-                    &i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX),
-                    &ids,
-                ],
-            )
+            })
+        };
+        let taken = self
+            .lease(&query, "password_pending", &true, limit, read, |_, p| {
+                !skip(&p.msisdn)
+            })
             .await?;
-        }
-        tx.commit().await?;
-        Ok(taken)
+        Ok(taken.into_iter().map(|(_, pending)| pending).collect())
     }
 
     /// One statement: the mark goes; the hash and the SMS only with a mark that was there

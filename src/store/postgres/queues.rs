@@ -32,7 +32,7 @@ fn millis(d: Duration) -> i64 {
 
 /// The free rows of `table` (and this node's own), oldest first, locked for this
 /// transaction. `filter` is an extra SQL condition on `$3`.
-fn candidates(table: &str, filter: &str, columns: &str) -> String {
+pub(super) fn candidates(table: &str, filter: &str, columns: &str) -> String {
     format!(
         "SELECT id, {columns} FROM {table}
          WHERE {filter} AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $1)
@@ -59,7 +59,7 @@ fn outbound(row: &tokio_postgres::Row) -> Result<Outbound, PostgresError> {
 impl PgStore {
     /// Locks the candidates `query` finds, keeps those `keep` accepts (up to `limit`),
     /// leases them to this node and returns them.
-    async fn lease<T>(
+    pub(super) async fn lease<T>(
         &self,
         query: &str,
         table: &str,

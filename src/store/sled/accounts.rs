@@ -51,8 +51,13 @@ pub(super) fn due_key(expires_at: UnixSecs, key: &SessionKey) -> [u8; 40] {
     account_key(expires_at, key)
 }
 
+/// The session key a `sessions` key holds.
+fn session_key(key: &[u8]) -> Option<SessionKey> {
+    <[u8; 32]>::try_from(key).ok().map(SessionKey)
+}
+
 fn key_after_prefix(entry: &[u8]) -> Option<SessionKey> {
-    <[u8; 32]>::try_from(entry.get(8..)?).ok().map(SessionKey)
+    session_key(entry.get(8..)?)
 }
 
 impl Accounts {
@@ -235,7 +240,7 @@ impl Accounts {
             let (key, value) = entry?;
             let record: SessionRecord = decode("sessions", &value)?;
             if record.msisdn.as_ref() == Some(msisdn)
-                && let Some(key) = super::erase::session_key(&key)
+                && let Some(key) = session_key(&key)
             {
                 keys.push(key);
             }

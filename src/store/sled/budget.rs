@@ -42,6 +42,10 @@ impl SmsBudgetStore for SledStore {
                     (stored, n)
                 };
                 *count = n.saturating_add_signed(segments);
+                // Adding nothing (`has_room`) only reads: a stale window reads as 0 already.
+                if segments == 0 {
+                    continue;
+                }
                 tree.insert(key, value(window, *count))?;
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(SmsCounts {

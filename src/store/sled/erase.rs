@@ -8,7 +8,7 @@
 
 use super::record::Record;
 use super::{SledStore, StoreError, decode};
-use crate::core::auth::{AuthAnswer, SessionKey};
+use crate::core::auth::AuthAnswer;
 use crate::core::login::LoginRecord;
 use crate::core::mo::{MoMessage, RejectedMo};
 use crate::core::msisdn::Msisdn;
@@ -90,9 +90,4 @@ impl super::accounts::Accounts {
         })?;
         Ok(erased)
     }
-}
-
-/// Used by [`Accounts::sessions_naming`]: the key of a session record.
-pub(super) fn session_key(key: &[u8]) -> Option<SessionKey> {
-    <[u8; 32]>::try_from(key).ok().map(SessionKey)
 }

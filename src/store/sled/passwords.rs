@@ -59,7 +59,7 @@ impl SledStore {
         password: Option<(&str, &Outbound)>,
     ) -> Result<bool, StoreError> {
         let mark = pending.account_id.to_be_bytes();
-        let sms = password.map(|(_, sms)| encode(sms));
+        let password = password.map(|(hash, sms)| (hash, encode(sms)));
         let stored = (
             &self.accounts.pending,
             self.accounts.accounts_tree(),
@@ -69,7 +69,7 @@ impl SledStore {
                 if marks.remove(&mark)?.is_none() {
                     return Ok(false);
                 }
-                let (Some((hash, _)), Some(sms)) = (password, &sms) else {
+                let Some((hash, sms)) = &password else {
                     return Ok(false);
                 };
                 let key = pending.msisdn.as_str().as_bytes();
@@ -83,7 +83,7 @@ impl SledStore {
                 if account.id != pending.account_id || account.password_hash.is_some() {
                     return Ok(false);
                 }
-                account.password_hash = Some(hash.to_owned());
+                account.password_hash = Some((*hash).to_owned());
                 accounts.insert(key, encode(&account))?;
                 let id = outbox.generate_id()?;
                 outbox.insert(&id.to_be_bytes(), sms.as_slice())?;
