@@ -91,8 +91,9 @@ async fn readme_install_starts_as_the_service_user() {
     std::os::unix::fs::chown(&config, Some(0), Some(gid)).unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
 
+    let (_bin_dir, binary) = common::binary_for_any_user();
     let as_service = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_moauth"));
+        let mut command = Command::new(&binary);
         command
             .args(args)
             .arg(&config)

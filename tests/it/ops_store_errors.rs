@@ -8,8 +8,8 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use crate::common::PATIENCE;
 use crate::common::process::{Spawned, moauth};
+use crate::common::{self, PATIENCE};
 
 /// Stands in for the service user; in the range systemd keeps for dynamic users.
 const SERVICE_UID: u32 = 64_322;
@@ -59,8 +59,9 @@ async fn an_unwritable_store_names_path_cause_and_fix_once_and_exits_3() {
     )
     .unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_bin_dir, binary) = common::binary_for_any_user();
     let as_service = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_moauth"));
+        let mut command = Command::new(&binary);
         command
             .args(args)
             .arg(&config)

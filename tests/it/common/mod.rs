@@ -345,3 +345,19 @@ pub fn texted_password(text: &str) -> String {
         .unwrap_or_else(|| panic!("no password in {text:?}"));
     after.split('.').next().unwrap().to_owned()
 }
+
+/// The moauth binary in a directory any user may enter, as an install puts it in /usr/bin, for
+/// tests that run it as the service user: the build's own copy may lie under a checkout only
+/// its owner can enter (a clone in a `mktemp -d` directory is 0700). Removed with the TempDir.
+pub fn binary_for_any_user() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = dir.path().join("moauth");
+    // A hard link costs nothing and shares the build's mode; another filesystem needs a copy.
+    let built = env!("CARGO_BIN_EXE_moauth");
+    if std::fs::hard_link(built, &binary).is_err() {
+        std::fs::copy(built, &binary).unwrap();
+    }
+    (dir, binary)
+}
