@@ -76,8 +76,9 @@ pub struct Granted {
     pub answer: AuthAnswer,
     /// A session the core issued and left unstored, for a core whose sessions live in
     /// moauth's own store: the pipeline stores it with the login's outcome, in the round's one
-    /// commit. A crash then keeps both or neither, so no answer need be kept for the MO's
-    /// retry, and a round pays for one transaction instead of one per login.
+    /// commit. A crash then keeps both or neither, so no answer is kept for the MO's retry
+    /// (and none is left to [`AuthCore::settle`]), and a round pays for one transaction
+    /// instead of one per login.
     pub session: Option<NewSession>,
 }
 

@@ -447,6 +447,11 @@ impl LoginPipeline {
             .map(|(_, text)| mo.reply_route().sms(sender.clone(), text, self.clock.now()))
             .collect();
         let (login, event) = self.hooks.route(record).await?;
+        // An answer an earlier pass of this MO got is forgotten too, whatever it led to now.
+        // A session left to this commit means the core found no answer kept for the MO.
+        if session.is_none() {
+            batch.settle.push(id);
+        }
         batch.push(Outcome::Decided {
             mo: id,
             login,
@@ -454,8 +459,6 @@ impl LoginPipeline {
             replies,
             event,
         });
-        // An answer an earlier pass of this MO got is forgotten too, whatever it led to now.
-        batch.settle.push(id);
         batch.reports.push(report);
         if let Some(created) = completed {
             batch.completed.push(Completed {
