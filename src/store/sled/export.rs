@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 
 use super::accounts::{account_key, due_key as session_due_key};
 use super::record::{PendingRecord, SessionRecord};
-use super::{SledStore, budget, decode, encode, minted};
+use super::{SledStore, budget, decode, encode, expiry, minted};
 use crate::core::auth::{Account, AuthAnswer, SessionKey};
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -244,9 +244,11 @@ pub struct SledImport {
 }
 
 impl SledImport {
+    /// Empty of records: the marks of completed index fills (written at open, even into an
+    /// empty store) do not count.
     fn empty(&self) -> Result<bool, StoreError> {
         for name in self.store.db.tree_names() {
-            if self.store.db.open_tree(&name)?.first()?.is_some() {
+            if name != expiry::FILLED && self.store.db.open_tree(&name)?.first()?.is_some() {
                 return Ok(false);
             }
         }
