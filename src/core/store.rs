@@ -475,11 +475,13 @@ pub trait OptOutStore: StoreBase {
 /// The counts of the global SMS budget (`crate::core::budget`), one per store: every node of a
 /// shared store spends the same budget.
 pub trait SmsBudgetStore: StoreBase {
-    /// Adds `segments` (negative: gives them back) to the counts of the hour and the day of
-    /// `at`, atomically; a count of an earlier window starts again from 0, and one of a later
-    /// window (a node whose clock is ahead) takes the addition. Returns both counts after.
-    /// Durable after `sync`.
-    fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts>;
+    /// Adds `segments` to the counts of the hour and the day of `at`, atomically, unless a
+    /// count would then pass its cap in `caps`: then it adds nothing, and the store should
+    /// write nothing (once the budget is spent, every SMS is refused). A count of an earlier
+    /// window starts again from 0, and one of a later window (a node whose clock is ahead)
+    /// takes the addition. Returns both counts with the addition, made or not, so the caller
+    /// sees which cap it would pass; 0 segments only reads. Durable after `sync`.
+    fn count_sms(&self, at: Windows, segments: u64, caps: SmsCounts) -> StoreFuture<'_, SmsCounts>;
 }
 
 /// Replies by the SMSC connection they wait for, and moving them to another: for the start
