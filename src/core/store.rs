@@ -94,15 +94,27 @@ pub struct Depths {
 
 /// The SMPP links' side of the inbox: every deliver_sm is stored before it is acknowledged.
 pub trait IngestStore: StoreBase {
-    /// Appends `mos` to the inbox in order, except those whose [`MoMessage::digest`] was
-    /// already received within `redelivery_window` seconds of their `received_at` (an SMSC
-    /// that missed our deliver_sm_resp sends the PDU again): those are stored once, in the
-    /// same transaction. Returns how many were such repeats. Atomic; durable after `sync`.
+    /// Appends `mos` to the inbox in order, except those whose digest (beside each, as
+    /// [`MoMessage::digest`] made it) was already received within `redelivery_window` seconds
+    /// of their `received_at` (an SMSC that missed our deliver_sm_resp sends the PDU again):
+    /// those are stored once, in the same transaction. Returns how many were such repeats.
+    /// Atomic; durable after `sync`. The ingest makes each digest once, for its arrivals
+    /// note and for this.
+    fn append_digested<'a>(
+        &'a self,
+        mos: &'a [(MoMessage, [u8; 16])],
+        redelivery_window: u64,
+    ) -> StoreFuture<'a, usize>;
+
+    /// [`IngestStore::append_digested`], making the digests here.
     fn append_mos<'a>(
         &'a self,
         mos: &'a [MoMessage],
         redelivery_window: u64,
-    ) -> StoreFuture<'a, usize>;
+    ) -> StoreFuture<'a, usize> {
+        let digested: Vec<_> = mos.iter().map(|mo| (mo.clone(), mo.digest())).collect();
+        Box::pin(async move { self.append_digested(&digested, redelivery_window).await })
+    }
 
     /// Resolves when MOs may have been appended since the last wake: the pipeline's cue.
     /// A wake given while nobody waits is kept for the next waiter.

@@ -63,9 +63,9 @@ impl StoreBase for PgStore {
 }
 
 impl IngestStore for PgStore {
-    fn append_mos<'a>(
+    fn append_digested<'a>(
         &'a self,
-        mos: &'a [MoMessage],
+        mos: &'a [(MoMessage, [u8; 16])],
         redelivery_window: u64,
     ) -> StoreFuture<'a, usize> {
         boxed(async move {

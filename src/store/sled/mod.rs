@@ -339,9 +339,9 @@ impl StoreBase for SledStore {
 }
 
 impl IngestStore for SledStore {
-    fn append_mos<'a>(
+    fn append_digested<'a>(
         &'a self,
-        mos: &'a [MoMessage],
+        mos: &'a [(MoMessage, [u8; 16])],
         redelivery_window: u64,
     ) -> StoreFuture<'a, usize> {
         let repeats = self.inbox.append(mos, redelivery_window);
