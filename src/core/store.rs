@@ -90,6 +90,9 @@ pub struct Depths {
     pub outbox: usize,
     /// Webhook events not yet answered 2xx.
     pub webhooks: usize,
+    /// New accounts still waiting for their password to be made, hashed and texted (the
+    /// registrar's backlog: the SMS budget's credentials share spent, or hashing behind).
+    pub passwords_pending: usize,
 }
 
 /// The SMPP links' side of the inbox: every deliver_sm is stored before it is acknowledged.

@@ -54,6 +54,7 @@ impl StoreBase for PgStore {
             parts: s.parts.load(Ordering::Relaxed),
             outbox: s.outbox.load(Ordering::Relaxed),
             webhooks: s.webhooks.load(Ordering::Relaxed),
+            passwords_pending: s.passwords_pending.load(Ordering::Relaxed),
         }
     }
 
