@@ -168,10 +168,34 @@ fn extended(septet: u8) -> char {
     }
 }
 
+/// In [`BASIC_UP_TO_FF`]: the character is not in the basic table.
+const NOT_BASIC: u8 = 0xFF;
+
+/// The basic table's septet of each character up to U+00FF (nearly every character of a
+/// text that fits GSM), so encoding one takes an index rather than a walk through the table.
+const BASIC_UP_TO_FF: [u8; 256] = {
+    let mut table = [NOT_BASIC; 256];
+    let mut septet = 0;
+    while septet < BASIC.len() {
+        let c = BASIC[septet] as usize;
+        if septet != ESC as usize && c < table.len() {
+            table[c] = septet as u8;
+        }
+        septet += 1;
+    }
+    table
+};
+
 /// The unpacked GSM encoding of one character (the first `len` of `septets`: a septet, or
 /// the escape and an extension septet), or `None` if it is outside both tables.
 fn gsm_septets(c: char) -> Option<([u8; 2], usize)> {
-    if let Some(septet) = (0u8..128).find(|&s| s != ESC && BASIC[usize::from(s)] == c) {
+    let basic = match BASIC_UP_TO_FF.get(c as usize) {
+        Some(&NOT_BASIC) => None,
+        Some(&septet) => Some(septet),
+        // Above U+00FF the basic table has only Greek capitals.
+        None => (0u8..128).find(|&s| s != ESC && BASIC[usize::from(s)] == c),
+    };
+    if let Some(septet) = basic {
         return Some(([septet, 0], 1));
     }
     let &(code, _) = EXTENSION.iter().find(|(_, e)| *e == c)?;
