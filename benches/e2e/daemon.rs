@@ -38,6 +38,8 @@ path = "{store}"
 {cache}
 [http]
 listen = "{http}"
+# A long-poller per login: at 5,000 MO/s thousands are open at once (README, `[http]`).
+max_connections = 16384
 
 [log]
 level = "warn"

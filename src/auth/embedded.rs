@@ -14,14 +14,14 @@ use futures::future::BoxFuture;
 
 use super::hasher::{HashError, Hasher};
 use crate::core::auth::{
-    AuthAnswer, AuthCore, AuthError, AuthRequest, ByNumber, Credentials, IssuedSession,
-    SessionCore, SessionInfo, SessionKey,
+    AuthAnswer, AuthCore, AuthError, AuthRequest, ByNumber, Credentials, Granted, IssuedSession,
+    NewSession, SessionCore, SessionInfo, SessionKey,
 };
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::error::StoreError;
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
-use crate::core::store::{AccountStore, NewAccount, NewLogin, NewSession};
+use crate::core::store::{AccountStore, NewAccount, NewLogin};
 use std::sync::Arc;
 use tokio::sync::{Notify, OnceCell};
 
@@ -102,7 +102,7 @@ impl EmbeddedAuth {
         self.store
             .add_session(NewSession {
                 account_id: account.id,
-                msisdn: &msisdn,
+                msisdn,
                 key: SessionKey::of(&session),
                 issued_at: now,
                 expires_at,
@@ -116,41 +116,61 @@ impl EmbeddedAuth {
         }))
     }
 
-    async fn login_inner(&self, request: &AuthRequest) -> Result<AuthAnswer, AuthError> {
-        if let Some(answer) = self.store.auth_answer(request.request_id).await? {
-            return Ok(answer);
-        }
-        // No hashing here: a new account's password is the registrar's work.
-        let if_new = match self.store.account(&request.msisdn).await? {
-            Some(_) => None,
-            None => Some(NewAccount {
-                password_to: self.send_credentials.then(|| request.reply_via.clone()),
-            }),
+    async fn login_inner(&self, request: &AuthRequest) -> Result<Granted, AuthError> {
+        let stored = |answer| Granted {
+            answer,
+            session: None,
         };
+        if let Some(answer) = self.store.auth_answer(request.request_id).await? {
+            return Ok(stored(answer));
+        }
         let now = self.clock.now();
+        let session = random_session();
+        let session_expires_at = now + self.session_ttl_secs;
+        // A returning number: nothing to write here. The session is stored with the login's
+        // outcome, in the pipeline's commit.
+        if let Some(account) = self.store.account(&request.msisdn).await? {
+            return Ok(Granted {
+                session: Some(NewSession {
+                    account_id: account.id,
+                    msisdn: request.msisdn.clone(),
+                    key: SessionKey::of(&session),
+                    issued_at: now,
+                    expires_at: session_expires_at,
+                }),
+                answer: AuthAnswer {
+                    account_id: account.id.to_string(),
+                    created: false,
+                    session,
+                    credentials: None,
+                },
+            });
+        }
+        // A new number: its account is created at once, in the store's own transaction, and
+        // the answer kept, so a retry of the MO logs in to the same account. No hashing here:
+        // a new account's password is the registrar's work.
         let answer = self
             .store
             .log_in(NewLogin {
                 request_id: request.request_id,
                 msisdn: &request.msisdn,
-                if_new,
-                session: random_session(),
-                session_expires_at: now + self.session_ttl_secs,
+                if_new: Some(NewAccount {
+                    password_to: self.send_credentials.then(|| request.reply_via.clone()),
+                }),
+                session,
+                session_expires_at,
                 now,
             })
             .await?;
         if answer.created && self.send_credentials {
             self.registrations.notify_one();
         }
-        Ok(answer)
+        Ok(stored(answer))
     }
 }
 
 impl AuthCore for EmbeddedAuth {
-    fn login<'a>(
-        &'a self,
-        request: &'a AuthRequest,
-    ) -> BoxFuture<'a, Result<AuthAnswer, AuthError>> {
+    fn login<'a>(&'a self, request: &'a AuthRequest) -> BoxFuture<'a, Result<Granted, AuthError>> {
         self.login_inner(request).boxed()
     }
 
@@ -319,7 +339,9 @@ pub(super) mod tests {
         let store = Arc::new(SledStore::temporary().unwrap());
         let auth = auth(store.clone());
         let number = Msisdn::parse("+8613800138000").unwrap();
-        let answer = auth.login(&request(1, "+8613800138000")).await.unwrap();
+        let granted = auth.login(&request(1, "+8613800138000")).await.unwrap();
+        assert!(granted.session.is_none(), "stored with the new account");
+        let answer = granted.answer;
         assert!(answer.created);
         assert!(answer.credentials.is_none(), "texted once hashed, not here");
         let account = store.account(&number).await.unwrap().unwrap();
@@ -343,7 +365,15 @@ pub(super) mod tests {
         let auth = auth(store.clone());
         let first = auth.login(&request(1, "+8613800138000")).await.unwrap();
         let second = auth.login(&request(2, "+8613800138000")).await.unwrap();
+        // The returning login's session is left to the pipeline's commit, not stored here.
+        let unstored = second.session.expect("left to the pipeline's commit");
+        let key = SessionKey::of(&second.answer.session);
+        assert_eq!(unstored.key, key);
+        assert!(store.session(&key).await.unwrap().is_none());
+        assert!(store.auth_answer(2).await.unwrap().is_none());
+        let (first, second) = (first.answer, second.answer);
         assert_eq!(first.account_id, second.account_id);
+        assert_eq!(unstored.account_id.to_string(), second.account_id);
         assert!(!second.created && second.credentials.is_none());
         assert_ne!(first.session, second.session);
         assert_eq!(
@@ -358,9 +388,9 @@ pub(super) mod tests {
         let auth = auth(store);
         let first = auth.login(&request(7, "+8613800138000")).await.unwrap();
         let again = auth.login(&request(7, "+8613800138000")).await.unwrap();
-        assert_eq!(first, again);
+        assert_eq!(first.answer, again.answer);
         auth.settle(7).await.unwrap();
         let after = auth.login(&request(7, "+8613800138000")).await.unwrap();
-        assert!(!after.created);
+        assert!(!after.answer.created);
     }
 }

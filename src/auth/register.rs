@@ -246,7 +246,7 @@ mod tests {
         let (auth, stop) = start(&store);
         let number = Msisdn::parse("+8613800138000").unwrap();
         let request = crate::auth::embedded::tests::request(1, number.as_str());
-        assert!(auth.login(&request).await.unwrap().created);
+        assert!(auth.login(&request).await.unwrap().answer.created);
         let sms = outbox(&store).await;
         assert_eq!(sms.len(), 1);
         assert_eq!((&sms[0].to, sms[0].from.as_str()), (&number, "10690000"));
@@ -280,7 +280,7 @@ mod tests {
         store.set_opt_out(&number, true, NOW).await.unwrap();
         let (auth, stop) = start(&store);
         let request = crate::auth::embedded::tests::request(1, number.as_str());
-        assert!(auth.login(&request).await.unwrap().created);
+        assert!(auth.login(&request).await.unwrap().answer.created);
         // A second, allowed number's SMS shows that the registrar has been past the first.
         let other = Msisdn::parse("+8613900139000").unwrap();
         let request = crate::auth::embedded::tests::request(2, other.as_str());

@@ -15,8 +15,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,7 +26,9 @@ use tracing::{error, info, warn};
 use super::backoff::Backoff;
 use super::breaker::{Admit, Breaker};
 use super::config::RemoteAuthConfig;
-use crate::core::auth::{AuthAnswer, AuthCore, AuthError, AuthRequest, ByNumber, Credentials};
+use crate::core::auth::{
+    AuthAnswer, AuthCore, AuthError, AuthRequest, ByNumber, Credentials, Granted,
+};
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::health::AuthCoreHealth;
 use crate::core::msisdn::Msisdn;
@@ -421,16 +423,18 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
 }
 
 impl AuthCore for RemoteAuth {
-    fn login<'a>(
-        &'a self,
-        request: &'a AuthRequest,
-    ) -> BoxFuture<'a, Result<AuthAnswer, AuthError>> {
-        self.login_inner(request).boxed()
+    /// The app's core stores its own sessions: nothing is left to the pipeline's commit.
+    fn login<'a>(&'a self, request: &'a AuthRequest) -> BoxFuture<'a, Result<Granted, AuthError>> {
+        self.login_inner(request)
+            .map_ok(|answer| Granted {
+                answer,
+                session: None,
+            })
+            .boxed()
     }
 
     /// The auth core keeps its own answers by request id (protocol/auth-core.md); moauth
     /// keeps nothing to forget.
-    /// Nothing kept here: the remote core deduplicates by request id itself.
     fn settle(&self, _request_id: u64) -> BoxFuture<'_, Result<(), AuthError>> {
         futures::future::ready(Ok(())).boxed()
     }

@@ -70,11 +70,20 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+/// A login the auth core granted.
+#[derive(Debug)]
+pub struct Granted {
+    pub answer: AuthAnswer,
+    /// A session the core issued and left unstored, for a core whose sessions live in
+    /// moauth's own store: the pipeline stores it with the login's outcome, in the round's one
+    /// commit. A crash then keeps both or neither, so no answer is kept for the MO's retry
+    /// (and none is left to [`AuthCore::settle`]), and a round pays for one transaction
+    /// instead of one per login.
+    pub session: Option<NewSession>,
+}
+
 pub trait AuthCore: Send + Sync {
-    fn login<'a>(
-        &'a self,
-        request: &'a AuthRequest,
-    ) -> BoxFuture<'a, Result<AuthAnswer, AuthError>>;
+    fn login<'a>(&'a self, request: &'a AuthRequest) -> BoxFuture<'a, Result<Granted, AuthError>>;
 
     /// The login that used `request_id` is committed: its answer need not be kept.
     fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>>;
@@ -139,6 +148,16 @@ impl std::fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionKey(..)")
     }
+}
+
+/// A session of the embedded auth core to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub account_id: u64,
+    pub msisdn: Msisdn,
+    pub key: SessionKey,
+    pub issued_at: UnixSecs,
+    pub expires_at: UnixSecs,
 }
 
 /// A session of the embedded auth core as the store holds it.

@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
+use crate::core::auth::{Account, AuthAnswer, NewSession, SessionInfo, SessionKey};
 use crate::core::budget::{SmsCounts, Windows};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
@@ -160,6 +160,10 @@ pub enum Outcome {
         mo: MoId,
         /// The login state to record, if any.
         login: Option<(Challenge, LoginRecord)>,
+        /// The session `login` hands out, when the embedded auth core left it to this commit
+        /// ([`Granted::session`](crate::core::auth::Granted::session)); stored only if
+        /// `login` is.
+        session: Option<NewSession>,
         /// SMS to queue.
         replies: Vec<Outbound>,
         /// The webhook event reporting `login`, if its backend has a webhook.
@@ -391,15 +395,6 @@ pub struct PendingPassword {
     pub since: UnixSecs,
 }
 
-/// A session made outside an SMS login (a password login).
-pub struct NewSession<'a> {
-    pub account_id: u64,
-    pub msisdn: &'a Msisdn,
-    pub key: SessionKey,
-    pub issued_at: UnixSecs,
-    pub expires_at: UnixSecs,
-}
-
 /// The embedded auth core's accounts, sessions and answers.
 ///
 /// Sessions are kept by [`SessionKey`] only, indexed by account (to end them all) and by
@@ -407,8 +402,8 @@ pub struct NewSession<'a> {
 pub trait AccountStore: StoreBase {
     fn account<'a>(&'a self, msisdn: &'a Msisdn) -> StoreFuture<'a, Option<Account>>;
 
-    /// The answer given to `request_id`, if it was not settled yet: a retried MO gets the
-    /// same account, session and credentials.
+    /// The answer [`log_in`](Self::log_in) gave `request_id`, if it was not settled yet: a
+    /// retried MO gets the same account and session.
     fn auth_answer(&self, request_id: u64) -> StoreFuture<'_, Option<AuthAnswer>>;
 
     /// Logs the number in: creates its account if it has none and `if_new` is given (else
@@ -427,7 +422,7 @@ pub trait AccountStore: StoreBase {
     fn session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionInfo>>;
 
     /// Stores a session for an existing account. Durable after `sync`.
-    fn add_session<'a>(&'a self, new: NewSession<'a>) -> StoreFuture<'a, ()>;
+    fn add_session(&self, new: NewSession) -> StoreFuture<'_, ()>;
 
     /// Removes the session; returns whether there was one. Durable after `sync`.
     fn revoke_session<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool>;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -497,10 +497,24 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> 
     })
 }
 
+/// Connections the kernel may hold for a listener before the process accepts them (capped
+/// by `net.core.somaxconn`). Apps long-poll on a connection each, so at thousands of logins
+/// a second thousands of connections arrive a second; the 1,024 of `TcpListener::bind`
+/// overflowed within a 200 ms pause of the process, and every connection dropped then waits
+/// for the client's SYN to be resent, a second or more later.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// A listener on `addr` and the address it got (port 0 picks a free one).
 async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError> {
     let error = |source| DaemonError::Listen { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(error)?;
+    socket.set_reuseaddr(true).map_err(error)?;
+    socket.bind(addr).map_err(error)?;
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(error)?;
     let bound = listener.local_addr().map_err(error)?;
     Ok((listener, bound))
 }

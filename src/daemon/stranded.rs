@@ -237,6 +237,7 @@ mod tests {
         let outcome = Outcome::Decided {
             mo: id,
             login: None,
+            session: None,
             replies: vec![reply],
             event: None,
         };

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::core::arrivals::Arrivals;
-use crate::core::auth::{AuthCore, AuthError, AuthRequest, ByNumber};
+use crate::core::auth::{AuthCore, AuthError, AuthRequest, ByNumber, Granted};
 use crate::core::budget::SmsClass;
 use crate::core::clock::{Clock, UnixSecs};
 use crate::core::decide::{self, Decision, Unanswered, Window};
@@ -295,6 +295,7 @@ impl LoginPipeline {
             Ok(may_create) => (decision, may_create),
         };
         let mut completed = None;
+        let mut session = None;
         let (record, reply, outcome) = match decision {
             Decision::Answer { record, reply } => {
                 if let Some(reason) = reply.as_ref().and_then(Reply::rejection) {
@@ -342,12 +343,13 @@ impl LoginPipeline {
                     }
                     // A core that ignores `may_create` made the account anyway: it counts,
                     // and the login is refused as the limit says, its credentials not sent.
-                    Ok(answer) if answer.created && !may_create => {
+                    Ok(granted) if granted.answer.created && !may_create => {
                         self.number_limits().account_created(&rules, &sender, now);
                         let why = "the auth core created an account past the prefix limit";
                         over_prefix(&mut report, why.into())
                     }
-                    Ok(answer) => {
+                    Ok(Granted { answer, session: s }) => {
+                        session = s;
                         completed = Some(answer.created);
                         let outcome = if answer.created {
                             MoOutcome::Registered
@@ -445,14 +447,18 @@ impl LoginPipeline {
             .map(|(_, text)| mo.reply_route().sms(sender.clone(), text, self.clock.now()))
             .collect();
         let (login, event) = self.hooks.route(record).await?;
+        // An answer an earlier pass of this MO got is forgotten too, whatever it led to now.
+        // A session left to this commit means the core found no answer kept for the MO.
+        if session.is_none() {
+            batch.settle.push(id);
+        }
         batch.push(Outcome::Decided {
             mo: id,
             login,
+            session,
             replies,
             event,
         });
-        // An answer an earlier pass of this MO got is forgotten too, whatever it led to now.
-        batch.settle.push(id);
         batch.reports.push(report);
         if let Some(created) = completed {
             batch.completed.push(Completed {

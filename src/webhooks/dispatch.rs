@@ -344,6 +344,7 @@ mod tests {
             .commit_outcomes(&[Outcome::Decided {
                 mo: id,
                 login: None,
+                session: None,
                 replies: vec![],
                 event: None,
             }])
@@ -381,6 +382,7 @@ mod tests {
             .commit_outcomes(&[Outcome::Decided {
                 mo: id,
                 login: Some((answered.challenge(), record.clone())),
+                session: None,
                 replies: vec![],
                 event: None,
             }])

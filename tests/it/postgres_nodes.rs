@@ -86,6 +86,7 @@ fn decided(mo: u64, login: Option<(Challenge, LoginRecord)>, replies: Vec<Outbou
     Outcome::Decided {
         mo,
         login,
+        session: None,
         replies,
         event: None,
     }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moauth::core::auth::{AuthAnswer, SessionInfo, SessionKey};
+use moauth::core::auth::{AuthAnswer, NewSession, SessionInfo, SessionKey};
 use moauth::core::budget::{SmsCounts, Windows};
 use moauth::core::clock::UnixSecs;
 use moauth::core::error::StoreError;
@@ -19,7 +19,7 @@ use moauth::core::mo::{MoMessage, RejectedMo};
 use moauth::core::msisdn::Msisdn;
 use moauth::core::outbound::{Outbound, QueuedEvent, SentRecord, SmsRoute};
 use moauth::core::store::{
-    Filed, NewAccount, NewLogin, NewSession, Outcome, PartKey, PendingPassword, Store, SweepDue,
+    Filed, NewAccount, NewLogin, Outcome, PartKey, PendingPassword, Store, SweepDue,
 };
 use moauth::core::token::{Challenge, Verifier};
 
@@ -51,6 +51,7 @@ macro_rules! store_battery {
                 a_session_is_found_by_its_hash_until_revoked,
                 revoking_an_account_ends_all_its_sessions_and_no_other,
                 sessions_are_swept_once_expired,
+                a_session_left_to_the_commit_is_stored_only_with_its_login,
                 a_password_is_replaced_only_for_an_existing_account,
                 an_opt_out_holds_until_lifted,
                 sms_budget_counts_add_up_per_window_and_start_again_in_the_next,
@@ -156,6 +157,7 @@ fn decided(mo: u64, login: Option<(Challenge, LoginRecord)>) -> Outcome {
     Outcome::Decided {
         mo,
         login,
+        session: None,
         replies: vec![],
         event: None,
     }
@@ -209,6 +211,7 @@ async fn an_outcome_records_its_login_queues_its_sms_and_event_and_leaves_the_in
         Outcome::Decided {
             mo: taken[0].0,
             login: Some((first, record(complete("s1"), NOW + 600))),
+            session: None,
             replies: vec![sms("main", "welcome")],
             event: Some(event("shop", "e1")),
         },
@@ -513,6 +516,7 @@ async fn replies_stay_queued_until_acknowledged(store: Arc<dyn Store>) {
         .commit_outcomes(&[Outcome::Decided {
             mo: taken[0].0,
             login: None,
+            session: None,
             replies: vec![
                 sms("main", "one"),
                 sms("other", "two"),
@@ -566,6 +570,7 @@ async fn replies_for_a_gone_smsc_are_counted_moved_or_dropped(store: Arc<dyn Sto
         .commit_outcomes(&[Outcome::Decided {
             mo: taken[0].0,
             login: None,
+            session: None,
             replies: vec![
                 sms("old", "one"),
                 elsewhere,
@@ -616,6 +621,7 @@ async fn events_stay_queued_until_acknowledged(store: Arc<dyn Store>) {
         .map(|((id, _), backend)| Outcome::Decided {
             mo: *id,
             login: Some((challenge(), record(LoginState::Expired, NOW + 600))),
+            session: None,
             replies: vec![],
             event: Some(event(backend, backend)),
         })
@@ -838,15 +844,15 @@ async fn account_with_session(store: &Arc<dyn Store>, number: &Msisdn, request_i
     answer.account_id.parse().unwrap()
 }
 
-fn password_session<'a>(
+fn password_session(
     account_id: u64,
-    number: &'a Msisdn,
+    number: &Msisdn,
     name: &str,
     expires_at: UnixSecs,
-) -> NewSession<'a> {
+) -> NewSession {
     NewSession {
         account_id,
-        msisdn: number,
+        msisdn: number.clone(),
         key: SessionKey::of(name),
         issued_at: NOW + 1,
         expires_at,
@@ -967,6 +973,85 @@ async fn sessions_are_swept_once_expired(store: Arc<dyn Store>) {
         0,
         "nothing left to revoke"
     );
+}
+
+/// The embedded auth core leaves a returning login's session to the pipeline's commit: it
+/// is stored, indexed by account and by expiry, exactly when the login state that hands it
+/// out is recorded.
+async fn a_session_left_to_the_commit_is_stored_only_with_its_login(store: Arc<dyn Store>) {
+    let number = Msisdn::parse("+8613800138000").unwrap();
+    let id = account_with_session(&store, &number, 1).await;
+    let taken = inbox(
+        &store,
+        &[mo("1", "a", NOW), mo("1", "b", NOW), mo("1", "c", NOW)],
+    )
+    .await;
+    let (kept, lost) = (challenge(), challenge());
+    store
+        .commit_outcomes(&[decided(
+            taken[0].0,
+            Some((lost, record(LoginState::Expired, NOW + 600))),
+        )])
+        .await
+        .unwrap();
+    let left = |mo: u64, challenge, name: &str| Outcome::Decided {
+        mo,
+        login: Some((challenge, record(complete(name), NOW + 600))),
+        session: Some(password_session(id, &number, name, NOW + 10)),
+        replies: vec![],
+        event: None,
+    };
+    store
+        .commit_outcomes(&[
+            left(taken[1].0, kept, "handed-out"),
+            // An expired login stays expired: its session is handed to nobody.
+            left(taken[2].0, lost, "never-handed-out"),
+        ])
+        .await
+        .unwrap();
+    store.sync().await.unwrap();
+    assert_eq!(
+        store.login(&lost).await.unwrap().unwrap().state,
+        LoginState::Expired
+    );
+    assert_eq!(
+        store
+            .session(&SessionKey::of("never-handed-out"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.session(&SessionKey::of("handed-out")).await.unwrap(),
+        Some(SessionInfo {
+            account_id: id,
+            msisdn: Some(number.clone()),
+            issued_at: Some(NOW + 1),
+            expires_at: NOW + 10,
+        })
+    );
+    // Indexed by expiry: the sweep finds it; and by account: revocation finds the other.
+    assert_eq!(store.sweep_sessions(NOW + 11).await.unwrap(), 1);
+    assert_eq!(
+        store.session(&SessionKey::of("handed-out")).await.unwrap(),
+        None
+    );
+    store
+        .commit_outcomes(&[Outcome::Decided {
+            mo: inbox(&store, &[mo("1", "d", NOW)]).await[0].0,
+            login: Some((challenge(), record(complete("again"), NOW + 600))),
+            session: Some(password_session(id, &number, "again", NOW + 60)),
+            replies: vec![],
+            event: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revoke_sessions(id).await.unwrap(),
+        2,
+        "the SMS login's and this"
+    );
+    assert_eq!(store.session(&SessionKey::of("again")).await.unwrap(), None);
 }
 
 async fn a_password_is_replaced_only_for_an_existing_account(store: Arc<dyn Store>) {
@@ -1147,6 +1232,7 @@ async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dy
             Outcome::Decided {
                 mo: taken[1].0,
                 login: Some((bob_challenge, bob_login)),
+                session: None,
                 replies: vec![sms("main", "for alice"), to_bob],
                 event: None,
             },

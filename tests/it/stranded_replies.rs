@@ -45,6 +45,7 @@ async fn leave_in_outbox(d: &Spawned, replies: Vec<Outbound>) {
     let outcome = Outcome::Decided {
         mo: taken[0].0,
         login: None,
+        session: None,
         replies,
         event: None,
     };

@@ -10,10 +10,9 @@
 use super::node::adjust;
 use super::rows::secs;
 use super::{PgStore, PostgresError};
-use crate::core::auth::Account;
-use crate::core::auth::{AuthAnswer, Credentials, SessionInfo, SessionKey};
+use crate::core::auth::{Account, AuthAnswer, Credentials, NewSession, SessionInfo, SessionKey};
 use crate::core::msisdn::Msisdn;
-use crate::core::store::{NewLogin, NewSession};
+use crate::core::store::NewLogin;
 
 /// The number had no account and none could be created (`if_new` was not given).
 #[derive(Debug)]
@@ -219,7 +218,7 @@ impl PgStore {
     }
 
     /// A session for an account that exists (the foreign key refuses one that does not).
-    pub(super) async fn add_session(&self, new: NewSession<'_>) -> Result<(), PostgresError> {
+    pub(super) async fn add_session(&self, new: NewSession) -> Result<(), PostgresError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(

@@ -34,6 +34,16 @@ struct Logins {
     keep_until: Vec<i64>,
 }
 
+/// Sessions left to this commit by the embedded auth core, stored only with their login.
+#[derive(Default)]
+struct Sessions {
+    challenge: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+    account_id: Vec<i64>,
+    expires_at: Vec<i64>,
+    issued_at: Vec<i64>,
+}
+
 #[derive(Default)]
 struct Replies {
     mo_id: Vec<i64>,
@@ -112,6 +122,12 @@ WITH gone AS (
          AS x(mo_id, reason, {MO_COLUMNS})
     WHERE mo_id IN (SELECT id FROM gone)
     ON CONFLICT (id) DO NOTHING
+), sessions_stored AS (
+    INSERT INTO sessions (hash, account_id, expires_at, issued_at)
+    SELECT hash, account_id, expires_at, issued_at
+    FROM unnest($36::bytea[], $37::bytea[], $38::bigint[], $39::bigint[], $40::bigint[])
+         AS s(challenge, hash, account_id, expires_at, issued_at)
+    WHERE challenge IN (SELECT challenge FROM decided)
 ), woken AS (
     SELECT pg_notify('moauth_login', encode(challenge, 'escape')) FROM decided
     UNION ALL
@@ -140,14 +156,22 @@ impl PgStore {
         let mut replies = Replies::default();
         let mut events = Events::default();
         let mut aside = SetAside::default();
+        let mut sessions = Sessions::default();
         for outcome in outcomes {
-            let (mo, login, queued, event) = match outcome {
+            let (mo, login, session, queued, event) = match outcome {
                 Outcome::Decided {
                     mo,
                     login,
+                    session,
                     replies,
                     event,
-                } => (*mo, login.as_ref(), replies.as_slice(), event.as_ref()),
+                } => (
+                    *mo,
+                    login.as_ref(),
+                    session.as_ref(),
+                    replies.as_slice(),
+                    event.as_ref(),
+                ),
                 Outcome::Rejected { mo, rejected } => {
                     ids.push(*mo as i64);
                     aside.mo_id.push(*mo as i64);
@@ -178,6 +202,13 @@ impl PgStore {
                 logins.issued_at.push(c.issued_at);
                 logins.decided_at.push(c.decided_at);
                 logins.keep_until.push(c.keep_until);
+                if let Some(new) = session {
+                    sessions.challenge.push(challenge.as_bytes().to_vec());
+                    sessions.hash.push(new.key.0.to_vec());
+                    sessions.account_id.push(new.account_id as i64);
+                    sessions.expires_at.push(secs(new.expires_at));
+                    sessions.issued_at.push(secs(new.issued_at));
+                }
             }
             for reply in queued {
                 replies.mo_id.push(mo_id);
@@ -221,6 +252,13 @@ impl PgStore {
             &aside.reason,
         ];
         params.extend(aside.mos.params());
+        params.extend([
+            &sessions.challenge as &(dyn ToSql + Sync),
+            &sessions.hash,
+            &sessions.account_id,
+            &sessions.expires_at,
+            &sessions.issued_at,
+        ]);
         let _writing = self.signals.writing();
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(&COMMIT).await?;

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use super::PgStore;
-use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
+use crate::core::auth::{Account, AuthAnswer, NewSession, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -20,9 +20,9 @@ use crate::core::msisdn::Msisdn;
 use crate::core::notify::LoginWatch;
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
-    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OptOutStore, OutboxRoutes, OutboxStore, Outcome, PartKey, PasswordStore, PendingPassword,
-    PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, SweepDue, Swept, WebhookStore,
+    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, OptOutStore,
+    OutboxRoutes, OutboxStore, Outcome, PartKey, PasswordStore, PendingPassword, PipelineStore,
+    PollStore, QueueId, StoreBase, StoreFuture, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -332,7 +332,7 @@ impl AccountStore for PgStore {
         boxed(PgStore::session(self, key))
     }
 
-    fn add_session<'a>(&'a self, new: NewSession<'a>) -> StoreFuture<'a, ()> {
+    fn add_session(&self, new: NewSession) -> StoreFuture<'_, ()> {
         boxed(PgStore::add_session(self, new))
     }
 

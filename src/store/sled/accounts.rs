@@ -4,9 +4,12 @@
 //! Sessions are stored by SHA-256 of the token ([`SessionKey`]): a copy of the store does not
 //! yield live sessions. Two indexes point at them, both with empty values: `account_sessions`
 //! (account id ‖ key) to end every session of an account, and `sessions_due` (expiry ‖ key)
-//! so the sweep reads only what is due. Answers are kept per request id until the login they
-//! served is committed, so a retried MO (after a crash) gets the same account, session and
-//! credentials, never a second account or a lost credential SMS.
+//! so the sweep reads only what is due. A returning number's session is written by the
+//! pipeline's commit, with the login that hands it out (`SessionTrees`, see
+//! [`Granted::session`](crate::core::auth::Granted::session)). A new number's account and
+//! session are written here, in one transaction, with the answer kept per request id until
+//! the login it served is committed: a retried MO (after a crash) gets the same account and
+//! session, never a second account.
 //!
 //! A new account whose password is to be texted is created without one, and marked in
 //! `password_pending` (account id → [`PendingRecord`]) in the same transaction; the registrar
@@ -17,15 +20,17 @@
 //! never a session that revocation or the sweep cannot find.
 
 use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
+};
 
 use super::expiry::fill;
 use super::record::{PendingRecord, SessionRecord};
 use super::{StoreError, decode, encode};
-use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
+use crate::core::auth::{Account, AuthAnswer, NewSession, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::msisdn::Msisdn;
-use crate::core::store::{NewLogin, NewSession};
+use crate::core::store::NewLogin;
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -58,6 +63,39 @@ fn session_key(key: &[u8]) -> Option<SessionKey> {
 
 fn key_after_prefix(entry: &[u8]) -> Option<SessionKey> {
     session_key(entry.get(8..)?)
+}
+
+/// The session record of `new`, encoded.
+pub(super) fn session_value(new: &NewSession) -> Vec<u8> {
+    encode(&SessionRecord {
+        account_id: new.account_id,
+        expires_at: new.expires_at,
+        issued_at: Some(new.issued_at),
+        msisdn: Some(new.msisdn.clone()),
+    })
+}
+
+/// The trees a session is written to, as one transaction sees them.
+pub(super) struct SessionTrees<'t> {
+    pub sessions: &'t TransactionalTree,
+    pub by_account: &'t TransactionalTree,
+    pub due: &'t TransactionalTree,
+}
+
+impl SessionTrees<'_> {
+    /// Writes a session (`value`: its [`session_value`]) and its two index entries.
+    pub fn insert(
+        &self,
+        new: &NewSession,
+        value: &[u8],
+    ) -> Result<(), UnabortableTransactionError> {
+        self.by_account
+            .insert(account_key(new.account_id, &new.key).as_slice(), &[][..])?;
+        self.due
+            .insert(due_key(new.expires_at, &new.key).as_slice(), &[][..])?;
+        self.sessions.insert(new.key.0.as_slice(), value)?;
+        Ok(())
+    }
 }
 
 impl Accounts {
@@ -97,12 +135,9 @@ impl Accounts {
 
     /// Logs the number in, creating its account (and its "password pending" mark) when
     /// `if_new` is given and the number still has none; records the answer under the request
-    /// id. Atomic when it creates the account.
+    /// id, in one transaction.
     pub fn login(&self, new: NewLogin<'_>) -> Result<AuthAnswer, StoreError> {
         let session_key = SessionKey::of(&new.session);
-        if let Some(v) = self.accounts.get(new.msisdn.as_str())? {
-            return self.log_in_existing(&new, &session_key, decode("accounts", &v)?);
-        }
         let answer = (
             &self.accounts,
             &self.sessions,
@@ -144,18 +179,19 @@ impl Accounts {
                         (id, true)
                     }
                 };
-                let session = SessionRecord {
+                let session = NewSession {
                     account_id,
+                    msisdn: new.msisdn.clone(),
+                    key: session_key,
+                    issued_at: new.now,
                     expires_at: new.session_expires_at,
-                    issued_at: Some(new.now),
-                    msisdn: Some(new.msisdn.clone()),
                 };
-                by_account.insert(account_key(account_id, &session_key).as_slice(), &[][..])?;
-                due.insert(
-                    due_key(new.session_expires_at, &session_key).as_slice(),
-                    &[][..],
-                )?;
-                sessions.insert(session_key.0.as_slice(), encode(&session))?;
+                let trees = SessionTrees {
+                    sessions,
+                    by_account,
+                    due,
+                };
+                trees.insert(&session, &session_value(&session))?;
                 // A new account's credentials follow by themselves, once hashed and stored.
                 let answer = AuthAnswer {
                     account_id: account_id.to_string(),
@@ -166,35 +202,6 @@ impl Accounts {
                 answers.insert(&new.request_id.to_be_bytes(), encode(&answer))?;
                 Ok(answer)
             })?;
-        Ok(answer)
-    }
-
-    /// A returning number: no account to create, so two plain writes instead of a sled
-    /// transaction (each of which writes out sled's log buffer twice, the largest cost per MO
-    /// in the benchmarks). Accounts are never removed, so the one read cannot go stale. The
-    /// session goes first and the answer that names it second: a crash between them leaves an
-    /// unused session record that expires, never an answer whose session does not exist.
-    fn log_in_existing(
-        &self,
-        new: &NewLogin<'_>,
-        session_key: &SessionKey,
-        account: Account,
-    ) -> Result<AuthAnswer, StoreError> {
-        self.add_session(NewSession {
-            account_id: account.id,
-            msisdn: new.msisdn,
-            key: *session_key,
-            issued_at: new.now,
-            expires_at: new.session_expires_at,
-        })?;
-        let answer = AuthAnswer {
-            account_id: account.id.to_string(),
-            created: false,
-            session: new.session.clone(),
-            credentials: None,
-        };
-        self.answers
-            .insert(new.request_id.to_be_bytes(), encode(&answer))?;
         Ok(answer)
     }
 
@@ -263,17 +270,11 @@ impl Accounts {
     }
 
     /// Indexes first, the session last (see the module's note on crashes).
-    pub fn add_session(&self, new: NewSession<'_>) -> Result<(), StoreError> {
-        let record = SessionRecord {
-            account_id: new.account_id,
-            expires_at: new.expires_at,
-            issued_at: Some(new.issued_at),
-            msisdn: Some(new.msisdn.clone()),
-        };
+    pub fn add_session(&self, new: NewSession) -> Result<(), StoreError> {
         self.by_account
             .insert(account_key(new.account_id, &new.key), &[])?;
         self.due.insert(due_key(new.expires_at, &new.key), &[])?;
-        self.sessions.insert(new.key.0, encode(&record))?;
+        self.sessions.insert(new.key.0, session_value(&new))?;
         Ok(())
     }
 
@@ -339,9 +340,9 @@ impl Accounts {
 mod tests {
     use super::super::SledStore;
     use super::Accounts;
+    use crate::core::auth::NewSession;
     use crate::core::auth::SessionKey;
     use crate::core::msisdn::Msisdn;
-    use crate::core::store::NewSession;
 
     /// A store from before `account_sessions` and `sessions_due` existed has sessions and
     /// no index entries: opening it indexes them, so they are swept and revoked like any.
@@ -351,7 +352,7 @@ mod tests {
         let alice = Msisdn::parse("+8613800138000").unwrap();
         let session = |account_id, name, expires_at| NewSession {
             account_id,
-            msisdn: &alice,
+            msisdn: alice.clone(),
             key: SessionKey::of(name),
             issued_at: 1_000,
             expires_at,

@@ -61,6 +61,7 @@ mod tests {
                 .map(|(id, _)| Outcome::Decided {
                     mo: *id,
                     login: None,
+                    session: None,
                     replies: vec![],
                     event: None,
                 })

@@ -53,7 +53,7 @@ use webhooks::Webhooks;
 pub use export::SledImport;
 pub use open::{OpenError, STOP_IT_FIRST, check_dir};
 
-use crate::core::auth::{Account, AuthAnswer, SessionInfo, SessionKey};
+use crate::core::auth::{Account, AuthAnswer, NewSession, SessionInfo, SessionKey};
 use crate::core::clock::UnixSecs;
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -62,10 +62,9 @@ use crate::core::msisdn::Msisdn;
 use crate::core::notify::{LoginNotifier, LoginWatch};
 use crate::core::outbound::{Outbound, QueuedEvent, SentRecord};
 use crate::core::store::{
-    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, NewSession,
-    OptOutStore, OutboxRoutes, OutboxStore, Outcome, PartKey, PasswordStore, PendingPassword,
-    PipelineStore, PollStore, QueueId, StoreBase, StoreFuture, StoreResult, SweepDue, Swept,
-    WebhookStore,
+    AccountStore, Depths, Filed, IngestStore, LoginReads, MintStore, MoId, NewLogin, OptOutStore,
+    OutboxRoutes, OutboxStore, Outcome, PartKey, PasswordStore, PendingPassword, PipelineStore,
+    PollStore, QueueId, StoreBase, StoreFuture, StoreResult, SweepDue, Swept, WebhookStore,
 };
 use crate::core::token::Challenge;
 
@@ -173,6 +172,7 @@ impl SledStore {
             Decided {
                 mo: MoId,
                 login: Option<(Challenge, &'o LoginRecord, Vec<u8>)>,
+                session: Option<(&'o NewSession, Vec<u8>)>,
                 replies: Vec<Vec<u8>>,
                 event: Option<Vec<u8>>,
             },
@@ -187,11 +187,13 @@ impl SledStore {
                 Outcome::Decided {
                     mo,
                     login,
+                    session,
                     replies,
                     event,
                 } => Encoded::Decided {
                     mo: *mo,
                     login: login.as_ref().map(|(c, r)| (*c, r, encode(r))),
+                    session: session.as_ref().map(|s| (s, accounts::session_value(s))),
                     replies: replies.iter().map(encode).collect(),
                     event: event.as_ref().map(encode),
                 },
@@ -208,14 +210,34 @@ impl SledStore {
             &self.webhooks.tree,
             &self.rejected.tree,
             self.logins.due.tree(),
+            self.accounts.sessions_tree(),
+            self.accounts.account_sessions_tree(),
+            self.accounts.sessions_due_tree(),
         )
-            .transaction(|(inbox, logins, outbox, webhooks, rejected, logins_due)| {
+            .transaction(|trees| {
+                let (
+                    inbox,
+                    logins,
+                    outbox,
+                    webhooks,
+                    rejected,
+                    logins_due,
+                    sessions,
+                    by_account,
+                    due,
+                ) = trees;
+                let session_trees = accounts::SessionTrees {
+                    sessions,
+                    by_account,
+                    due,
+                };
                 let mut left_inbox = 0;
                 for outcome in &encoded {
                     match outcome {
                         Encoded::Decided {
                             mo,
                             login,
+                            session,
                             replies,
                             event,
                         } => {
@@ -234,6 +256,9 @@ impl SledStore {
                                         next.keep_until,
                                         challenge.as_bytes(),
                                     )?;
+                                    if let Some((new, value)) = session {
+                                        session_trees.insert(new, value)?;
+                                    }
                                 }
                             }
                             for value in replies {
@@ -617,7 +642,7 @@ impl AccountStore for SledStore {
         ready(self.accounts.session(key))
     }
 
-    fn add_session<'a>(&'a self, new: NewSession<'a>) -> StoreFuture<'a, ()> {
+    fn add_session(&self, new: NewSession) -> StoreFuture<'_, ()> {
         ready(self.accounts.add_session(new))
     }
 
