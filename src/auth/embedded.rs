@@ -154,9 +154,9 @@ impl EmbeddedAuth {
             .log_in(NewLogin {
                 request_id: request.request_id,
                 msisdn: &request.msisdn,
-                if_new: Some(NewAccount {
+                new_account: NewAccount {
                     password_to: self.send_credentials.then(|| request.reply_via.clone()),
-                }),
+                },
                 session,
                 session_expires_at,
                 now,

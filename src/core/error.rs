@@ -11,7 +11,7 @@ pub enum StoreError {
     /// acknowledged; trying again later may succeed.
     #[error("store: {0}")]
     Backend(String),
-    #[error("store: the account to log in to was not found and none may be created")]
+    #[error("store: the account to log in to was erased while the login was made")]
     AccountVanished,
     #[error("store: corrupt record in {tree}: {message}")]
     Corrupt { tree: &'static str, message: String },

@@ -389,8 +389,8 @@ pub struct NewLogin<'a> {
     /// The MO's inbox id: the same on every retry of that MO.
     pub request_id: u64,
     pub msisdn: &'a Msisdn,
-    /// Given when the number may have no account yet: the account to create then.
-    pub if_new: Option<NewAccount>,
+    /// The account to create if the number has none.
+    pub new_account: NewAccount,
     pub session: String,
     pub session_expires_at: UnixSecs,
     pub now: UnixSecs,
@@ -427,10 +427,11 @@ pub trait AccountStore: StoreBase {
     /// retried MO gets the same account and session.
     fn auth_answer(&self, request_id: u64) -> StoreFuture<'_, Option<AuthAnswer>>;
 
-    /// Logs the number in: creates its account if it has none and `if_new` is given (else
-    /// [`StoreError::AccountVanished`]), marked "password pending" when `if_new` says where
-    /// to text it, stores the session (by hash only) and the answer under the request id.
-    /// Never two accounts for one number, whoever races. Atomic; durable after `sync`.
+    /// Logs the number in: creates its account if it has none (`new_account`, marked
+    /// "password pending" when it says where to text the password), stores the session (by
+    /// hash only) and the answer under the request id. Never two accounts for one number,
+    /// whoever races; [`StoreError::AccountVanished`] if the account another login created
+    /// meanwhile was erased before this one could read it. Atomic; durable after `sync`.
     fn log_in<'a>(&'a self, new: NewLogin<'a>) -> StoreFuture<'a, AuthAnswer>;
 
     /// The login that used `request_id` is committed: its answer (and the password in it)

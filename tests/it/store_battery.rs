@@ -13,7 +13,6 @@ use std::time::Duration;
 use moauth::core::auth::{AuthAnswer, NewSession, SessionInfo, SessionKey};
 use moauth::core::budget::{SmsCounts, Windows};
 use moauth::core::clock::UnixSecs;
-use moauth::core::error::StoreError;
 use moauth::core::login::{LoginRecord, LoginState, MintedLogin, RejectReason};
 use moauth::core::mo::{MoMessage, RejectedMo};
 use moauth::core::msisdn::Msisdn;
@@ -692,14 +691,14 @@ fn route() -> SmsRoute {
     }
 }
 
-/// A login of `msisdn`; with `create`, the account it may create has its password pending.
-fn new_login(request_id: u64, msisdn: &Msisdn, create: bool) -> NewLogin<'_> {
+/// A login of `msisdn`; the account it may create has its password pending.
+fn new_login(request_id: u64, msisdn: &Msisdn) -> NewLogin<'_> {
     NewLogin {
         request_id,
         msisdn,
-        if_new: create.then(|| NewAccount {
+        new_account: NewAccount {
             password_to: Some(route()),
-        }),
+        },
         session: format!("session-{request_id}"),
         session_expires_at: NOW + 3_600,
         now: NOW,
@@ -708,14 +707,10 @@ fn new_login(request_id: u64, msisdn: &Msisdn, create: bool) -> NewLogin<'_> {
 
 async fn a_number_gets_one_account_however_many_logins_race(store: Arc<dyn Store>) {
     let number = Msisdn::parse("+8613800138000").unwrap();
-    assert!(matches!(
-        store.log_in(new_login(1, &number, false)).await,
-        Err(StoreError::AccountVanished)
-    ));
     let logins: Vec<_> = (10..18)
         .map(|id| {
             let (store, number) = (store.clone(), number.clone());
-            tokio::spawn(async move { store.log_in(new_login(id, &number, true)).await.unwrap() })
+            tokio::spawn(async move { store.log_in(new_login(id, &number)).await.unwrap() })
         })
         .collect();
     let mut answers: Vec<AuthAnswer> = Vec::new();
@@ -749,7 +744,7 @@ async fn a_number_gets_one_account_however_many_logins_race(store: Arc<dyn Store
 async fn an_answer_is_kept_for_a_retry_until_settled(store: Arc<dyn Store>) {
     let number = Msisdn::parse("+8613900139000").unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), None);
-    let answer = store.log_in(new_login(5, &number, true)).await.unwrap();
+    let answer = store.log_in(new_login(5, &number)).await.unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), Some(answer));
     store.settle_answer(5).await.unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), None);
@@ -837,10 +832,7 @@ async fn sweeps_take_only_what_is_due(store: Arc<dyn Store>) {
 
 /// An account for `number` with one session from its SMS login; returns the account id.
 async fn account_with_session(store: &Arc<dyn Store>, number: &Msisdn, request_id: u64) -> u64 {
-    let answer = store
-        .log_in(new_login(request_id, number, true))
-        .await
-        .unwrap();
+    let answer = store.log_in(new_login(request_id, number)).await.unwrap();
     answer.account_id.parse().unwrap()
 }
 
@@ -908,7 +900,7 @@ async fn revoking_an_account_ends_all_its_sessions_and_no_other(store: Arc<dyn S
     );
     let a = account_with_session(&store, &alice, 1).await;
     let b = account_with_session(&store, &bob, 2).await;
-    store.log_in(new_login(3, &alice, false)).await.unwrap();
+    store.log_in(new_login(3, &alice)).await.unwrap();
     store
         .add_session(password_session(a, &alice, "alice-web", NOW + 60))
         .await
@@ -1442,8 +1434,8 @@ async fn a_mark_lifted_without_a_password_leaves_the_account_without_one(store: 
     );
     // A number whose password is not to be texted is never marked.
     let quiet = Msisdn::parse("+8613900139000").unwrap();
-    let mut login = new_login(2, &quiet, true);
-    login.if_new = Some(NewAccount { password_to: None });
+    let mut login = new_login(2, &quiet);
+    login.new_account = NewAccount { password_to: None };
     assert!(store.log_in(login).await.unwrap().created);
     assert!(marked(&store).await.is_empty());
     assert_eq!(store.depths().outbox, 0);

@@ -295,12 +295,12 @@ async fn a_sled_store_goes_through_its_export_and_back_whole() {
         .log_in(NewLogin {
             request_id: 99,
             msisdn: &Msisdn::parse("+8613900139000").unwrap(),
-            if_new: Some(NewAccount {
+            new_account: NewAccount {
                 password_to: Some(SmsRoute {
                     smsc: "sim".into(),
                     from: "10690000".into(),
                 }),
-            }),
+            },
             session: "t".repeat(43),
             session_expires_at: 1_802_592_000,
             now: 1_800_000_050,

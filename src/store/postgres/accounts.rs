@@ -14,7 +14,7 @@ use crate::core::auth::{Account, AuthAnswer, Credentials, NewSession, SessionInf
 use crate::core::msisdn::Msisdn;
 use crate::core::store::NewLogin;
 
-/// The number had no account and none could be created (`if_new` was not given).
+/// The account the insert found (another login's) was erased before it could be read.
 #[derive(Debug)]
 pub struct AccountVanished;
 
@@ -54,8 +54,7 @@ impl PgStore {
         row.map(|row| answer_from_row(&row)).transpose()
     }
 
-    /// Logs the number in: its account (created if it has none and `if_new` is given,
-    /// without a password and, when it is to be texted, marked in `password_pending`), a
+    /// Logs the number in: its account (created if it has none, without a password and, when it is to be texted, marked in `password_pending`), a
     /// session stored by hash, and the answer under the request id; or the answer already
     /// stored for that request id. Committed on return.
     pub(super) async fn log_in(
@@ -65,36 +64,33 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let number = new.msisdn.as_str();
-        let mut account = None;
-        if let Some(if_new) = &new.if_new {
-            // The mark only with the account this statement created: the loser of a race
-            // marks nothing.
-            let insert = tx
-                .prepare_cached(
-                    "WITH created AS (
-                         INSERT INTO accounts (msisdn, password_hash, created_at)
-                         VALUES ($1, NULL, $2) ON CONFLICT (msisdn) DO NOTHING RETURNING id
-                     ), marked AS (
-                         INSERT INTO password_pending (id, msisdn, smsc, sender, since)
-                         SELECT id, $1, $3, $4, $2 FROM created WHERE $3::text IS NOT NULL
-                     )
-                     SELECT id FROM created",
-                )
-                .await?;
-            let to = if_new.password_to.as_ref();
-            account = tx
-                .query_opt(
-                    &insert,
-                    &[
-                        &number,
-                        &secs(new.now),
-                        &to.map(|t| t.smsc.as_str()),
-                        &to.map(|t| t.from.as_str()),
-                    ],
-                )
-                .await?
-                .map(|row| (row.get::<_, i64>(0), true));
-        }
+        // The mark only with the account this statement created: the loser of a race
+        // marks nothing.
+        let insert = tx
+            .prepare_cached(
+                "WITH created AS (
+                     INSERT INTO accounts (msisdn, password_hash, created_at)
+                     VALUES ($1, NULL, $2) ON CONFLICT (msisdn) DO NOTHING RETURNING id
+                 ), marked AS (
+                     INSERT INTO password_pending (id, msisdn, smsc, sender, since)
+                     SELECT id, $1, $3, $4, $2 FROM created WHERE $3::text IS NOT NULL
+                 )
+                 SELECT id FROM created",
+            )
+            .await?;
+        let to = new.new_account.password_to.as_ref();
+        let mut account = tx
+            .query_opt(
+                &insert,
+                &[
+                    &number,
+                    &secs(new.now),
+                    &to.map(|t| t.smsc.as_str()),
+                    &to.map(|t| t.from.as_str()),
+                ],
+            )
+            .await?
+            .map(|row| (row.get::<_, i64>(0), true));
         if account.is_none() {
             let select = tx
                 .prepare_cached("SELECT id FROM accounts WHERE msisdn = $1")

@@ -137,9 +137,8 @@ impl Accounts {
             .transpose()
     }
 
-    /// Logs the number in, creating its account (and its "password pending" mark) when
-    /// `if_new` is given and the number still has none; records the answer under the request
-    /// id, in one transaction.
+    /// Logs the number in, creating its account (and its "password pending" mark) if it
+    /// still has none; records the answer under the request id, in one transaction.
     pub fn login(&self, new: NewLogin<'_>) -> Result<AuthAnswer, StoreError> {
         let session_key = SessionKey::of(&new.session);
         let answer = (
@@ -159,11 +158,6 @@ impl Accounts {
                         (account.id, false)
                     }
                     None => {
-                        let Some(if_new) = &new.if_new else {
-                            return Err(ConflictableTransactionError::Abort(
-                                StoreError::AccountVanished,
-                            ));
-                        };
                         let id = accounts.generate_id()?;
                         let account = Account {
                             id,
@@ -171,7 +165,7 @@ impl Accounts {
                             created_at: new.now,
                         };
                         accounts.insert(key, encode(&account))?;
-                        if let Some(to) = &if_new.password_to {
+                        if let Some(to) = &new.new_account.password_to {
                             let mark = PendingRecord {
                                 msisdn: new.msisdn.clone(),
                                 smsc: to.smsc.clone(),

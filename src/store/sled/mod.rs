@@ -632,7 +632,7 @@ impl AccountStore for SledStore {
 
     fn log_in<'a>(&'a self, new: NewLogin<'a>) -> StoreFuture<'a, AuthAnswer> {
         // An account created for a password to be texted is marked pending with it.
-        let marks = new.if_new.as_ref().is_some_and(|n| n.password_to.is_some());
+        let marks = new.new_account.password_to.is_some();
         let answer = self.accounts.login(new);
         if marks && answer.as_ref().is_ok_and(|a| a.created) {
             self.passwords_pending.add(1);

@@ -119,9 +119,9 @@ mod tests {
             .log_in(NewLogin {
                 request_id,
                 msisdn,
-                if_new: Some(NewAccount {
+                new_account: NewAccount {
                     password_to: texted.then_some(route),
-                }),
+                },
                 session: format!("session-{request_id}"),
                 session_expires_at: NOW + 3_600,
                 now: NOW,
