@@ -97,27 +97,36 @@ pub fn is_on(rules: &LimitsConfig) -> bool {
     rules.sms_per_hour > 0 || rules.sms_per_day > 0
 }
 
-/// Whether an SMS of `class` fits, given the counts `after` it was added; if not, the period
-/// whose budget it would overspend (the hour's first).
-pub fn fits(rules: &LimitsConfig, class: SmsClass, after: SmsCounts) -> Result<(), Period> {
+/// The most an SMS of `class` may bring each count to: its class's share of the hour's and
+/// the day's budget, and no cap for a period switched off (0).
+pub fn caps(rules: &LimitsConfig, class: SmsClass) -> SmsCounts {
     let share = |budget: u32| {
         let budget = u64::from(budget);
         match class {
+            _ if budget == 0 => u64::MAX,
             SmsClass::Credentials => budget,
             SmsClass::Reply => {
                 budget - budget * u64::from(rules.sms_reserved_for_credentials_percent) / 100
             }
         }
     };
-    for (period, budget, count) in [
-        (Period::Hour, rules.sms_per_hour, after.hour),
-        (Period::Day, rules.sms_per_day, after.day),
-    ] {
-        if budget > 0 && count > share(budget) {
-            return Err(period);
-        }
+    SmsCounts {
+        hour: share(rules.sms_per_hour),
+        day: share(rules.sms_per_day),
     }
-    Ok(())
+}
+
+/// Whether an SMS of `class` fits, given the counts `after` it was added; if not, the period
+/// whose budget it would overspend (the hour's first).
+pub fn fits(rules: &LimitsConfig, class: SmsClass, after: SmsCounts) -> Result<(), Period> {
+    let caps = caps(rules, class);
+    if after.hour > caps.hour {
+        Err(Period::Hour)
+    } else if after.day > caps.day {
+        Err(Period::Day)
+    } else {
+        Ok(())
+    }
 }
 
 /// The budget as `/readyz` names it.

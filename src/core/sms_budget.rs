@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::budget::{BudgetHealth, Period, SmsClass, SmsCounts, Windows, fits, is_on};
+use super::budget::{BudgetHealth, Period, SmsClass, SmsCounts, Windows, caps, fits, is_on};
 use super::clock::UnixSecs;
 use super::error::StoreError;
 use super::limits::LimitsConfig;
@@ -21,10 +21,10 @@ pub struct SmsBudget {
 }
 
 impl SmsBudget {
-    /// Spends `segments` on an SMS of `class`, or refuses it (spending nothing) when its
-    /// class's share of the hour's or the day's budget is spent: true if it may go out.
-    /// Spent before the SMS is committed: one whose write then fails, and is made again,
-    /// counts twice, which only ever holds back a little early.
+    /// Spends `segments` on an SMS of `class`, or refuses it (spending nothing, and on sled
+    /// writing nothing) when its class's share of the hour's or the day's budget is spent:
+    /// true if it may go out. Spent before the SMS is committed: one whose write then fails,
+    /// and is made again, counts twice, which only ever holds back a little early.
     pub async fn spend(
         &self,
         class: SmsClass,
@@ -35,13 +35,16 @@ impl SmsBudget {
         if !is_on(rules) {
             return Ok(true);
         }
-        let (at, segments) = (Windows::at(now), i64::from(segments));
-        let after = self.counts.count_sms(at, segments).await?;
+        let segments = u64::from(segments);
+        let after = self
+            .counts
+            .count_sms(Windows::at(now), segments, caps(rules, class))
+            .await?;
+        // The store added them if and only if they fit its caps, which are `fits`'s.
         let Err(period) = fits(rules, class, after) else {
             self.health.sent(class);
             return Ok(true);
         };
-        self.counts.count_sms(at, -segments).await?;
         if self.health.held(class, period, now) {
             let (budget, spent) = match period {
                 Period::Hour => (rules.sms_per_hour, after.hour),
@@ -50,7 +53,7 @@ impl SmsBudget {
             warn!(
                 period = period.as_str(),
                 budget,
-                spent = spent.saturating_sub(segments.unsigned_abs()),
+                spent = spent.saturating_sub(segments),
                 held = match class {
                     SmsClass::Credentials => "every SMS",
                     SmsClass::Reply => "every SMS but credentials",
@@ -71,7 +74,10 @@ impl SmsBudget {
         if !is_on(rules) {
             return Ok(true);
         }
-        let counts = self.counts.count_sms(Windows::at(now), 0).await?;
+        let counts = self
+            .counts
+            .count_sms(Windows::at(now), 0, caps(rules, class))
+            .await?;
         let one_more = SmsCounts {
             hour: counts.hour + 1,
             day: counts.day + 1,

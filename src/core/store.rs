@@ -90,19 +90,34 @@ pub struct Depths {
     pub outbox: usize,
     /// Webhook events not yet answered 2xx.
     pub webhooks: usize,
+    /// New accounts still waiting for their password to be made, hashed and texted (the
+    /// registrar's backlog: the SMS budget's credentials share spent, or hashing behind).
+    pub passwords_pending: usize,
 }
 
 /// The SMPP links' side of the inbox: every deliver_sm is stored before it is acknowledged.
 pub trait IngestStore: StoreBase {
-    /// Appends `mos` to the inbox in order, except those whose [`MoMessage::digest`] was
-    /// already received within `redelivery_window` seconds of their `received_at` (an SMSC
-    /// that missed our deliver_sm_resp sends the PDU again): those are stored once, in the
-    /// same transaction. Returns how many were such repeats. Atomic; durable after `sync`.
+    /// Appends `mos` to the inbox in order, except those whose digest (beside each, as
+    /// [`MoMessage::digest`] made it) was already received within `redelivery_window` seconds
+    /// of their `received_at` (an SMSC that missed our deliver_sm_resp sends the PDU again):
+    /// those are stored once, in the same transaction. Returns how many were such repeats.
+    /// Atomic; durable after `sync`. The ingest makes each digest once, for its arrivals
+    /// note and for this.
+    fn append_digested<'a>(
+        &'a self,
+        mos: &'a [(MoMessage, [u8; 16])],
+        redelivery_window: u64,
+    ) -> StoreFuture<'a, usize>;
+
+    /// [`IngestStore::append_digested`], making the digests here.
     fn append_mos<'a>(
         &'a self,
         mos: &'a [MoMessage],
         redelivery_window: u64,
-    ) -> StoreFuture<'a, usize>;
+    ) -> StoreFuture<'a, usize> {
+        let digested: Vec<_> = mos.iter().map(|mo| (mo.clone(), mo.digest())).collect();
+        Box::pin(async move { self.append_digested(&digested, redelivery_window).await })
+    }
 
     /// Resolves when MOs may have been appended since the last wake: the pipeline's cue.
     /// A wake given while nobody waits is kept for the next waiter.
@@ -470,11 +485,13 @@ pub trait OptOutStore: StoreBase {
 /// The counts of the global SMS budget (`crate::core::budget`), one per store: every node of a
 /// shared store spends the same budget.
 pub trait SmsBudgetStore: StoreBase {
-    /// Adds `segments` (negative: gives them back) to the counts of the hour and the day of
-    /// `at`, atomically; a count of an earlier window starts again from 0, and one of a later
-    /// window (a node whose clock is ahead) takes the addition. Returns both counts after.
-    /// Durable after `sync`.
-    fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts>;
+    /// Adds `segments` to the counts of the hour and the day of `at`, atomically, unless a
+    /// count would then pass its cap in `caps`: then it adds nothing, and the store should
+    /// write nothing (once the budget is spent, every SMS is refused). A count of an earlier
+    /// window starts again from 0, and one of a later window (a node whose clock is ahead)
+    /// takes the addition. Returns both counts with the addition, made or not, so the caller
+    /// sees which cap it would pass; 0 segments only reads. Durable after `sync`.
+    fn count_sms(&self, at: Windows, segments: u64, caps: SmsCounts) -> StoreFuture<'_, SmsCounts>;
 }
 
 /// Replies by the SMSC connection they wait for, and moving them to another: for the start

@@ -134,6 +134,10 @@ fn describe() {
         "moauth_outbox_depth",
         "Replies the SMSC has not accepted yet"
     );
+    describe_gauge!(
+        "moauth_passwords_pending",
+        "New accounts waiting for their password to be made and texted (SMS budget spent, or hashing behind)"
+    );
     describe_histogram!(
         "moauth_mo_to_session_seconds",
         Unit::Seconds,
@@ -332,6 +336,7 @@ async fn scrape(State(source): State<MetricsSource>) -> impl IntoResponse {
     let depths = source.store.depths();
     metrics::gauge!("moauth_inbox_depth").set(depths.inbox as f64);
     metrics::gauge!("moauth_outbox_depth").set(depths.outbox as f64);
+    metrics::gauge!("moauth_passwords_pending").set(depths.passwords_pending as f64);
     metrics::gauge!("moauth_long_polls_active").set(source.long_polls.open() as f64);
     metrics::gauge!("moauth_poll_waiters").set(source.store.poll_waiters() as f64);
     metrics::gauge!("moauth_poll_rate_clients").set(source.poll_limiter.load().clients() as f64);

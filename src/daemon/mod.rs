@@ -271,6 +271,7 @@ impl Daemon {
         };
         let page = page::router(PageState {
             settings: live.page.clone(),
+            app: live.app.clone(),
             clock: clock.clone(),
             demo_phone: demo_phone.is_some(),
         });

@@ -15,7 +15,7 @@ use crate::core::live::{Live, live};
 use crate::core::replies::Replies;
 use crate::http::keys::ApiKeys;
 use crate::http::limits::{MintLimiter, PollLimiter};
-use crate::http::page::PageSettings;
+use crate::http::page::{PageSettings, app_name};
 use crate::ops::config::{Config, LimitsConfig, StoreConfig};
 use crate::webhooks::Targets;
 
@@ -33,15 +33,15 @@ pub struct LiveSettings {
     pub api_keys: Live<ApiKeys>,
     /// Each backend's webhook, by backend name.
     pub webhooks: Live<Targets>,
-    /// The login page: on or off, and the app name, short code and keyword it shows.
+    /// The login page: on or off, and the short code and keyword it shows.
     pub page: Live<PageSettings>,
-    /// The app's name as the page shows it: also after the token in a minted login's SMS body.
+    /// The app's name: on the login page and after the token in its SMS body and a minted
+    /// login's.
     pub app: Live<String>,
 }
 
 impl LiveSettings {
     pub fn new(config: &Config) -> LiveSettings {
-        let page = PageSettings::from_config(config);
         LiveSettings {
             replies: live(Replies::from_config(&config.templates)),
             window: live(window(config)),
@@ -51,8 +51,8 @@ impl LiveSettings {
             mint_limiter: live(MintLimiter::new(&config.limits)),
             api_keys: live(ApiKeys::from_config(&config.http.api_keys)),
             webhooks: live(Targets::from_config(&config.webhooks)),
-            app: live(page.app.clone()),
-            page: live(page),
+            app: live(app_name(config)),
+            page: live(PageSettings::from_config(config)),
         }
     }
 
@@ -76,9 +76,8 @@ impl LiveSettings {
             .store(Arc::new(ApiKeys::from_config(&config.http.api_keys)));
         self.webhooks
             .store(Arc::new(Targets::from_config(&config.webhooks)));
-        let page = PageSettings::from_config(config);
-        self.app.store(Arc::new(page.app.clone()));
-        self.page.store(Arc::new(page));
+        self.app.store(Arc::new(app_name(config)));
+        self.page.store(Arc::new(PageSettings::from_config(config)));
     }
 }
 

@@ -30,6 +30,10 @@ pub struct StatusReport {
     pub inbox: usize,
     /// Replies waiting for an SMSC to accept them.
     pub outbox: usize,
+    /// New accounts waiting for their password to be made and texted. Absent from the
+    /// answer of a daemon older than the field: read as 0.
+    #[serde(default)]
+    pub passwords_pending: usize,
     /// MOs processed since start, and per minute over the last 1 and 5 minutes.
     pub processed: u64,
     pub mo_per_min_1m: f64,
@@ -83,6 +87,10 @@ impl StatusReport {
             self.outbox
         ));
         out.push_str(&format!(
+            "pending  {:>8}  new accounts waiting for their password\n",
+            self.passwords_pending
+        ));
+        out.push_str(&format!(
             "MO/min   {:>8.1}  last minute ({:.1} over 5 minutes, {} since start)\n",
             self.mo_per_min_1m, self.mo_per_min_5m, self.processed
         ));
@@ -134,6 +142,7 @@ impl StatusSource {
                 .collect(),
             inbox: depths.inbox,
             outbox: depths.outbox,
+            passwords_pending: depths.passwords_pending,
             processed: self.rates.total(),
             mo_per_min_1m,
             mo_per_min_5m,
@@ -236,6 +245,7 @@ mod tests {
             ],
             inbox: 3,
             outbox: 1,
+            passwords_pending: 2,
             processed: 10,
             mo_per_min_1m: 4.0,
             mo_per_min_5m: 2.0,
@@ -245,6 +255,11 @@ mod tests {
         assert_eq!(
             report.line(),
             "bound 1/2 SMSC; inbox 3, outbox 1; 4.0 MO/min"
+        );
+        assert!(
+            report
+                .table()
+                .contains("pending         2  new accounts waiting for their password")
         );
         assert!(report.table().contains(
             "backup           NOT BOUND: bind refused by 127.0.0.1:2776: ESME_RINVPASWD"

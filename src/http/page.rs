@@ -33,25 +33,28 @@ const PAGE_CSS: &str = include_str!("../../web/login.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// What the page shows; rebuilt from the config on reload.
+/// What the page shows besides the app's name; rebuilt from the config on reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSettings {
     pub enabled: bool,
-    /// The app's name (`[templates] app`): in the title, the warning and the SMS body.
-    pub app: String,
     pub short_code: String,
     pub keyword: String,
+}
+
+/// The app's name (`[templates] app`) as the page shows it, in the title, the warning and the
+/// SMS body; server-minted logins put it in the SMS body too, so it is kept once, apart.
+pub fn app_name(config: &Config) -> String {
+    config
+        .templates
+        .app
+        .clone()
+        .unwrap_or_else(|| "moauth".into())
 }
 
 impl PageSettings {
     pub fn from_config(config: &Config) -> PageSettings {
         PageSettings {
             enabled: config.http.login_page,
-            app: config
-                .templates
-                .app
-                .clone()
-                .unwrap_or_else(|| "moauth".into()),
             short_code: config
                 .smsc
                 .first()
@@ -64,14 +67,16 @@ impl PageSettings {
 
     /// The body the composer gets: `LOGIN T shop`. The app's name is a trailer the grammar
     /// ignores (protocol/token.md §5); it tells the person which app the code is for.
-    pub fn sms_body(&self, token: &Token) -> String {
-        token.sms_body(&self.keyword, &self.app)
+    pub fn sms_body(&self, token: &Token, app: &str) -> String {
+        token.sms_body(&self.keyword, app)
     }
 }
 
 #[derive(Clone)]
 pub struct PageState {
     pub settings: Live<PageSettings>,
+    /// The app's name ([`app_name`]).
+    pub app: Live<String>,
     pub clock: Clock,
     /// `moauth demo --web` only: the page shows the simulated phone beside the login.
     pub demo_phone: bool,
@@ -136,7 +141,14 @@ async fn page(State(state): State<PageState>, headers: HeaderMap) -> Result<Resp
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     );
-    let html = render(&settings, language, state.clock.now(), state.demo_phone);
+    let app = state.app.load();
+    let html = render(
+        &settings,
+        &app,
+        language,
+        state.clock.now(),
+        state.demo_phone,
+    );
     let mut response = (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -182,7 +194,7 @@ async fn qr(
         .map_err(|e| ApiError::bad_request("bad_token", e.to_string()))?;
     let svg = qr_svg(&composer_uri(
         &settings.short_code,
-        &settings.sms_body(&token),
+        &settings.sms_body(&token, &state.app.load()),
     ))
     .map_err(ApiError::internal)?;
     Ok((
@@ -375,19 +387,25 @@ fn escape(text: &str) -> String {
 
 /// The page. Every configured value is escaped; the words the script needs travel as a JSON
 /// data block (never executed, so the CSP needs no inline script).
-pub fn render(settings: &PageSettings, language: Language, now: u64, demo_phone: bool) -> String {
+pub fn render(
+    settings: &PageSettings,
+    app_name: &str,
+    language: Language,
+    now: u64,
+    demo_phone: bool,
+) -> String {
     let w = match language {
         Language::En => &EN,
         Language::Zh => &ZH,
     };
-    let app = escape(&settings.app);
+    let app = escape(app_name);
     let short_code = escape(&settings.short_code);
     let fill = |text: &str| {
         escape(text)
             .replace("{app}", &app)
             .replace("{short_code}", &short_code)
     };
-    let script_words = |text: &str| text.replace("{app}", &settings.app);
+    let script_words = |text: &str| text.replace("{app}", app_name);
     let reasons: serde_json::Map<String, serde_json::Value> = w
         .script
         .reasons
@@ -501,10 +519,9 @@ mod tests {
     use super::*;
     use crate::core::token::Verifier;
 
-    fn settings(app: &str) -> PageSettings {
+    fn settings() -> PageSettings {
         PageSettings {
             enabled: true,
-            app: app.into(),
             short_code: "10690000".into(),
             keyword: "LOGIN".into(),
         }
@@ -525,7 +542,7 @@ mod tests {
     #[test]
     fn the_body_names_the_app_after_the_token_and_still_reads_as_that_token() {
         let token = Token::for_verifier(&Verifier::random(), 1_800_000_000);
-        let body = settings("shop").sms_body(&token);
+        let body = settings().sms_body(&token, "shop");
         assert_eq!(body, format!("LOGIN {token} shop"));
         let keywords = vec!["LOGIN".to_string()];
         assert_eq!(
@@ -537,7 +554,8 @@ mod tests {
     #[test]
     fn configured_words_cannot_break_out_of_the_markup() {
         let html = render(
-            &settings("<script>alert(1)</script>\"'&"),
+            &settings(),
+            "<script>alert(1)</script>\"'&",
             Language::En,
             1,
             false,
@@ -553,9 +571,9 @@ mod tests {
 
     #[test]
     fn the_phone_appears_only_in_the_demo() {
-        let html = render(&settings("shop"), Language::Zh, 1, false);
+        let html = render(&settings(), "shop", Language::Zh, 1, false);
         assert!(html.contains("登录 shop") && !html.contains("data-demo-phone"));
-        let html = render(&settings("shop"), Language::En, 1, true);
+        let html = render(&settings(), "shop", Language::En, 1, true);
         assert!(html.contains("data-demo-phone") && html.contains("/demo/phone.js"));
     }
 

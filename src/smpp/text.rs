@@ -168,24 +168,96 @@ fn extended(septet: u8) -> char {
     }
 }
 
+/// In [`BASIC_UP_TO_FF`]: the character is not in the basic table.
+const NOT_BASIC: u8 = 0xFF;
+
+/// The basic table's septet of each character up to U+00FF (nearly every character of a
+/// text that fits GSM), so encoding one takes an index rather than a walk through the table.
+const BASIC_UP_TO_FF: [u8; 256] = {
+    let mut table = [NOT_BASIC; 256];
+    let mut septet = 0;
+    while septet < BASIC.len() {
+        let c = BASIC[septet] as usize;
+        if septet != ESC as usize && c < table.len() {
+            table[c] = septet as u8;
+        }
+        septet += 1;
+    }
+    table
+};
+
+/// The unpacked GSM encoding of one character (the first `len` of `septets`: a septet, or
+/// the escape and an extension septet), or `None` if it is outside both tables.
+fn gsm_septets(c: char) -> Option<([u8; 2], usize)> {
+    let basic = match BASIC_UP_TO_FF.get(c as usize) {
+        Some(&NOT_BASIC) => None,
+        Some(&septet) => Some(septet),
+        // Above U+00FF the basic table has only Greek capitals.
+        None => (0u8..128).find(|&s| s != ESC && BASIC[usize::from(s)] == c),
+    };
+    if let Some(septet) = basic {
+        return Some(([septet, 0], 1));
+    }
+    let &(code, _) = EXTENSION.iter().find(|(_, e)| *e == c)?;
+    Some(([ESC, code], 2))
+}
+
 /// The unpacked GSM encoding of `text`, or `None` if a character is outside both tables.
 fn encode_gsm(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
-        if let Some(septet) = (0u8..128).find(|&s| s != ESC && BASIC[usize::from(s)] == c) {
-            out.push(septet);
-        } else {
-            let &(code, _) = EXTENSION.iter().find(|(_, e)| *e == c)?;
-            out.extend([ESC, code]);
-        }
+        let (septets, len) = gsm_septets(c)?;
+        out.extend_from_slice(&septets[..len]);
     }
     Some(out)
 }
 
-/// How many SMS the carrier bills for `text`: its parts. One that cannot be encoded is never
-/// sent, but is counted as one, so that a budget holds it back rather than waves it through.
+/// How many SMS the carrier bills for `text`: the parts [`encode_sms`] would make, counted
+/// without making them. One that cannot be encoded (too many parts) is never sent, but is
+/// counted as one, so that a budget holds it back rather than waves it through.
 pub fn billed_segments(text: &str) -> u32 {
-    encode_sms(text, 0).map_or(1, |parts| u32::try_from(parts.len()).unwrap_or(u32::MAX))
+    let gsm_len = |c| gsm_septets(c).map(|(_, len)| len);
+    let parts = match text.chars().map(gsm_len).sum::<Option<usize>>() {
+        Some(septets) => count_parts(
+            septets,
+            text.chars().map(|c| gsm_len(c).unwrap_or(1)),
+            GSM_SINGLE,
+            GSM_PART,
+        ),
+        None => count_parts(
+            text.encode_utf16().count(),
+            text.chars().map(char::len_utf16),
+            UCS2_SINGLE / 2,
+            UCS2_PART / 2,
+        ),
+    };
+    u32::try_from(parts)
+        .ok()
+        .filter(|&parts| parts <= u32::from(u8::MAX))
+        .unwrap_or(1)
+}
+
+/// How many parts [`encode_sms`]'s cuts make of a text of `total` units (septets or UTF-16
+/// units) whose characters take `widths` units each: one if it fits `single`, else parts of
+/// `part` units each where a character of two units (an escape pair, a surrogate pair) that
+/// would straddle a cut starts the next part.
+fn count_parts(
+    total: usize,
+    widths: impl Iterator<Item = usize>,
+    single: usize,
+    part: usize,
+) -> usize {
+    if total <= single {
+        return 1;
+    }
+    let (parts, _) = widths.fold((1, 0), |(parts, used), width| {
+        if used + width > part {
+            (parts + 1, width)
+        } else {
+            (parts, used + width)
+        }
+    });
+    parts
 }
 
 /// Encodes a text into the SMS parts to submit, in order.
@@ -454,6 +526,37 @@ mod tests {
         assert_eq!(&segments[1].short_message[6..8], &[0xD8, 0x3D]);
     }
 
+    /// The count agrees with the parts made, around every boundary: 160/153 septets (with
+    /// escape pairs on and beside the cuts) and 70/67 UCS-2 units (with surrogate pairs).
+    #[test]
+    fn billed_segments_counts_the_parts_encode_sms_makes() {
+        let made = |text: &str| encode_sms(text, 0).map_or(1, |parts| parts.len());
+        let mut texts = Vec::new();
+        for n in 0..=12 {
+            texts.push("a".repeat(154 + n));
+            texts.push("a".repeat(300 + n));
+            texts.push("€".repeat(75 + n));
+            texts.push("€".repeat(148 + n));
+            texts.push(format!("{}€{}", "x".repeat(146 + n), "y".repeat(10)));
+            texts.push(format!("{}€{}", "x".repeat(298 + n), "y".repeat(10)));
+            texts.push("中".repeat(64 + n));
+            texts.push("中".repeat(128 + n));
+            texts.push("😀".repeat(30 + n));
+            texts.push("😀".repeat(62 + n));
+            texts.push(format!("{}😀{}", "中".repeat(62 + n), "中".repeat(10)));
+            texts.push(format!("{}😀{}", "中".repeat(128 + n), "中".repeat(10)));
+            // One character outside GSM makes the whole text UCS-2.
+            texts.push(format!("{}中", "a".repeat(60 + n)));
+        }
+        texts.push("a".repeat(153 * 255));
+        texts.push("a".repeat(153 * 256));
+        for text in &texts {
+            let billed = usize::try_from(billed_segments(text)).unwrap();
+            assert_eq!(billed, made(text), "{} chars: {text}", text.chars().count());
+        }
+        assert_eq!(billed_segments(&"a".repeat(153 * 256)), 1, "never sent");
+    }
+
     #[test]
     fn too_many_parts_is_refused() {
         assert_eq!(
@@ -478,6 +581,7 @@ mod tests {
         fn any_text_round_trips(text in any::<String>(), reference in any::<u8>()) {
             let segments = encode_sms(&text, reference).unwrap();
             assert_part_sizes(&segments);
+            prop_assert_eq!(billed_segments(&text) as usize, segments.len());
             prop_assert_eq!(reassemble(&segments), text);
         }
 
@@ -487,6 +591,7 @@ mod tests {
             let segments = encode_sms(&text, 9).unwrap();
             prop_assert!(segments.iter().all(|s| s.data_coding == DC_GSM));
             assert_part_sizes(&segments);
+            prop_assert_eq!(billed_segments(&text) as usize, segments.len());
             prop_assert_eq!(reassemble(&segments), text);
         }
     }

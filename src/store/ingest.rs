@@ -15,9 +15,9 @@ use crate::core::store::IngestStore;
 
 const MAX_BATCH: usize = 1024;
 
-/// An MO to store, or (None) only a wait for the next flush, for writes made elsewhere (a
-/// delivery receipt's update) that must be durable before their PDU is answered.
-type Job = (Option<MoMessage>, oneshot::Sender<bool>);
+/// An MO to store with its digest, or (None) only a wait for the next flush, for writes made
+/// elsewhere (a delivery receipt's update) that must be durable before their PDU is answered.
+type Job = (Option<(MoMessage, [u8; 16])>, oneshot::Sender<bool>);
 
 #[derive(Clone)]
 pub struct Ingest {
@@ -43,10 +43,11 @@ impl Ingest {
 
     /// Resolves to true once the MO is durable in the inbox, false if it could not be stored.
     pub async fn store(&self, mo: MoMessage) -> oneshot::Receiver<bool> {
-        self.arrivals.note(mo.digest(), std::time::Instant::now());
+        let digest = mo.digest();
+        self.arrivals.note(digest, std::time::Instant::now());
         let (done, durable) = oneshot::channel();
         // A closed channel drops `done`, which the receiver reads as "not stored".
-        let _ = self.jobs.send((Some(mo), done)).await;
+        let _ = self.jobs.send((Some((mo, digest)), done)).await;
         durable
     }
 
@@ -61,9 +62,9 @@ impl Ingest {
 async fn run(store: Arc<dyn IngestStore>, mut rx: mpsc::Receiver<Job>, redelivery_window: u64) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (messages, waiters): (Vec<Option<MoMessage>>, Vec<_>) = jobs.drain(..).unzip();
-        let messages: Vec<MoMessage> = messages.into_iter().flatten().collect();
-        let stored = match store.append_mos(&messages, redelivery_window).await {
+        let (messages, waiters): (Vec<Option<_>>, Vec<_>) = jobs.drain(..).unzip();
+        let messages: Vec<(MoMessage, [u8; 16])> = messages.into_iter().flatten().collect();
+        let stored = match store.append_digested(&messages, redelivery_window).await {
             Ok(repeats) => {
                 if repeats > 0 {
                     info!(

@@ -124,6 +124,54 @@ async fn a_spent_budget_holds_replies_keeps_passwords_flowing_and_says_so_once()
     assert_eq!(d.exit_code().await, 0);
 }
 
+/// One credential SMS a day, then none.
+const ONE_PASSWORD: &str = "[limits]
+sms_per_hour = 0
+sms_per_day = 1
+sms_reserved_for_credentials_percent = 0
+";
+
+/// Operators see new accounts wait for their password: `moauth_passwords_pending` and
+/// `/status` count one whose SMS the spent budget holds, and drop back to 0 once it went.
+#[tokio::test]
+async fn a_password_held_by_the_budget_is_counted_as_pending_until_it_goes() {
+    let mut d = Spawned::start(ONE_PASSWORD, &[]).await;
+    let pending = async |d: &Spawned| metric(d, "moauth_passwords_pending").await;
+    assert_eq!(pending(&d).await, 0.0, "present from the start");
+
+    assert_eq!(log_in(&d, &number(30)).await["created"], true);
+    // Its mark goes in the write that queues the SMS: gone before the SMS can leave.
+    assert_eq!(d.nth_submit(1).await.to, number(30));
+    assert_eq!(pending(&d).await, 0.0);
+
+    // Spent: the next new account's password waits.
+    assert_eq!(log_in(&d, &number(31)).await["created"], true);
+    common::eventually("the registrar found the budget spent", async || {
+        exhausted(&d).await.1 == 1.0
+    })
+    .await;
+    assert_eq!(pending(&d).await, 1.0);
+    let status: Value = serde_json::from_str(&d.get_text("/status").await).unwrap();
+    assert_eq!(status["passwords_pending"], 1, "{status}");
+
+    // A raised budget lets it go, with the next new account's (whose login wakes the
+    // registrar).
+    d.write_config(&ONE_PASSWORD.replace("sms_per_day = 1", "sms_per_day = 10"));
+    d.signal(libc::SIGHUP);
+    d.notify.wait_for("RELOADING=1").await;
+    d.notify.wait_for("READY=1").await;
+    assert_eq!(log_in(&d, &number(32)).await["created"], true);
+    d.nth_submit(3).await;
+    let mut to: Vec<String> = d.sim.submits().into_iter().map(|s| s.to).collect();
+    to.sort_unstable();
+    assert_eq!(to, [number(30), number(31), number(32)]);
+    assert_eq!(pending(&d).await, 0.0);
+    let status: Value = serde_json::from_str(&d.get_text("/status").await).unwrap();
+    assert_eq!(status["passwords_pending"], 0, "{status}");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.exit_code().await, 0);
+}
+
 #[tokio::test]
 async fn the_budget_is_whole_again_in_the_next_hour_and_a_reload_raises_it() {
     let h = Harness::start_with(Options::default(), |c| {
@@ -208,5 +256,14 @@ async fn nodes_on_postgres_share_one_budget() {
     assert_eq!(held, ["sms_budget", "sms_budget"], "{}", b.logs.text());
     assert_eq!(sim.submits().len(), 2, "{:?}", sim.submits());
     assert_eq!(b.readyz().await.1["sms_budget"], "credentials_only");
+    // A new account's password waits for the budget too, and the node counts it.
+    let token = Token::for_verifier(&Verifier::random(), Clock::System.now());
+    common::phone_sends(&sim, &number(24), &format!("LOGIN {token}")).await;
+    let http = common::http_client();
+    common::eventually("node b counts the password that waits", async || {
+        common::scrape(&http, b.http, "moauth_passwords_pending").await == Some(1.0)
+    })
+    .await;
+    assert_eq!(sim.submits().len(), 2, "{:?}", sim.submits());
     assert_eq!(b.stop().await, 0);
 }

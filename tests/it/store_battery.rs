@@ -1103,34 +1103,77 @@ async fn an_opt_out_holds_until_lifted(store: Arc<dyn Store>) {
 
 async fn sms_budget_counts_add_up_per_window_and_start_again_in_the_next(store: Arc<dyn Store>) {
     let counts = |hour, day| SmsCounts { hour, day };
+    let uncapped = counts(u64::MAX, u64::MAX);
     let at = Windows { hour: 100, day: 4 };
-    assert_eq!(store.count_sms(at, 0).await.unwrap(), counts(0, 0));
-    assert_eq!(store.count_sms(at, 3).await.unwrap(), counts(3, 3));
-    // Concurrent spenders (other nodes) are all counted.
-    let spent = futures::future::join_all((0..10).map(|_| store.count_sms(at, 2))).await;
-    assert!(spent.iter().all(Result::is_ok), "{spent:?}");
     assert_eq!(
-        store.count_sms(at, -1).await.unwrap(),
-        counts(22, 22),
-        "given back"
+        store.count_sms(at, 0, uncapped).await.unwrap(),
+        counts(0, 0)
+    );
+    assert_eq!(
+        store.count_sms(at, 3, uncapped).await.unwrap(),
+        counts(3, 3)
+    );
+    // Concurrent spenders (other nodes) are all counted, and none takes the count past its
+    // cap: 3 + 9 × 2 = 21 at most.
+    let cap = counts(21, 100);
+    let spent = futures::future::join_all((0..10).map(|_| store.count_sms(at, 2, cap))).await;
+    assert!(spent.iter().all(Result::is_ok), "{spent:?}");
+    let made = spent.iter().flatten().filter(|c| c.hour <= 21).count() as u64;
+    assert!(made >= 1, "{spent:?}");
+    assert_eq!(
+        store.count_sms(at, 0, uncapped).await.unwrap().hour,
+        3 + 2 * made
+    );
+    // One at a time they fill the cap to the last SMS, and then are refused.
+    let mut tries = 0;
+    while store.count_sms(at, 2, cap).await.unwrap().hour <= 21 {
+        tries += 1;
+        assert!(tries <= 10, "the cap never refused");
+    }
+    assert_eq!(
+        store.count_sms(at, 0, uncapped).await.unwrap(),
+        counts(21, 21),
+        "a refused addition is not counted"
+    );
+    // The day's cap refuses as well; the answer is what the counts would have been.
+    assert_eq!(
+        store.count_sms(at, 1, counts(100, 21)).await.unwrap(),
+        counts(22, 22)
+    );
+    assert_eq!(
+        store.count_sms(at, 0, uncapped).await.unwrap(),
+        counts(21, 21)
     );
     // The next hour starts from 0, the day goes on.
     let next = Windows { hour: 101, day: 4 };
-    assert_eq!(store.count_sms(next, 1).await.unwrap(), counts(1, 23));
-    // A node whose clock lags adds to the current windows rather than restarting them.
-    assert_eq!(store.count_sms(at, 1).await.unwrap(), counts(2, 24));
     assert_eq!(
-        store.count_sms(next, -50).await.unwrap(),
-        counts(0, 0),
-        "never below 0"
+        store.count_sms(next, 1, uncapped).await.unwrap(),
+        counts(1, 22)
+    );
+    // A node whose clock lags adds to the current windows rather than restarting them.
+    assert_eq!(
+        store.count_sms(at, 1, uncapped).await.unwrap(),
+        counts(2, 23)
     );
     let tomorrow = Windows { hour: 124, day: 5 };
-    assert_eq!(store.count_sms(tomorrow, 4).await.unwrap(), counts(4, 4));
+    assert_eq!(
+        store.count_sms(tomorrow, 4, uncapped).await.unwrap(),
+        counts(4, 4)
+    );
     // Adding nothing reads: the counts as they are, a window since ended as 0.
-    assert_eq!(store.count_sms(tomorrow, 0).await.unwrap(), counts(4, 4));
+    assert_eq!(
+        store.count_sms(tomorrow, 0, uncapped).await.unwrap(),
+        counts(4, 4)
+    );
     let later = Windows { hour: 125, day: 5 };
-    assert_eq!(store.count_sms(later, 0).await.unwrap(), counts(0, 4));
-    assert_eq!(store.count_sms(tomorrow, 1).await.unwrap(), counts(5, 5));
+    assert_eq!(
+        store.count_sms(later, 0, uncapped).await.unwrap(),
+        counts(0, 4)
+    );
+    assert_eq!(
+        store.count_sms(tomorrow, 1, uncapped).await.unwrap(),
+        counts(5, 5)
+    );
 }
 
 async fn erasing_a_number_leaves_no_record_of_it_and_spares_others(store: Arc<dyn Store>) {

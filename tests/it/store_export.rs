@@ -254,6 +254,13 @@ async fn a_bad_export_is_refused_with_its_line_and_imports_nothing() {
     let (code, out) = import(&on_pg, &refused).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("refused.jsonl: line 3 (session): "), "{out}");
+    // sled has no foreign key, and refuses the same record.
+    let (code, out) = import(&sled_config(dir.path(), "orphans", smsc), &refused).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("refused.jsonl: line 3 (session): ") && out.contains("account 99"),
+        "{out}"
+    );
     assert_eq!(
         export(&on_pg, &dir.path().join("empty.jsonl")).await,
         vec![r#"{"kind":"end","records":0}"#.to_owned()],

@@ -355,3 +355,65 @@ async fn a_sled_store_goes_through_its_export_and_back_whole() {
     .unwrap();
     assert_eq!(export_lines(&target).len(), 1);
 }
+
+/// PostgreSQL refuses a session or a pending password whose account the file does not hold
+/// (a foreign key): sled refuses them too, naming the line, and keeps nothing of the file.
+#[tokio::test]
+async fn a_session_or_pending_password_of_no_account_is_refused_with_its_line() {
+    let every = every_kind();
+    let [account, pending, session] = [&every[0], &every[1], &every[2]];
+    let orphan = |item: &Item| match item.clone() {
+        Item::PasswordPending {
+            msisdn,
+            smsc,
+            from,
+            since,
+            ..
+        } => Item::PasswordPending {
+            account_id: 99,
+            msisdn,
+            smsc,
+            from,
+            since,
+        },
+        Item::Session {
+            hash,
+            expires_at,
+            issued_at,
+            msisdn,
+            ..
+        } => Item::Session {
+            hash,
+            account_id: 99,
+            expires_at,
+            issued_at,
+            msisdn,
+        },
+        other => other,
+    };
+    for (items, refused) in [
+        (vec![account.clone(), orphan(session)], "line 3 (session): "),
+        (vec![orphan(pending)], "line 2 (password_pending): "),
+        (
+            vec![account.clone(), pending.clone(), orphan(pending)],
+            "line 4 (password_pending): ",
+        ),
+    ] {
+        let store = SledStore::temporary().unwrap();
+        let bytes = write(&items);
+        let error = import(
+            Reader::new(&bytes[..]).unwrap(),
+            store.clone().import_target(),
+            false,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with(refused), "{error}");
+        assert!(error.contains("account 99"), "{error}");
+        assert!(
+            !store.import_target().is_empty().await.unwrap(),
+            "the half-done import is not marked"
+        );
+    }
+}

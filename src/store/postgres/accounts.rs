@@ -265,6 +265,8 @@ impl PgStore {
     /// from it (its digits, or their national tail of six or more, as an SMSC may write them)
     /// and its opt-out.
     pub(super) async fn erase_number(&self, msisdn: &Msisdn) -> Result<usize, PostgresError> {
+        // It adjusts the queue gauges: no depth refresh overlapping it may store its counts.
+        let _writing = self.signals.writing();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let number = msisdn.as_str();

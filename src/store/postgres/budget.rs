@@ -25,32 +25,48 @@ const READ: &str = "
                         THEN 0 ELSE count END AS count
     FROM sms_budget";
 
+fn counts(rows: Vec<tokio_postgres::Row>) -> SmsCounts {
+    let mut counts = SmsCounts::default();
+    for row in rows {
+        let count = u64::try_from(row.get::<_, i64>("count")).unwrap_or(0);
+        match row.get::<_, &str>("period") {
+            "hour" => counts.hour = count,
+            _ => counts.day = count,
+        }
+    }
+    counts
+}
+
 impl PgStore {
-    async fn count_sms_in(&self, at: Windows, segments: i64) -> Result<SmsCounts, PostgresError> {
+    /// The upsert decides each row on its own, so an addition that must fit both caps or
+    /// neither is made, and given back when it passes one: two statements for a refusal,
+    /// where sled writes nothing (checking both rows first would take a transaction and its
+    /// round-trips on every SMS).
+    async fn count_sms_in(
+        &self,
+        at: Windows,
+        segments: u64,
+        caps: SmsCounts,
+    ) -> Result<SmsCounts, PostgresError> {
         let client = self.pool.get().await?;
         let (hour, day) = (at.hour as i64, at.day as i64);
         // Asking whether there is room (0 segments) takes no row lock and writes no WAL on
         // the two rows every node's SMS contend for.
-        let rows = if segments == 0 {
-            client.query(READ, &[&hour, &day]).await?
-        } else {
-            client.query(COUNT, &[&hour, &day, &segments]).await?
-        };
-        let mut counts = SmsCounts::default();
-        for row in rows {
-            let count = u64::try_from(row.get::<_, i64>("count")).unwrap_or(0);
-            match row.get::<_, &str>("period") {
-                "hour" => counts.hour = count,
-                _ => counts.day = count,
-            }
+        if segments == 0 {
+            return Ok(counts(client.query(READ, &[&hour, &day]).await?));
         }
-        Ok(counts)
+        let segments = i64::try_from(segments).unwrap_or(i64::MAX);
+        let after = counts(client.query(COUNT, &[&hour, &day, &segments]).await?);
+        if after.hour > caps.hour || after.day > caps.day {
+            client.query(COUNT, &[&hour, &day, &-segments]).await?;
+        }
+        Ok(after)
     }
 }
 
 impl SmsBudgetStore for PgStore {
-    fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts> {
-        self.count_sms_in(at, segments)
+    fn count_sms(&self, at: Windows, segments: u64, caps: SmsCounts) -> StoreFuture<'_, SmsCounts> {
+        self.count_sms_in(at, segments, caps)
             .map(|r| r.map_err(StoreError::from))
             .boxed()
     }

@@ -27,15 +27,14 @@ impl PgStore {
     /// on this node or any other); returns how many were redeliveries. Durable on return.
     pub(super) async fn append(
         &self,
-        messages: &[MoMessage],
+        messages: &[(MoMessage, [u8; 16])],
         window: u64,
     ) -> Result<usize, PostgresError> {
         let mut digests = HashSet::new();
         let mut fresh = MoArrays::default();
         let mut fresh_digests = Vec::new();
-        for mo in messages {
-            let digest = mo.digest();
-            if digests.insert(digest) {
+        for (mo, digest) in messages {
+            if digests.insert(*digest) {
                 fresh.push(mo);
                 fresh_digests.push(digest.to_vec());
             }

@@ -25,6 +25,9 @@ pub(super) struct Signals {
     pub parts: AtomicUsize,
     pub outbox: AtomicUsize,
     pub webhooks: AtomicUsize,
+    /// Accounts marked "password pending", over every node: no write adjusts it, each
+    /// refresh sets it (at most a second old, like the others for other nodes' writes).
+    pub passwords_pending: AtomicUsize,
     /// The last depth refresh reached the database.
     pub reachable: AtomicBool,
     /// This node's writes in progress, and a count of those begun or ended: a refresh whose
@@ -54,6 +57,7 @@ impl Default for Signals {
             parts: AtomicUsize::new(0),
             outbox: AtomicUsize::new(0),
             webhooks: AtomicUsize::new(0),
+            passwords_pending: AtomicUsize::new(0),
             reachable: AtomicBool::new(true),
             writes: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
@@ -122,7 +126,8 @@ impl Signals {
                             (SELECT count(*) FROM outbox), (SELECT count(*) FROM webhooks),
                             EXISTS (SELECT 1 FROM inbox WHERE lease_until < now()),
                             EXISTS (SELECT 1 FROM outbox WHERE lease_until < now()),
-                            EXISTS (SELECT 1 FROM webhooks WHERE lease_until < now())",
+                            EXISTS (SELECT 1 FROM webhooks WHERE lease_until < now()),
+                            (SELECT count(*) FROM password_pending)",
                     &[],
                 )
                 .await?;
@@ -130,10 +135,13 @@ impl Signals {
             Ok::<_, super::PostgresError>((
                 [row.get(0), row.get(1), row.get(2), row.get(3)],
                 lapsed,
+                row.get::<_, i64>(7),
             ))
         };
         match counted.await {
-            Ok((counts, [inbox, outbox, webhooks])) => {
+            Ok((counts, [inbox, outbox, webhooks], pending)) => {
+                let pending = usize::try_from(pending).unwrap_or(0);
+                self.passwords_pending.store(pending, Ordering::Relaxed);
                 if inbox {
                     self.mos_arrived.notify_one();
                 }

@@ -53,6 +53,8 @@ impl PgStore {
         pending: &PendingPassword,
         password: Option<(&str, &Outbound)>,
     ) -> Result<bool, PostgresError> {
+        // It adjusts the outbox gauge: no depth refresh overlapping it may store its count.
+        let _writing = self.signals.writing();
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(

@@ -54,6 +54,7 @@ impl StoreBase for PgStore {
             parts: s.parts.load(Ordering::Relaxed),
             outbox: s.outbox.load(Ordering::Relaxed),
             webhooks: s.webhooks.load(Ordering::Relaxed),
+            passwords_pending: s.passwords_pending.load(Ordering::Relaxed),
         }
     }
 
@@ -63,9 +64,9 @@ impl StoreBase for PgStore {
 }
 
 impl IngestStore for PgStore {
-    fn append_mos<'a>(
+    fn append_digested<'a>(
         &'a self,
-        mos: &'a [MoMessage],
+        mos: &'a [(MoMessage, [u8; 16])],
         redelivery_window: u64,
     ) -> StoreFuture<'a, usize> {
         boxed(async move {

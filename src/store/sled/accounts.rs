@@ -105,10 +105,10 @@ impl Accounts {
         let by_account = db.open_tree("account_sessions")?;
         let due = db.open_tree("sessions_due")?;
         let record = |value: &[u8]| decode::<SessionRecord>("sessions", value);
-        fill(&by_account, &sessions, |_, value| {
+        fill(db, &by_account, &sessions, |_, value| {
             Ok(record(value)?.account_id)
         })?;
-        fill(&due, &sessions, |_, value| Ok(record(value)?.expires_at))?;
+        fill(db, &due, &sessions, |_, v| Ok(record(v)?.expires_at))?;
         Ok(Accounts {
             accounts: db.open_tree("accounts")?,
             sessions,
@@ -360,9 +360,10 @@ mod tests {
         let written = &store.accounts;
         written.add_session(session(7, "expired", 2_000)).unwrap();
         written.add_session(session(8, "live", 9_000)).unwrap();
-        // As an older store left them: sessions, and no index entries.
+        // As an older store left them: sessions, no index entries, no mark of a fill.
         written.by_account.clear().unwrap();
         written.due.clear().unwrap();
+        store.db.drop_tree(super::super::expiry::FILLED).unwrap();
 
         let opened = Accounts::open(&store.db).unwrap();
         assert_eq!(opened.sweep(3_000).unwrap(), 1);

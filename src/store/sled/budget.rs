@@ -27,32 +27,112 @@ pub(super) fn value(window: u64, count: u64) -> Vec<u8> {
     value
 }
 
+/// The value to write under each key: its window and count.
+type Writes = [(&'static [u8], Vec<u8>); 2];
+
+/// The counts of `at`'s windows as `get` reads them, with `segments` added: what to write
+/// under each key, and the counts.
+fn added<E>(
+    at: Windows,
+    segments: u64,
+    mut get: impl FnMut(&'static [u8]) -> Result<Option<sled::IVec>, E>,
+) -> Result<(Writes, SmsCounts), E> {
+    let mut add = |key, window| -> Result<_, E> {
+        let (stored, n) = read(get(key)?);
+        // A stale window counts from 0; a later one (a clock ahead) is added to.
+        let (window, n) = if window > stored {
+            (window, 0)
+        } else {
+            (stored, n)
+        };
+        let n = n.saturating_add(segments);
+        Ok(((key, value(window, n)), n))
+    };
+    let (hour, hour_count) = add(b"hour", at.hour)?;
+    let (day, day_count) = add(b"day", at.day)?;
+    Ok((
+        [hour, day],
+        SmsCounts {
+            hour: hour_count,
+            day: day_count,
+        },
+    ))
+}
+
 impl SmsBudgetStore for SledStore {
-    fn count_sms(&self, at: Windows, segments: i64) -> StoreFuture<'_, SmsCounts> {
-        let counted = self.sms_budget.transaction(|tree| {
-            let mut after = [0; 2];
-            for (count, (key, window)) in after
-                .iter_mut()
-                .zip([(&b"hour"[..], at.hour), (&b"day"[..], at.day)])
-            {
-                let (stored, n) = read(tree.get(key)?);
-                let (window, n) = if window > stored {
-                    (window, 0)
-                } else {
-                    (stored, n)
-                };
-                *count = n.saturating_add_signed(segments);
-                // Adding nothing (`has_room`) only reads: a stale window reads as 0 already.
-                if segments == 0 {
-                    continue;
-                }
-                tree.insert(key, value(window, *count))?;
+    /// Reads first, outside a transaction: a read (0 segments) and a refusal end there and
+    /// write nothing (a sled transaction takes sled's global write lock and writes a batch
+    /// marker to its log even when it only reads). Counts only grow within their window, so
+    /// a refusal read outside stays a refusal; an addition that fits is checked again inside
+    /// the transaction that makes it.
+    fn count_sms(&self, at: Windows, segments: u64, caps: SmsCounts) -> StoreFuture<'_, SmsCounts> {
+        let passes = |c: SmsCounts| c.hour > caps.hour || c.day > caps.day;
+        let count = || -> Result<SmsCounts, StoreError> {
+            let (_, after) = added(at, segments, |key| self.sms_budget.get(key))?;
+            if segments == 0 || passes(after) {
+                return Ok(after);
             }
-            Ok::<_, ConflictableTransactionError<StoreError>>(SmsCounts {
-                hour: after[0],
-                day: after[1],
-            })
-        });
-        ready(counted.map_err(StoreError::from))
+            let counted = self.sms_budget.transaction(|tree| {
+                let (writes, after) = added(at, segments, |key| tree.get(key))?;
+                if !passes(after) {
+                    for (key, value) in writes {
+                        tree.insert(key, value)?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(after)
+            })?;
+            Ok(counted)
+        };
+        ready(count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::super::SledStore;
+    use crate::core::budget::{BudgetHealth, SmsClass};
+    use crate::core::limits::LimitsConfig;
+    use crate::core::sms_budget::SmsBudget;
+
+    /// 2026-12-02 10:00:00 UTC.
+    const NOW: u64 = 1_796_205_600;
+
+    /// Once the budget is spent every SMS is refused, so a refusal is the common case then:
+    /// it reads the counts and writes nothing (sled tells a watcher of every write).
+    #[tokio::test]
+    async fn a_refused_spend_writes_nothing() {
+        let store = SledStore::temporary().unwrap();
+        let budget = SmsBudget {
+            counts: Arc::new(store.clone()),
+            health: BudgetHealth::default(),
+        };
+        let rules = LimitsConfig {
+            sms_per_hour: 3,
+            sms_per_day: 5,
+            sms_reserved_for_credentials_percent: 0,
+            ..LimitsConfig::default()
+        };
+        let mut writes = store.sms_budget.watch_prefix(b"");
+        let spend = |segments| budget.spend(SmsClass::Credentials, segments, &rules, NOW);
+        assert!(spend(3).await.unwrap());
+        for key in ["hour", "day"] {
+            let written = writes.next_timeout(Duration::from_secs(5));
+            assert!(written.is_ok(), "the {key} count was not written");
+        }
+        assert!(!spend(1).await.unwrap());
+        assert!(
+            writes.next_timeout(Duration::ZERO).is_err(),
+            "a refused spend wrote"
+        );
+        assert!(
+            !budget
+                .has_room(SmsClass::Credentials, &rules, NOW)
+                .await
+                .unwrap()
+        );
+        assert!(writes.next_timeout(Duration::ZERO).is_err(), "a read wrote");
     }
 }

@@ -27,7 +27,18 @@ pub(crate) fn sent_by(mo: &MoMessage, number: &Msisdn) -> bool {
 impl SledStore {
     /// Removes every record naming `number`; returns how many went.
     pub(super) fn erase(&self, number: &Msisdn) -> Result<usize, StoreError> {
-        let mut erased = self.accounts.erase(number)?;
+        let mut erased = 0;
+        if let Some(account) = self.accounts.get(number)?
+            && self
+                .accounts
+                .pending
+                .remove(account.id.to_be_bytes())?
+                .is_some()
+        {
+            erased += 1;
+            self.passwords_pending.sub(1);
+        }
+        erased += self.accounts.erase(number)?;
         erased += remove_if::<LoginRecord>(&self.logins.tree, "logins", |r| {
             r.msisdn.as_ref() == Some(number)
         })?;
@@ -67,7 +78,7 @@ fn remove_if<T: Record>(
 }
 
 impl super::accounts::Accounts {
-    /// The account, its pending password, every session naming the number or its account
+    /// The account, every session naming the number or its account
     /// (by the index, and by a scan for any the index lost), and unsettled answers for the
     /// account or holding its credentials.
     pub(super) fn erase(&self, number: &Msisdn) -> Result<usize, StoreError> {
@@ -75,7 +86,6 @@ impl super::accounts::Accounts {
         let account = self.get(number)?;
         if let Some(account) = &account {
             erased += self.revoke_all(account.id)?;
-            erased += usize::from(self.pending.remove(account.id.to_be_bytes())?.is_some());
             erased += usize::from(self.remove_account(number)?);
         }
         for key in self.sessions_naming(number)? {

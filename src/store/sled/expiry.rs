@@ -43,26 +43,44 @@ pub(super) fn entry(at: UnixSecs, key: &[u8]) -> Vec<u8> {
     entry
 }
 
-/// Fills an empty `index` of keys `at_of(key, value)` (8 bytes, big-endian) ‖ `key` from
-/// every record of `main`: a store written before the index existed has records and no
-/// entries. Also serves indexes by another leading number than expiry (sessions by account).
+/// The tree that marks each index a fill completed: index tree name → nothing.
+pub(super) const FILLED: &str = "indexes_filled";
+
+/// Fills `index` with keys `at_of(key, value)` (8 bytes, big-endian) ‖ `key` from every
+/// record of `main`, once per store: a store written before the index existed has records
+/// and no entries. Also serves indexes by another leading number than expiry (sessions by
+/// account).
+///
+/// "Once" is the mark in [`FILLED`], written only after the entries are flushed; an index
+/// is never judged complete by being non-empty, since a fill that died half-way leaves it
+/// non-empty too. Without the mark the fill runs (again) over all of `main`, inserting
+/// entries that may already be there, which is harmless: a fill cut short is completed at
+/// the next open, and a store written by a release that kept its indexes beside each write
+/// but marked nothing is read through once, then never again.
 pub(super) fn fill(
+    db: &sled::Db,
     index: &sled::Tree,
     main: &sled::Tree,
     at_of: impl Fn(&[u8], &[u8]) -> Result<u64, StoreError>,
 ) -> Result<(), StoreError> {
-    if index.is_empty() && !main.is_empty() {
+    let filled = db.open_tree(FILLED)?;
+    if filled.contains_key(index.name())? {
+        return Ok(());
+    }
+    if !main.is_empty() {
         for record in main.iter() {
             let (key, value) = record?;
             index.insert(entry(at_of(&key, &value)?, &key), &[])?;
         }
+        db.flush()?;
     }
+    filled.insert(index.name(), &[])?;
     Ok(())
 }
 
 impl Expiry {
     /// Opens the index of `main`. A store written before the index existed has records and
-    /// no entries: they are indexed here once, by `expiry_of(key, value)`.
+    /// no entries: they are indexed here once, by `expiry_of(key, value)` (see [`fill`]).
     pub fn open(
         db: &sled::Db,
         name: &str,
@@ -70,7 +88,7 @@ impl Expiry {
         expiry_of: impl Fn(&[u8], &[u8]) -> Result<UnixSecs, StoreError>,
     ) -> Result<Expiry, StoreError> {
         let tree = db.open_tree(name)?;
-        fill(&tree, main, expiry_of)?;
+        fill(db, &tree, main, expiry_of)?;
         Ok(Expiry { tree })
     }
 
@@ -213,6 +231,48 @@ mod tests {
         );
         assert!(main.get("k").unwrap().is_some());
         assert_eq!(sweep(&main, &index, 4_000).removed, 1);
+    }
+
+    /// A fill that died half-way left some entries and no mark: the next open indexes the
+    /// rest, so every record is swept in the end.
+    #[test]
+    fn a_fill_cut_short_is_completed_at_the_next_open() {
+        let db = db();
+        let main = db.open_tree("main").unwrap();
+        let cut_short = db.open_tree("main_due").unwrap();
+        for i in 0..10u64 {
+            let key = format!("k{i}");
+            main.insert(&key, &(1_000 + i).to_be_bytes()).unwrap();
+            if i < 4 {
+                cut_short
+                    .insert(entry(1_000 + i, key.as_bytes()), &[])
+                    .unwrap();
+            }
+        }
+        let index = Expiry::open(&db, "main_due", &main, expiry_of).unwrap();
+        assert_eq!(sweep(&main, &index, 2_000).removed, 10);
+        assert!(main.is_empty());
+    }
+
+    /// Once a fill is marked complete, later opens do not read the records again.
+    #[test]
+    fn a_completed_fill_is_not_read_again() {
+        let db = db();
+        let main = db.open_tree("main").unwrap();
+        for i in 0..10u64 {
+            main.insert(format!("k{i}"), &(1_000 + i).to_be_bytes())
+                .unwrap();
+        }
+        let read = std::cell::Cell::new(0);
+        let counted = |key: &[u8], value: &[u8]| {
+            read.set(read.get() + 1);
+            expiry_of(key, value)
+        };
+        Expiry::open(&db, "main_due", &main, counted).unwrap();
+        assert_eq!(read.get(), 10);
+        let index = Expiry::open(&db, "main_due", &main, counted).unwrap();
+        assert_eq!(read.get(), 10, "the second open read records again");
+        assert_eq!(sweep(&main, &index, 2_000).removed, 10);
     }
 
     #[test]

@@ -14,13 +14,20 @@
 //! An import keeps each record's id (an account id is what apps know a person by; an answer
 //! names the MO it served by id), so it moves the counter past every imported id at the end:
 //! a new account or MO never takes an id already used.
+//!
+//! A session or pending password names its account by id, and PostgreSQL refuses one whose
+//! account is not there (a foreign key). sled has no such constraint and no index of accounts
+//! by id, so the import keeps the ids of the accounts it has put (8 bytes each, not the
+//! records) and refuses the same records PostgreSQL does.
+
+use std::collections::HashSet;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::accounts::{account_key, due_key as session_due_key};
 use super::record::{PendingRecord, SessionRecord};
-use super::{SledStore, budget, decode, encode, minted};
+use super::{SledStore, budget, decode, encode, expiry, minted};
 use crate::core::auth::{Account, AuthAnswer, SessionKey};
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -230,6 +237,7 @@ impl SledStore {
         SledImport {
             store: self,
             highest_id: 0,
+            accounts: HashSet::new(),
             marked: false,
         }
     }
@@ -240,13 +248,17 @@ pub struct SledImport {
     store: SledStore,
     /// The highest id of any record put so far.
     highest_id: u64,
+    /// The ids of the accounts put so far: a session or pending password must name one.
+    accounts: HashSet<u64>,
     marked: bool,
 }
 
 impl SledImport {
+    /// Empty of records: the marks of completed index fills (written at open, even into an
+    /// empty store) do not count.
     fn empty(&self) -> Result<bool, StoreError> {
         for name in self.store.db.tree_names() {
-            if self.store.db.open_tree(&name)?.first()?.is_some() {
+            if name != expiry::FILLED && self.store.db.open_tree(&name)?.first()?.is_some() {
                 return Ok(false);
             }
         }
@@ -286,6 +298,19 @@ impl SledImport {
             return Err(invalid(format!("id {id} is beyond any sled store's")));
         }
         self.highest_id = self.highest_id.max(id);
+        match &item {
+            Item::Account { account, .. } => {
+                self.accounts.insert(account.id);
+            }
+            Item::PasswordPending { account_id, .. } | Item::Session { account_id, .. }
+                if !self.accounts.contains(account_id) =>
+            {
+                return Err(invalid(format!(
+                    "account {account_id} is not among the accounts before this line"
+                )));
+            }
+            _ => {}
+        }
         let key = id.to_be_bytes();
         let s = &self.store;
         let a = &s.accounts;

@@ -1,4 +1,5 @@
-//! Queue depths kept as counters, so `/metrics` and `/status` never walk a tree.
+//! Queue depths kept as counters, so `/metrics` and `/status` never walk a tree (also the
+//! accounts waiting for their password, a queue of the registrar's).
 //!
 //! sled's `Tree::len` visits every entry; on a backlog of a million MOs that is a second of
 //! CPU per scrape. Each queue's owner counts its tree once when the store opens (the count

@@ -46,24 +46,28 @@ impl Inbox {
 
     /// Writes a batch, skipping MOs already received within `window` seconds (redeliveries);
     /// returns how many were redeliveries. Not durable until the store is flushed.
-    pub fn append(&self, messages: &[MoMessage], window: u64) -> Result<usize, StoreError> {
-        let values: Vec<([u8; 16], Vec<u8>, u64)> = messages
+    pub fn append(
+        &self,
+        messages: &[(MoMessage, [u8; 16])],
+        window: u64,
+    ) -> Result<usize, StoreError> {
+        let values: Vec<(&[u8; 16], Vec<u8>, u64)> = messages
             .iter()
-            .map(|mo| (mo.digest(), encode(mo), mo.received_at))
+            .map(|(mo, digest)| (digest, encode(mo), mo.received_at))
             .collect();
         let repeats = (&self.tree, &self.seen, self.seen_due.tree()).transaction(
             |(inbox, seen, seen_due)| {
                 let mut repeats = 0;
                 for (digest, value, received_at) in &values {
                     let earlier = seen
-                        .get(digest)?
+                        .get(*digest)?
                         .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes));
                     if earlier.is_some_and(|t| t + window >= *received_at) {
                         repeats += 1;
                         continue;
                     }
-                    seen.insert(digest, &received_at.to_be_bytes())?;
-                    Expiry::note_in(seen_due, *received_at, digest)?;
+                    seen.insert(*digest, &received_at.to_be_bytes())?;
+                    Expiry::note_in(seen_due, *received_at, *digest)?;
                     let id = inbox.generate_id()?;
                     inbox.insert(&id.to_be_bytes(), value.as_slice())?;
                 }

@@ -105,6 +105,8 @@ pub struct SledStore {
     opt_outs: sled::Tree,
     /// The global SMS budget's counts (`budget`).
     sms_budget: sled::Tree,
+    /// How many accounts are marked "password pending" (`accounts.pending`).
+    passwords_pending: gauge::Gauge,
 }
 
 impl SledStore {
@@ -144,11 +146,13 @@ impl SledStore {
     }
 
     fn from_db(db: sled::Db, lock: Option<Arc<open::StoreLock>>) -> Result<SledStore, StoreError> {
+        let accounts = Accounts::open(&db)?;
         Ok(SledStore {
             _lock: lock,
             inbox: Inbox::open(&db)?,
             logins: Logins::open(&db)?,
-            accounts: Accounts::open(&db)?,
+            passwords_pending: gauge::Gauge::counted(&accounts.pending),
+            accounts,
             outbox: Outbox::new(db.open_tree("outbox")?),
             flusher: Arc::new(flush::Flusher::default()),
             notifier: LoginNotifier::default(),
@@ -356,6 +360,7 @@ impl StoreBase for SledStore {
             parts: self.parts.len(),
             outbox: self.outbox.len(),
             webhooks: self.webhooks.len(),
+            passwords_pending: self.passwords_pending.get(),
         }
     }
 
@@ -365,9 +370,9 @@ impl StoreBase for SledStore {
 }
 
 impl IngestStore for SledStore {
-    fn append_mos<'a>(
+    fn append_digested<'a>(
         &'a self,
-        mos: &'a [MoMessage],
+        mos: &'a [(MoMessage, [u8; 16])],
         redelivery_window: u64,
     ) -> StoreFuture<'a, usize> {
         let repeats = self.inbox.append(mos, redelivery_window);
@@ -617,7 +622,13 @@ impl AccountStore for SledStore {
     }
 
     fn log_in<'a>(&'a self, new: NewLogin<'a>) -> StoreFuture<'a, AuthAnswer> {
-        ready(self.accounts.login(new))
+        // An account created for a password to be texted is marked pending with it.
+        let marks = new.if_new.as_ref().is_some_and(|n| n.password_to.is_some());
+        let answer = self.accounts.login(new);
+        if marks && answer.as_ref().is_ok_and(|a| a.created) {
+            self.passwords_pending.add(1);
+        }
+        ready(answer)
     }
 
     fn settle_answer(&self, request_id: u64) -> StoreFuture<'_, ()> {

@@ -60,39 +60,126 @@ impl SledStore {
     ) -> Result<bool, StoreError> {
         let mark = pending.account_id.to_be_bytes();
         let password = password.map(|(hash, sms)| (hash, encode(sms)));
-        let stored = (
+        // Whether the mark was there (and went), and whether the password was stored.
+        let (unmarked, stored) = (
             &self.accounts.pending,
             self.accounts.accounts_tree(),
             &self.outbox.tree,
         )
             .transaction(|(marks, accounts, outbox)| {
                 if marks.remove(&mark)?.is_none() {
-                    return Ok(false);
+                    return Ok((false, false));
                 }
                 let Some((hash, sms)) = &password else {
-                    return Ok(false);
+                    return Ok((true, false));
                 };
                 let key = pending.msisdn.as_str().as_bytes();
                 let Some(value) = accounts.get(key)? else {
-                    return Ok(false);
+                    return Ok((true, false));
                 };
                 let mut account: Account =
                     decode("accounts", &value).map_err(ConflictableTransactionError::Abort)?;
                 // Another account under the number (erased and made again), or a password
                 // set meanwhile (PASSWORD texted): this one is not to be sent.
                 if account.id != pending.account_id || account.password_hash.is_some() {
-                    return Ok(false);
+                    return Ok((true, false));
                 }
                 account.password_hash = Some((*hash).to_owned());
                 accounts.insert(key, encode(&account))?;
                 let id = outbox.generate_id()?;
                 outbox.insert(&id.to_be_bytes(), sms.as_slice())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(true)
+                Ok::<_, ConflictableTransactionError<StoreError>>((true, true))
             })?;
+        if unmarked {
+            self.passwords_pending.sub(1);
+        }
         if stored {
             self.outbox.depth.add(1);
             self.outbox.wake();
         }
         Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SledStore;
+    use crate::core::msisdn::Msisdn;
+    use crate::core::outbound::SmsRoute;
+    use crate::core::store::{AccountStore, NewAccount, NewLogin, StoreBase as _};
+
+    const NOW: u64 = 1_800_000_000;
+
+    async fn log_in(store: &SledStore, request_id: u64, msisdn: &Msisdn, texted: bool) -> bool {
+        let route = SmsRoute {
+            smsc: "sim".into(),
+            from: "10690000".into(),
+        };
+        store
+            .log_in(NewLogin {
+                request_id,
+                msisdn,
+                if_new: Some(NewAccount {
+                    password_to: texted.then_some(route),
+                }),
+                session: format!("session-{request_id}"),
+                session_expires_at: NOW + 3_600,
+                now: NOW,
+            })
+            .await
+            .unwrap()
+            .created
+    }
+
+    /// The count of accounts waiting for their password follows the marks: up with each new
+    /// account whose password is to be texted, down when one is stored or its mark lifted or
+    /// its number erased, and counted again when the store opens.
+    #[tokio::test]
+    async fn pending_passwords_are_counted_as_their_marks_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let numbers: Vec<Msisdn> = (0..4)
+            .map(|n| Msisdn::parse(&format!("+861380013800{n}")).unwrap())
+            .collect();
+        {
+            let store = SledStore::open(&path, 16).unwrap();
+            let pending = |store: &SledStore| store.depths().passwords_pending;
+            assert_eq!(pending(&store), 0);
+            for (n, number) in numbers.iter().enumerate() {
+                // The last one's password is not to be texted: no mark.
+                assert!(log_in(&store, n as u64, number, n < 3).await);
+            }
+            assert_eq!(pending(&store), 3);
+            assert!(!log_in(&store, 9, &numbers[0], true).await, "returning");
+            assert_eq!(pending(&store), 3);
+
+            let marks = store.pending_passwords(&|_| false, 10).unwrap();
+            let sms = marks[0]
+                .to
+                .clone()
+                .sms(marks[0].msisdn.clone(), "pw".into(), NOW);
+            assert!(
+                store
+                    .store_password(&marks[0], Some(("$argon2id$x", &sms)))
+                    .unwrap()
+            );
+            assert_eq!(pending(&store), 2);
+            // Again (a retry): the mark is gone already, nothing counts twice.
+            assert!(
+                !store
+                    .store_password(&marks[0], Some(("$argon2id$x", &sms)))
+                    .unwrap()
+            );
+            assert_eq!(pending(&store), 2);
+            // Lifted without a password (an opted-out number).
+            store.store_password(&marks[1], None).unwrap();
+            assert_eq!(pending(&store), 1);
+            store.sync().await.unwrap();
+        }
+        let store = SledStore::open(&path, 16).unwrap();
+        assert_eq!(store.depths().passwords_pending, 1);
+        store.erase_number(&numbers[2]).await.unwrap();
+        assert_eq!(store.depths().passwords_pending, 0);
+        assert!(store.pending_passwords(&|_| false, 10).unwrap().is_empty());
     }
 }
