@@ -26,7 +26,6 @@ mod passwords;
 mod record;
 mod rejected;
 mod sent;
-mod tuning;
 mod webhooks;
 
 use std::path::Path;
@@ -126,15 +125,15 @@ impl SledStore {
     /// which finishes or replaces it.
     pub fn open_for_import(path: &Path, cache_capacity_mb: u64) -> Result<SledStore, OpenError> {
         let lock = open::StoreLock::acquire(path)?;
-        let unusable = |cause| OpenError::Unusable {
-            path: path.to_owned(),
-            cause,
-        };
-        let db = tuning::config(path, cache_capacity_mb)
-            .map_err(unusable)?
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_mb * 1024 * 1024)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(cause) => unusable(cause),
+                sled::Error::Io(cause) => OpenError::Unusable {
+                    path: path.to_owned(),
+                    cause,
+                },
                 e => OpenError::Store(e.into()),
             })?;
         Ok(Self::from_db(db, Some(Arc::new(lock)))?)
@@ -142,7 +141,7 @@ impl SledStore {
 
     /// A store in a temporary directory, removed when the last handle goes (tests).
     pub fn temporary() -> Result<SledStore, StoreError> {
-        Self::from_db(tuning::temporary().open()?, None)
+        Self::from_db(sled::Config::new().temporary(true).open()?, None)
     }
 
     fn from_db(db: sled::Db, lock: Option<Arc<open::StoreLock>>) -> Result<SledStore, StoreError> {
