@@ -24,7 +24,7 @@
 //!
 //! # Exactly once
 //! Decisions that must happen once are made by the store, atomically, never by a read and a
-//! later write in the caller: a redelivered MO is stored once ([`IngestStore::append_mos`]),
+//! later write in the caller: a redelivered MO is stored once ([`IngestStore::append_digested`]),
 //! a session is handed out once ([`PollStore::take_session`]), a number gets one account
 //! ([`AccountStore::log_in`]), an MO leaves the inbox only together with its outcome
 //! ([`PipelineStore::commit_outcomes`]). Queues (inbox, outbox, webhooks) are at-least-once:
@@ -173,6 +173,24 @@ pub enum Outcome {
     Rejected { mo: MoId, rejected: RejectedMo },
 }
 
+impl Outcome {
+    /// Leaves only the MO's removal and its replies: the login state, the session it hands
+    /// out and the event reporting it are not to be recorded.
+    pub fn drop_login(&mut self) {
+        if let Outcome::Decided {
+            login,
+            session,
+            event,
+            ..
+        } = self
+        {
+            *login = None;
+            *session = None;
+            *event = None;
+        }
+    }
+}
+
 /// What a sweep may remove: everything past these times.
 #[derive(Debug, Clone, Copy)]
 pub struct SweepDue {
@@ -203,12 +221,15 @@ pub trait PipelineStore: IngestStore + LoginReads {
     /// so after a crash they are taken again.
     fn oldest_mos(&self, limit: usize) -> StoreFuture<'_, Vec<(MoId, MoMessage)>>;
 
-    /// For each outcome, atomically: the MO leaves the inbox, the login state (if any) is
-    /// recorded where the recorded one may become it ([`LoginState::may_become`]: a terminal
-    /// state stays terminal, whatever was read when the outcome was decided), the replies are queued for sending and the event for its webhook. The whole
-    /// slice is one transaction: all of it or none. Waiting polls of the recorded logins
-    /// are woken. Durable after `sync`; nothing queued here is handed to an SMSC or a
-    /// webhook before then.
+    /// For each outcome whose MO is still in the inbox, atomically: the MO leaves the inbox,
+    /// the login state (if any) is recorded where the recorded one may become it
+    /// ([`LoginState::may_become`]: a terminal state stays terminal, whatever was read when
+    /// the outcome was decided) and, only then, its session stored and its event queued for
+    /// its webhook; the replies are queued for sending. An outcome whose MO is gone (another
+    /// node committed it, or its number was erased) leaves nothing. The whole slice is one
+    /// transaction: all of it or none. Waiting polls of the recorded logins are woken.
+    /// Durable after `sync`; nothing queued here is handed to an SMSC or a webhook before
+    /// then.
     fn commit_outcomes<'a>(&'a self, outcomes: &'a [Outcome]) -> StoreFuture<'a, ()>;
 
     /// Records that the login's MO waits for the auth core, unless a state is recorded

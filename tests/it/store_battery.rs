@@ -999,17 +999,37 @@ async fn a_session_left_to_the_commit_is_stored_only_with_its_login(store: Arc<d
         login: Some((challenge, record(complete(name), NOW + 600))),
         session: Some(password_session(id, &number, name, NOW + 10)),
         replies: vec![],
-        event: None,
+        event: Some(event("shop", name)),
     };
     store
         .commit_outcomes(&[
             left(taken[1].0, kept, "handed-out"),
-            // An expired login stays expired: its session is handed to nobody.
+            // An expired login stays expired: its session is handed to nobody, and no event
+            // tells of a state that was not recorded.
             left(taken[2].0, lost, "never-handed-out"),
         ])
         .await
         .unwrap();
     store.sync().await.unwrap();
+    let events = store.pending_events(&|_, _| false, 10).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|(_, e)| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["handed-out"]
+    );
+    assert_eq!(store.depths().webhooks, 1);
+    // An outcome whose MO already left the inbox (committed before, or its number erased)
+    // leaves nothing.
+    let late = challenge();
+    store
+        .commit_outcomes(&[left(taken[1].0, late, "late")])
+        .await
+        .unwrap();
+    assert_eq!(store.login(&late).await.unwrap(), None);
+    assert_eq!(store.session(&SessionKey::of("late")).await.unwrap(), None);
+    assert_eq!(store.depths().webhooks, 1);
     assert_eq!(
         store.login(&lost).await.unwrap().unwrap().state,
         LoginState::Expired

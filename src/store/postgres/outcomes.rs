@@ -67,6 +67,8 @@ struct Events {
     backend: Vec<String>,
     event_id: Vec<String>,
     body: Vec<String>,
+    /// The challenge of the login state the event reports.
+    challenge: Vec<Option<Vec<u8>>>,
 }
 
 fn commit_statement() -> String {
@@ -107,9 +109,11 @@ WITH gone AS (
 ), events AS (
     INSERT INTO webhooks (backend, event_id, body)
     SELECT backend, event_id, body
-    FROM unnest($19::bigint[], $20::text[], $21::text[], $22::text[]) WITH ORDINALITY
-         AS e(mo_id, backend, event_id, body, ord)
+    FROM unnest($19::bigint[], $20::text[], $21::text[], $22::text[], $41::bytea[])
+         WITH ORDINALITY AS e(mo_id, backend, event_id, body, challenge, ord)
     WHERE mo_id IN (SELECT id FROM gone)
+      -- The event reports its login state: none for a state not recorded.
+      AND (challenge IS NULL OR challenge IN (SELECT challenge FROM decided))
     ORDER BY ord
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
@@ -183,13 +187,16 @@ impl PgStore {
             let mo_id = mo as i64;
             ids.push(mo_id);
             // One row per challenge per statement (PostgreSQL refuses to upsert a row twice
-            // in one command): the first decision in the batch is the one that counts.
-            if let Some((challenge, record)) = login
-                && !logins
+            // in one command). The pipeline sends one login per challenge per batch (its
+            // `Batch::push`); should another caller send two, the first one counts, and the
+            // second one's session and event are not stored either.
+            let second = login.is_some_and(|(challenge, _)| {
+                logins
                     .challenge
                     .iter()
                     .any(|c| c.as_slice() == challenge.as_bytes())
-            {
+            });
+            if let Some((challenge, record)) = login.filter(|_| !second) {
                 let c = login_columns(record);
                 logins.mo_id.push(mo_id);
                 logins.challenge.push(challenge.as_bytes().to_vec());
@@ -218,11 +225,14 @@ impl PgStore {
                 replies.body.push(reply.text.clone());
                 replies.created_at.push(secs(reply.created_at));
             }
-            if let Some(event) = event {
+            if let Some(event) = event.filter(|_| !second) {
                 events.mo_id.push(mo_id);
                 events.backend.push(event.backend.clone());
                 events.event_id.push(event.event_id.clone());
                 events.body.push(event.body.clone());
+                events
+                    .challenge
+                    .push(login.map(|(c, _)| c.as_bytes().to_vec()));
             }
         }
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
@@ -258,6 +268,7 @@ impl PgStore {
             &sessions.account_id,
             &sessions.expires_at,
             &sessions.issued_at,
+            &events.challenge,
         ]);
         let _writing = self.signals.writing();
         let client = self.pool.get().await?;

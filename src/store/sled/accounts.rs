@@ -45,14 +45,14 @@ pub struct Accounts {
     pub(super) pending: sled::Tree,
 }
 
-pub(super) fn account_key(account_id: u64, key: &SessionKey) -> [u8; 40] {
+fn account_key(account_id: u64, key: &SessionKey) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..8].copy_from_slice(&account_id.to_be_bytes());
     k[8..].copy_from_slice(&key.0);
     k
 }
 
-pub(super) fn due_key(expires_at: UnixSecs, key: &SessionKey) -> [u8; 40] {
+fn due_key(expires_at: UnixSecs, key: &SessionKey) -> [u8; 40] {
     account_key(expires_at, key)
 }
 
@@ -65,14 +65,18 @@ fn key_after_prefix(entry: &[u8]) -> Option<SessionKey> {
     session_key(entry.get(8..)?)
 }
 
-/// The session record of `new`, encoded.
-pub(super) fn session_value(new: &NewSession) -> Vec<u8> {
-    encode(&SessionRecord {
+fn session_record(new: &NewSession) -> SessionRecord {
+    SessionRecord {
         account_id: new.account_id,
         expires_at: new.expires_at,
         issued_at: Some(new.issued_at),
         msisdn: Some(new.msisdn.clone()),
-    })
+    }
+}
+
+/// The session record of `new`, encoded.
+pub(super) fn session_value(new: &NewSession) -> Vec<u8> {
+    encode(&session_record(new))
 }
 
 /// The trees a session is written to, as one transaction sees them.
@@ -271,10 +275,19 @@ impl Accounts {
 
     /// Indexes first, the session last (see the module's note on crashes).
     pub fn add_session(&self, new: NewSession) -> Result<(), StoreError> {
+        self.put_session(&new.key, &session_record(&new))
+    }
+
+    /// Writes a session and its two index entries, as plain writes (not in a transaction).
+    pub(super) fn put_session(
+        &self,
+        key: &SessionKey,
+        record: &SessionRecord,
+    ) -> Result<(), StoreError> {
         self.by_account
-            .insert(account_key(new.account_id, &new.key), &[])?;
-        self.due.insert(due_key(new.expires_at, &new.key), &[])?;
-        self.sessions.insert(new.key.0, session_value(&new))?;
+            .insert(account_key(record.account_id, key), &[])?;
+        self.due.insert(due_key(record.expires_at, key), &[])?;
+        self.sessions.insert(key.0, encode(record))?;
         Ok(())
     }
 
@@ -360,10 +373,9 @@ mod tests {
         let written = &store.accounts;
         written.add_session(session(7, "expired", 2_000)).unwrap();
         written.add_session(session(8, "live", 9_000)).unwrap();
-        // As an older store left them: sessions, no index entries, no mark of a fill.
+        // As an older store left them: sessions, and no index entries.
         written.by_account.clear().unwrap();
         written.due.clear().unwrap();
-        store.db.drop_tree(super::super::expiry::FILLED).unwrap();
 
         let opened = Accounts::open(&store.db).unwrap();
         assert_eq!(opened.sweep(3_000).unwrap(), 1);

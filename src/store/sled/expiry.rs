@@ -43,38 +43,37 @@ pub(super) fn entry(at: UnixSecs, key: &[u8]) -> Vec<u8> {
     entry
 }
 
-/// The tree that marks each index a fill completed: index tree name → nothing.
-pub(super) const FILLED: &str = "indexes_filled";
+/// The tree that marks each index whose fill is under way: index tree name → nothing.
+pub(super) const FILLING: &str = "indexes_filling";
 
 /// Fills `index` with keys `at_of(key, value)` (8 bytes, big-endian) ‖ `key` from every
-/// record of `main`, once per store: a store written before the index existed has records
-/// and no entries. Also serves indexes by another leading number than expiry (sessions by
-/// account).
+/// record of `main`: a store written before the index existed has records and no entries.
+/// Also serves indexes by another leading number than expiry (sessions by account).
 ///
-/// "Once" is the mark in [`FILLED`], written only after the entries are flushed; an index
-/// is never judged complete by being non-empty, since a fill that died half-way leaves it
-/// non-empty too. Without the mark the fill runs (again) over all of `main`, inserting
-/// entries that may already be there, which is harmless: a fill cut short is completed at
-/// the next open, and a store written by a release that kept its indexes beside each write
-/// but marked nothing is read through once, then never again.
+/// An empty index beside records is filled; a non-empty one is complete (written beside
+/// its records since), unless it carries the mark in [`FILLING`]. The mark is durable
+/// before the first entry and removed only once the last is, so a fill that died half-way
+/// (non-empty, yet incomplete) runs again at the next open, and a store whose indexes are
+/// whole is never read through at start.
 pub(super) fn fill(
     db: &sled::Db,
     index: &sled::Tree,
     main: &sled::Tree,
     at_of: impl Fn(&[u8], &[u8]) -> Result<u64, StoreError>,
 ) -> Result<(), StoreError> {
-    let filled = db.open_tree(FILLED)?;
-    if filled.contains_key(index.name())? {
+    let filling = db.open_tree(FILLING)?;
+    let cut_short = filling.contains_key(index.name())?;
+    if !cut_short && (!index.is_empty() || main.is_empty()) {
         return Ok(());
     }
-    if !main.is_empty() {
-        for record in main.iter() {
-            let (key, value) = record?;
-            index.insert(entry(at_of(&key, &value)?, &key), &[])?;
-        }
-        db.flush()?;
+    filling.insert(index.name(), &[])?;
+    db.flush()?;
+    for record in main.iter() {
+        let (key, value) = record?;
+        index.insert(entry(at_of(&key, &value)?, &key), &[])?;
     }
-    filled.insert(index.name(), &[])?;
+    db.flush()?;
+    filling.remove(index.name())?;
     Ok(())
 }
 
@@ -240,6 +239,8 @@ mod tests {
         let db = db();
         let main = db.open_tree("main").unwrap();
         let cut_short = db.open_tree("main_due").unwrap();
+        let filling = db.open_tree(FILLING).unwrap();
+        filling.insert("main_due", &[]).unwrap();
         for i in 0..10u64 {
             let key = format!("k{i}");
             main.insert(&key, &(1_000 + i).to_be_bytes()).unwrap();
@@ -250,11 +251,13 @@ mod tests {
             }
         }
         let index = Expiry::open(&db, "main_due", &main, expiry_of).unwrap();
+        assert!(filling.is_empty(), "the mark goes once the fill is whole");
         assert_eq!(sweep(&main, &index, 2_000).removed, 10);
         assert!(main.is_empty());
     }
 
-    /// Once a fill is marked complete, later opens do not read the records again.
+    /// Once a fill is complete (or the index was written beside its records all along),
+    /// later opens do not read the records again.
     #[test]
     fn a_completed_fill_is_not_read_again() {
         let db = db();

@@ -17,7 +17,7 @@
 //!
 //! A session or pending password names its account by id, and PostgreSQL refuses one whose
 //! account is not there (a foreign key). sled has no such constraint and no index of accounts
-//! by id, so the import keeps the ids of the accounts it has put (8 bytes each, not the
+//! by id, so the import keeps the ids of the accounts it has put (about 16 bytes each, not the
 //! records) and refuses the same records PostgreSQL does.
 
 use std::collections::HashSet;
@@ -25,9 +25,8 @@ use std::collections::HashSet;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::accounts::{account_key, due_key as session_due_key};
 use super::record::{PendingRecord, SessionRecord};
-use super::{SledStore, budget, decode, encode, expiry, minted};
+use super::{SledStore, budget, decode, encode, minted};
 use crate::core::auth::{Account, AuthAnswer, SessionKey};
 use crate::core::error::StoreError;
 use crate::core::login::{LoginRecord, MintedLogin};
@@ -254,11 +253,10 @@ pub struct SledImport {
 }
 
 impl SledImport {
-    /// Empty of records: the marks of completed index fills (written at open, even into an
-    /// empty store) do not count.
+    /// Empty of records.
     fn empty(&self) -> Result<bool, StoreError> {
         for name in self.store.db.tree_names() {
-            if name != expiry::FILLED && self.store.db.open_tree(&name)?.first()?.is_some() {
+            if self.store.db.open_tree(&name)?.first()?.is_some() {
                 return Ok(false);
             }
         }
@@ -348,12 +346,7 @@ impl SledImport {
                     issued_at,
                     msisdn,
                 };
-                // Indexes first, the session last, as `Accounts::add_session` writes them.
-                a.account_sessions_tree()
-                    .insert(account_key(account_id, &session), &[])?;
-                a.sessions_due_tree()
-                    .insert(session_due_key(expires_at, &session), &[])?;
-                a.sessions_tree().insert(session.0, encode(&record))?;
+                a.put_session(&session, &record)?;
             }
             Item::AuthAnswer { answer, .. } => {
                 a.answers_tree().insert(key, encode(&answer))?;

@@ -203,7 +203,7 @@ impl SledStore {
                 },
             })
             .collect();
-        let left_inbox = (
+        let counted = (
             &self.inbox.tree,
             &self.logins.tree,
             &self.outbox.tree,
@@ -231,7 +231,7 @@ impl SledStore {
                     by_account,
                     due,
                 };
-                let mut left_inbox = 0;
+                let (mut left_inbox, mut replies_queued, mut events_queued) = (0, 0, 0);
                 for outcome in &encoded {
                     match outcome {
                         Encoded::Decided {
@@ -241,15 +241,22 @@ impl SledStore {
                             replies,
                             event,
                         } => {
-                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
+                            // An MO no longer in the inbox (its number erased meanwhile) leaves
+                            // nothing behind, as on PostgreSQL.
+                            if inbox.remove(&mo.to_be_bytes())?.is_none() {
+                                continue;
+                            }
+                            left_inbox += 1;
+                            let mut recorded = true;
                             if let Some((challenge, next, value)) = login {
-                                let recorded = logins
+                                let earlier = logins
                                     .get(challenge.as_bytes())?
                                     .map(|v| decode::<LoginRecord>("logins", &v))
                                     .transpose()
                                     .map_err(ConflictableTransactionError::Abort)?;
                                 // A terminal state stays terminal (`LoginState::may_become`).
-                                if recorded.is_none_or(|r| r.state.may_become(&next.state)) {
+                                recorded = earlier.is_none_or(|r| r.state.may_become(&next.state));
+                                if recorded {
                                     logins.insert(challenge.as_bytes(), value.as_slice())?;
                                     Expiry::note_in(
                                         logins_due,
@@ -264,36 +271,39 @@ impl SledStore {
                             for value in replies {
                                 let id = outbox.generate_id()?;
                                 outbox.insert(&id.to_be_bytes(), value.as_slice())?;
+                                replies_queued += 1;
                             }
-                            if let Some(value) = event {
+                            // The event reports the login state: none for a state not recorded.
+                            if let Some(value) = event.as_ref().filter(|_| recorded) {
                                 let id = webhooks.generate_id()?;
                                 webhooks.insert(&id.to_be_bytes(), value.as_slice())?;
+                                events_queued += 1;
                             }
                         }
                         Encoded::Rejected { mo, value } => {
-                            left_inbox += usize::from(inbox.remove(&mo.to_be_bytes())?.is_some());
+                            if inbox.remove(&mo.to_be_bytes())?.is_none() {
+                                continue;
+                            }
+                            left_inbox += 1;
                             rejected.insert(&mo.to_be_bytes(), value.as_slice())?;
                         }
                     }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(left_inbox)
+                Ok::<_, ConflictableTransactionError<StoreError>>((
+                    left_inbox,
+                    replies_queued,
+                    events_queued,
+                ))
             })?;
+        let (left_inbox, replies, events) = counted;
         self.inbox.depth.sub(left_inbox);
-        let mut replies = 0;
-        let mut events = 0;
         for outcome in outcomes {
             if let Outcome::Decided {
-                login,
-                replies: r,
-                event,
+                login: Some((challenge, _)),
                 ..
             } = outcome
             {
-                if let Some((challenge, _)) = login {
-                    self.notifier.notify(challenge);
-                }
-                replies += r.len();
-                events += usize::from(event.is_some());
+                self.notifier.notify(challenge);
             }
         }
         if replies > 0 {
