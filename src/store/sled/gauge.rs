@@ -72,7 +72,7 @@ mod tests {
             assert_eq!(store.depths().inbox, 3);
             store.sync().await.unwrap();
         }
-        let store = SledStore::open(&path, 16).unwrap();
+        let store = super::super::tests::reopen(&path);
         assert_eq!(store.depths().inbox, 3);
     }
 

@@ -738,6 +738,25 @@ mod tests {
     use super::*;
     use crate::core::login::LoginState;
 
+    /// Opens the store at `path` again once the instance dropped before has let go of it:
+    /// sled's own IO threads may still hold its lock for a moment after the last handle is
+    /// dropped (a restart of the process never meets that).
+    pub(super) fn reopen(path: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match SledStore::open(path, 16) {
+                Ok(store) => return store,
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("reopening {}: {e}", path.display()),
+            }
+        }
+    }
+
     /// An MO reading "HELP" from `source_addr`.
     pub(super) fn mo_from(source_addr: &str) -> MoMessage {
         MoMessage {

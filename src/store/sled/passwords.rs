@@ -176,7 +176,7 @@ mod tests {
             assert_eq!(pending(&store), 1);
             store.sync().await.unwrap();
         }
-        let store = SledStore::open(&path, 16).unwrap();
+        let store = super::super::tests::reopen(&path);
         assert_eq!(store.depths().passwords_pending, 1);
         store.erase_number(&numbers[2]).await.unwrap();
         assert_eq!(store.depths().passwords_pending, 0);
