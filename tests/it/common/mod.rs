@@ -197,6 +197,20 @@ impl Harness {
         .await
     }
 
+    /// The login's state once it is no longer `pending`: long-polls again while it is, for
+    /// up to a minute, so a machine whose disk stalls the pipeline's flush for longer than
+    /// one long-poll still gets its answer; a login never decided still fails the test.
+    pub async fn poll_decided(&self, verifier: &Verifier, token: &Token) -> Value {
+        for _ in 0..6 {
+            let (status, answer) = self.poll(verifier, token, 10_000).await;
+            assert_eq!(status, 200, "{answer}");
+            if answer["state"] != "pending" {
+                return answer;
+            }
+        }
+        panic!("the login was still pending after a minute");
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
