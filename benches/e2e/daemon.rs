@@ -30,6 +30,11 @@ impl Daemon {
         let cache = std::env::var("MOAUTH_BENCH_CACHE_MB")
             .map(|mb| format!("cache_capacity_mb = {mb}\n"))
             .unwrap_or_default();
+        // MOAUTH_BENCH_MAX_TPS caps the bind's submit_sm rate as a carrier does (default: none).
+        let max_tps: u32 = std::env::var("MOAUTH_BENCH_MAX_TPS")
+            .ok()
+            .and_then(|tps| tps.parse().ok())
+            .unwrap_or(0);
         std::fs::write(
             &config,
             format!(
@@ -65,7 +70,7 @@ system_id = "{SIM_SYSTEM_ID}"
 password = "{SIM_PASSWORD}"
 short_code = "10690000"
 window = 100
-max_tps = 0
+max_tps = {max_tps}
 "#,
                 store = store.display()
             ),
