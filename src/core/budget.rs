@@ -67,6 +67,19 @@ pub struct SmsCounts {
     pub day: u64,
 }
 
+impl SmsCounts {
+    /// The period whose count is past its cap in `caps` (the hour's first), if one is.
+    pub fn over(self, caps: SmsCounts) -> Option<Period> {
+        if self.hour > caps.hour {
+            Some(Period::Hour)
+        } else if self.day > caps.day {
+            Some(Period::Day)
+        } else {
+            None
+        }
+    }
+}
+
 /// The budget that was spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
@@ -119,14 +132,7 @@ pub fn caps(rules: &LimitsConfig, class: SmsClass) -> SmsCounts {
 /// Whether an SMS of `class` fits, given the counts `after` it was added; if not, the period
 /// whose budget it would overspend (the hour's first).
 pub fn fits(rules: &LimitsConfig, class: SmsClass, after: SmsCounts) -> Result<(), Period> {
-    let caps = caps(rules, class);
-    if after.hour > caps.hour {
-        Err(Period::Hour)
-    } else if after.day > caps.day {
-        Err(Period::Day)
-    } else {
-        Ok(())
-    }
+    after.over(caps(rules, class)).map_or(Ok(()), Err)
 }
 
 /// The budget as `/readyz` names it.

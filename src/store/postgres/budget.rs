@@ -57,7 +57,7 @@ impl PgStore {
         }
         let segments = i64::try_from(segments).unwrap_or(i64::MAX);
         let after = counts(client.query(COUNT, &[&hour, &day, &segments]).await?);
-        if after.hour > caps.hour || after.day > caps.day {
+        if after.over(caps).is_some() {
             client.query(COUNT, &[&hour, &day, &-segments]).await?;
         }
         Ok(after)

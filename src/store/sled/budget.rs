@@ -66,15 +66,14 @@ impl SmsBudgetStore for SledStore {
     /// a refusal read outside stays a refusal; an addition that fits is checked again inside
     /// the transaction that makes it.
     fn count_sms(&self, at: Windows, segments: u64, caps: SmsCounts) -> StoreFuture<'_, SmsCounts> {
-        let passes = |c: SmsCounts| c.hour > caps.hour || c.day > caps.day;
         let count = || -> Result<SmsCounts, StoreError> {
             let (_, after) = added(at, segments, |key| self.sms_budget.get(key))?;
-            if segments == 0 || passes(after) {
+            if segments == 0 || after.over(caps).is_some() {
                 return Ok(after);
             }
             let counted = self.sms_budget.transaction(|tree| {
                 let (writes, after) = added(at, segments, |key| tree.get(key))?;
-                if !passes(after) {
+                if after.over(caps).is_none() {
                     for (key, value) in writes {
                         tree.insert(key, value)?;
                     }
