@@ -174,8 +174,8 @@ impl AuthCore for EmbeddedAuth {
         self.login_inner(request).boxed()
     }
 
-    fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>> {
-        async move { Ok(self.store.settle_answer(request_id).await?) }.boxed()
+    fn settle<'a>(&'a self, request_ids: &'a [u64]) -> BoxFuture<'a, Result<(), AuthError>> {
+        async move { Ok(self.store.settle_answers(request_ids).await?) }.boxed()
     }
 
     fn knows<'a>(&'a self, msisdn: &'a Msisdn) -> BoxFuture<'a, Result<Option<bool>, AuthError>> {
@@ -389,7 +389,7 @@ pub(super) mod tests {
         let first = auth.login(&request(7, "+8613800138000")).await.unwrap();
         let again = auth.login(&request(7, "+8613800138000")).await.unwrap();
         assert_eq!(first.answer, again.answer);
-        auth.settle(7).await.unwrap();
+        auth.settle(&[7]).await.unwrap();
         let after = auth.login(&request(7, "+8613800138000")).await.unwrap();
         assert!(!after.answer.created);
     }

@@ -435,7 +435,7 @@ impl AuthCore for RemoteAuth {
 
     /// The auth core keeps its own answers by request id (protocol/auth-core.md); moauth
     /// keeps nothing to forget.
-    fn settle(&self, _request_id: u64) -> BoxFuture<'_, Result<(), AuthError>> {
+    fn settle<'a>(&'a self, _request_ids: &'a [u64]) -> BoxFuture<'a, Result<(), AuthError>> {
         futures::future::ready(Ok(())).boxed()
     }
 

@@ -85,8 +85,9 @@ pub struct Granted {
 pub trait AuthCore: Send + Sync {
     fn login<'a>(&'a self, request: &'a AuthRequest) -> BoxFuture<'a, Result<Granted, AuthError>>;
 
-    /// The login that used `request_id` is committed: its answer need not be kept.
-    fn settle(&self, request_id: u64) -> BoxFuture<'_, Result<(), AuthError>>;
+    /// The logins that used `request_ids` (a round's) are committed: their answers need not
+    /// be kept.
+    fn settle<'a>(&'a self, request_ids: &'a [u64]) -> BoxFuture<'a, Result<(), AuthError>>;
 
     /// Whether `msisdn` has an account already, for the new-accounts limit; None when this
     /// core cannot tell without a login (then the login is made with `may_create` false).

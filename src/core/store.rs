@@ -434,9 +434,9 @@ pub trait AccountStore: StoreBase {
     /// meanwhile was erased before this one could read it. Atomic; durable after `sync`.
     fn log_in<'a>(&'a self, new: NewLogin<'a>) -> StoreFuture<'a, AuthAnswer>;
 
-    /// The login that used `request_id` is committed: its answer (and the password in it)
-    /// is forgotten.
-    fn settle_answer(&self, request_id: u64) -> StoreFuture<'_, ()>;
+    /// The logins that used `request_ids` are committed: their answers are forgotten, in
+    /// one write.
+    fn settle_answers<'a>(&'a self, request_ids: &'a [u64]) -> StoreFuture<'a, ()>;
 
     fn account_count(&self) -> StoreFuture<'_, usize>;
 

@@ -158,8 +158,8 @@ impl LoginPipeline {
         if !batch.outcomes().is_empty() {
             self.store.commit_outcomes(batch.outcomes()).await?;
         }
-        for id in &batch.settle {
-            self.auth.settle(*id).await?;
+        if !batch.settle.is_empty() {
+            self.auth.settle(&batch.settle).await?;
         }
         if done > 0 {
             self.store.sync().await?;

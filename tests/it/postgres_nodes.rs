@@ -469,7 +469,7 @@ async fn an_mo_logged_in_on_two_nodes_gets_one_answer() {
     let second = b.log_in(new_login(7, &number, "pb")).await.unwrap();
     assert_eq!(second, first, "same account, session and credentials");
     assert_eq!(b.auth_answer(7).await.unwrap(), Some(first));
-    a.settle_answer(7).await.unwrap();
+    a.settle_answers(&[7]).await.unwrap();
     assert_eq!(b.auth_answer(7).await.unwrap(), None);
     // A later MO of the same number logs in to the account, on either node.
     let returning = a.log_in(new_login(8, &number, "x")).await.unwrap();

@@ -746,7 +746,7 @@ async fn an_answer_is_kept_for_a_retry_until_settled(store: Arc<dyn Store>) {
     assert_eq!(store.auth_answer(5).await.unwrap(), None);
     let answer = store.log_in(new_login(5, &number)).await.unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), Some(answer));
-    store.settle_answer(5).await.unwrap();
+    store.settle_answers(&[5]).await.unwrap();
     assert_eq!(store.auth_answer(5).await.unwrap(), None);
     assert!(store.account(&number).await.unwrap().is_some());
 }

@@ -167,13 +167,14 @@ impl PgStore {
         Ok(Ok(answer))
     }
 
-    /// Forgets a request's answer (and the password in it).
-    pub(super) async fn settle_answer(&self, request_id: u64) -> Result<(), PostgresError> {
+    /// Forgets the requests' answers: one statement for a round.
+    pub(super) async fn settle_answers(&self, request_ids: &[u64]) -> Result<(), PostgresError> {
+        let ids: Vec<i64> = request_ids.iter().map(|&id| id as i64).collect();
         let client = self.pool.get().await?;
         client
             .execute(
-                "DELETE FROM auth_answers WHERE request_id = $1",
-                &[&(request_id as i64)],
+                "DELETE FROM auth_answers WHERE request_id = ANY($1)",
+                &[&ids],
             )
             .await?;
         Ok(())

@@ -320,8 +320,8 @@ impl AccountStore for PgStore {
         .boxed()
     }
 
-    fn settle_answer(&self, request_id: u64) -> StoreFuture<'_, ()> {
-        boxed(PgStore::settle_answer(self, request_id))
+    fn settle_answers<'a>(&'a self, request_ids: &'a [u64]) -> StoreFuture<'a, ()> {
+        boxed(PgStore::settle_answers(self, request_ids))
     }
 
     fn account_count(&self) -> StoreFuture<'_, usize> {

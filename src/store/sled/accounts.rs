@@ -203,10 +203,12 @@ impl Accounts {
         Ok(answer)
     }
 
-    /// Forgets a request's answer (and the plaintext credentials in it) once the login it
-    /// served is committed.
-    pub fn settle(&self, request_id: u64) -> Result<(), StoreError> {
-        self.answers.remove(request_id.to_be_bytes())?;
+    /// Forgets the requests' answers once the logins they served are committed; removing
+    /// one that is not there writes nothing.
+    pub fn settle(&self, request_ids: &[u64]) -> Result<(), StoreError> {
+        for id in request_ids {
+            self.answers.remove(id.to_be_bytes())?;
+        }
         Ok(())
     }
 

@@ -640,8 +640,8 @@ impl AccountStore for SledStore {
         ready(answer)
     }
 
-    fn settle_answer(&self, request_id: u64) -> StoreFuture<'_, ()> {
-        ready(self.accounts.settle(request_id))
+    fn settle_answers<'a>(&'a self, request_ids: &'a [u64]) -> StoreFuture<'a, ()> {
+        ready(self.accounts.settle(request_ids))
     }
 
     fn account_count(&self) -> StoreFuture<'_, usize> {
