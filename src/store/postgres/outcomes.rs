@@ -9,6 +9,7 @@
 //! `rejected/bad_token` and an uncollected `complete` claimed by a second number give way),
 //! and an event id is queued once.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use tokio_postgres::types::ToSql;
@@ -161,6 +162,7 @@ impl PgStore {
         let mut events = Events::default();
         let mut aside = SetAside::default();
         let mut sessions = Sessions::default();
+        let mut challenges = HashSet::new();
         for outcome in outcomes {
             let (mo, login, session, queued, event) = match outcome {
                 Outcome::Decided {
@@ -190,12 +192,7 @@ impl PgStore {
             // in one command). The pipeline sends one login per challenge per batch (its
             // `Batch::push`); should another caller send two, the first one counts, and the
             // second one's session and event are not stored either.
-            let second = login.is_some_and(|(challenge, _)| {
-                logins
-                    .challenge
-                    .iter()
-                    .any(|c| c.as_slice() == challenge.as_bytes())
-            });
+            let second = login.is_some_and(|(challenge, _)| !challenges.insert(*challenge));
             if let Some((challenge, record)) = login.filter(|_| !second) {
                 let c = login_columns(record);
                 logins.mo_id.push(mo_id);

@@ -232,6 +232,7 @@ impl SledStore {
                     due,
                 };
                 let (mut left_inbox, mut replies_queued, mut events_queued) = (0, 0, 0);
+                let mut recorded_logins = Vec::new();
                 for outcome in &encoded {
                     match outcome {
                         Encoded::Decided {
@@ -257,6 +258,7 @@ impl SledStore {
                                 // A terminal state stays terminal (`LoginState::may_become`).
                                 recorded = earlier.is_none_or(|r| r.state.may_become(&next.state));
                                 if recorded {
+                                    recorded_logins.push(*challenge);
                                     logins.insert(challenge.as_bytes(), value.as_slice())?;
                                     Expiry::note_in(
                                         logins_due,
@@ -293,18 +295,14 @@ impl SledStore {
                     left_inbox,
                     replies_queued,
                     events_queued,
+                    recorded_logins,
                 ))
             })?;
-        let (left_inbox, replies, events) = counted;
+        let (left_inbox, replies, events, recorded_logins) = counted;
         self.inbox.depth.sub(left_inbox);
-        for outcome in outcomes {
-            if let Outcome::Decided {
-                login: Some((challenge, _)),
-                ..
-            } = outcome
-            {
-                self.notifier.notify(challenge);
-            }
+        // Waiting polls of the logins recorded, and of no other.
+        for challenge in &recorded_logins {
+            self.notifier.notify(challenge);
         }
         if replies > 0 {
             self.outbox.depth.add(replies);
